@@ -1,0 +1,200 @@
+//! `shoebox`: the headless host of the Shoebox engine. Parses the command
+//! line, opens the engine on the data directory and prints results; every
+//! decision is the engine's.
+
+mod logging;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use shoebox_core::{AlbumMode, Engine, Home, LIBRARY_DEST, OnDelete, SyncOptions, WatchSpec};
+
+/// Shoebox keeps folders of photos and videos backed up into albums.
+#[derive(Debug, Parser)]
+#[command(name = "shoebox", version, about)]
+struct Cli {
+    /// Keep all state, settings, logs and the default library in DIR
+    /// (default: the platform's app data folder).
+    #[arg(long, global = true, env = "SHOEBOX_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// More detail in the log on stderr (-v: info, -vv: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Places albums are stored.
+    #[command(subcommand)]
+    Dest(DestCommand),
+    /// Folders that are backed up.
+    #[command(subcommand)]
+    Watch(WatchCommand),
+    /// Scan every watched folder, upload everything pending, then exit.
+    Sync {
+        #[command(flatten)]
+        json: Json,
+        /// Parallel uploads.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
+    },
+    /// What is watched and how far the backup is.
+    Status {
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Json {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum DestCommand {
+    /// List destinations.
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Add a destination.
+    Add {
+        /// A name for it, used with `watch add --dest`.
+        name: String,
+        #[command(subcommand)]
+        kind: DestKind,
+    },
+    /// Remove a destination (refused while a watch uses it). Deletes no files.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum DestKind {
+    /// A local or network folder.
+    Local {
+        #[arg(long, value_name = "DIR")]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WatchCommand {
+    /// Start backing up a folder.
+    Add {
+        folder: PathBuf,
+        /// single: one album for everything; per-folder: one album per folder.
+        #[arg(long, default_value = "single")]
+        mode: AlbumMode,
+        /// Album name (default: the folder's name).
+        #[arg(long)]
+        album: Option<String>,
+        /// Destination name (see `shoebox dest list`).
+        #[arg(long, default_value = LIBRARY_DEST)]
+        dest: String,
+        /// When a file is deleted from the folder: keep it in the album, or remove it.
+        #[arg(long, default_value = "keep")]
+        on_delete: OnDelete,
+        /// Back up every regular file, not only photos and videos.
+        #[arg(long)]
+        all_files: bool,
+    },
+    /// List watched folders.
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Stop backing up a folder. Deletes nothing anywhere.
+    Remove { folder: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let home = Home::open(cli.home)?;
+    let _log = logging::init(&home, cli.verbose);
+    let engine = Engine::open(home)?;
+    match cli.command {
+        Command::Dest(DestCommand::List { json }) => {
+            output::dests(&engine.destinations()?, json.json)?
+        }
+        Command::Dest(DestCommand::Add {
+            name,
+            kind: DestKind::Local { path },
+        }) => {
+            let d = engine.add_local_destination(&name, &path)?;
+            println!(
+                "added destination {} ({})",
+                d.name,
+                d.path.unwrap_or_default()
+            );
+        }
+        Command::Dest(DestCommand::Remove { name }) => {
+            engine.remove_destination(&name)?;
+            println!("removed destination {name} (no files were deleted)");
+        }
+        Command::Watch(WatchCommand::Add {
+            folder,
+            mode,
+            album,
+            dest,
+            on_delete,
+            all_files,
+        }) => {
+            let spec = WatchSpec {
+                folder,
+                mode,
+                album,
+                dest,
+                on_delete,
+                all_files,
+            };
+            let (w, notices) = engine.add_watch(&spec)?;
+            for n in notices {
+                eprintln!("note: {n}");
+            }
+            println!(
+                "watching {} → album {:?} ({}) on {}",
+                w.folder, w.album, w.mode, w.dest
+            );
+        }
+        Command::Watch(WatchCommand::List { json }) => {
+            output::watches(&engine.watches()?, json.json)?
+        }
+        Command::Watch(WatchCommand::Remove { folder }) => {
+            let w = engine.remove_watch(&folder)?;
+            println!("stopped watching {} (nothing was deleted)", w.folder);
+        }
+        Command::Status { json } => output::status(&engine.status()?, json.json)?,
+        Command::Sync { json, workers } => {
+            let lock = engine.lock("shoebox sync")?;
+            let opts = SyncOptions {
+                workers: usize::from(workers),
+            };
+            let mut progress = output::SyncProgress::new(json.json);
+            let report = engine.sync(&lock, &opts, &mut |e| progress.event(e))?;
+            progress.finish(&report)?;
+            return Ok(if report.is_complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,213 @@
+//! How the CLI shows things: text tables, JSON, and the sync progress bar
+//! (files, bytes, rate, ETA) on a terminal or JSON lines with `--json`.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use shoebox_core::{DestInfo, Event, Status, SyncReport, WatchInfo};
+
+fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub fn dests(list: &[DestInfo], json: bool) -> Result<()> {
+    if json {
+        return print_json(list);
+    }
+    for d in list {
+        println!(
+            "{:<16} {:<8} {}",
+            d.name,
+            d.kind,
+            d.path.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+pub fn watches(list: &[WatchInfo], json: bool) -> Result<()> {
+    if json {
+        return print_json(list);
+    }
+    if list.is_empty() {
+        println!("no folders are watched; add one with `shoebox watch add FOLDER`");
+    }
+    for w in list {
+        println!(
+            "{}\n    album {:?} ({}), destination {}, on delete: {}{}",
+            w.folder,
+            w.album,
+            w.mode,
+            w.dest,
+            w.on_delete,
+            if w.all_files { ", all files" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+fn state_text(state: &str) -> &'static str {
+    match state {
+        "new" => "not synced yet",
+        "up_to_date" => "up to date",
+        "pending" => "files waiting",
+        "needs_attention" => "some files failed",
+        "folder_missing" => "folder missing",
+        _ => "unknown",
+    }
+}
+
+pub fn status(s: &Status, json: bool) -> Result<()> {
+    if json {
+        return print_json(s);
+    }
+    println!("data folder: {}", s.home);
+    if s.watches.is_empty() {
+        println!("no folders are watched; add one with `shoebox watch add FOLDER`");
+    }
+    for w in &s.watches {
+        println!(
+            "{} → {:?} ({}) on {}",
+            w.watch.folder, w.watch.album, w.watch.mode, w.watch.dest
+        );
+        println!(
+            "    {}: {} files, {} uploaded, {} pending, {} failed, {} skipped, {} ignored; last scan {}",
+            state_text(w.state),
+            w.files,
+            w.uploaded,
+            w.pending,
+            w.failed,
+            w.skipped,
+            w.ignored,
+            w.last_scan.as_deref().unwrap_or("never")
+        );
+        if let Some(d) = &w.detail {
+            println!("    {d}");
+        }
+    }
+    println!(
+        "queue: {} pending, {} in progress, {} failed",
+        s.queue.pending, s.queue.in_progress, s.queue.failed
+    );
+    Ok(())
+}
+
+/// Shows a sync pass as it runs.
+pub struct SyncProgress {
+    json: bool,
+    bar: Option<ProgressBar>,
+    files_total: u64,
+    files_done: u64,
+}
+
+impl SyncProgress {
+    pub fn new(json: bool) -> SyncProgress {
+        SyncProgress {
+            json,
+            bar: None,
+            files_total: 0,
+            files_done: 0,
+        }
+    }
+
+    fn say(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        if self.json {
+            // A closed stdout only loses the progress lines.
+            let _ = print_json(e);
+            return;
+        }
+        match e {
+            Event::Queue { files, bytes } => {
+                self.files_total = *files;
+                if std::io::stderr().is_terminal() && *files > 0 {
+                    let bar =
+                        ProgressBar::with_draw_target(Some(*bytes), ProgressDrawTarget::stderr());
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{bar:30} {msg} · {bytes}/{total_bytes} · {bytes_per_sec} · ETA {eta}",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar.set_message(format!("0/{files} files"));
+                    self.bar = Some(bar);
+                }
+            }
+            Event::FileDone {
+                size, note, path, ..
+            } => {
+                self.step(*size);
+                if let Some(n) = note {
+                    self.say(format!("note: {path}: {n}"));
+                }
+            }
+            Event::FileFailed { path, error, size } => {
+                self.step(*size);
+                self.say(format!("failed: {path}: {error}"));
+            }
+            Event::FileSkipped { path, reason } => self.say(format!("skipped: {path}: {reason}")),
+            Event::WatchMissing { reason, .. } => self.say(format!("folder missing: {reason}")),
+            Event::DestinationUnavailable { error, .. } => {
+                self.say(format!("destination unavailable: {error}"))
+            }
+            _ => {}
+        }
+    }
+
+    fn step(&mut self, size: u64) {
+        self.files_done += 1;
+        if let Some(bar) = &self.bar {
+            bar.inc(size);
+            bar.set_message(format!("{}/{} files", self.files_done, self.files_total));
+        }
+    }
+
+    pub fn finish(self, r: &SyncReport) -> Result<()> {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.json {
+            #[derive(Serialize)]
+            struct Summary<'a> {
+                event: &'static str,
+                complete: bool,
+                #[serde(flatten)]
+                report: &'a SyncReport,
+            }
+            return print_json(&Summary {
+                event: "summary",
+                complete: r.is_complete(),
+                report: r,
+            });
+        }
+        println!(
+            "{} uploaded, {} already in the album, {} moved, {} unchanged, {} removed from albums; \
+             {} failed, {} skipped, {} ignored",
+            r.uploaded, r.linked, r.moved, r.unchanged, r.removed, r.failed, r.skipped, r.ignored
+        );
+        for p in &r.failures {
+            println!("failed: {}: {}", p.path, p.reason);
+        }
+        if r.waiting > 0 {
+            println!(
+                "{} files are waiting for their destination or folder to come back",
+                r.waiting
+            );
+        }
+        if r.is_complete() {
+            println!("every file is in its album");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! Album and entry names: how a folder maps to albums (`single` or
+//! `per-folder`), how names are made safe for every destination, and how a
+//! name collision is resolved (`name (2).ext`).
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::str::FromStr;
+
+/// How a watched folder maps to albums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlbumMode {
+    /// Every file under the folder, at any depth, goes into one album.
+    Single,
+    /// Each folder that directly holds files is its own album.
+    PerFolder,
+}
+
+impl AlbumMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlbumMode::Single => "single",
+            AlbumMode::PerFolder => "per-folder",
+        }
+    }
+}
+
+impl fmt::Display for AlbumMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AlbumMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "single" => Ok(AlbumMode::Single),
+            "per-folder" => Ok(AlbumMode::PerFolder),
+            other => Err(format!(
+                "unknown album mode {other:?}: use single or per-folder"
+            )),
+        }
+    }
+}
+
+const MAX_NAME_BYTES: usize = 200;
+
+const RESERVED_WINDOWS: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+fn truncate_on_char(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+/// Makes an album name that is one safe path component on every destination
+/// (local on any OS, S3, WebDAV): no separators, no control or
+/// Windows-invalid characters, no leading dots (so never `..` nor hidden), no
+/// trailing dots or spaces, no reserved Windows device names, bounded length.
+pub fn sanitize_album(raw: &str) -> String {
+    let mut s: String = raw
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    s = s
+        .trim()
+        .trim_start_matches('.')
+        .trim_end_matches(['.', ' '])
+        .trim()
+        .to_string();
+    let stem = s.split('.').next().unwrap_or("").trim_end();
+    if RESERVED_WINDOWS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(stem))
+    {
+        s.insert(0, '_');
+    }
+    truncate_on_char(&mut s, MAX_NAME_BYTES);
+    if s.chars().all(|c| c == '_' || c == ' ') && s.len() <= 2 {
+        // Nothing meaningful survived ("..", "/", "").
+        s = format!("Album{s}").trim_end().to_string();
+    }
+    s
+}
+
+/// Makes a file name safe to store as one path component on any
+/// destination, keeping it as close to the original as possible: lossy UTF-8
+/// (the store keeps the original bytes), separators and control characters
+/// replaced.
+pub fn sanitize_file_name(raw: &OsStr) -> String {
+    let mut s: String = raw
+        .to_string_lossy()
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    if s == "." || s == ".." || s.is_empty() {
+        s = format!("_{s}");
+    }
+    if s.len() > 255 {
+        // Keep the extension so the file still opens as what it is.
+        let ext = s
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_string())
+            .filter(|e| e.len() <= 16);
+        let keep = 255 - ext.as_ref().map_or(0, |e| e.len() + 1);
+        truncate_on_char(&mut s, keep);
+        if let Some(e) = ext {
+            s.push('.');
+            s.push_str(&e);
+        }
+    }
+    s
+}
+
+/// The name to try for the `n`-th file (n ≥ 2) of the same name in one album:
+/// `IMG_0001 (2).jpg`, `README (3)`.
+pub fn numbered(base: &str, n: u32) -> String {
+    match base.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({n}).{ext}"),
+        _ => format!("{base} ({n})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn album_names_cannot_escape_the_destination() {
+        for (raw, want) in [
+            ("..", "Album"),
+            ("../../etc", "_.._etc"),
+            ("a/b", "a_b"),
+            ("a\\b", "a_b"),
+            ("/", "Album_"),
+            ("", "Album"),
+            (".hidden", "hidden"),
+            ("tab\there", "tab_here"),
+            ("nul\0byte", "nul_byte"),
+            ("CON", "_CON"),
+            ("com1.txt", "_com1.txt"),
+            ("Trip. ", "Trip"),
+            ("Holidays 2024", "Holidays 2024"),
+            ("Été à Paris 🌞", "Été à Paris 🌞"),
+        ] {
+            let got = sanitize_album(raw);
+            assert_eq!(got, want, "sanitize_album({raw:?})");
+            assert!(
+                !got.contains(['/', '\\', '\0']) && !got.starts_with('.'),
+                "{got:?} must be one safe component"
+            );
+        }
+    }
+
+    #[test]
+    fn long_album_names_are_cut_on_a_char_boundary() {
+        let s = sanitize_album(&"é".repeat(300));
+        assert!(s.len() <= MAX_NAME_BYTES && s.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn numbered_names_keep_the_extension() {
+        assert_eq!(numbered("IMG_0001.jpg", 2), "IMG_0001 (2).jpg");
+        assert_eq!(numbered("archive.tar.gz", 3), "archive.tar (3).gz");
+        assert_eq!(numbered("README", 2), "README (2)");
+        assert_eq!(numbered(".profile", 2), ".profile (2)");
+    }
+
+    #[test]
+    fn file_names_lose_only_what_no_destination_can_hold() {
+        assert_eq!(sanitize_file_name(OsStr::new("IMG 1.jpg")), "IMG 1.jpg");
+        assert_eq!(sanitize_file_name(OsStr::new("a\nb.jpg")), "a_b.jpg");
+        assert_eq!(sanitize_file_name(OsStr::new("a\\b.jpg")), "a_b.jpg");
+        let long = format!("{}.jpg", "x".repeat(300));
+        let s = sanitize_file_name(OsStr::new(&long));
+        assert!(s.len() <= 255 && s.ends_with(".jpg"));
+    }
+}

@@ -1,0 +1,218 @@
+//! A local or NAS folder as a destination: `<root>/<album>/<name>`, written
+//! through a staging folder on the same file system (`<root>/.shoebox-staging`),
+//! fsynced, then renamed into place and the album folder fsynced.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use super::{Destination, Staged};
+use crate::error::DestError;
+use crate::platform::{is_disk_full, sync_dir};
+
+/// Where staged uploads live; album names never start with a dot, so this
+/// cannot collide with an album.
+pub const STAGING_DIR: &str = ".shoebox-staging";
+
+#[derive(Debug, Clone)]
+pub struct LocalFolder {
+    name: String,
+    root: PathBuf,
+    /// The embedded library is created on first use; a user's folder must
+    /// exist (a missing one may be an unplugged drive).
+    create_root: bool,
+}
+
+impl LocalFolder {
+    pub fn new(name: &str, root: PathBuf, create_root: bool) -> LocalFolder {
+        LocalFolder {
+            name: name.to_string(),
+            root,
+            create_root,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn object(&self, album: &str, name: &str) -> PathBuf {
+        self.root.join(album).join(name)
+    }
+
+    fn io_err(&self, path: &Path, source: io::Error) -> DestError {
+        if is_disk_full(&source) {
+            DestError::Full {
+                name: self.name.clone(),
+                source,
+            }
+        } else {
+            DestError::Io {
+                name: self.name.clone(),
+                path: path.display().to_string(),
+                source,
+            }
+        }
+    }
+
+    fn album_dir(&self, album: &str) -> Result<PathBuf, DestError> {
+        let dir = self.root.join(album);
+        match fs::create_dir(&dir) {
+            Ok(()) => sync_dir(&self.root).map_err(|e| self.io_err(&self.root, e))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(self.io_err(&dir, e)),
+        }
+        Ok(dir)
+    }
+
+    /// Puts a staged file at its final place and makes that durable.
+    fn place(&self, temp: NamedTempFile, album: &str, name: &str) -> Result<(), DestError> {
+        let dir = self.album_dir(album)?;
+        let target = dir.join(name);
+        temp.persist(&target)
+            .map_err(|e| self.io_err(&target, e.error))?;
+        sync_dir(&dir).map_err(|e| self.io_err(&dir, e))
+    }
+
+    /// After an object left an album: makes that durable, and removes the
+    /// album folder if it is now empty.
+    fn tidy_album(&self, album: &str) -> Result<(), DestError> {
+        let dir = self.root.join(album);
+        if fs::remove_dir(&dir).is_ok() {
+            sync_dir(&self.root).map_err(|e| self.io_err(&self.root, e))
+        } else {
+            sync_dir(&dir).map_err(|e| self.io_err(&dir, e))
+        }
+    }
+
+    fn new_temp(&self) -> Result<NamedTempFile, DestError> {
+        let staging = self.root.join(STAGING_DIR);
+        tempfile::Builder::new()
+            .prefix("upload-")
+            .suffix(".part")
+            .tempfile_in(&staging)
+            .map_err(|e| self.io_err(&staging, e))
+    }
+}
+
+struct LocalStaged {
+    dest: LocalFolder,
+    temp: NamedTempFile,
+    album: String,
+    name: String,
+}
+
+impl Staged for LocalStaged {
+    fn commit(self: Box<Self>) -> Result<(), DestError> {
+        let this = *self;
+        this.dest.place(this.temp, &this.album, &this.name)
+    }
+}
+
+impl Destination for LocalFolder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prepare(&self) -> Result<(), DestError> {
+        let unavailable = |why: String| DestError::Unavailable {
+            name: self.name.clone(),
+            why,
+        };
+        if self.create_root {
+            fs::create_dir_all(&self.root).map_err(|e| self.io_err(&self.root, e))?;
+        }
+        match fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(unavailable(format!(
+                    "{} is not a folder; point the destination at a folder",
+                    self.root.display()
+                )));
+            }
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "the folder {} cannot be reached ({e}); if it is on a drive or NAS, \
+                     connect it and sync again",
+                    self.root.display()
+                )));
+            }
+        }
+        let staging = self.root.join(STAGING_DIR);
+        match fs::remove_dir_all(&staging) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io_err(&staging, e)),
+        }
+        fs::create_dir(&staging).map_err(|e| self.io_err(&staging, e))
+    }
+
+    fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
+        let p = self.object(album, name);
+        fs::symlink_metadata(&p)
+            .map(|_| true)
+            .or_else(|e| match e.kind() {
+                io::ErrorKind::NotFound => Ok(false),
+                _ => Err(self.io_err(&p, e)),
+            })
+    }
+
+    fn stage(
+        &self,
+        album: &str,
+        name: &str,
+        source: &mut dyn Read,
+    ) -> Result<(Box<dyn Staged>, u64), DestError> {
+        let mut temp = self.new_temp()?;
+        let path = temp.path().to_path_buf();
+        let written = io::copy(source, temp.as_file_mut()).map_err(|e| self.io_err(&path, e))?;
+        temp.as_file_mut()
+            .flush()
+            .map_err(|e| self.io_err(&path, e))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| self.io_err(&path, e))?;
+        Ok((
+            Box::new(LocalStaged {
+                dest: self.clone(),
+                temp,
+                album: album.to_string(),
+                name: name.to_string(),
+            }),
+            written,
+        ))
+    }
+
+    fn rename(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+        let src = self.object(from.0, from.1);
+        let dir = self.album_dir(to.0)?;
+        let dst = dir.join(to.1);
+        match fs::rename(&src, &dst) {
+            Ok(()) => {}
+            // Already moved (a crash came between the move and its record).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && dst.exists() => return Ok(()),
+            Err(e) => return Err(self.io_err(&src, e)),
+        }
+        sync_dir(&dir).map_err(|e| self.io_err(&dir, e))?;
+        self.tidy_album(from.0)
+    }
+
+    fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+        let src = self.object(from.0, from.1);
+        let mut file = fs::File::open(&src).map_err(|e| self.io_err(&src, e))?;
+        let (staged, _) = self.stage(to.0, to.1, &mut file)?;
+        staged.commit()
+    }
+
+    fn delete(&self, album: &str, name: &str) -> Result<(), DestError> {
+        let p = self.object(album, name);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io_err(&p, e)),
+        }
+        self.tidy_album(album)
+    }
+}

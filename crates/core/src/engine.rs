@@ -1,0 +1,395 @@
+//! The engine's API for its hosts (CLI, tray app): configure destinations
+//! and watches, read status, run a sync pass. Each call validates its input
+//! and says clearly why a request is refused.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::album::{AlbumMode, sanitize_album};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::home::{Home, LIBRARY_DEST};
+use crate::lock::EngineLock;
+use crate::platform::dir_identity;
+use crate::store::{DestRow, FileState, NewWatch, OnDelete, Store, WatchRow, WatchState};
+use crate::sync::{SyncOptions, SyncReport, sync};
+
+/// A destination as hosts show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestInfo {
+    pub name: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// What a host asks for when adding a watch.
+#[derive(Debug, Clone)]
+pub struct WatchSpec {
+    pub folder: PathBuf,
+    pub mode: AlbumMode,
+    pub album: Option<String>,
+    pub dest: String,
+    pub on_delete: OnDelete,
+    pub all_files: bool,
+}
+
+/// A watch as hosts show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchInfo {
+    pub folder: String,
+    pub mode: AlbumMode,
+    pub album: String,
+    pub dest: String,
+    pub on_delete: &'static str,
+    pub all_files: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchStatus {
+    #[serde(flatten)]
+    pub watch: WatchInfo,
+    /// `new`, `up_to_date`, `pending`, `needs_attention` or `folder_missing`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub files: u64,
+    pub uploaded: u64,
+    pub pending: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub ignored: u64,
+    pub last_scan: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueStatus {
+    pub pending: u64,
+    pub in_progress: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub home: String,
+    pub watches: Vec<WatchStatus>,
+    pub queue: QueueStatus,
+}
+
+/// The engine for one data directory.
+#[derive(Debug)]
+pub struct Engine {
+    home: Home,
+    store: Store,
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn overlaps(a: &Path, b: &Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+impl Engine {
+    /// Opens the engine on `home`, creating the store and the embedded
+    /// library destination on first use.
+    pub fn open(home: Home) -> Result<Engine> {
+        let store = Store::open(&home.db_path())?;
+        store.insert_destination(LIBRARY_DEST, "local", None)?;
+        Ok(Engine { home, store })
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn dest_path(&self, d: &DestRow) -> PathBuf {
+        d.path.clone().unwrap_or_else(|| self.home.library_dir())
+    }
+
+    fn dest_info(&self, d: &DestRow) -> DestInfo {
+        DestInfo {
+            name: d.name.clone(),
+            kind: d.kind.clone(),
+            path: (d.kind == "local").then(|| display(&self.dest_path(d))),
+        }
+    }
+
+    pub fn destinations(&self) -> Result<Vec<DestInfo>> {
+        Ok(self
+            .store
+            .destinations()?
+            .iter()
+            .map(|d| self.dest_info(d))
+            .collect())
+    }
+
+    pub fn add_local_destination(&self, name: &str, path: &Path) -> Result<DestInfo> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(Error::Invalid(
+                "a destination needs a name of printable characters".into(),
+            ));
+        }
+        if self.store.destination_by_name(name)?.is_some() {
+            return Err(Error::Invalid(format!(
+                "a destination named {name:?} already exists; choose another name or remove it first"
+            )));
+        }
+        let path = fs::canonicalize(path).map_err(|e| {
+            Error::Invalid(format!(
+                "the folder {} cannot be used as a destination: {e}. Create it (or connect its drive) first",
+                path.display()
+            ))
+        })?;
+        if !path.is_dir() {
+            return Err(Error::Invalid(format!(
+                "{} is not a folder",
+                path.display()
+            )));
+        }
+        for w in self.store.watches()? {
+            if overlaps(&path, &w.root) {
+                return Err(Error::Invalid(format!(
+                    "{} overlaps the watched folder {}; a destination must be outside every watched folder",
+                    path.display(),
+                    w.root.display()
+                )));
+            }
+        }
+        self.store.insert_destination(name, "local", Some(&path))?;
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok(self.dest_info(&row))
+    }
+
+    pub fn remove_destination(&self, name: &str) -> Result<()> {
+        let Some(d) = self.store.destination_by_name(name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {name:?}; see `shoebox dest list`"
+            )));
+        };
+        if name == LIBRARY_DEST {
+            return Err(Error::Invalid(
+                "the built-in library destination cannot be removed".into(),
+            ));
+        }
+        let users: Vec<_> = self
+            .store
+            .watches()?
+            .into_iter()
+            .filter(|w| w.dest_id == d.id)
+            .collect();
+        if let Some(w) = users.first() {
+            return Err(Error::Invalid(format!(
+                "destination {name:?} is used by the watch of {} ({} watch(es) in all); remove those watches first",
+                w.root.display(),
+                users.len()
+            )));
+        }
+        self.store.delete_destination(d.id)
+    }
+
+    fn watch_info(w: &WatchRow) -> WatchInfo {
+        WatchInfo {
+            folder: display(&w.root),
+            mode: w.mode,
+            album: w.album.clone(),
+            dest: w.dest_name.clone(),
+            on_delete: w.on_delete.as_str(),
+            all_files: w.all_files,
+        }
+    }
+
+    /// Adds a watch. Returns it and notices for the user (e.g. an album name
+    /// that had to be changed).
+    pub fn add_watch(&self, spec: &WatchSpec) -> Result<(WatchInfo, Vec<String>)> {
+        let folder = &spec.folder;
+        let root = fs::canonicalize(folder).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot watch {}: {e}. Check the path",
+                folder.display()
+            ))
+        })?;
+        let meta = fs::metadata(&root).map_err(|e| Error::io("cannot read", &root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::Invalid(format!(
+                "cannot watch {}: it is not a folder",
+                root.display()
+            )));
+        }
+        fs::read_dir(&root).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot watch {}: it cannot be read ({e}). Check its permissions",
+                root.display()
+            ))
+        })?;
+        for w in self.store.watches()? {
+            if w.root == root {
+                return Err(Error::Invalid(format!(
+                    "{} is already watched",
+                    root.display()
+                )));
+            }
+            if overlaps(&root, &w.root) {
+                return Err(Error::Invalid(format!(
+                    "cannot watch {}: it overlaps the watched folder {}. A folder can only be in one \
+                     watch; remove that watch first, or pick a folder outside it",
+                    root.display(),
+                    w.root.display()
+                )));
+            }
+        }
+        if overlaps(&root, self.home.dir()) {
+            return Err(Error::Invalid(format!(
+                "cannot watch {}: Shoebox keeps its own data in {}, and the two must not overlap",
+                root.display(),
+                self.home.dir().display()
+            )));
+        }
+        let Some(dest) = self.store.destination_by_name(&spec.dest)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {:?}; see `shoebox dest list`",
+                spec.dest
+            )));
+        };
+        let dest_path = self.dest_path(&dest);
+        if overlaps(&root, &dest_path) {
+            return Err(Error::Invalid(format!(
+                "cannot watch {}: it overlaps the destination folder {}",
+                root.display(),
+                dest_path.display()
+            )));
+        }
+        let mut notices = Vec::new();
+        let raw_album = match &spec.album {
+            Some(a) => a.clone(),
+            None => root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let album = sanitize_album(&raw_album);
+        if album != raw_album {
+            notices.push(format!(
+                "album name {raw_album:?} cannot be used as a folder name on every destination; using {album:?}"
+            ));
+        }
+        let id = self.store.insert_watch(&NewWatch {
+            root,
+            mode: spec.mode,
+            album,
+            dest_id: dest.id,
+            on_delete: spec.on_delete,
+            all_files: spec.all_files,
+            root_identity: dir_identity(&meta),
+        })?;
+        Ok((Engine::watch_info(&self.store.watch(id)?), notices))
+    }
+
+    pub fn watches(&self) -> Result<Vec<WatchInfo>> {
+        Ok(self
+            .store
+            .watches()?
+            .iter()
+            .map(Engine::watch_info)
+            .collect())
+    }
+
+    fn find_watch(&self, folder: &Path) -> Result<WatchRow> {
+        // The folder may be gone (that is often why it is being removed).
+        let wanted = fs::canonicalize(folder)
+            .or_else(|_| std::path::absolute(folder))
+            .unwrap_or_else(|_| folder.to_path_buf());
+        self.store
+            .watches()?
+            .into_iter()
+            .find(|w| w.root == wanted)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{} is not watched; see `shoebox watch list`",
+                    wanted.display()
+                ))
+            })
+    }
+
+    /// Stops watching a folder. Deletes nothing in the folder or any album.
+    pub fn remove_watch(&self, folder: &Path) -> Result<WatchInfo> {
+        let w = self.find_watch(folder)?;
+        self.store.delete_watch(w.id)?;
+        Ok(Engine::watch_info(&w))
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        let mut watches = Vec::new();
+        let mut queue = QueueStatus::default();
+        for w in self.store.watches()? {
+            let (mut uploaded, mut pending, mut failed, mut skipped) = (0, 0, 0, 0);
+            for (state, n) in self.store.watch_counts(w.id)? {
+                match state {
+                    FileState::Uploaded => uploaded += n,
+                    FileState::Pending => pending += n,
+                    FileState::Uploading => {
+                        pending += n;
+                        queue.in_progress += n;
+                    }
+                    FileState::Failed => failed += n,
+                    FileState::Skipped => skipped += n,
+                }
+            }
+            queue.pending += pending;
+            queue.failed += failed;
+            let state = match w.state {
+                WatchState::Missing => "folder_missing",
+                WatchState::New => "new",
+                WatchState::Ok if failed > 0 => "needs_attention",
+                WatchState::Ok if pending > 0 => "pending",
+                WatchState::Ok => "up_to_date",
+            };
+            watches.push(WatchStatus {
+                watch: Engine::watch_info(&w),
+                state,
+                detail: w.state_detail.clone(),
+                files: uploaded + pending + failed,
+                uploaded,
+                pending,
+                failed,
+                skipped,
+                ignored: w.ignored,
+                last_scan: w.last_scan.map(|s| {
+                    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64);
+                    humantime::format_rfc3339_seconds(t).to_string()
+                }),
+            });
+        }
+        Ok(Status {
+            home: display(self.home.dir()),
+            watches,
+            queue,
+        })
+    }
+
+    /// Takes the engine lock for `what` (e.g. "shoebox sync").
+    pub fn lock(&self, what: &str) -> Result<EngineLock> {
+        EngineLock::acquire(&self.home, what)
+    }
+
+    /// Runs one sync pass; `_lock` proves this process holds the engine lock.
+    pub fn sync(
+        &self,
+        _lock: &EngineLock,
+        opts: &SyncOptions,
+        emit: &mut dyn FnMut(&Event),
+    ) -> Result<SyncReport> {
+        sync(&self.store, &self.home, opts, emit)
+    }
+}

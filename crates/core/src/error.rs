@@ -1,0 +1,139 @@
+//! The engine's error types. Every message says what happened and what the
+//! user can do; whether an error is worth retrying is a property of the error.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Errors of the engine's API: opening the store, configuring watches and
+/// destinations, starting a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the Shoebox database at {path} could not be used: {source}. If it is damaged, \
+         move it aside and run the command again; Shoebox will rebuild its index by rescanning"
+    )]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the Shoebox database at {path} could not be brought up to date: {message}. \
+         Move it aside and run the command again; Shoebox will rebuild its index by rescanning"
+    )]
+    StoreSchema { path: PathBuf, message: String },
+    #[error(
+        "the Shoebox database at {path} was written by a newer version of Shoebox; \
+         update Shoebox to use it (it was left untouched)"
+    )]
+    StoreTooNew { path: PathBuf },
+    #[error(
+        "another Shoebox engine is using {home}: {holder}. Wait for it to finish or stop it, then try again"
+    )]
+    Locked { home: PathBuf, holder: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A request that cannot be carried out as given; the message says why
+    /// and what to do instead.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A stable, machine-readable code for UIs (`{code, message}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Store { .. } => "store",
+            Error::StoreTooNew { .. } => "store_too_new",
+            Error::StoreSchema { .. } => "store",
+            Error::Locked { .. } => "locked",
+            Error::Io { .. } => "io",
+            Error::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// Why a destination could not take a file.
+#[derive(Debug, thiserror::Error)]
+pub enum DestError {
+    /// The whole destination is unusable right now (missing, unmounted,
+    /// full): nothing else should be tried on it in this pass.
+    #[error("destination {name} is unavailable: {why}")]
+    Unavailable { name: String, why: String },
+    #[error("destination {name} is full: {source}. Free some space there, then sync again")]
+    Full {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not write {path} on destination {name}: {source}")]
+    Io {
+        name: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl DestError {
+    /// True when the error concerns the whole destination, not one file.
+    pub fn is_destination_wide(&self) -> bool {
+        matches!(self, DestError::Unavailable { .. } | DestError::Full { .. })
+    }
+
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DestError::Io { source, .. } => is_transient_io(source),
+            _ => false,
+        }
+    }
+}
+
+/// Why one file could not be backed up.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("could not read the file: {0}. Check that it is readable, then sync again")]
+    Read(#[source] io::Error),
+    #[error(
+        "the file changed while it was being read; it will be read again once it stops changing"
+    )]
+    Changed,
+    #[error("the file disappeared before it could be read")]
+    Vanished,
+    #[error(transparent)]
+    Dest(#[from] DestError),
+}
+
+impl FileError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FileError::Read(e) => is_transient_io(e),
+            FileError::Changed => true,
+            FileError::Vanished => false,
+            FileError::Dest(d) => d.is_transient(),
+        }
+    }
+}
+
+pub(crate) fn is_transient_io(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        Interrupted | WouldBlock | TimedOut | ConnectionReset | ConnectionAborted | ResourceBusy
+    )
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,75 @@
+//! What the engine tells its host while it works. Hosts (CLI, tray app)
+//! receive these through a callback; the engine knows nothing about them.
+
+use serde::Serialize;
+
+/// How a file reached its album.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Its bytes were sent.
+    Uploaded,
+    /// The same content was already in the album: nothing sent.
+    Linked,
+    /// Renamed or moved: the album entry followed, nothing sent.
+    Moved,
+    /// Its content was checked and found unchanged.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    ScanStarted {
+        watch: String,
+    },
+    ScanFinished {
+        watch: String,
+        files: u64,
+        new: u64,
+        changed: u64,
+        vanished: u64,
+        moved: u64,
+        ignored: u64,
+    },
+    /// The watched root is missing or not the folder that was added:
+    /// nothing of this watch is touched until it is back.
+    WatchMissing {
+        watch: String,
+        reason: String,
+    },
+    /// The upload phase starts with this much to do.
+    Queue {
+        files: u64,
+        bytes: u64,
+    },
+    FileDone {
+        path: String,
+        album: String,
+        name: String,
+        outcome: Outcome,
+        /// Bytes sent to the destination.
+        bytes: u64,
+        /// Bytes of the file that are now accounted for (its size).
+        size: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    FileFailed {
+        path: String,
+        error: String,
+        size: u64,
+    },
+    FileSkipped {
+        path: String,
+        reason: String,
+    },
+    FileRemoved {
+        album: String,
+        name: String,
+    },
+    DestinationUnavailable {
+        dest: String,
+        error: String,
+    },
+}

@@ -1,0 +1,126 @@
+//! Reading a file's content safely: BLAKE3 hashing, streamed, with the
+//! file's fingerprint checked before and after so a file that changes while
+//! it is read is never taken for a consistent version.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::FileError;
+use crate::platform::Fingerprint;
+use crate::store::Hash;
+
+const BUF: usize = 256 * 1024;
+
+/// Opens `path` for reading if it still is the version `expected`.
+pub fn open_version(path: &Path, expected: &Fingerprint) -> Result<File, FileError> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => FileError::Vanished,
+        _ => FileError::Read(e),
+    })?;
+    let now = Fingerprint::of(&file.metadata().map_err(FileError::Read)?);
+    if now != *expected {
+        return Err(FileError::Changed);
+    }
+    Ok(file)
+}
+
+/// Fails with [`FileError::Changed`] unless the open file and the path still
+/// show the version `expected` (catches in-place writes and replacement).
+pub fn check_unchanged(file: &File, path: &Path, expected: &Fingerprint) -> Result<(), FileError> {
+    let open = Fingerprint::of(&file.metadata().map_err(FileError::Read)?);
+    let at_path = fs::symlink_metadata(path).map(|m| Fingerprint::of(&m));
+    match at_path {
+        Ok(p) if p == *expected && open == *expected => Ok(()),
+        Ok(_) => Err(FileError::Changed),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(FileError::Vanished),
+        Err(e) => Err(FileError::Read(e)),
+    }
+}
+
+/// A reader that hashes what passes through it and counts the bytes.
+pub struct HashingReader<'a, R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    counter: &'a AtomicU64,
+}
+
+impl<R> std::fmt::Debug for HashingReader<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashingReader").finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: Read> HashingReader<'a, R> {
+    pub fn new(inner: R, counter: &'a AtomicU64) -> Self {
+        HashingReader {
+            inner,
+            hasher: blake3::Hasher::new(),
+            counter,
+        }
+    }
+
+    pub fn finish(&self) -> Hash {
+        *self.hasher.finalize().as_bytes()
+    }
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Hashes the version `expected` of the file at `path`; fails with
+/// [`FileError::Changed`] if it changes while being read.
+pub fn hash_file(
+    path: &Path,
+    expected: &Fingerprint,
+    read_counter: &AtomicU64,
+) -> Result<Hash, FileError> {
+    let file = open_version(path, expected)?;
+    let mut reader = HashingReader::new(io::BufReader::with_capacity(BUF, &file), read_counter);
+    io::copy(&mut reader, &mut io::sink()).map_err(FileError::Read)?;
+    check_unchanged(&file, path, expected)?;
+    Ok(reader.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_matches_blake3_of_the_content_and_counts_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jpg");
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        fs::write(&p, &data).unwrap();
+        let fp = Fingerprint::of(&fs::metadata(&p).unwrap());
+        let counter = AtomicU64::new(0);
+        let h = hash_file(&p, &fp, &counter).unwrap();
+        assert_eq!(h, *blake3::hash(&data).as_bytes());
+        assert_eq!(counter.load(Ordering::Relaxed), data.len() as u64);
+    }
+
+    #[test]
+    fn a_file_that_is_not_the_expected_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jpg");
+        fs::write(&p, b"one").unwrap();
+        let mut fp = Fingerprint::of(&fs::metadata(&p).unwrap());
+        fp.size += 1;
+        let counter = AtomicU64::new(0);
+        assert!(matches!(
+            hash_file(&p, &fp, &counter),
+            Err(FileError::Changed)
+        ));
+        assert!(matches!(
+            hash_file(&dir.path().join("gone.jpg"), &fp, &counter),
+            Err(FileError::Vanished)
+        ));
+    }
+}

@@ -1,0 +1,66 @@
+//! The data directory ("home"): where the store, the engine lock, the logs
+//! and the embedded library live. The desktop app and the CLI resolve the
+//! same one; `--home` / `SHOEBOX_HOME` override it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The app identifier; the default home is `<platform data dir>/<this>`,
+/// which is what Tauri's `app_data_dir()` gives for the desktop app.
+pub const APP_IDENTIFIER: &str = "app.shoebox";
+
+/// Name of the destination that always exists: the embedded library.
+pub const LIBRARY_DEST: &str = "library";
+
+#[derive(Debug, Clone)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    /// The platform's default data directory for Shoebox.
+    pub fn default_dir() -> Option<PathBuf> {
+        dirs::data_dir().map(|d| d.join(APP_IDENTIFIER))
+    }
+
+    /// Opens `dir` (or the default) as the home, creating it if needed.
+    pub fn open(dir: Option<PathBuf>) -> Result<Home> {
+        let dir = match dir {
+            Some(d) => d,
+            None => Home::default_dir().ok_or_else(|| {
+                Error::Invalid(
+                    "cannot find this system's data folder; pass --home DIR or set SHOEBOX_HOME"
+                        .into(),
+                )
+            })?,
+        };
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io("cannot create the data folder", &dir, e))?;
+        let dir = fs::canonicalize(&dir)
+            .map_err(|e| Error::io("cannot open the data folder", &dir, e))?;
+        Ok(Home { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("shoebox.db")
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("engine.lock")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// Where the embedded default destination keeps its albums.
+    pub fn library_dir(&self) -> PathBuf {
+        self.dir.join("Library")
+    }
+}

@@ -1,0 +1,154 @@
+//! Everything that differs between operating systems, in one place: how a
+//! path is stored as bytes, what identifies a file version, how a directory is
+//! made durable, and what kind of special file an entry is.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::Metadata;
+use std::io;
+use std::path::Path;
+
+/// What identifies one version of a file without reading it: if all of these
+/// are unchanged, the content is taken as unchanged (as rsync/restic do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+/// Encodes an OS string as bytes for the store, losslessly (non-UTF-8 names
+/// included). Unix: the raw bytes. Windows: UTF-16 code units, little endian.
+pub fn os_to_bytes(s: &OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        s.as_bytes().to_vec()
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::ffi::OsStrExt;
+        s.encode_wide().flat_map(u16::to_le_bytes).collect()
+    }
+}
+
+/// The inverse of [`os_to_bytes`].
+pub fn bytes_to_os(b: &[u8]) -> OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        OsStr::from_bytes(b).to_os_string()
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::ffi::OsStringExt;
+        let wide: Vec<u16> = b
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        OsString::from_wide(&wide)
+    }
+}
+
+fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+impl Fingerprint {
+    pub fn of(meta: &Metadata) -> Fingerprint {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Fingerprint {
+                size: meta.size(),
+                mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
+                ctime_ns: nanos(meta.ctime(), meta.ctime_nsec()),
+                ino: meta.ino(),
+                dev: meta.dev(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            // Windows exposes no stable inode through std; size and times
+            // still change with every write.
+            let t = |r: io::Result<std::time::SystemTime>| {
+                r.ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| {
+                        nanos(d.as_secs() as i64, i64::from(d.subsec_nanos()))
+                    })
+            };
+            Fingerprint {
+                size: meta.len(),
+                mtime_ns: t(meta.modified()),
+                ctime_ns: t(meta.created()),
+                ino: 0,
+                dev: 0,
+            }
+        }
+    }
+}
+
+/// The identity of a directory (device, inode), used to notice that a
+/// watched root was replaced or that a drive is no longer mounted there.
+pub fn dir_identity(meta: &Metadata) -> (u64, u64) {
+    let f = Fingerprint::of(meta);
+    (f.dev, f.ino)
+}
+
+/// Makes a rename or a new entry in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // NTFS journals directory entries; there is no portable dir fsync.
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Names the kind of a file that is neither a regular file, a directory nor
+/// a symlink, for messages.
+pub fn special_kind(meta: &Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            "a named pipe (FIFO)"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device file"
+        } else {
+            "a special file"
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        "a special file"
+    }
+}
+
+/// True when an I/O error means "the disk is full".
+pub fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded
+}
+
+/// True when an error means "too many levels of symbolic links".
+pub fn is_symlink_loop(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}

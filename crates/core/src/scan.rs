@@ -1,0 +1,354 @@
+//! The scanner: walks a watched folder directory by directory and reconciles
+//! what it finds with the store (DESIGN.md invariant 1: a fresh `lstat`
+//! decides, never an event). Unchanged files are recognised by their
+//! fingerprint without reading them; vanished files are marked `gone` and
+//! matched against new ones to detect moves. Memory is bounded by the
+//! largest directory, not by the tree.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use walkdir::{DirEntry, WalkDir};
+
+use crate::error::Result;
+use crate::events::Event;
+use crate::filter::{ignore_dir, ignore_file};
+use crate::platform::{Fingerprint, dir_identity, is_symlink_loop, os_to_bytes, special_kind};
+use crate::store::{FileState, Store, WatchRow, WatchState};
+
+/// What one scan of a watch found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanStats {
+    pub files: u64,
+    pub new: u64,
+    pub changed: u64,
+    pub vanished: u64,
+    pub moved: u64,
+    pub ignored: u64,
+    pub skipped: u64,
+}
+
+/// Result of checking that a watched root is there and is the folder added.
+#[derive(Debug)]
+pub enum RootCheck {
+    Present,
+    Missing(String),
+}
+
+pub fn check_root(watch: &WatchRow) -> RootCheck {
+    let root = &watch.root;
+    match fs::metadata(root) {
+        Ok(m) if !m.is_dir() => RootCheck::Missing(format!(
+            "{} is no longer a folder; nothing will be removed from its albums",
+            root.display()
+        )),
+        Ok(m) if dir_identity(&m) != watch.root_identity => RootCheck::Missing(format!(
+            "{} is not the folder that was added (a drive not mounted, or the folder was \
+             replaced); nothing will be removed from its albums. If it really is the new home \
+             of these photos, remove the watch and add the folder again: nothing is uploaded twice",
+            root.display()
+        )),
+        Ok(_) => match fs::read_dir(root) {
+            Ok(_) => RootCheck::Present,
+            Err(e) => RootCheck::Missing(format!(
+                "{} cannot be read ({e}); nothing will be removed from its albums",
+                root.display()
+            )),
+        },
+        Err(e) => RootCheck::Missing(format!(
+            "{} is missing ({e}); if it is on a drive that was unplugged, plug it back in. \
+             Nothing will be removed from its albums",
+            root.display()
+        )),
+    }
+}
+
+/// The key of a directory relative to the root: OS bytes joined with `/`.
+pub fn rel_key(root: &Path, dir: &Path) -> Vec<u8> {
+    let rel = dir.strip_prefix(root).unwrap_or(dir);
+    let mut out = Vec::new();
+    for (i, c) in rel.components().enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        out.extend(os_to_bytes(c.as_os_str()));
+    }
+    out
+}
+
+/// The path of a directory key under `root`.
+pub fn rel_path(root: &Path, rel: &[u8]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    if !rel.is_empty() {
+        for part in rel.split(|b| *b == b'/') {
+            p.push(crate::platform::bytes_to_os(part));
+        }
+    }
+    p
+}
+
+/// Commits the scan's work every this many changes, so a crash loses little
+/// and other readers are not held up.
+const COMMIT_EVERY: u32 = 2000;
+
+struct Scan<'a> {
+    store: &'a Store,
+    watch: &'a WatchRow,
+    generation: i64,
+    stats: ScanStats,
+    uncommitted: u32,
+    emit: &'a mut dyn FnMut(&Event),
+}
+
+/// One directory's listing, gathered from the walk.
+struct DirBatch {
+    path: PathBuf,
+    unreadable: bool,
+    entries: Vec<DirEntry>,
+}
+
+/// Scans a watch fully. The caller has checked the root with [`check_root`].
+pub fn scan_watch(
+    store: &Store,
+    watch: &WatchRow,
+    emit: &mut dyn FnMut(&Event),
+) -> Result<ScanStats> {
+    let watch_name = watch.root.display().to_string();
+    emit(&Event::ScanStarted {
+        watch: watch_name.clone(),
+    });
+    let mut scan = Scan {
+        store,
+        watch,
+        generation: watch.scan_gen + 1,
+        stats: ScanStats::default(),
+        uncommitted: 0,
+        emit,
+    };
+    store.begin()?;
+    let result = scan.walk().and_then(|()| {
+        store.finish_scan(watch.id, scan.generation, scan.stats.ignored)?;
+        scan.stats.moved = store.match_moves(watch.id)?;
+        store.commit()
+    });
+    if let Err(e) = result {
+        store.rollback();
+        return Err(e);
+    }
+    let s = scan.stats;
+    (scan.emit)(&Event::ScanFinished {
+        watch: watch_name,
+        files: s.files,
+        new: s.new,
+        changed: s.changed,
+        vanished: s.vanished,
+        moved: s.moved,
+        ignored: s.ignored,
+    });
+    Ok(s)
+}
+
+/// Marks a watch as missing, with the reason.
+pub fn mark_missing(
+    store: &Store,
+    watch: &WatchRow,
+    reason: &str,
+    emit: &mut dyn FnMut(&Event),
+) -> Result<()> {
+    store.set_watch_state(watch.id, WatchState::Missing, Some(reason))?;
+    emit(&Event::WatchMissing {
+        watch: watch.root.display().to_string(),
+        reason: reason.to_string(),
+    });
+    Ok(())
+}
+
+impl Scan<'_> {
+    fn walk(&mut self) -> Result<()> {
+        let root = self.watch.root.clone();
+        let ignored_dirs = std::cell::Cell::new(0u64);
+        let walker = WalkDir::new(&root)
+            .follow_links(false)
+            // Files before folders: a directory's files then arrive together.
+            .sort_by(|a, b| {
+                a.file_type()
+                    .is_dir()
+                    .cmp(&b.file_type().is_dir())
+                    .then_with(|| a.file_name().cmp(b.file_name()))
+            })
+            .into_iter()
+            .filter_entry(|e| {
+                let skip =
+                    e.depth() > 0 && e.file_type().is_dir() && ignore_dir(e.file_name()).is_some();
+                if skip {
+                    ignored_dirs.set(ignored_dirs.get() + 1);
+                }
+                !skip
+            });
+        let mut batch: Option<DirBatch> = None;
+        for item in walker {
+            match item {
+                Ok(entry) if entry.file_type().is_dir() => {
+                    if let Some(b) = batch.take() {
+                        self.reconcile_dir(b)?;
+                    }
+                    batch = Some(DirBatch {
+                        path: entry.into_path(),
+                        unreadable: false,
+                        entries: Vec::new(),
+                    });
+                }
+                Ok(entry) => {
+                    if let Some(b) = batch.as_mut() {
+                        b.entries.push(entry);
+                    }
+                }
+                Err(err) => {
+                    let path = err.path().map(Path::to_path_buf);
+                    match (&mut batch, path) {
+                        (Some(b), Some(p)) if p == b.path => b.unreadable = true,
+                        _ => {}
+                    }
+                    tracing::warn!("while scanning {}: {err}", root.display());
+                }
+            }
+        }
+        if let Some(b) = batch.take() {
+            self.reconcile_dir(b)?;
+        }
+        self.stats.ignored += ignored_dirs.get();
+        Ok(())
+    }
+
+    fn maybe_commit(&mut self) -> Result<()> {
+        self.uncommitted += 1;
+        if self.uncommitted >= COMMIT_EVERY {
+            self.store.commit()?;
+            self.store.begin()?;
+            self.uncommitted = 0;
+        }
+        Ok(())
+    }
+
+    fn reconcile_dir(&mut self, batch: DirBatch) -> Result<()> {
+        let root = &self.watch.root;
+        let rel = rel_key(root, &batch.path);
+        let dir_id = self
+            .store
+            .upsert_dir(self.watch.id, &rel, self.generation)?;
+        if batch.unreadable {
+            // Unknown content: keep what the index knows, everything below too.
+            self.store
+                .protect_subtree(self.watch.id, &rel, self.generation)?;
+            let reason = format!(
+                "the folder {} cannot be read; its files are kept as they were. Check its permissions",
+                batch.path.display()
+            );
+            (self.emit)(&Event::FileSkipped {
+                path: batch.path.display().to_string(),
+                reason,
+            });
+            return Ok(());
+        }
+        let mut known: HashMap<Vec<u8>, _> = self
+            .store
+            .dir_files(dir_id)?
+            .into_iter()
+            .map(|f| (f.name.clone(), f))
+            .collect();
+        for entry in batch.entries {
+            let name = os_to_bytes(entry.file_name());
+            let Some((fp, skip)) = self.classify(&entry) else {
+                continue; // ignored, or vanished since it was listed
+            };
+            let state = if skip.is_some() {
+                FileState::Skipped
+            } else {
+                FileState::Pending
+            };
+            match known.remove(&name) {
+                None => {
+                    self.store
+                        .insert_file(dir_id, &name, &fp, state, skip.as_deref())?;
+                    self.stats.new += 1;
+                    self.report_skip(&entry, skip.as_deref());
+                }
+                Some(row) => {
+                    let same_kind = (row.state == FileState::Skipped) == skip.is_some();
+                    let same_reason = row.error.as_deref() == skip.as_deref() || skip.is_none();
+                    if row.fp != fp || !same_kind || !same_reason {
+                        self.store
+                            .file_changed(row.id, &fp, state, skip.as_deref())?;
+                        self.stats.changed += 1;
+                        self.report_skip(&entry, skip.as_deref());
+                    } else if row.gone {
+                        self.store.set_gone(row.id, false)?;
+                    }
+                }
+            }
+            if skip.is_none() {
+                self.stats.files += 1;
+            } else {
+                self.stats.skipped += 1;
+            }
+            self.maybe_commit()?;
+        }
+        for row in known.into_values().filter(|r| !r.gone) {
+            self.store.set_gone(row.id, true)?;
+            self.stats.vanished += 1;
+            self.maybe_commit()?;
+        }
+        self.maybe_commit()
+    }
+
+    fn report_skip(&mut self, entry: &DirEntry, reason: Option<&str>) {
+        if let Some(reason) = reason {
+            (self.emit)(&Event::FileSkipped {
+                path: entry.path().display().to_string(),
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    /// Decides what a non-directory entry is. `None`: not ours (ignored or
+    /// vanished). `Some((fp, None))`: a file to back up. `Some((fp,
+    /// Some(reason)))`: something we cannot back up, with the reason.
+    fn classify(&mut self, entry: &DirEntry) -> Option<(Fingerprint, Option<String>)> {
+        if ignore_file(entry.file_name(), self.watch.all_files).is_some() {
+            self.stats.ignored += 1;
+            return None;
+        }
+        let meta = entry.metadata().ok()?;
+        let fp = Fingerprint::of(&meta);
+        let ft = meta.file_type();
+        if ft.is_file() {
+            return Some((fp, None));
+        }
+        if ft.is_symlink() {
+            return match fs::canonicalize(entry.path()) {
+                Ok(target) if target.starts_with(&self.watch.root) => {
+                    // The target is backed up on its own.
+                    self.stats.ignored += 1;
+                    None
+                }
+                Ok(target) => Some((fp, Some(format!(
+                    "is a link to {}, outside the watched folder; links are not followed out of \
+                     a watch. Add that folder as a watch of its own to back it up",
+                    target.display()
+                )))),
+                Err(e) if is_symlink_loop(&e) => Some((fp, Some(
+                    "is a symbolic link loop (it points back to itself); remove or fix the link".into(),
+                ))),
+                Err(e) => Some((fp, Some(format!("is a link whose target cannot be reached ({e})")))),
+            };
+        }
+        Some((
+            fp,
+            Some(format!(
+                "is {}, not a regular file; only regular files are backed up",
+                special_kind(&meta)
+            )),
+        ))
+    }
+}

@@ -1,0 +1,393 @@
+//! The store: one SQLite database that is the single source of truth for
+//! destinations, watches, settings, the file index and the upload queue.
+//! This module opens it (WAL, foreign keys, busy timeout, append-only
+//! migrations) and owns the configuration tables; `index` owns the file index.
+
+mod index;
+
+pub use index::*;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, MigrationDefinitionError, Migrations};
+
+use crate::album::AlbumMode;
+use crate::error::{Error, Result};
+use crate::platform::{bytes_to_os, os_to_bytes};
+
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("schema_v1.sql"))];
+
+/// An open store. Cheap to open; each thread that writes opens its own.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) conn: Connection,
+    path: PathBuf,
+}
+
+pub(crate) fn path_bytes(p: &Path) -> Vec<u8> {
+    os_to_bytes(p.as_os_str())
+}
+
+pub(crate) fn bytes_path(b: &[u8]) -> PathBuf {
+    PathBuf::from(bytes_to_os(b))
+}
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let err = |source| Error::Store {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(err)?;
+        match Migrations::from_slice(MIGRATIONS).to_latest(&mut conn) {
+            Ok(()) => {}
+            Err(rusqlite_migration::Error::MigrationDefinition(
+                MigrationDefinitionError::DatabaseTooFarAhead,
+            )) => {
+                return Err(Error::StoreTooNew {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(rusqlite_migration::Error::RusqliteError { err: e, .. }) => return Err(err(e)),
+            Err(other) => {
+                return Err(Error::StoreSchema {
+                    path: path.to_path_buf(),
+                    message: other.to_string(),
+                });
+            }
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    // ---- settings ----------------------------------------------------------
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- destinations ------------------------------------------------------
+
+    pub fn destinations(&self) -> Result<Vec<DestRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, name, kind, path FROM destinations ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        st.query_map([], DestRow::from_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn destination_by_name(&self, name: &str) -> Result<Option<DestRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, name, kind, path FROM destinations WHERE name = ?1",
+                [name],
+                DestRow::from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn destination(&self, id: i64) -> Result<DestRow> {
+        self.conn
+            .query_row(
+                "SELECT id, name, kind, path FROM destinations WHERE id = ?1",
+                [id],
+                DestRow::from_row,
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn insert_destination(&self, name: &str, kind: &str, path: Option<&Path>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO destinations (name, kind, path, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO NOTHING",
+                params![name, kind, path.map(path_bytes), now_secs()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn delete_destination(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM destinations WHERE id = ?1", [id])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- watches -----------------------------------------------------------
+
+    pub fn watches(&self) -> Result<Vec<WatchRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("{WATCH_SELECT} ORDER BY w.id"))
+            .map_err(|e| self.err(e))?;
+        st.query_map([], WatchRow::from_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn watch(&self, id: i64) -> Result<WatchRow> {
+        self.conn
+            .query_row(
+                &format!("{WATCH_SELECT} WHERE w.id = ?1"),
+                [id],
+                WatchRow::from_row,
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn insert_watch(&self, w: &NewWatch) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO watches (root, mode, album, dest_id, on_delete, all_files,
+                                      root_dev, root_ino, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    path_bytes(&w.root),
+                    w.mode.as_str(),
+                    w.album,
+                    w.dest_id,
+                    w.on_delete.as_str(),
+                    w.all_files,
+                    w.root_identity.0 as i64,
+                    w.root_identity.1 as i64,
+                    now_secs()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Forgets a watch and its file index; nothing in any folder or
+    /// destination is touched, and what was uploaded stays recorded in
+    /// `entries` (so re-adding the folder sends no bytes twice).
+    pub fn delete_watch(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM watches WHERE id = ?1", [id])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_watch_state(&self, id: i64, state: WatchState, detail: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE watches SET state = ?2, state_detail = ?3 WHERE id = ?1",
+                params![id, state.as_str(), detail],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Column list shared by every watch query.
+const WATCH_SELECT: &str = "SELECT w.id, w.root, w.mode, w.album, w.dest_id, d.name, w.on_delete,
+        w.all_files, w.root_dev, w.root_ino, w.state, w.state_detail, w.ignored, w.scan_gen,
+        w.last_scan
+     FROM watches w JOIN destinations d ON d.id = w.dest_id";
+
+#[derive(Debug, Clone)]
+pub struct DestRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    /// `None` for the embedded library.
+    pub path: Option<PathBuf>,
+}
+
+impl DestRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DestRow> {
+        Ok(DestRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            kind: r.get(2)?,
+            path: r.get::<_, Option<Vec<u8>>>(3)?.map(|b| bytes_path(&b)),
+        })
+    }
+}
+
+/// What happens in the album when a file is deleted from the watched folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    Keep,
+    Remove,
+}
+
+impl OnDelete {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDelete::Keep => "keep",
+            OnDelete::Remove => "remove",
+        }
+    }
+}
+
+impl std::str::FromStr for OnDelete {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "keep" => Ok(OnDelete::Keep),
+            "remove" => Ok(OnDelete::Remove),
+            other => Err(format!(
+                "unknown delete policy {other:?}: use keep or remove"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchState {
+    /// Added, never scanned.
+    New,
+    Ok,
+    /// The root is missing, unreadable or not the folder that was added.
+    Missing,
+}
+
+impl WatchState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchState::New => "new",
+            WatchState::Ok => "ok",
+            WatchState::Missing => "missing",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWatch {
+    pub root: PathBuf,
+    pub mode: AlbumMode,
+    pub album: String,
+    pub dest_id: i64,
+    pub on_delete: OnDelete,
+    pub all_files: bool,
+    pub root_identity: (u64, u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchRow {
+    pub id: i64,
+    pub root: PathBuf,
+    pub mode: AlbumMode,
+    pub album: String,
+    pub dest_id: i64,
+    pub dest_name: String,
+    pub on_delete: OnDelete,
+    pub all_files: bool,
+    pub root_identity: (u64, u64),
+    pub state: WatchState,
+    pub state_detail: Option<String>,
+    pub ignored: u64,
+    pub scan_gen: i64,
+    pub last_scan: Option<i64>,
+}
+
+impl WatchRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WatchRow> {
+        let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+        let bad = |i: usize, e: String| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+        };
+        Ok(WatchRow {
+            id: r.get(0)?,
+            root: bytes_path(&r.get::<_, Vec<u8>>(1)?),
+            mode: text(2)?.parse().map_err(|e| bad(2, e))?,
+            album: r.get(3)?,
+            dest_id: r.get(4)?,
+            dest_name: r.get(5)?,
+            on_delete: text(6)?.parse().map_err(|e| bad(6, e))?,
+            all_files: r.get(7)?,
+            root_identity: (r.get::<_, i64>(8)? as u64, r.get::<_, i64>(9)? as u64),
+            state: match text(10)?.as_str() {
+                "ok" => WatchState::Ok,
+                "missing" => WatchState::Missing,
+                _ => WatchState::New,
+            },
+            state_detail: r.get(11)?,
+            ignored: r.get::<_, i64>(12)? as u64,
+            scan_gen: r.get(13)?,
+            last_scan: r.get(14)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shoebox.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        let err = Store::open(&path).unwrap_err();
+        assert!(matches!(err, Error::StoreTooNew { .. }), "got {err}");
+        assert!(
+            err.to_string().contains("newer version"),
+            "the message says what to do: {err}"
+        );
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 99, "the newer store's version must not be rewritten");
+        assert_eq!(before.len(), std::fs::read(&path).unwrap().len());
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        Migrations::from_slice(MIGRATIONS).validate().unwrap();
+    }
+}

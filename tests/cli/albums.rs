@@ -1,0 +1,197 @@
+//! Album modes, name collisions, duplicates and the file filters.
+
+use crate::support::*;
+
+#[test]
+fn single_mode_puts_every_file_at_any_depth_into_one_album_named_after_the_folder() {
+    let env = Env::new();
+    let a = env.write("IMG_0001.jpg", &bytes("a", 40_000));
+    let b = env.write("2024/Trip/IMG_0002.HEIC", &bytes("b", 50_000));
+    let c = env.write("2024/Trip/Day 2/clip.mov", &bytes("c", 60_000));
+    env.watch(&["--mode", "single"]);
+    let summary = env.sync().ok().json();
+    assert_eq!(summary["uploaded"], 3, "three media files were new");
+    assert_eq!(summary["complete"], true);
+    let lib = env.library_files();
+    let want = [
+        ("Photos/IMG_0001.jpg", &a),
+        ("Photos/IMG_0002.HEIC", &b),
+        ("Photos/clip.mov", &c),
+    ];
+    assert_eq!(lib.len(), 3, "one album, flat: {lib:?}");
+    for (rel, src) in want {
+        assert_eq!(
+            lib.get(rel),
+            Some(&hash(&std::fs::read(src).unwrap())),
+            "{rel} holds the source's content"
+        );
+    }
+}
+
+#[test]
+fn single_mode_album_can_be_named() {
+    let env = Env::new();
+    env.write("x/IMG.jpg", &bytes("x", 1000));
+    env.watch(&["--album", "Family 2024"]);
+    env.sync().ok();
+    assert!(env.library_files().contains_key("Family 2024/IMG.jpg"));
+}
+
+#[test]
+fn per_folder_mode_makes_an_album_per_folder_that_holds_files() {
+    let env = Env::new();
+    env.write("root.jpg", &bytes("r", 1000));
+    env.write("A/x/Camera/one.jpg", &bytes("1", 1000));
+    env.write("B/y/Camera/two.jpg", &bytes("2", 1000));
+    env.write("Summer/three.jpg", &bytes("3", 1000));
+    env.watch(&["--mode", "per-folder"]);
+    env.sync().ok();
+    let names: Vec<_> = env.library_files().into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            // Folders with the same name share one album, as in Ente.
+            "Camera/one.jpg",
+            "Camera/two.jpg",
+            // Files directly in the root go to the root's album ("Photos").
+            "Photos/root.jpg",
+            "Summer/three.jpg",
+        ],
+        "folders that only hold folders (A, A/x, B, B/y) make no album"
+    );
+}
+
+#[test]
+fn two_different_files_with_one_name_get_a_deterministic_suffix() {
+    let env = Env::new();
+    env.write("a/IMG_0001.jpg", &bytes("first", 1000));
+    env.write("b/IMG_0001.jpg", &bytes("second", 1000));
+    env.write("c/IMG_0001.jpg", &bytes("third", 1000));
+    env.watch(&[]);
+    env.sync().ok();
+    let lib = env.library_files();
+    // Queue order is by folder then name, so a/ wins the plain name.
+    assert_eq!(
+        lib.get("Photos/IMG_0001.jpg"),
+        Some(&hash(&bytes("first", 1000)))
+    );
+    assert_eq!(
+        lib.get("Photos/IMG_0001 (2).jpg"),
+        Some(&hash(&bytes("second", 1000)))
+    );
+    assert_eq!(
+        lib.get("Photos/IMG_0001 (3).jpg"),
+        Some(&hash(&bytes("third", 1000)))
+    );
+}
+
+#[test]
+fn a_file_already_in_the_library_folder_is_never_overwritten() {
+    let env = Env::new();
+    env.write("IMG.jpg", &bytes("mine", 1000));
+    std::fs::create_dir_all(env.library().join("Photos")).unwrap();
+    std::fs::write(env.library().join("Photos/IMG.jpg"), b"put there by hand").unwrap();
+    env.watch(&[]);
+    env.sync().ok();
+    let lib = env.library_files();
+    assert_eq!(
+        lib["Photos/IMG.jpg"],
+        hash(b"put there by hand"),
+        "the user's own file stays as it was"
+    );
+    assert_eq!(lib["Photos/IMG (2).jpg"], hash(&bytes("mine", 1000)));
+}
+
+#[test]
+fn identical_content_is_stored_once_per_album() {
+    let env = Env::new();
+    let data = bytes("same", 30_000);
+    env.write("a/IMG_1.jpg", &data);
+    env.write("b/copy of IMG_1.jpg", &data);
+    env.write("c/other.jpg", &bytes("other", 30_000));
+    env.watch(&[]);
+    let summary = env.sync().ok().json();
+    assert_eq!(summary["uploaded"], 2, "the copy's bytes are not sent");
+    assert_eq!(
+        summary["linked"], 1,
+        "the copy is recorded as already in the album"
+    );
+    assert_eq!(summary["bytes_uploaded"], 60_000);
+    let lib = env.library_files();
+    assert_eq!(lib.len(), 2, "{lib:?}");
+    let st = env.status();
+    assert_eq!(
+        st["watches"][0]["uploaded"], 3,
+        "all three files count as backed up"
+    );
+}
+
+#[test]
+fn identical_content_in_two_albums_is_stored_in_both() {
+    let env = Env::new();
+    let data = bytes("same", 3000);
+    env.write("Paris/IMG.jpg", &data);
+    env.write("Rome/IMG.jpg", &data);
+    env.watch(&["--mode", "per-folder"]);
+    env.sync().ok();
+    let lib = env.library_files();
+    assert!(
+        lib.contains_key("Paris/IMG.jpg") && lib.contains_key("Rome/IMG.jpg"),
+        "{lib:?}"
+    );
+}
+
+#[test]
+fn hidden_junk_partial_and_non_media_files_are_ignored_and_counted() {
+    let env = Env::new();
+    env.write("IMG.jpg", &bytes("keep", 100));
+    for junk in [
+        ".DS_Store",
+        "._IMG.jpg",
+        "Thumbs.db",
+        "desktop.ini",
+        ".hidden.jpg",
+        "video.mp4.part",
+        "x.jpg.crdownload",
+        "upload.tmp",
+        "~$draft.docx",
+        "notes.txt",
+        ".git/objects/ab.jpg",
+    ] {
+        env.write(junk, b"junk");
+    }
+    env.watch(&[]);
+    let summary = env.sync().ok().json();
+    assert_eq!(summary["uploaded"], 1);
+    assert_eq!(summary["failed"], 0, "ignored files are never failures");
+    assert_eq!(
+        summary["ignored"], 11,
+        "ten files plus the hidden .git folder"
+    );
+    assert_eq!(
+        env.library_files().into_keys().collect::<Vec<_>>(),
+        ["Photos/IMG.jpg"]
+    );
+    let w = &env.status()["watches"][0];
+    assert_eq!(w["ignored"], 11, "ignored entries are visible in status");
+    assert_eq!(w["pending"], 0, "and never queued");
+    // A second sync does not retry them either.
+    assert_eq!(env.sync().ok().json()["uploaded"], 0);
+}
+
+#[test]
+fn all_files_takes_every_regular_file_but_still_no_junk() {
+    let env = Env::new();
+    env.write("IMG.jpg", b"photo");
+    env.write("notes.txt", b"text");
+    env.write("scan.pdf", b"pdf");
+    env.write(".DS_Store", b"junk");
+    env.write("big.iso.part", b"partial");
+    env.watch(&["--all-files"]);
+    env.sync().ok();
+    let names: Vec<_> = env.library_files().into_keys().collect();
+    assert_eq!(
+        names,
+        ["Photos/IMG.jpg", "Photos/notes.txt", "Photos/scan.pdf"]
+    );
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the `shoebox` binary: real files in temp dirs, the
+//! real binary, `--home` pointing into the temp dir.
+
+mod support;
+
+mod albums;
+mod changes;
+mod cli_contract;
+mod crash;
+mod odd_input;
