@@ -149,7 +149,9 @@ impl Env {
         out.into_iter()
             .filter(|p| {
                 let rel = p.strip_prefix(&lib).unwrap().to_string_lossy().into_owned();
-                rel.starts_with(".shoebox-staging/") || rel.ends_with(".part") || rel.contains(".tmp")
+                rel.starts_with(".shoebox-staging/")
+                    || rel.ends_with(".part")
+                    || rel.contains(".tmp")
             })
             .collect()
     }

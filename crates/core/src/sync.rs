@@ -288,12 +288,18 @@ pub fn sync(
     for dest_id in dest_ids {
         let row = store.destination(dest_id)?;
         let dest = open_destination(home, &row)?;
-        match dest.prepare().and_then(|()| forget_unconfirmed(store, dest.as_ref(), dest_id)) {
+        match dest
+            .prepare()
+            .and_then(|()| forget_unconfirmed(store, dest.as_ref(), dest_id))
+        {
             Ok(()) => {
                 dests.insert(dest_id, dest);
             }
             Err(e) => {
-                emit(&Event::DestinationUnavailable { dest: row.name.clone(), error: e.to_string() });
+                emit(&Event::DestinationUnavailable {
+                    dest: row.name.clone(),
+                    error: e.to_string(),
+                });
                 report.unavailable_destinations.push(e.to_string());
             }
         }
@@ -450,7 +456,10 @@ fn collect_problems(
                 .join(bytes_to_os(&row.name))
                 .display()
                 .to_string();
-            let p = Problem { path, reason: row.reason };
+            let p = Problem {
+                path,
+                reason: row.reason,
+            };
             match row.state {
                 FileState::Failed => report.failures.push(p),
                 _ => report.skips.push(p),
