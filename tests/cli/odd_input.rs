@@ -28,7 +28,7 @@ fn an_unreadable_file_fails_with_a_reason_and_the_rest_is_backed_up() {
     let out = cmd
         .arg("--home")
         .arg(&env.home)
-        .args(["sync", "--json"])
+        .args(["sync", "--json", "--settle", "100ms"])
         .output()
         .unwrap();
     assert_eq!(

@@ -114,8 +114,10 @@ impl Env {
         self.run(args).ok();
     }
 
+    /// `sync --json` with a short settle window: files written by the test
+    /// a moment ago are settled after 100 ms, not the default 2 s.
     pub fn sync(&self) -> Run {
-        self.run(["sync", "--json"])
+        self.run(["sync", "--json", "--settle", "100ms"])
     }
 
     pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {
@@ -164,7 +166,7 @@ impl Env {
     pub fn spawn_sync(&self) -> (Child, BufReader<ChildStdout>) {
         let mut child = self
             .cmd()
-            .args(["sync", "--json"])
+            .args(["sync", "--json", "--settle", "100ms"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

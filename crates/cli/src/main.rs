@@ -39,15 +39,33 @@ enum Command {
     Sync {
         #[command(flatten)]
         json: Json,
-        /// Parallel uploads.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-        workers: u16,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// What is watched and how far the backup is.
     Status {
         #[command(flatten)]
         json: Json,
     },
+}
+
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// Parallel uploads.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+    /// How long a file must stay unchanged before it is read (e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    settle: std::time::Duration,
+}
+
+impl EngineArgs {
+    fn sync_options(&self) -> SyncOptions {
+        SyncOptions {
+            workers: usize::from(self.workers),
+            settle: self.settle,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -181,14 +199,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("stopped watching {} (nothing was deleted)", w.folder);
         }
         Command::Status { json } => output::status(&engine.status()?, json.json)?,
-        Command::Sync { json, workers } => {
+        Command::Sync { json, engine: args } => {
             let lock = engine.lock("shoebox sync")?;
-            let opts = SyncOptions {
-                workers: usize::from(workers),
-            };
-            let mut progress = output::SyncProgress::new(json.json);
-            let report = engine.sync(&lock, &opts, &mut |e| progress.event(e))?;
-            progress.finish(&report)?;
+            let progress = std::cell::RefCell::new(output::SyncProgress::new(json.json));
+            let report = engine.sync(&lock, &args.sync_options(), &|e| {
+                progress.borrow_mut().event(e)
+            })?;
+            progress.into_inner().finish(&report)?;
             return Ok(if report.is_complete() {
                 ExitCode::SUCCESS
             } else {

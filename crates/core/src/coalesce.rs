@@ -38,7 +38,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { quiet: Duration::from_millis(200), max_delay: Duration::from_secs(2), max_dirty: 512 }
+        Limits {
+            quiet: Duration::from_millis(200),
+            max_delay: Duration::from_secs(2),
+            max_dirty: 512,
+        }
     }
 }
 
@@ -52,7 +56,11 @@ pub struct DirtySet {
 
 impl DirtySet {
     pub fn new(limits: Limits) -> DirtySet {
-        DirtySet { limits, dirty: HashMap::new(), whole: None }
+        DirtySet {
+            limits,
+            dirty: HashMap::new(),
+            whole: None,
+        }
     }
 
     pub fn mark(&mut self, what: Rescan, now: Instant) {
@@ -63,14 +71,23 @@ impl DirtySet {
         self.dirty
             .entry(what)
             .and_modify(|m| m.last = now)
-            .or_insert(Marks { first: now, last: now });
+            .or_insert(Marks {
+                first: now,
+                last: now,
+            });
         if self.dirty.len() > self.limits.max_dirty {
             self.mark_whole(now);
         }
     }
 
     fn mark_whole(&mut self, now: Instant) {
-        let first = self.dirty.values().map(|m| m.first).chain(self.whole.map(|m| m.first)).min().unwrap_or(now);
+        let first = self
+            .dirty
+            .values()
+            .map(|m| m.first)
+            .chain(self.whole.map(|m| m.first))
+            .min()
+            .unwrap_or(now);
         self.dirty.clear();
         self.dirty.shrink_to_fit();
         self.whole = Some(Marks { first, last: now });
@@ -82,7 +99,11 @@ impl DirtySet {
 
     /// The earliest time something becomes due, if anything is dirty.
     pub fn next_due(&self) -> Option<Instant> {
-        self.whole.iter().chain(self.dirty.values()).map(|m| self.due_at(m)).min()
+        self.whole
+            .iter()
+            .chain(self.dirty.values())
+            .map(|m| self.due_at(m))
+            .min()
     }
 
     /// Takes what is due at `now`, in a stable order.
@@ -137,7 +158,10 @@ mod tests {
             d.mark(dir("DCIM"), ms(t0, i));
         }
         assert_eq!(d.len(), 1, "a hundred events, one entry");
-        assert!(d.take_due(ms(t0, 250)).is_empty(), "events until 99 ms: quiet only at 299 ms");
+        assert!(
+            d.take_due(ms(t0, 250)).is_empty(),
+            "events until 99 ms: quiet only at 299 ms"
+        );
         assert_eq!(d.take_due(ms(t0, 299)), vec![dir("DCIM")]);
         assert!(d.is_empty());
     }
@@ -149,7 +173,11 @@ mod tests {
         for i in (0..=2000).step_by(50) {
             d.mark(dir("a"), ms(t0, i));
         }
-        assert_eq!(d.next_due(), Some(ms(t0, 2000)), "never quiet: due at first + 2 s");
+        assert_eq!(
+            d.next_due(),
+            Some(ms(t0, 2000)),
+            "never quiet: due at first + 2 s"
+        );
         assert_eq!(d.take_due(ms(t0, 2000)), vec![dir("a")]);
     }
 
@@ -172,7 +200,11 @@ mod tests {
             d.mark(dir(&format!("d{}", i % 2000)), ms(t0, i / 100));
             assert!(d.len() <= 513, "bounded at {i}");
         }
-        assert_eq!(d.len(), 1, "more than 512 dirty directories: one whole-watch rescan");
+        assert_eq!(
+            d.len(),
+            1,
+            "more than 512 dirty directories: one whole-watch rescan"
+        );
         assert_eq!(d.take_due(ms(t0, 2000)), vec![Rescan::Watch]);
     }
 
@@ -187,7 +219,10 @@ mod tests {
         d.mark(dir("out"), ms(t0, 2));
         d.mark(dir("out"), ms(t0, 3)); // rename out/b -> out/c
         d.mark(Rescan::Tree(b"new".to_vec()), ms(t0, 4)); // mkdir new
-        assert_eq!(d.take_due(ms(t0, 204)), vec![dir("in"), dir("out"), Rescan::Tree(b"new".to_vec())]);
+        assert_eq!(
+            d.take_due(ms(t0, 204)),
+            vec![dir("in"), dir("out"), Rescan::Tree(b"new".to_vec())]
+        );
     }
 
     #[test]

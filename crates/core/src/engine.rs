@@ -388,7 +388,7 @@ impl Engine {
         &self,
         _lock: &EngineLock,
         opts: &SyncOptions,
-        emit: &mut dyn FnMut(&Event),
+        emit: &dyn Fn(&Event),
     ) -> Result<SyncReport> {
         sync(&self.store, &self.home, opts, emit)
     }

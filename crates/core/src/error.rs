@@ -113,6 +113,8 @@ pub enum FileError {
     Changed,
     #[error("the file disappeared before it could be read")]
     Vanished,
+    #[error("stopped before the file was done; it stays queued")]
+    Cancelled,
     #[error(transparent)]
     Dest(#[from] DestError),
 }
@@ -122,7 +124,7 @@ impl FileError {
         match self {
             FileError::Read(e) => is_transient_io(e),
             FileError::Changed => true,
-            FileError::Vanished => false,
+            FileError::Vanished | FileError::Cancelled => false,
             FileError::Dest(d) => d.is_transient(),
         }
     }

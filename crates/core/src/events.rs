@@ -68,6 +68,17 @@ pub enum Event {
         album: String,
         name: String,
     },
+    /// Too many files vanished at once from a watch whose policy is
+    /// `remove`: nothing is deleted until the user confirms.
+    DeletionsHeld {
+        watch: String,
+        count: u64,
+    },
+    /// A running engine changed how it watches a folder.
+    Watcher {
+        watch: String,
+        state: String,
+    },
     DestinationUnavailable {
         dest: String,
         error: String,

@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::FileError;
 use crate::platform::Fingerprint;
@@ -44,6 +44,7 @@ pub struct HashingReader<'a, R> {
     inner: R,
     hasher: blake3::Hasher,
     counter: &'a AtomicU64,
+    cancel: &'a AtomicBool,
 }
 
 impl<R> std::fmt::Debug for HashingReader<'_, R> {
@@ -53,11 +54,13 @@ impl<R> std::fmt::Debug for HashingReader<'_, R> {
 }
 
 impl<'a, R: Read> HashingReader<'a, R> {
-    pub fn new(inner: R, counter: &'a AtomicU64) -> Self {
+    /// Reading stops with an error once `cancel` is set.
+    pub fn new(inner: R, counter: &'a AtomicU64, cancel: &'a AtomicBool) -> Self {
         HashingReader {
             inner,
             hasher: blake3::Hasher::new(),
             counter,
+            cancel,
         }
     }
 
@@ -68,6 +71,9 @@ impl<'a, R: Read> HashingReader<'a, R> {
 
 impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::other("cancelled"));
+        }
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -81,9 +87,14 @@ pub fn hash_file(
     path: &Path,
     expected: &Fingerprint,
     read_counter: &AtomicU64,
+    cancel: &AtomicBool,
 ) -> Result<Hash, FileError> {
     let file = open_version(path, expected)?;
-    let mut reader = HashingReader::new(io::BufReader::with_capacity(BUF, &file), read_counter);
+    let mut reader = HashingReader::new(
+        io::BufReader::with_capacity(BUF, &file),
+        read_counter,
+        cancel,
+    );
     io::copy(&mut reader, &mut io::sink()).map_err(FileError::Read)?;
     check_unchanged(&file, path, expected)?;
     Ok(reader.finish())
@@ -101,7 +112,7 @@ mod tests {
         fs::write(&p, &data).unwrap();
         let fp = Fingerprint::of(&fs::metadata(&p).unwrap());
         let counter = AtomicU64::new(0);
-        let h = hash_file(&p, &fp, &counter).unwrap();
+        let h = hash_file(&p, &fp, &counter, &AtomicBool::new(false)).unwrap();
         assert_eq!(h, *blake3::hash(&data).as_bytes());
         assert_eq!(counter.load(Ordering::Relaxed), data.len() as u64);
     }
@@ -115,11 +126,16 @@ mod tests {
         fp.size += 1;
         let counter = AtomicU64::new(0);
         assert!(matches!(
-            hash_file(&p, &fp, &counter),
+            hash_file(&p, &fp, &counter, &AtomicBool::new(false)),
             Err(FileError::Changed)
         ));
         assert!(matches!(
-            hash_file(&dir.path().join("gone.jpg"), &fp, &counter),
+            hash_file(
+                &dir.path().join("gone.jpg"),
+                &fp,
+                &counter,
+                &AtomicBool::new(false)
+            ),
             Err(FileError::Vanished)
         ));
     }

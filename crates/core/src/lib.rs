@@ -7,6 +7,8 @@
 //! [`album`] and [`filter`] hold the naming and selection rules.
 
 pub mod album;
+pub mod coalesce;
+pub mod deletion;
 pub mod dest;
 pub mod engine;
 pub mod error;
@@ -15,8 +17,10 @@ pub mod filter;
 pub mod hash;
 pub mod home;
 pub mod lock;
+pub mod pipeline;
 pub mod platform;
 pub mod scan;
+pub mod settle;
 pub mod store;
 pub mod sync;
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use walkdir::{DirEntry, WalkDir};
 
+use crate::coalesce::Rescan;
 use crate::error::Result;
 use crate::events::Event;
 use crate::filter::{ignore_dir, ignore_file};
@@ -98,7 +99,9 @@ struct Scan<'a> {
     generation: i64,
     stats: ScanStats,
     uncommitted: u32,
-    emit: &'a mut dyn FnMut(&Event),
+    /// When this scan started (unix ms): what it finds was seen then.
+    seen_ms: i64,
+    emit: &'a dyn Fn(&Event),
 }
 
 /// One directory's listing, gathered from the walk.
@@ -108,44 +111,82 @@ struct DirBatch {
     entries: Vec<DirEntry>,
 }
 
+fn parent_rel(rel: &[u8]) -> Vec<u8> {
+    match rel.iter().rposition(|b| *b == b'/') {
+        Some(i) => rel[..i].to_vec(),
+        None => Vec::new(),
+    }
+}
+
 /// Scans a watch fully. The caller has checked the root with [`check_root`].
-pub fn scan_watch(
+pub fn scan_watch(store: &Store, watch: &WatchRow, emit: &dyn Fn(&Event)) -> Result<ScanStats> {
+    scan(store, watch, &Rescan::Watch, emit)
+}
+
+/// Reconciles part of a watch (or all of it) with the store.
+pub fn scan(
     store: &Store,
     watch: &WatchRow,
-    emit: &mut dyn FnMut(&Event),
+    scope: &Rescan,
+    emit: &dyn Fn(&Event),
 ) -> Result<ScanStats> {
+    let (start_rel, one_level) = match scope {
+        Rescan::Watch => (Vec::new(), false),
+        Rescan::Tree(rel) => (rel.clone(), false),
+        Rescan::Dir(rel) => (rel.clone(), true),
+    };
+    let start = rel_path(&watch.root, &start_rel);
+    if !start_rel.is_empty() && !fs::symlink_metadata(&start).is_ok_and(|m| m.is_dir()) {
+        // The directory itself went away: its parent's rescan notices.
+        return scan(store, watch, &Rescan::Dir(parent_rel(&start_rel)), emit);
+    }
+    let full = *scope == Rescan::Watch;
     let watch_name = watch.root.display().to_string();
-    emit(&Event::ScanStarted {
-        watch: watch_name.clone(),
-    });
+    if full {
+        emit(&Event::ScanStarted {
+            watch: watch_name.clone(),
+        });
+    }
+    store.begin()?;
     let mut scan = Scan {
         store,
         watch,
-        generation: watch.scan_gen + 1,
+        generation: 0,
         stats: ScanStats::default(),
         uncommitted: 0,
+        seen_ms: crate::store::now_ms(),
         emit,
     };
-    store.begin()?;
-    let result = scan.walk().and_then(|()| {
-        store.finish_scan(watch.id, scan.generation, scan.stats.ignored)?;
+    let result = (|| {
+        scan.generation = store.next_generation(watch.id)?;
+        if one_level {
+            scan.walk_one_level(&start_rel)?;
+        } else {
+            scan.walk(&start)?;
+            scan.stats.vanished += store.vanish_unseen(watch.id, &start_rel, scan.generation)?;
+        }
         scan.stats.moved = store.match_moves(watch.id)?;
+        if full {
+            store.finish_full_scan(watch.id, scan.stats.ignored)?;
+        }
         store.commit()
-    });
+    })();
     if let Err(e) = result {
         store.rollback();
         return Err(e);
     }
     let s = scan.stats;
-    (scan.emit)(&Event::ScanFinished {
-        watch: watch_name,
-        files: s.files,
-        new: s.new,
-        changed: s.changed,
-        vanished: s.vanished,
-        moved: s.moved,
-        ignored: s.ignored,
-    });
+    if full {
+        emit(&Event::ScanFinished {
+            watch: watch_name,
+            files: s.files,
+            new: s.new,
+            changed: s.changed,
+            vanished: s.vanished,
+            moved: s.moved,
+            ignored: s.ignored,
+        });
+    }
     Ok(s)
 }
 
@@ -154,7 +195,7 @@ pub fn mark_missing(
     store: &Store,
     watch: &WatchRow,
     reason: &str,
-    emit: &mut dyn FnMut(&Event),
+    emit: &dyn Fn(&Event),
 ) -> Result<()> {
     store.set_watch_state(watch.id, WatchState::Missing, Some(reason))?;
     emit(&Event::WatchMissing {
@@ -164,30 +205,38 @@ pub fn mark_missing(
     Ok(())
 }
 
+fn walker(
+    start: &Path,
+    max_depth: usize,
+    ignored_dirs: &std::cell::Cell<u64>,
+) -> impl Iterator<Item = walkdir::Result<DirEntry>> {
+    WalkDir::new(start)
+        .follow_links(false)
+        .max_depth(max_depth)
+        // Files before folders: a directory's files then arrive together.
+        .sort_by(|a, b| {
+            a.file_type()
+                .is_dir()
+                .cmp(&b.file_type().is_dir())
+                .then_with(|| a.file_name().cmp(b.file_name()))
+        })
+        .into_iter()
+        .filter_entry(move |e| {
+            let skip =
+                e.depth() > 0 && e.file_type().is_dir() && ignore_dir(e.file_name()).is_some();
+            if skip {
+                ignored_dirs.set(ignored_dirs.get() + 1);
+            }
+            !skip
+        })
+}
+
 impl Scan<'_> {
-    fn walk(&mut self) -> Result<()> {
-        let root = self.watch.root.clone();
+    /// Walks the tree at `start`, reconciling each directory.
+    fn walk(&mut self, start: &Path) -> Result<()> {
         let ignored_dirs = std::cell::Cell::new(0u64);
-        let walker = WalkDir::new(&root)
-            .follow_links(false)
-            // Files before folders: a directory's files then arrive together.
-            .sort_by(|a, b| {
-                a.file_type()
-                    .is_dir()
-                    .cmp(&b.file_type().is_dir())
-                    .then_with(|| a.file_name().cmp(b.file_name()))
-            })
-            .into_iter()
-            .filter_entry(|e| {
-                let skip =
-                    e.depth() > 0 && e.file_type().is_dir() && ignore_dir(e.file_name()).is_some();
-                if skip {
-                    ignored_dirs.set(ignored_dirs.get() + 1);
-                }
-                !skip
-            });
         let mut batch: Option<DirBatch> = None;
-        for item in walker {
+        for item in walker(start, usize::MAX, &ignored_dirs) {
             match item {
                 Ok(entry) if entry.file_type().is_dir() => {
                     if let Some(b) = batch.take() {
@@ -204,14 +253,7 @@ impl Scan<'_> {
                         b.entries.push(entry);
                     }
                 }
-                Err(err) => {
-                    let path = err.path().map(Path::to_path_buf);
-                    match (&mut batch, path) {
-                        (Some(b), Some(p)) if p == b.path => b.unreadable = true,
-                        _ => {}
-                    }
-                    tracing::warn!("while scanning {}: {err}", root.display());
-                }
+                Err(err) => self.walk_error(&mut batch, &err),
             }
         }
         if let Some(b) = batch.take() {
@@ -219,6 +261,60 @@ impl Scan<'_> {
         }
         self.stats.ignored += ignored_dirs.get();
         Ok(())
+    }
+
+    /// Reconciles the files of one directory, scans subdirectories that are
+    /// new, and marks subdirectories that vanished.
+    fn walk_one_level(&mut self, rel: &[u8]) -> Result<()> {
+        let dir = rel_path(&self.watch.root, rel);
+        let ignored_dirs = std::cell::Cell::new(0u64);
+        let mut batch = DirBatch {
+            path: dir.clone(),
+            unreadable: false,
+            entries: Vec::new(),
+        };
+        let mut subdirs = Vec::new();
+        let mut batch_opt = Some(batch);
+        for item in walker(&dir, 1, &ignored_dirs) {
+            match item {
+                Ok(entry) if entry.depth() == 0 => {}
+                Ok(entry) if entry.file_type().is_dir() => {
+                    subdirs.push(rel_key(&self.watch.root, entry.path()))
+                }
+                Ok(entry) => batch_opt.as_mut().expect("batch").entries.push(entry),
+                Err(err) => self.walk_error(&mut batch_opt, &err),
+            }
+        }
+        batch = batch_opt.take().expect("batch");
+        let unreadable = batch.unreadable;
+        self.reconcile_dir(batch)?;
+        if unreadable {
+            return Ok(());
+        }
+        for known in self.store.child_dirs(self.watch.id, rel)? {
+            if !subdirs.contains(&known) {
+                self.stats.vanished +=
+                    self.store
+                        .vanish_unseen(self.watch.id, &known, self.generation)?;
+            }
+        }
+        for sub in subdirs {
+            if !self.store.dir_known(self.watch.id, &sub)? {
+                // A new folder: files may have landed in it before any
+                // watcher saw it, so all of it is scanned.
+                self.walk(&rel_path(&self.watch.root, &sub))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn walk_error(&mut self, batch: &mut Option<DirBatch>, err: &walkdir::Error) {
+        if let (Some(b), Some(p)) = (batch.as_mut(), err.path())
+            && p == b.path
+        {
+            b.unreadable = true;
+        }
+        tracing::warn!("while scanning {}: {err}", self.watch.root.display());
     }
 
     fn maybe_commit(&mut self) -> Result<()> {
@@ -269,8 +365,14 @@ impl Scan<'_> {
             };
             match known.remove(&name) {
                 None => {
-                    self.store
-                        .insert_file(dir_id, &name, &fp, state, skip.as_deref())?;
+                    self.store.insert_file(
+                        dir_id,
+                        &name,
+                        &fp,
+                        state,
+                        skip.as_deref(),
+                        self.seen_ms,
+                    )?;
                     self.stats.new += 1;
                     self.report_skip(&entry, skip.as_deref());
                 }
@@ -278,8 +380,13 @@ impl Scan<'_> {
                     let same_kind = (row.state == FileState::Skipped) == skip.is_some();
                     let same_reason = row.error.as_deref() == skip.as_deref() || skip.is_none();
                     if row.fp != fp || !same_kind || !same_reason {
-                        self.store
-                            .file_changed(row.id, &fp, state, skip.as_deref())?;
+                        self.store.file_changed(
+                            row.id,
+                            &fp,
+                            state,
+                            skip.as_deref(),
+                            self.seen_ms,
+                        )?;
                         self.stats.changed += 1;
                         self.report_skip(&entry, skip.as_deref());
                     } else if row.gone {

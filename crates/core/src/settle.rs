@@ -25,13 +25,22 @@ pub struct SettleRule {
 impl SettleRule {
     pub fn new(window: std::time::Duration) -> SettleRule {
         let window_ms = window.as_millis() as i64;
-        SettleRule { window_ms, cap_ms: (window_ms * 15).max(30_000) }
+        SettleRule {
+            window_ms,
+            cap_ms: (window_ms * 15).max(30_000),
+        }
     }
 
     /// `fp_since_ms`: when the current fingerprint was first seen;
     /// `mtime_ms`: the file's modification time; `waiting_since_ms`: when
     /// the file first waited to settle (None: never waited).
-    pub fn verdict(&self, now_ms: i64, fp_since_ms: i64, mtime_ms: i64, waiting_since_ms: Option<i64>) -> Verdict {
+    pub fn verdict(
+        &self,
+        now_ms: i64,
+        fp_since_ms: i64,
+        mtime_ms: i64,
+        waiting_since_ms: Option<i64>,
+    ) -> Verdict {
         if self.window_ms <= 0 {
             return Verdict::Ready;
         }
@@ -40,9 +49,17 @@ impl SettleRule {
         }
         // An mtime in the future (clock skew, a camera's clock) cannot be
         // waited out: only the stability of the fingerprint counts then.
-        let mtime_ms = if mtime_ms > now_ms { i64::MIN / 2 } else { mtime_ms };
+        let mtime_ms = if mtime_ms > now_ms {
+            i64::MIN / 2
+        } else {
+            mtime_ms
+        };
         let ready_at = fp_since_ms.max(mtime_ms) + self.window_ms;
-        if now_ms >= ready_at { Verdict::Ready } else { Verdict::WaitUntil(ready_at) }
+        if now_ms >= ready_at {
+            Verdict::Ready
+        } else {
+            Verdict::WaitUntil(ready_at)
+        }
     }
 }
 
@@ -50,13 +67,19 @@ impl SettleRule {
 mod tests {
     use super::*;
 
-    const RULE: SettleRule = SettleRule { window_ms: 2000, cap_ms: 30_000 };
+    const RULE: SettleRule = SettleRule {
+        window_ms: 2000,
+        cap_ms: 30_000,
+    };
 
     #[test]
     fn a_file_waits_until_its_fingerprint_and_mtime_are_a_window_old() {
         // Written at t=0, seen at t=100.
         assert_eq!(RULE.verdict(100, 100, 0, None), Verdict::WaitUntil(2100));
-        assert_eq!(RULE.verdict(2099, 100, 0, Some(100)), Verdict::WaitUntil(2100));
+        assert_eq!(
+            RULE.verdict(2099, 100, 0, Some(100)),
+            Verdict::WaitUntil(2100)
+        );
         assert_eq!(RULE.verdict(2100, 100, 0, Some(100)), Verdict::Ready);
     }
 
@@ -64,7 +87,10 @@ mod tests {
     fn an_old_file_seen_for_the_first_time_still_waits_one_window() {
         // mtime long ago, but the fingerprint was only just observed: one
         // observation cannot tell a paused writer from a finished one.
-        assert_eq!(RULE.verdict(10_000, 10_000, 0, None), Verdict::WaitUntil(12_000));
+        assert_eq!(
+            RULE.verdict(10_000, 10_000, 0, None),
+            Verdict::WaitUntil(12_000)
+        );
     }
 
     #[test]
@@ -72,14 +98,27 @@ mod tests {
         // Every 500 ms the file grows: its fingerprint is new each time.
         let first_wait = 0;
         for t in (0..30_000).step_by(500) {
-            assert!(matches!(RULE.verdict(t, t, t, Some(first_wait)), Verdict::WaitUntil(_)), "at {t}");
+            assert!(
+                matches!(
+                    RULE.verdict(t, t, t, Some(first_wait)),
+                    Verdict::WaitUntil(_)
+                ),
+                "at {t}"
+            );
         }
-        assert_eq!(RULE.verdict(30_000, 30_000, 30_000, Some(first_wait)), Verdict::Ready, "the cap");
+        assert_eq!(
+            RULE.verdict(30_000, 30_000, 30_000, Some(first_wait)),
+            Verdict::Ready,
+            "the cap"
+        );
     }
 
     #[test]
     fn a_future_mtime_does_not_block_forever() {
-        assert_eq!(RULE.verdict(5000, 1000, 999_999, Some(1000)), Verdict::Ready);
+        assert_eq!(
+            RULE.verdict(5000, 1000, 999_999, Some(1000)),
+            Verdict::Ready
+        );
     }
 
     #[test]

@@ -7,8 +7,25 @@ mod local;
 pub use local::LocalFolder;
 
 use std::io::Read;
+use std::sync::Arc;
 
-use crate::error::DestError;
+use crate::error::{DestError, Error, Result};
+use crate::home::Home;
+use crate::store::DestRow;
+
+/// Builds the destination object for a destination row.
+pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
+    match row.kind.as_str() {
+        "local" => Ok(Arc::new(match &row.path {
+            Some(p) => LocalFolder::new(&row.name, p.clone(), false),
+            None => LocalFolder::new(&row.name, home.library_dir(), true),
+        })),
+        other => Err(Error::Invalid(format!(
+            "destination {} has kind {other:?}, which this version of Shoebox does not know; update Shoebox",
+            row.name
+        ))),
+    }
+}
 
 /// An upload whose bytes are written but not yet visible under the final
 /// name. Dropping it without [`Staged::commit`] discards it.

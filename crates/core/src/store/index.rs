@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, now_secs};
+use super::{Store, now_ms, now_secs};
 use crate::error::Result;
 use crate::platform::Fingerprint;
 
@@ -64,6 +64,8 @@ pub struct QueuedFile {
     pub hash: Option<Hash>,
     pub entry_id: Option<i64>,
     pub attempts: i64,
+    /// When the current fingerprint was first seen (unix ms).
+    pub fp_since_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,12 +255,14 @@ impl Store {
         fp: &Fingerprint,
         state: FileState,
         error: Option<&str>,
+        seen_ms: i64,
     ) -> Result<()> {
         let [size, mtime, ctime, ino, dev] = fp_params(fp);
         self.conn
             .prepare_cached(
-                "INSERT INTO files (dir_id, name, size, mtime_ns, ctime_ns, ino, dev, state, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO files (dir_id, name, size, mtime_ns, ctime_ns, ino, dev, state, error,
+                                    fp_since_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -270,7 +274,8 @@ impl Store {
                     ino,
                     dev,
                     state.as_str(),
-                    error
+                    error,
+                    seen_ms
                 ])
             })
             .map(drop)
@@ -285,12 +290,14 @@ impl Store {
         fp: &Fingerprint,
         state: FileState,
         error: Option<&str>,
+        seen_ms: i64,
     ) -> Result<()> {
         let [size, mtime, ctime, ino, dev] = fp_params(fp);
         self.conn
             .prepare_cached(
                 "UPDATE files SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, ino = ?5, dev = ?6,
-                        hash = NULL, state = ?7, error = ?8, gone = 0, attempts = 0
+                        hash = NULL, state = ?7, error = ?8, gone = 0, attempts = 0,
+                        fp_since_ms = ?9
                  WHERE id = ?1",
             )
             .and_then(|mut st| {
@@ -302,7 +309,8 @@ impl Store {
                     ino,
                     dev,
                     state.as_str(),
-                    error
+                    error,
+                    seen_ms
                 ])
             })
             .map(drop)
@@ -311,29 +319,103 @@ impl Store {
 
     pub fn set_gone(&self, id: i64, gone: bool) -> Result<()> {
         self.conn
-            .prepare_cached("UPDATE files SET gone = ?2 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![id, gone]))
+            .prepare_cached("UPDATE files SET gone = ?2, gone_since = ?3 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id, gone, now_secs()]))
             .map(drop)
             .map_err(|e| self.err(e))
     }
 
-    /// Ends a full scan: files of directories not seen in it are gone.
-    pub fn finish_scan(&self, watch_id: i64, generation: i64, ignored: u64) -> Result<()> {
+    /// Starts a scan of a watch: returns its generation number.
+    pub fn next_generation(&self, watch_id: i64) -> Result<i64> {
+        self.conn
+            .query_row(
+                "UPDATE watches SET scan_gen = scan_gen + 1 WHERE id = ?1 RETURNING scan_gen",
+                [watch_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends a scan of the subtree at `rel`: files of directories below it
+    /// that the scan did not see are gone, and those directories too.
+    pub fn vanish_unseen(&self, watch_id: i64, rel: &[u8], generation: i64) -> Result<u64> {
+        let (lo, hi) = subtree_bounds(rel);
+        let unseen = "SELECT id FROM dirs WHERE watch_id = ?1 AND scan_gen >= 0 AND scan_gen < ?2
+                        AND (rel = ?3 OR (rel >= ?4 AND rel < ?5))";
+        let n = self
+            .conn
+            .execute(
+                &format!("UPDATE files SET gone = 1, gone_since = ?6 WHERE gone = 0 AND dir_id IN ({unseen})"),
+                params![watch_id, generation, rel, lo, hi, now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
         self.conn
             .execute(
-                "UPDATE files SET gone = 1 WHERE gone = 0 AND dir_id IN
-                   (SELECT id FROM dirs WHERE watch_id = ?1 AND scan_gen < ?2)",
-                params![watch_id, generation],
+                &format!("UPDATE dirs SET scan_gen = -1 WHERE id IN ({unseen})"),
+                params![watch_id, generation, rel, lo, hi],
             )
-            .and_then(|_| {
-                self.conn.execute(
-                    "UPDATE watches SET scan_gen = ?2, last_scan = ?3, ignored = ?4,
-                            state = 'ok', state_detail = NULL
-                     WHERE id = ?1",
-                    params![watch_id, generation, now_secs(), ignored as i64],
-                )
-            })
+            .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
+    /// Records a completed full scan.
+    pub fn finish_full_scan(&self, watch_id: i64, ignored: u64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE watches SET last_scan = ?2, ignored = ?3, state = 'ok', state_detail = NULL
+                 WHERE id = ?1",
+                params![watch_id, now_secs(), ignored as i64],
+            )
             .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The directories of a watch directly below `rel` that the index knows.
+    pub fn child_dirs(&self, watch_id: i64, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let (lo, hi) = subtree_bounds(rel);
+        let all: Vec<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT rel FROM dirs WHERE watch_id = ?1 AND scan_gen >= 0 AND rel >= ?2 AND rel < ?3",
+            )
+            .and_then(|mut st| st.query_map(params![watch_id, lo, hi], |r| r.get(0))?.collect())
+            .map_err(|e| self.err(e))?;
+        let skip = if rel.is_empty() { 0 } else { rel.len() + 1 };
+        Ok(all
+            .into_iter()
+            .filter(|r: &Vec<u8>| !r[skip..].contains(&b'/'))
+            .collect())
+    }
+
+    pub fn dir_known(&self, watch_id: i64, rel: &[u8]) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM dirs WHERE watch_id = ?1 AND rel = ?2 AND scan_gen >= 0)")
+            .and_then(|mut st| st.query_row(params![watch_id, rel], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Number of vanished files of a watch not yet dealt with, and of all
+    /// its files.
+    pub fn gone_counts(&self, watch_id: i64) -> Result<(u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(sum(f.gone), 0), count(*) FROM files f JOIN dirs d ON d.id = f.dir_id
+                 WHERE d.watch_id = ?1 AND f.state != 'skipped'",
+                [watch_id],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets a watch's vanished files without touching their album
+    /// entries (the user chose to keep them in the albums).
+    pub fn forget_gone(&self, watch_id: i64) -> Result<u64> {
+        self.conn
+            .execute(
+                "DELETE FROM files WHERE gone = 1 AND dir_id IN (SELECT id FROM dirs WHERE watch_id = ?1)",
+                [watch_id],
+            )
+            .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
 
@@ -381,15 +463,24 @@ impl Store {
     }
 
     /// Vanished files of a watch, a page at a time (ids above `after`).
-    pub fn gone_files(&self, watch_id: i64, after: i64, limit: usize) -> Result<Vec<GoneFile>> {
+    /// Vanished files of a watch, gone since before `gone_before` (unix
+    /// seconds), a page at a time (ids above `after`).
+    pub fn gone_files(
+        &self,
+        watch_id: i64,
+        gone_before: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<GoneFile>> {
         let mut st = self
             .conn
             .prepare_cached(
                 "SELECT f.id, f.entry_id FROM files f JOIN dirs d ON d.id = f.dir_id
-                 WHERE f.gone = 1 AND d.watch_id = ?1 AND f.id > ?2 ORDER BY f.id LIMIT ?3",
+                 WHERE f.gone = 1 AND d.watch_id = ?1 AND f.id > ?2 AND f.gone_since <= ?4
+                 ORDER BY f.id LIMIT ?3",
             )
             .map_err(|e| self.err(e))?;
-        st.query_map(params![watch_id, after, limit as i64], |r| {
+        st.query_map(params![watch_id, after, limit as i64, gone_before], |r| {
             Ok(GoneFile {
                 id: r.get(0)?,
                 entry_id: r.get(1)?,
@@ -408,12 +499,12 @@ impl Store {
     }
 
     /// Drops directories that are gone and hold no more files.
-    pub fn prune_dirs(&self, watch_id: i64, generation: i64) -> Result<()> {
+    pub fn prune_dirs(&self, watch_id: i64) -> Result<()> {
         self.conn
             .execute(
-                "DELETE FROM dirs WHERE watch_id = ?1 AND scan_gen < ?2
+                "DELETE FROM dirs WHERE watch_id = ?1 AND scan_gen = -1
                    AND NOT EXISTS (SELECT 1 FROM files WHERE dir_id = dirs.id)",
-                params![watch_id, generation],
+                [watch_id],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -447,23 +538,28 @@ impl Store {
 
     /// The next files to process, in a stable order (watch, directory,
     /// name), after the key `after`.
+    /// Failed files are included once `retry_failed_before` (unix seconds)
+    /// has passed their `next_attempt_at`.
     pub fn next_queued(
         &self,
         after: &(i64, Vec<u8>, Vec<u8>),
+        retry_failed_before: i64,
         limit: usize,
     ) -> Result<Vec<QueuedFile>> {
         let mut st = self
             .conn
             .prepare_cached(
                 "SELECT f.id, d.watch_id, d.rel, f.name, f.size, f.mtime_ns, f.ctime_ns, f.ino,
-                        f.dev, f.hash, f.entry_id, f.attempts
+                        f.dev, f.hash, f.entry_id, f.attempts, f.fp_since_ms
                  FROM files f JOIN dirs d ON d.id = f.dir_id JOIN watches w ON w.id = d.watch_id
-                 WHERE f.state IN ('pending', 'failed') AND f.gone = 0 AND w.state = 'ok'
+                 WHERE (f.state = 'pending' OR (f.state = 'failed' AND f.next_attempt_at <= ?5))
+                   AND f.gone = 0 AND w.state = 'ok'
                    AND (d.watch_id, d.rel, f.name) > (?1, ?2, ?3)
                  ORDER BY d.watch_id, d.rel, f.name LIMIT ?4",
             )
             .map_err(|e| self.err(e))?;
-        st.query_map(params![after.0, after.1, after.2, limit as i64], |r| {
+        let p = params![after.0, after.1, after.2, limit as i64, retry_failed_before];
+        st.query_map(p, |r| {
             Ok(QueuedFile {
                 id: r.get(0)?,
                 watch_id: r.get(1)?,
@@ -473,6 +569,7 @@ impl Store {
                 hash: hash_from(r.get(9)?),
                 entry_id: r.get(10)?,
                 attempts: r.get(11)?,
+                fp_since_ms: r.get(12)?,
             })
         })
         .and_then(Iterator::collect)
@@ -514,7 +611,7 @@ impl Store {
     /// The file's fingerprint moved on while it was read: record the new one
     /// and queue it again.
     pub fn file_requeue(&self, id: i64, fp: &Fingerprint) -> Result<()> {
-        self.file_changed(id, fp, FileState::Pending, None)
+        self.file_changed(id, fp, FileState::Pending, None, now_ms())
     }
 
     pub fn file_failed(&self, id: i64, message: &str, retry_at: i64) -> Result<()> {

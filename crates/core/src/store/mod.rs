@@ -17,7 +17,10 @@ use crate::album::AlbumMode;
 use crate::error::{Error, Result};
 use crate::platform::{bytes_to_os, os_to_bytes};
 
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("schema_v1.sql"))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("schema_v1.sql")),
+    M::up(include_str!("schema_v2.sql")),
+];
 
 /// An open store. Cheap to open; each thread that writes opens its own.
 #[derive(Debug)]
@@ -32,6 +35,12 @@ pub(crate) fn path_bytes(p: &Path) -> Vec<u8> {
 
 pub(crate) fn bytes_path(b: &[u8]) -> PathBuf {
     PathBuf::from(bytes_to_os(b))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -216,6 +225,40 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    pub fn set_watcher(&self, id: i64, watcher: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE watches SET watcher = ?2 WHERE id = ?1",
+                params![id, watcher],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Holds a watch's deletions (`count` of them) for the user to confirm.
+    pub fn hold_deletions(&self, id: i64, count: u64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE watches SET deletions_held = ?2, release_deletions = 0 WHERE id = ?1",
+                params![id, count as i64],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The user's answer to held deletions: `true` to carry them out.
+    pub fn release_deletions(&self, id: i64, release: bool) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE watches SET release_deletions = ?2,
+                        deletions_held = CASE WHEN ?2 THEN deletions_held ELSE 0 END
+                 WHERE id = ?1",
+                params![id, release],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     pub fn set_watch_state(&self, id: i64, state: WatchState, detail: Option<&str>) -> Result<()> {
         self.conn
             .execute(
@@ -230,7 +273,7 @@ impl Store {
 /// Column list shared by every watch query.
 const WATCH_SELECT: &str = "SELECT w.id, w.root, w.mode, w.album, w.dest_id, d.name, w.on_delete,
         w.all_files, w.root_dev, w.root_ino, w.state, w.state_detail, w.ignored, w.scan_gen,
-        w.last_scan
+        w.last_scan, w.watcher, w.deletions_held, w.release_deletions
      FROM watches w JOIN destinations d ON d.id = w.dest_id";
 
 #[derive(Debug, Clone)]
@@ -328,6 +371,11 @@ pub struct WatchRow {
     pub ignored: u64,
     pub scan_gen: i64,
     pub last_scan: Option<i64>,
+    /// How a running engine watches it ("ok", "degraded: …", "polling: …").
+    pub watcher: Option<String>,
+    /// Deletions held for the user to confirm (their count).
+    pub deletions_held: u64,
+    pub release_deletions: bool,
 }
 
 impl WatchRow {
@@ -355,6 +403,9 @@ impl WatchRow {
             ignored: r.get::<_, i64>(12)? as u64,
             scan_gen: r.get(13)?,
             last_scan: r.get(14)?,
+            watcher: r.get(15)?,
+            deletions_held: r.get::<_, i64>(16)? as u64,
+            release_deletions: r.get(17)?,
         })
     }
 }

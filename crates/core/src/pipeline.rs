@@ -1,0 +1,1060 @@
+//! The upload pipeline: takes files from the queue, hashes them, decides
+//! what each needs (nothing, a link to identical content, a move, a
+//! replacement, a new upload), and has a bounded pool of workers carry it out.
+//!
+//! Workers do the slow parts (hashing, uploading, server-side moves); the
+//! thread that owns the pipeline owns the store and makes every decision, in
+//! queue order, so that names and duplicates come out the same however the
+//! workers race. Every state change is committed before it is acted on
+//! (DESIGN.md invariant 4). Files are taken only once they have settled
+//! (invariant 2, see `settle`). Both `sync` (one pass) and `daemon` (live)
+//! drive it.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde::Serialize;
+
+use crate::album::{AlbumMode, numbered, sanitize_album, sanitize_file_name};
+use crate::dest::Destination;
+use crate::error::{DestError, FileError, Result};
+use crate::events::{Event, Outcome};
+use crate::hash::{HashingReader, check_unchanged, hash_file, open_version};
+use crate::platform::{Fingerprint, bytes_to_os};
+use crate::scan::rel_path;
+use crate::settle::{SettleRule, Verdict};
+use crate::store::{
+    EntryRow, EntryState, FileState, Hash, QueuedFile, Store, WatchRow, now_ms, now_secs,
+};
+use crate::sync::SyncReport;
+
+/// What a worker is asked to do.
+enum Job {
+    Hash {
+        slot: u64,
+        path: PathBuf,
+        fp: Fingerprint,
+    },
+    Upload {
+        token: u64,
+        dest: Arc<dyn Destination>,
+        path: PathBuf,
+        fp: Fingerprint,
+        hash: Hash,
+        album: String,
+        name: String,
+        progress: Arc<AtomicU64>,
+    },
+    Rename {
+        token: u64,
+        dest: Arc<dyn Destination>,
+        from: (String, String),
+        to: (String, String),
+    },
+    Copy {
+        token: u64,
+        dest: Arc<dyn Destination>,
+        from: (String, String),
+        to: (String, String),
+    },
+}
+
+/// What a worker reports back.
+pub struct Done(DoneKind);
+
+impl std::fmt::Debug for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Done")
+    }
+}
+
+enum DoneKind {
+    Hashed {
+        slot: u64,
+        result: Result<Hash, FileError>,
+    },
+    Finished {
+        token: u64,
+        result: Result<u64, FileError>,
+    },
+}
+
+/// Counters and the cancel switch shared with the workers.
+#[derive(Default)]
+pub(crate) struct Meters {
+    /// Bytes read from watched folders.
+    pub read: AtomicU64,
+    /// Set to abort reads in progress (shutdown, pause).
+    pub cancel: AtomicBool,
+}
+
+/// Counts the bytes of one upload, for progress.
+struct Metered<'a, R> {
+    inner: R,
+    progress: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+const RETRIES: usize = 3;
+
+fn with_retries<T>(mut op: impl FnMut() -> Result<T, FileError>) -> Result<T, FileError> {
+    use backon::{BlockingRetryable, ExponentialBuilder};
+    (|| op())
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .with_max_times(RETRIES)
+                .with_jitter(),
+        )
+        .sleep(std::thread::sleep)
+        .when(|e: &FileError| e.is_transient() && !matches!(e, FileError::Changed))
+        .notify(|e, after| tracing::info!("retrying in {after:?} after: {e}"))
+        .call()
+}
+
+struct UploadJob<'a> {
+    dest: &'a dyn Destination,
+    path: &'a Path,
+    fp: &'a Fingerprint,
+    hash: &'a Hash,
+    album: &'a str,
+    name: &'a str,
+    progress: &'a AtomicU64,
+}
+
+fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<u64, FileError> {
+    job.progress.store(0, Ordering::Relaxed);
+    let file = open_version(job.path, job.fp)?;
+    let buffered = io::BufReader::with_capacity(256 * 1024, &file);
+    let metered = Metered {
+        inner: buffered,
+        progress: job.progress,
+    };
+    let mut reader = HashingReader::new(metered, &meters.read, &meters.cancel);
+    let (staged, written) = job.dest.stage(job.album, job.name, &mut reader)?;
+    // Only the exact version that was hashed may be committed.
+    if reader.finish() != *job.hash || written != job.fp.size {
+        return Err(FileError::Changed);
+    }
+    check_unchanged(&file, job.path, job.fp)?;
+    staged.commit()?;
+    Ok(written)
+}
+
+fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
+    for job in jobs {
+        let msg = match job {
+            Job::Hash { slot, path, fp } => DoneKind::Hashed {
+                slot,
+                result: with_retries(|| hash_file(&path, &fp, &meters.read, &meters.cancel)),
+            },
+            Job::Upload {
+                token,
+                dest,
+                path,
+                fp,
+                hash,
+                album,
+                name,
+                progress,
+            } => {
+                let job = UploadJob {
+                    dest: dest.as_ref(),
+                    path: &path,
+                    fp: &fp,
+                    hash: &hash,
+                    album: &album,
+                    name: &name,
+                    progress: &progress,
+                };
+                DoneKind::Finished {
+                    token,
+                    result: with_retries(|| upload(&meters, &job)),
+                }
+            }
+            Job::Rename {
+                token,
+                dest,
+                from,
+                to,
+            } => DoneKind::Finished {
+                token,
+                result: with_retries(|| {
+                    Ok(dest
+                        .rename((&from.0, &from.1), (&to.0, &to.1))
+                        .map(|()| 0)?)
+                }),
+            },
+            Job::Copy {
+                token,
+                dest,
+                from,
+                to,
+            } => DoneKind::Finished {
+                token,
+                result: with_retries(|| {
+                    Ok(dest.copy((&from.0, &from.1), (&to.0, &to.1)).map(|()| 0)?)
+                }),
+            },
+        };
+        // A cancelled read is not the file's fault.
+        let msg = match msg {
+            DoneKind::Hashed {
+                slot,
+                result: Err(_),
+            } if meters.cancel.load(Ordering::Relaxed) => DoneKind::Hashed {
+                slot,
+                result: Err(FileError::Cancelled),
+            },
+            DoneKind::Finished {
+                token,
+                result: Err(_),
+            } if meters.cancel.load(Ordering::Relaxed) => DoneKind::Finished {
+                token,
+                result: Err(FileError::Cancelled),
+            },
+            other => other,
+        };
+        if done.send(Done(msg)).is_err() {
+            return;
+        }
+    }
+}
+
+/// A queued file with what the pipeline knows about it.
+struct Slot {
+    file: QueuedFile,
+    path: PathBuf,
+    dest_id: i64,
+    album: String,
+    /// The file name as stored in the album.
+    base: String,
+    hashed: Option<Result<Hash, FileError>>,
+}
+
+/// An operation in flight on a destination, and how to record its end.
+struct InFlight {
+    slot: Slot,
+    hash: Hash,
+    entry: EntryRow,
+    kind: OpKind,
+    progress: Arc<AtomicU64>,
+}
+
+enum OpKind {
+    /// A new entry was reserved for this upload or copy.
+    New { copy: bool },
+    /// The file's own entry is being overwritten with new content.
+    Replace {
+        old_hash: Option<Hash>,
+        old_size: u64,
+    },
+    /// The file's own entry is being moved to a new album or name.
+    Move,
+}
+
+/// An upload in progress, for status displays.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uploading {
+    pub path: String,
+    pub album: String,
+    pub size: u64,
+    pub done: u64,
+}
+
+pub fn album_for(watch: &WatchRow, rel: &[u8]) -> String {
+    match watch.mode {
+        AlbumMode::Single => watch.album.clone(),
+        AlbumMode::PerFolder => match rel.rsplit(|b| *b == b'/').next() {
+            Some(last) if !rel.is_empty() => sanitize_album(&bytes_to_os(last).to_string_lossy()),
+            _ => watch.album.clone(),
+        },
+    }
+}
+
+/// Only this many files are between "read from the queue" and "decided".
+const WINDOW_PER_WORKER: usize = 4;
+/// A file that keeps changing while it is read is tried this often before
+/// it is reported.
+const MAX_REREADS: u32 = 3;
+
+/// The upload pipeline and its worker pool. Dropping it stops the workers
+/// after their current job.
+pub struct Pipeline<'a> {
+    store: &'a Store,
+    emit: &'a dyn Fn(&Event),
+    dests: HashMap<i64, Arc<dyn Destination>>,
+    watches: HashMap<i64, WatchRow>,
+    workers: usize,
+    settle: SettleRule,
+    paused: bool,
+    pub(crate) report: SyncReport,
+    pub(crate) meters: Arc<Meters>,
+    cursor: (i64, Vec<u8>, Vec<u8>),
+    exhausted: bool,
+    /// Files read from the queue, decided strictly in this order.
+    window: VecDeque<u64>,
+    slots: HashMap<u64, Slot>,
+    next_slot: u64,
+    /// Files to look at again soon (they changed while being read).
+    again: VecDeque<QueuedFile>,
+    /// Files waiting to settle, with the time to look again (unix ms).
+    settling: HashMap<i64, (i64, QueuedFile)>,
+    /// The files in `window`.
+    window_files: std::collections::HashSet<i64>,
+    /// Failed files are retried when their time has come (`i64::MAX`:
+    /// every failed file, once per pass).
+    retry_failed_before: i64,
+    /// When each waiting file first waited (unix ms), for the settle cap.
+    waiting_since: HashMap<i64, i64>,
+    rereads: HashMap<i64, u32>,
+    in_flight: HashMap<u64, InFlight>,
+    /// Files whose content is being uploaded by an earlier file: they wait
+    /// for that entry, then link to it.
+    parked: HashMap<i64, Vec<Slot>>,
+    jobs: Option<Sender<Job>>,
+    done_rx: Receiver<Done>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Pipeline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("in_flight", &self.in_flight.len())
+            .field("window", &self.window.len())
+            .field("settling", &self.settling.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Pipeline<'_> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(
+        store: &'a Store,
+        emit: &'a dyn Fn(&Event),
+        workers: usize,
+        settle: SettleRule,
+    ) -> Pipeline<'a> {
+        let (job_tx, job_rx) = unbounded::<Job>();
+        let (done_tx, done_rx) = unbounded::<Done>();
+        let meters = Arc::new(Meters::default());
+        let workers = workers.max(1);
+        let handles = (0..workers)
+            .map(|i| {
+                let (rx, tx, m) = (job_rx.clone(), done_tx.clone(), meters.clone());
+                std::thread::Builder::new()
+                    .name(format!("shoebox-worker-{i}"))
+                    .spawn(move || work(rx, tx, m))
+                    .expect("spawn a worker thread")
+            })
+            .collect();
+        Pipeline {
+            store,
+            emit,
+            dests: HashMap::new(),
+            watches: HashMap::new(),
+            workers,
+            settle,
+            paused: false,
+            report: SyncReport::default(),
+            meters,
+            cursor: (0, Vec::new(), Vec::new()),
+            exhausted: false,
+            window: VecDeque::new(),
+            slots: HashMap::new(),
+            next_slot: 0,
+            again: VecDeque::new(),
+            settling: HashMap::new(),
+            window_files: Default::default(),
+            retry_failed_before: i64::MAX,
+            waiting_since: HashMap::new(),
+            rereads: HashMap::new(),
+            in_flight: HashMap::new(),
+            parked: HashMap::new(),
+            jobs: Some(job_tx),
+            done_rx,
+            handles,
+        }
+    }
+
+    /// Which watches and destinations the pipeline serves. Files of a
+    /// watch or destination not listed stay queued.
+    pub fn configure(
+        &mut self,
+        watches: impl IntoIterator<Item = WatchRow>,
+        dests: HashMap<i64, Arc<dyn Destination>>,
+    ) {
+        self.watches = watches.into_iter().map(|w| (w.id, w)).collect();
+        self.dests = dests;
+        self.rescan_queue();
+    }
+
+    /// Live mode: failed files wait for their backoff instead of being
+    /// retried once per pass.
+    pub fn retry_failed_on_schedule(&mut self) {
+        self.retry_failed_before = 0;
+    }
+
+    /// New work may have been queued: read the queue from the start again.
+    pub fn rescan_queue(&mut self) {
+        if self.retry_failed_before != i64::MAX {
+            self.retry_failed_before = now_secs();
+        }
+        self.cursor = (0, Vec::new(), Vec::new());
+        self.exhausted = false;
+    }
+
+    /// While paused, nothing new is started; work in flight finishes.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        if !paused {
+            self.rescan_queue();
+        }
+    }
+
+    /// Aborts reads in progress; their files go back to the queue.
+    pub fn cancel(&self) {
+        self.meters.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// The channel on which workers report; feed what arrives to [`Self::handle`].
+    pub fn done_channel(&self) -> Receiver<Done> {
+        self.done_rx.clone()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len() + self.window.len()
+    }
+
+    /// True when nothing is queued, waiting, or in flight.
+    pub fn is_drained(&self) -> bool {
+        self.window.is_empty()
+            && self.in_flight.is_empty()
+            && self.exhausted
+            && self.again.is_empty()
+            && self.settling.is_empty()
+            && self.parked.is_empty()
+    }
+
+    /// When a waiting file should be looked at again.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.settling.values().map(|(t, _)| *t).min()
+    }
+
+    pub fn uploads(&self) -> Vec<Uploading> {
+        let mut v: Vec<Uploading> = self
+            .in_flight
+            .values()
+            .map(|f| Uploading {
+                path: f.slot.path.display().to_string(),
+                album: f.entry.album.clone(),
+                size: f.slot.file.fp.size,
+                done: f.progress.load(Ordering::Relaxed),
+            })
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
+    /// Starts whatever can start now.
+    pub fn pump(&mut self) -> Result<()> {
+        loop {
+            if self.paused {
+                return Ok(());
+            }
+            self.wake_settled()?;
+            self.refill()?;
+            self.decide_ready()?;
+            let quiet =
+                self.window.is_empty() && self.in_flight.is_empty() && self.again.is_empty();
+            if !(quiet && self.exhausted && !self.parked.is_empty()) {
+                return Ok(());
+            }
+            // Whatever still waits on an entry that nobody is uploading
+            // now uploads for itself.
+            for (_, slots) in std::mem::take(&mut self.parked) {
+                for slot in slots {
+                    self.plan(slot, false)?;
+                }
+            }
+        }
+    }
+
+    /// Records what a worker reported.
+    pub fn handle(&mut self, done: Done) -> Result<()> {
+        match done.0 {
+            DoneKind::Hashed { slot, result } => {
+                if let Some(s) = self.slots.get_mut(&slot) {
+                    s.hashed = Some(result);
+                }
+                Ok(())
+            }
+            DoneKind::Finished { token, result } => self.finished(token, result),
+        }
+    }
+
+    /// Moves files whose settle time has come back to the front.
+    fn wake_settled(&mut self) -> Result<()> {
+        let now = now_ms();
+        let due: Vec<i64> = self
+            .settling
+            .iter()
+            .filter(|(_, (t, _))| *t <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut files: Vec<QueuedFile> = due
+            .iter()
+            .filter_map(|id| self.settling.remove(id))
+            .map(|(_, f)| f)
+            .collect();
+        // Queue order, so names are given out in the same order every time.
+        files.sort_by(|a, b| {
+            (a.watch_id, &a.dir_rel, &a.name).cmp(&(b.watch_id, &b.dir_rel, &b.name))
+        });
+        self.again.extend(files);
+        Ok(())
+    }
+
+    /// True when the pipeline already holds this file (so a fresh read of
+    /// the queue does not take it twice).
+    fn is_held(&self, file_id: i64) -> bool {
+        self.window_files.contains(&file_id)
+            || self.settling.contains_key(&file_id)
+            || self.in_flight.contains_key(&(file_id as u64))
+            || self.parked.values().flatten().any(|s| s.file.id == file_id)
+    }
+
+    /// Applies the settle gate to a file about to be taken: `Some` when it
+    /// may be read now.
+    fn settled(&mut self, mut file: QueuedFile, path: &Path) -> Result<Option<QueuedFile>> {
+        if self.settle.window_ms <= 0 {
+            return Ok(Some(file));
+        }
+        let now = now_ms();
+        match fs::symlink_metadata(path) {
+            Ok(meta) => {
+                let fp = Fingerprint::of(&meta);
+                if fp != file.fp {
+                    self.store.file_requeue(file.id, &fp)?;
+                    file.fp = fp;
+                    file.fp_since_ms = now;
+                    file.hash = None;
+                }
+            }
+            Err(_) => {
+                // Gone since it was queued: the watch's delete policy applies.
+                self.store.set_gone(file.id, true)?;
+                return Ok(None);
+            }
+        }
+        let since = self.waiting_since.get(&file.id).copied();
+        match self
+            .settle
+            .verdict(now, file.fp_since_ms, file.fp.mtime_ns / 1_000_000, since)
+        {
+            Verdict::Ready => {
+                self.waiting_since.remove(&file.id);
+                Ok(Some(file))
+            }
+            Verdict::WaitUntil(t) => {
+                self.waiting_since.entry(file.id).or_insert(now);
+                self.settling.insert(file.id, (t, file));
+                Ok(None)
+            }
+        }
+    }
+
+    fn send(&self, job: Job) {
+        if let Some(tx) = &self.jobs {
+            // Workers only stop when the channel closes, so this cannot fail.
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Reads more of the queue while the window has room.
+    fn refill(&mut self) -> Result<()> {
+        let cap = self.workers * WINDOW_PER_WORKER;
+        while self.window.len() < cap {
+            let file = match self.again.pop_front() {
+                Some(f) => f,
+                None if self.exhausted => return Ok(()),
+                None => {
+                    let batch =
+                        self.store
+                            .next_queued(&self.cursor, self.retry_failed_before, cap)?;
+                    match batch.last() {
+                        Some(last) => {
+                            self.cursor = (last.watch_id, last.dir_rel.clone(), last.name.clone())
+                        }
+                        None => {
+                            self.exhausted = true;
+                            return Ok(());
+                        }
+                    }
+                    self.again.extend(batch);
+                    continue;
+                }
+            };
+            if self.is_held(file.id) {
+                continue;
+            }
+            let Some(watch) = self.watches.get(&file.watch_id) else {
+                continue;
+            };
+            if !self.dests.contains_key(&watch.dest_id) {
+                continue; // destination unavailable: the file stays queued
+            }
+            let path = rel_path(&watch.root, &file.dir_rel).join(bytes_to_os(&file.name));
+            let (dest_id, album) = (watch.dest_id, album_for(watch, &file.dir_rel));
+            let Some(file) = self.settled(file, &path)? else {
+                continue;
+            };
+            let slot = Slot {
+                path,
+                dest_id,
+                album,
+                base: sanitize_file_name(&bytes_to_os(&file.name)),
+                hashed: file.hash.map(Ok),
+                file,
+            };
+            let id = self.next_slot;
+            self.next_slot += 1;
+            if slot.hashed.is_none() {
+                self.send(Job::Hash {
+                    slot: id,
+                    path: slot.path.clone(),
+                    fp: slot.file.fp,
+                });
+            }
+            self.window_files.insert(slot.file.id);
+            self.slots.insert(id, slot);
+            self.window.push_back(id);
+        }
+        Ok(())
+    }
+
+    fn decide_ready(&mut self) -> Result<()> {
+        while let Some(&id) = self.window.front() {
+            if self.slots.get(&id).is_none_or(|s| s.hashed.is_none()) {
+                return Ok(());
+            }
+            self.window.pop_front();
+            let mut slot = self.slots.remove(&id).expect("slot in window");
+            self.window_files.remove(&slot.file.id);
+            match slot.hashed.take().expect("checked above") {
+                Ok(hash) => {
+                    slot.file.hash = Some(hash);
+                    self.plan(slot, true)?;
+                }
+                Err(e) => self.read_failed(slot, e)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn read_failed(&mut self, slot: Slot, err: FileError) -> Result<()> {
+        match err {
+            // Gone since the scan: the watch's delete policy applies to it.
+            FileError::Vanished => self.store.set_gone(slot.file.id, true),
+            FileError::Changed => {
+                let n = self.rereads.entry(slot.file.id).or_insert(0);
+                *n += 1;
+                let Ok(meta) = fs::symlink_metadata(&slot.path) else {
+                    return Ok(());
+                };
+                let fp = Fingerprint::of(&meta);
+                if *n >= MAX_REREADS {
+                    self.fail(
+                        &slot,
+                        "the file kept changing while it was read; it will be tried again later",
+                    )?;
+                    return Ok(());
+                }
+                self.store.file_requeue(slot.file.id, &fp)?;
+                let mut file = slot.file;
+                file.fp = fp;
+                file.hash = None;
+                self.again.push_back(file);
+                Ok(())
+            }
+            FileError::Dest(d) if d.is_destination_wide() => {
+                self.destination_down(slot.dest_id, &d)
+            }
+            // Shutting down or pausing: the file simply stays queued.
+            FileError::Cancelled => Ok(()),
+            other => self.fail(&slot, &other.to_string()),
+        }
+    }
+
+    fn fail(&mut self, slot: &Slot, message: &str) -> Result<()> {
+        // Retried after 1 min, 2, 4, … up to a day (sooner by a new sync).
+        let backoff = 60i64 << slot.file.attempts.clamp(0, 10);
+        self.store
+            .file_failed(slot.file.id, message, now_secs() + backoff.min(86_400))?;
+        (self.emit)(&Event::FileFailed {
+            path: slot.path.display().to_string(),
+            error: message.to_string(),
+            size: slot.file.fp.size,
+        });
+        Ok(())
+    }
+
+    fn destination_down(&mut self, dest_id: i64, err: &DestError) -> Result<()> {
+        if let Some(dest) = self.dests.remove(&dest_id) {
+            (self.emit)(&Event::DestinationUnavailable {
+                dest: dest.name().to_string(),
+                error: err.to_string(),
+            });
+            self.report.unavailable_destinations.push(err.to_string());
+        }
+        Ok(())
+    }
+
+    fn done(&mut self, slot: &Slot, entry: &EntryRow, outcome: Outcome, bytes: u64) {
+        let note = std::str::from_utf8(&slot.file.name).is_err().then(|| {
+            format!(
+                "the file name is not valid UTF-8; it is stored in the album as {:?}",
+                entry.name
+            )
+        });
+        match outcome {
+            Outcome::Uploaded => self.report.uploaded += 1,
+            Outcome::Linked => self.report.linked += 1,
+            Outcome::Moved => self.report.moved += 1,
+            Outcome::Unchanged => self.report.unchanged += 1,
+        }
+        self.report.bytes_uploaded += bytes;
+        (self.emit)(&Event::FileDone {
+            path: slot.path.display().to_string(),
+            album: entry.album.clone(),
+            name: entry.name.clone(),
+            outcome,
+            bytes,
+            size: slot.file.fp.size,
+            note,
+        });
+    }
+
+    /// Picks a name in the slot's album that neither the store nor the
+    /// destination uses: `base`, then `base (2)`, `base (3)`, … `None` when
+    /// the destination could not be asked (it is then marked down).
+    fn free_name(&mut self, slot: &Slot) -> Result<Option<String>> {
+        let dest = self.dests[&slot.dest_id].clone();
+        for n in 1u32.. {
+            let name = if n == 1 {
+                slot.base.clone()
+            } else {
+                numbered(&slot.base, n)
+            };
+            if self
+                .store
+                .entry_name_taken(slot.dest_id, &slot.album, &name)?
+            {
+                continue;
+            }
+            match dest.exists(&slot.album, &name) {
+                Ok(false) => return Ok(Some(name)),
+                Ok(true) => continue,
+                Err(e) => {
+                    self.destination_down(slot.dest_id, &e)?;
+                    return Ok(None);
+                }
+            }
+        }
+        unreachable!("u32 names run out")
+    }
+
+    /// Decides what to do with a file whose content hash is known.
+    fn plan(&mut self, slot: Slot, may_park: bool) -> Result<()> {
+        if !self.dests.contains_key(&slot.dest_id) {
+            return Ok(()); // destination went down: stays queued
+        }
+        let hash = slot.file.hash.expect("planned files are hashed");
+        let store = self.store;
+        let current = match slot.file.entry_id {
+            Some(id) => store
+                .entry(id)?
+                .filter(|e| e.dest_id == slot.dest_id && e.state != EntryState::Deleting),
+            None => None,
+        };
+        let in_place = |e: &EntryRow| e.album == slot.album && e.base_name == slot.base;
+
+        // 1. Already stored as it is.
+        if let Some(e) = &current
+            && in_place(e)
+            && e.hash == Some(hash)
+            && e.state == EntryState::Present
+        {
+            store.file_done(slot.file.id, e.id, &hash)?;
+            self.done(&slot, e, Outcome::Unchanged, 0);
+            return Ok(());
+        }
+        // 2. The same content is already in the album: link, send nothing.
+        let except = current.as_ref().map_or(-1, |e| e.id);
+        if let Some(x) = store.entry_with_hash(slot.dest_id, &slot.album, &hash, except)? {
+            if x.state == EntryState::Reserved && may_park {
+                self.parked.entry(x.id).or_default().push(slot);
+                return Ok(());
+            }
+            if x.state == EntryState::Present {
+                store.transaction(|s| {
+                    s.file_done(slot.file.id, x.id, &hash)?;
+                    release(s, current.as_ref())
+                })?;
+                let outcome = if current.as_ref().is_some_and(|c| c.hash == Some(hash)) {
+                    Outcome::Moved
+                } else {
+                    Outcome::Linked
+                };
+                self.done(&slot, &x, outcome, 0);
+                return Ok(());
+            }
+        }
+        let dest = self.dests[&slot.dest_id].clone();
+        let token = slot.file.id as u64;
+        if let Some(e) = current.clone()
+            && store.entry_refs(e.id)? == 1
+        {
+            if let Some(from) = e.moving_from.clone() {
+                // 3a. A move that a crash interrupted: finish it.
+                store.set_file_state(slot.file.id, FileState::Uploading)?;
+                self.send(Job::Rename {
+                    token,
+                    dest,
+                    from,
+                    to: (e.album.clone(), e.name.clone()),
+                });
+                self.in_flight.insert(
+                    token,
+                    InFlight {
+                        slot,
+                        hash,
+                        entry: e,
+                        kind: OpKind::Move,
+                        progress: Arc::default(),
+                    },
+                );
+                return Ok(());
+            }
+            if in_place(&e) {
+                // 4. New content for the file's own entry: replace it.
+                let old_hash = if e.state == EntryState::Present {
+                    e.hash
+                } else {
+                    None
+                };
+                store.transaction(|s| {
+                    s.update_entry(e.id, Some(&hash), slot.file.fp.size, EntryState::Reserved)?;
+                    s.set_file_state(slot.file.id, FileState::Uploading)
+                })?;
+                let entry = store.entry(e.id)?.expect("just updated");
+                let progress = Arc::new(AtomicU64::new(0));
+                self.send(Job::Upload {
+                    token,
+                    dest,
+                    path: slot.path.clone(),
+                    fp: slot.file.fp,
+                    hash,
+                    album: e.album.clone(),
+                    name: e.name.clone(),
+                    progress: progress.clone(),
+                });
+                self.in_flight.insert(
+                    token,
+                    InFlight {
+                        slot,
+                        hash,
+                        entry,
+                        kind: OpKind::Replace {
+                            old_hash,
+                            old_size: e.size,
+                        },
+                        progress,
+                    },
+                );
+                return Ok(());
+            }
+            if e.hash == Some(hash) && e.state == EntryState::Present {
+                // 3. Same content, new place: move the entry, send nothing.
+                let Some(name) = self.free_name(&slot)? else {
+                    return Ok(());
+                };
+                store.transaction(|s| {
+                    s.start_entry_move(e.id, &slot.album, &name, &slot.base)?;
+                    s.set_file_state(slot.file.id, FileState::Uploading)
+                })?;
+                let entry = store.entry(e.id)?.expect("just updated");
+                self.send(Job::Rename {
+                    token,
+                    dest,
+                    from: (e.album.clone(), e.name.clone()),
+                    to: (slot.album.clone(), name),
+                });
+                self.in_flight.insert(
+                    token,
+                    InFlight {
+                        slot,
+                        hash,
+                        entry,
+                        kind: OpKind::Move,
+                        progress: Arc::default(),
+                    },
+                );
+                return Ok(());
+            }
+        }
+        // 5. A new entry: copy inside the destination if the content is
+        //    already there under the file's old entry, else upload.
+        let Some(name) = self.free_name(&slot)? else {
+            return Ok(());
+        };
+        let copy_from = current.filter(|e| e.hash == Some(hash) && e.state == EntryState::Present);
+        let entry_id = store.transaction(|s| {
+            let id = s.insert_entry(
+                slot.dest_id,
+                &slot.album,
+                &name,
+                &slot.base,
+                &hash,
+                slot.file.fp.size,
+            )?;
+            s.set_file_state(slot.file.id, FileState::Uploading)?;
+            Ok(id)
+        })?;
+        let entry = store.entry(entry_id)?.expect("just inserted");
+        let progress = Arc::new(AtomicU64::new(0));
+        match &copy_from {
+            Some(src) => self.send(Job::Copy {
+                token,
+                dest,
+                from: (src.album.clone(), src.name.clone()),
+                to: (slot.album.clone(), name),
+            }),
+            None => self.send(Job::Upload {
+                token,
+                dest,
+                path: slot.path.clone(),
+                fp: slot.file.fp,
+                hash,
+                album: slot.album.clone(),
+                name,
+                progress: progress.clone(),
+            }),
+        }
+        self.in_flight.insert(
+            token,
+            InFlight {
+                slot,
+                hash,
+                entry,
+                kind: OpKind::New {
+                    copy: copy_from.is_some(),
+                },
+                progress,
+            },
+        );
+        Ok(())
+    }
+
+    /// Records the end of an upload, copy or move.
+    fn finished(&mut self, token: u64, result: Result<u64, FileError>) -> Result<()> {
+        let Some(op) = self.in_flight.remove(&token) else {
+            return Ok(());
+        };
+        let InFlight {
+            slot,
+            hash,
+            entry,
+            kind,
+            ..
+        } = op;
+        let store = self.store;
+        match result {
+            Ok(bytes) => {
+                let previous = match slot.file.entry_id {
+                    Some(id) if id != entry.id => store.entry(id)?,
+                    _ => None,
+                };
+                store.transaction(|s| {
+                    s.update_entry(
+                        entry.id,
+                        Some(&hash),
+                        slot.file.fp.size,
+                        EntryState::Present,
+                    )?;
+                    s.file_done(slot.file.id, entry.id, &hash)?;
+                    release(s, previous.as_ref())
+                })?;
+                let outcome = match kind {
+                    OpKind::Move | OpKind::New { copy: true } => Outcome::Moved,
+                    _ => Outcome::Uploaded,
+                };
+                self.done(&slot, &entry, outcome, bytes);
+                // Files waiting for this content can now link to it.
+                for waiting in self.parked.remove(&entry.id).unwrap_or_default() {
+                    self.plan(waiting, true)?;
+                }
+            }
+            Err(err) => {
+                store.transaction(|s| {
+                    match &kind {
+                        OpKind::New { .. } => s.delete_entry(entry.id)?,
+                        OpKind::Replace { old_hash, old_size } => s.update_entry(
+                            entry.id,
+                            old_hash.as_ref(),
+                            *old_size,
+                            EntryState::Present,
+                        )?,
+                        // The object may be at either place; the file stays
+                        // queued and the move is retried (it is idempotent).
+                        OpKind::Move => {}
+                    }
+                    s.set_file_state(slot.file.id, FileState::Pending)
+                })?;
+                let waiting = self.parked.remove(&entry.id).unwrap_or_default();
+                let dest_id = slot.dest_id;
+                self.read_failed(slot, err)?;
+                for w in waiting {
+                    if self.dests.contains_key(&dest_id) {
+                        self.plan(w, true)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// After a file stopped using `entry`, an entry nobody uses any more was an
+/// old version: it is deleted from the destination at the end of the pass.
+fn release(store: &Store, entry: Option<&EntryRow>) -> Result<()> {
+    if let Some(e) = entry
+        && store.entry_refs(e.id)? == 0
+    {
+        store.update_entry(e.id, e.hash.as_ref(), e.size, EntryState::Deleting)?;
+    }
+    Ok(())
+}
