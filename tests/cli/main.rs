@@ -7,4 +7,5 @@ mod albums;
 mod changes;
 mod cli_contract;
 mod crash;
+mod live;
 mod odd_input;

@@ -285,3 +285,166 @@ pub fn is_root() -> bool {
         libc::geteuid() == 0
     }
 }
+
+/// A `shoebox run --json` in the background; its events are collected so
+/// tests can wait for them.
+pub struct Running {
+    pub child: Child,
+    events: std::sync::Arc<(std::sync::Mutex<Vec<Value>>, std::sync::Condvar)>,
+}
+
+impl Env {
+    /// Starts `shoebox run --json` with a 1 s settle window and waits until
+    /// its initial reconcile is done and every watch is watched.
+    pub fn spawn_run(&self, extra: &[&str]) -> Running {
+        let default_settle: &[&str] = if extra.contains(&"--settle") {
+            &[]
+        } else {
+            &["--settle", "1s"]
+        };
+        let mut child = self
+            .cmd()
+            .args(["run", "--json"])
+            .args(default_settle)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let events =
+            std::sync::Arc::new((std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new()));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).unwrap();
+                sink.0.lock().unwrap().push(v);
+                sink.1.notify_all();
+            }
+        });
+        let run = Running { child, events };
+        run.wait_for(0, std::time::Duration::from_secs(30), |v| {
+            v["event"] == "watcher"
+        });
+        run
+    }
+}
+
+impl Running {
+    /// How many events arrived so far (a mark to wait after).
+    pub fn mark(&self) -> usize {
+        self.events.0.lock().unwrap().len()
+    }
+
+    pub fn events_after(&self, mark: usize) -> Vec<Value> {
+        self.events.0.lock().unwrap()[mark..].to_vec()
+    }
+
+    /// Waits until an event after `mark` matches; panics after `timeout`.
+    #[track_caller]
+    pub fn wait_for(
+        &self,
+        mark: usize,
+        timeout: std::time::Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        let (lock, cvar) = &*self.events;
+        let mut events = lock.lock().unwrap();
+        loop {
+            if let Some(v) = events[mark..].iter().find(|v| pred(v)) {
+                return v.clone();
+            }
+            let now = std::time::Instant::now();
+            assert!(
+                now < deadline,
+                "no matching event within {timeout:?}; got: {:?}",
+                &events[mark..]
+            );
+            events = cvar.wait_timeout(events, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until `n` events after `mark` match.
+    #[track_caller]
+    pub fn wait_count(
+        &self,
+        mark: usize,
+        n: usize,
+        timeout: std::time::Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + timeout;
+        let (lock, cvar) = &*self.events;
+        let mut events = lock.lock().unwrap();
+        loop {
+            let got = events[mark..].iter().filter(|v| pred(v)).count();
+            if got >= n {
+                return;
+            }
+            let now = std::time::Instant::now();
+            assert!(
+                now < deadline,
+                "only {got} of {n} matching events within {timeout:?}"
+            );
+            events = cvar.wait_timeout(events, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until `cond` holds, checking it again whenever the engine
+    /// reports something (and at least once a second).
+    #[track_caller]
+    pub fn wait_until(&self, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let seen = self.mark();
+            if cond() {
+                return;
+            }
+            let now = std::time::Instant::now();
+            assert!(now < deadline, "condition not met within {timeout:?}");
+            let (lock, cvar) = &*self.events;
+            let events = lock.lock().unwrap();
+            if events.len() == seen {
+                let wait = (deadline - now).min(std::time::Duration::from_secs(1));
+                drop(cvar.wait_timeout(events, wait).unwrap());
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        #[allow(unsafe_code)]
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0);
+    }
+
+    /// Waits for the process to exit; None if it is still running at `timeout`.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `file_done` event of a file whose path ends with `suffix`.
+pub fn done_for(suffix: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["event"] == "file_done" && v["path"].as_str().is_some_and(|p| p.ends_with(suffix))
+}
+
+pub const SECS: fn(u64) -> std::time::Duration = std::time::Duration::from_secs;

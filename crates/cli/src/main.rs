@@ -42,6 +42,30 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Reconcile every watch, then watch the folders and upload what settles,
+    /// until stopped (Ctrl-C / SIGTERM).
+    Run {
+        #[command(flatten)]
+        json: Json,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Full rescan of every watch this often, even with a working watcher
+        /// (±25 %).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        full_scan_every: std::time::Duration,
+        /// Rescan folders that cannot be watched live (network drives, too
+        /// many folders for the OS limit) this often.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        poll_every: std::time::Duration,
+        /// Assume the OS allows only this many directory watches (default: ask
+        /// the OS, e.g. fs.inotify.max_user_watches).
+        #[arg(long, value_name = "N")]
+        watch_limit: Option<u64>,
+    },
+    /// Pause syncing (persisted; a running engine stops uploading at once).
+    Pause,
+    /// Resume syncing.
+    Resume,
     /// What is watched and how far the backup is.
     Status {
         #[command(flatten)]
@@ -130,6 +154,10 @@ enum WatchCommand {
     },
     /// Stop backing up a folder. Deletes nothing anywhere.
     Remove { folder: PathBuf },
+    /// Carry out the deletions held because many files vanished at once.
+    ConfirmDeletions { folder: PathBuf },
+    /// Drop the held deletions: the files stay in their albums.
+    KeepFiles { folder: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -199,6 +227,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("stopped watching {} (nothing was deleted)", w.folder);
         }
         Command::Status { json } => output::status(&engine.status()?, json.json)?,
+        Command::Pause => {
+            engine.set_paused(true)?;
+            println!("syncing is paused; `shoebox resume` resumes it");
+        }
+        Command::Resume => {
+            engine.set_paused(false)?;
+            println!("syncing resumed");
+        }
+        Command::Watch(WatchCommand::ConfirmDeletions { folder }) => {
+            let n = engine.confirm_deletions(&folder)?;
+            println!(
+                "{n} held deletions will be carried out by the running engine or the next sync"
+            );
+        }
+        Command::Watch(WatchCommand::KeepFiles { folder }) => {
+            let n = engine.keep_files(&folder)?;
+            println!("{n} vanished files stay in their albums; nothing will be deleted");
+        }
+        Command::Run {
+            json,
+            engine: args,
+            full_scan_every,
+            poll_every,
+            watch_limit,
+        } => {
+            let lock = engine.lock("shoebox run")?;
+            let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+            ctrlc::set_handler(move || {
+                let _ = stop_tx.try_send(());
+            })?;
+            let base = args.sync_options();
+            let opts = shoebox_core::RunOptions {
+                workers: base.workers,
+                settle: base.settle,
+                full_scan_every,
+                poll_every,
+                watch_limit,
+            };
+            eprintln!(
+                "shoebox is running on {}; stop it with Ctrl-C",
+                engine.home().dir().display()
+            );
+            engine.run(&lock, &opts, &stop_rx, &|e| {
+                output::live_event(e, json.json)
+            })?;
+            eprintln!("stopped");
+        }
         Command::Sync { json, engine: args } => {
             let lock = engine.lock("shoebox sync")?;
             let progress = std::cell::RefCell::new(output::SyncProgress::new(json.json));

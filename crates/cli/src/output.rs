@@ -58,7 +58,47 @@ fn state_text(state: &str) -> &'static str {
         "pending" => "files waiting",
         "needs_attention" => "some files failed",
         "folder_missing" => "folder missing",
+        "deletions_held" => "deletions held",
         _ => "unknown",
+    }
+}
+
+/// Shows what a running engine does: JSON lines, or a line per notable
+/// event on stderr.
+pub fn live_event(e: &Event, json: bool) {
+    if json {
+        let _ = print_json(e);
+        return;
+    }
+    match e {
+        Event::FileDone {
+            path,
+            album,
+            name,
+            outcome,
+            ..
+        } => {
+            eprintln!(
+                "{}: {path} → {album}/{name}",
+                serde_json::to_value(outcome)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("")
+            )
+        }
+        Event::FileFailed { path, error, .. } => eprintln!("failed: {path}: {error}"),
+        Event::FileSkipped { path, reason } => eprintln!("skipped: {path}: {reason}"),
+        Event::FileRemoved { album, name } => eprintln!("removed from album: {album}/{name}"),
+        Event::WatchMissing { reason, .. } => eprintln!("folder missing: {reason}"),
+        Event::DestinationUnavailable { error, .. } => {
+            eprintln!("destination unavailable: {error}")
+        }
+        Event::DeletionsHeld { watch, count } => eprintln!(
+            "{count} files vanished at once from {watch}; nothing removed. Confirm with \
+             `shoebox watch confirm-deletions {watch}` or keep them with `shoebox watch keep-files {watch}`"
+        ),
+        Event::Watcher { watch, state } if state != "ok" => eprintln!("{watch}: {state}"),
+        _ => {}
     }
 }
 
@@ -67,6 +107,25 @@ pub fn status(s: &Status, json: bool) -> Result<()> {
         return print_json(s);
     }
     println!("data folder: {}", s.home);
+    match &s.engine {
+        Some(e) => println!("engine: {e}"),
+        None => println!("engine: not running (start it with `shoebox run`)"),
+    }
+    if s.paused {
+        println!("syncing is PAUSED; `shoebox resume` resumes it");
+    }
+    for u in &s.uploading {
+        println!(
+            "uploading {} → {} ({} of {} bytes)",
+            u.path, u.album, u.done, u.size
+        );
+    }
+    if s.settling > 0 {
+        println!(
+            "{} files are waiting for their content to stop changing",
+            s.settling
+        );
+    }
     if s.watches.is_empty() {
         println!("no folders are watched; add one with `shoebox watch add FOLDER`");
     }
@@ -88,6 +147,15 @@ pub fn status(s: &Status, json: bool) -> Result<()> {
         );
         if let Some(d) = &w.detail {
             println!("    {d}");
+        }
+        if let Some(watcher) = w.watcher.as_deref().filter(|w| *w != "ok") {
+            println!("    watcher {watcher}");
+        }
+        if w.deletions_held > 0 {
+            println!(
+                "    {} deletions held: `shoebox watch confirm-deletions {}` or `shoebox watch keep-files {}`",
+                w.deletions_held, w.watch.folder, w.watch.folder
+            );
         }
     }
     println!(

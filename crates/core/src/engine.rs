@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::album::{AlbumMode, sanitize_album};
+use crate::daemon::{ACTIVITY_KEY, Activity, PAUSED_KEY, RunOptions};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::home::{Home, LIBRARY_DEST};
@@ -51,7 +52,8 @@ pub struct WatchInfo {
 pub struct WatchStatus {
     #[serde(flatten)]
     pub watch: WatchInfo,
-    /// `new`, `up_to_date`, `pending`, `needs_attention` or `folder_missing`.
+    /// `new`, `up_to_date`, `pending`, `needs_attention`, `folder_missing`
+    /// or `deletions_held`.
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -62,6 +64,12 @@ pub struct WatchStatus {
     pub skipped: u64,
     pub ignored: u64,
     pub last_scan: Option<String>,
+    /// How a running engine watches it: `ok`, `degraded: …`, `polling: …`
+    /// (absent when no engine runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watcher: Option<String>,
+    /// Deletions waiting for `watch confirm-deletions` / `watch keep-files`.
+    pub deletions_held: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,8 +82,15 @@ pub struct QueueStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub home: String,
+    /// The engine running on this data folder, if any (`shoebox run`, the app).
+    pub engine: Option<String>,
+    pub paused: bool,
     pub watches: Vec<WatchStatus>,
     pub queue: QueueStatus,
+    /// Uploads in progress (while an engine runs).
+    pub uploading: Vec<crate::pipeline::Uploading>,
+    /// Files waiting for their content to stop changing.
+    pub settling: u64,
 }
 
 /// The engine for one data directory.
@@ -165,6 +180,7 @@ impl Engine {
             }
         }
         self.store.insert_destination(name, "local", Some(&path))?;
+        self.home.signal_change();
         let row = self
             .store
             .destination_by_name(name)?
@@ -196,7 +212,9 @@ impl Engine {
                 users.len()
             )));
         }
-        self.store.delete_destination(d.id)
+        self.store.delete_destination(d.id)?;
+        self.home.signal_change();
+        Ok(())
     }
 
     fn watch_info(w: &WatchRow) -> WatchInfo {
@@ -293,6 +311,7 @@ impl Engine {
             all_files: spec.all_files,
             root_identity: dir_identity(&meta),
         })?;
+        self.home.signal_change();
         Ok((Engine::watch_info(&self.store.watch(id)?), notices))
     }
 
@@ -326,6 +345,7 @@ impl Engine {
     pub fn remove_watch(&self, folder: &Path) -> Result<WatchInfo> {
         let w = self.find_watch(folder)?;
         self.store.delete_watch(w.id)?;
+        self.home.signal_change();
         Ok(Engine::watch_info(&w))
     }
 
@@ -350,6 +370,7 @@ impl Engine {
             queue.failed += failed;
             let state = match w.state {
                 WatchState::Missing => "folder_missing",
+                WatchState::Ok if w.deletions_held > 0 => "deletions_held",
                 WatchState::New => "new",
                 WatchState::Ok if failed > 0 => "needs_attention",
                 WatchState::Ok if pending > 0 => "pending",
@@ -369,13 +390,84 @@ impl Engine {
                     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64);
                     humantime::format_rfc3339_seconds(t).to_string()
                 }),
+                watcher: w.watcher.clone(),
+                deletions_held: w.deletions_held,
             });
         }
+        let engine = crate::lock::holder(&self.home);
+        let activity: Activity = match &engine {
+            Some(_) => self
+                .store
+                .setting(ACTIVITY_KEY)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
+            None => Activity::default(),
+        };
         Ok(Status {
             home: display(self.home.dir()),
+            engine,
+            paused: self.paused()?,
             watches,
             queue,
+            uploading: activity.uploading,
+            settling: activity.settling,
         })
+    }
+
+    pub fn paused(&self) -> Result<bool> {
+        Ok(self.store.setting(PAUSED_KEY)?.as_deref() == Some("true"))
+    }
+
+    /// Pauses or resumes syncing (persisted; a running engine obeys at once).
+    pub fn set_paused(&self, paused: bool) -> Result<()> {
+        self.store
+            .set_setting(PAUSED_KEY, if paused { "true" } else { "false" })?;
+        self.home.signal_change();
+        Ok(())
+    }
+
+    /// Carries out deletions held for a watch (the user confirmed them).
+    pub fn confirm_deletions(&self, folder: &Path) -> Result<u64> {
+        let w = self.find_watch(folder)?;
+        if w.deletions_held == 0 {
+            return Err(Error::Invalid(format!(
+                "no deletions are held for {}",
+                w.root.display()
+            )));
+        }
+        self.store.release_deletions(w.id, true)?;
+        self.home.signal_change();
+        Ok(w.deletions_held)
+    }
+
+    /// Drops deletions held for a watch: the files stay in their albums.
+    pub fn keep_files(&self, folder: &Path) -> Result<u64> {
+        let w = self.find_watch(folder)?;
+        if w.deletions_held == 0 {
+            return Err(Error::Invalid(format!(
+                "no deletions are held for {}",
+                w.root.display()
+            )));
+        }
+        let n = self.store.transaction(|s| {
+            let n = s.forget_gone(w.id)?;
+            s.release_deletions(w.id, false)?;
+            Ok(n)
+        })?;
+        self.home.signal_change();
+        Ok(n)
+    }
+
+    /// Runs the live engine until `stop` receives; `_lock` proves this
+    /// process holds the engine lock.
+    pub fn run(
+        &self,
+        _lock: &EngineLock,
+        opts: &RunOptions,
+        stop: &crossbeam_channel::Receiver<()>,
+        emit: &dyn Fn(&Event),
+    ) -> Result<()> {
+        crate::daemon::run(&self.store, &self.home, opts, stop, emit)
     }
 
     /// Takes the engine lock for `what` (e.g. "shoebox sync").

@@ -59,6 +59,20 @@ impl Home {
         self.dir.join("logs")
     }
 
+    /// A folder a running engine watches: writing into it tells the engine
+    /// that the configuration in the store changed (no polling needed).
+    pub fn control_dir(&self) -> PathBuf {
+        self.dir.join("control")
+    }
+
+    /// Tells a running engine, if any, to reload its configuration.
+    pub fn signal_change(&self) {
+        let dir = self.control_dir();
+        // Best effort: without a running engine nobody listens.
+        let _ = fs::create_dir_all(&dir);
+        let _ = fs::write(dir.join("changed"), crate::store::now_ms().to_string());
+    }
+
     /// Where the embedded default destination keeps its albums.
     pub fn library_dir(&self) -> PathBuf {
         self.dir.join("Library")

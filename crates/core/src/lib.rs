@@ -8,6 +8,7 @@
 
 pub mod album;
 pub mod coalesce;
+pub mod daemon;
 pub mod deletion;
 pub mod dest;
 pub mod engine;
@@ -23,8 +24,10 @@ pub mod scan;
 pub mod settle;
 pub mod store;
 pub mod sync;
+pub mod watcher;
 
 pub use album::AlbumMode;
+pub use daemon::RunOptions;
 pub use engine::{DestInfo, Engine, QueueStatus, Status, WatchInfo, WatchSpec, WatchStatus};
 pub use error::{Error, Result};
 pub use events::{Event, Outcome};

@@ -59,6 +59,19 @@ impl EngineLock {
     }
 }
 
+/// Who holds the engine lock of `home`, if anyone (without taking it).
+pub fn holder(home: &Home) -> Option<String> {
+    let file = OpenOptions::new().write(true).open(home.lock_path()).ok()?;
+    match file.try_lock() {
+        Ok(()) => None, // free; released when `file` drops
+        Err(_) => Some(
+            fs::read_to_string(home.lock_path().with_extension("holder"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "an unknown process".into()),
+        ),
+    }
+}
+
 impl Drop for EngineLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.holder_path);

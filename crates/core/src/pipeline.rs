@@ -269,7 +269,7 @@ enum OpKind {
 }
 
 /// An upload in progress, for status displays.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Uploading {
     pub path: String,
     pub album: String,
@@ -427,10 +427,23 @@ impl<'a> Pipeline<'a> {
         self.exhausted = false;
     }
 
-    /// While paused, nothing new is started; work in flight finishes.
+    /// While paused, nothing new is started and what was waiting is let
+    /// go (it stays queued); work in flight finishes.
     pub fn set_paused(&mut self, paused: bool) {
+        if paused == self.paused {
+            return;
+        }
         self.paused = paused;
-        if !paused {
+        if paused {
+            for id in self.window.drain(..) {
+                self.slots.remove(&id);
+            }
+            self.window_files.clear();
+            self.again.clear();
+            self.settling.clear();
+            self.waiting_since.clear();
+            self.parked.clear();
+        } else {
             self.rescan_queue();
         }
     }
@@ -438,6 +451,19 @@ impl<'a> Pipeline<'a> {
     /// Aborts reads in progress; their files go back to the queue.
     pub fn cancel(&self) {
         self.meters.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.meters.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Lets reads run again after [`Self::cancel`].
+    pub fn uncancel(&self) {
+        self.meters.cancel.store(false, Ordering::Relaxed);
+    }
+
+    pub fn settling_count(&self) -> usize {
+        self.settling.len()
     }
 
     /// The channel on which workers report; feed what arrives to [`Self::handle`].

@@ -152,3 +152,54 @@ pub fn is_symlink_loop(e: &io::Error) -> bool {
         false
     }
 }
+
+/// How many directory watches the OS allows one user (Linux inotify).
+pub fn watch_limit() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// The kind of network or FUSE file system `path` is on, if it is one
+/// (those send no change notifications for changes made elsewhere).
+pub fn network_fs(path: &Path) -> Option<&'static str> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+        // SAFETY: `c` is a valid NUL-terminated path and `st` is a
+        // properly sized buffer that statfs fills on success.
+        #[allow(unsafe_code)]
+        let ok = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } == 0;
+        if !ok {
+            return None;
+        }
+        // SAFETY: statfs returned 0, so it initialised `st`.
+        #[allow(unsafe_code)]
+        let magic = unsafe { st.assume_init() }.f_type as u64;
+        match magic {
+            0x6969 => Some("NFS"),
+            0x517B => Some("SMB"),
+            0xFF53_4D42 => Some("CIFS"),
+            0xFE53_4D42 => Some("SMB2"),
+            0x6573_5546 => Some("FUSE"),
+            0x0102_1997 => Some("9P"),
+            _ => None,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}

@@ -387,6 +387,18 @@ impl Store {
             .collect())
     }
 
+    /// How many directories of a watch the index knows.
+    pub fn dir_count(&self, watch_id: i64) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM dirs WHERE watch_id = ?1 AND scan_gen >= 0",
+                [watch_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     pub fn dir_known(&self, watch_id: i64, rel: &[u8]) -> Result<bool> {
         self.conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM dirs WHERE watch_id = ?1 AND rel = ?2 AND scan_gen >= 0)")

@@ -1,0 +1,605 @@
+//! The live engine (`shoebox run`, and the tray app in-process): reconcile
+//! every watch at start, then watch the folders and upload what settles
+//! until told to stop.
+//!
+//! One thread owns the store and the decisions; it sleeps until a watcher
+//! hint, a worker result, a stop request, or the next scheduled moment (a
+//! dirty directory going quiet, a file settling, a periodic scan). With
+//! nothing pending it wakes only for the hourly rescan (DESIGN.md
+//! invariant 7: idle means idle).
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
+use serde::Serialize;
+
+use crate::coalesce::{DirtySet, Limits, Rescan};
+use crate::deletion::{PolicyOutcome, apply_policy, delete_marked, forget_unconfirmed};
+use crate::dest;
+use crate::error::Result;
+use crate::events::Event;
+use crate::home::Home;
+use crate::pipeline::{Pipeline, Uploading};
+use crate::scan::{RootCheck, check_root, mark_missing, scan};
+use crate::settle::SettleRule;
+use crate::store::{Store, WatchRow, WatchState, now_ms};
+use crate::sync::Destinations;
+use crate::watcher::{
+    FolderWatcher, Hint, Mode, existing_ancestor, watch_dir_shallow, watch_folder,
+};
+
+/// Settings key: "true" while syncing is paused (persisted).
+pub const PAUSED_KEY: &str = "paused";
+/// Settings key: what a running engine is doing, for `status` (JSON).
+pub const ACTIVITY_KEY: &str = "activity";
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub workers: usize,
+    /// How long a file must hold still before it is read.
+    pub settle: Duration,
+    /// Full rescan of every watch, even with a working watcher (±25 %).
+    pub full_scan_every: Duration,
+    /// Rescan interval of watches that cannot be watched live.
+    pub poll_every: Duration,
+    /// Directory watches the OS allows (None: ask the OS).
+    pub watch_limit: Option<u64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: 4,
+            settle: Duration::from_secs(2),
+            full_scan_every: Duration::from_secs(3600),
+            poll_every: Duration::from_secs(60),
+            watch_limit: None,
+        }
+    }
+}
+
+/// What a running engine publishes for `status`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Activity {
+    pub uploading: Vec<Uploading>,
+    /// Files waiting for their content to stop changing.
+    pub settling: u64,
+}
+
+/// A watch as the running engine holds it.
+struct Live {
+    row: WatchRow,
+    watcher: Option<FolderWatcher>,
+    mode: Mode,
+    dirty: DirtySet,
+    next_full: Instant,
+    missing: bool,
+    /// Watches the parent of a missing root, to notice its return.
+    parent_watcher: Option<FolderWatcher>,
+    dirs: u64,
+}
+
+struct Daemon<'a> {
+    store: &'a Store,
+    home: &'a Home,
+    opts: &'a RunOptions,
+    emit: &'a dyn Fn(&Event),
+    hints_tx: Sender<Hint>,
+    hints: Receiver<Hint>,
+    _control: Option<FolderWatcher>,
+    lives: HashMap<i64, Live>,
+    dests: Destinations,
+    pipeline: Pipeline<'a>,
+    /// What the user asked for; the pipeline follows once in-flight work
+    /// has been cancelled.
+    want_paused: bool,
+    deletions_due: Option<Instant>,
+    dest_retry_at: Option<Instant>,
+    published: Option<Instant>,
+    was_drained: bool,
+}
+
+/// Runs the live engine until `stop` receives (or is closed). The caller
+/// holds the [`crate::EngineLock`].
+pub fn run(
+    store: &Store,
+    home: &Home,
+    opts: &RunOptions,
+    stop: &Receiver<()>,
+    emit: &dyn Fn(&Event),
+) -> Result<()> {
+    store.requeue_interrupted()?;
+    let (hints_tx, hints) = unbounded();
+    let control_dir = home.control_dir();
+    let _ = std::fs::create_dir_all(&control_dir);
+    let control = watch_dir_shallow(&control_dir, hints_tx.clone(), |_| Some(Hint::Control));
+    let mut pipeline = Pipeline::new(store, emit, opts.workers, SettleRule::new(opts.settle));
+    pipeline.retry_failed_on_schedule();
+    let mut d = Daemon {
+        store,
+        home,
+        opts,
+        emit,
+        hints_tx,
+        hints,
+        _control: control,
+        lives: HashMap::new(),
+        dests: HashMap::new(),
+        pipeline,
+        want_paused: false,
+        deletions_due: None,
+        dest_retry_at: None,
+        published: None,
+        was_drained: true,
+    };
+    d.reload()?;
+    let result = d.serve(stop);
+    d.shutdown()?;
+    result
+}
+
+/// A random fraction in [0, 1), for jitter.
+fn random_unit() -> f64 {
+    (RandomState::new().hash_one(now_ms()) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Daemon<'_> {
+    fn grace_secs(&self) -> i64 {
+        (self.opts.settle.as_secs() as i64) + 3
+    }
+
+    fn next_full_for(&self, mode: &Mode) -> Instant {
+        let every = match mode {
+            Mode::Live => self
+                .opts
+                .full_scan_every
+                .mul_f64(0.75 + 0.5 * random_unit()),
+            _ => self.opts.poll_every,
+        };
+        Instant::now() + every
+    }
+
+    /// Reads the configuration from the store and applies it: new and
+    /// removed watches and destinations, pause.
+    fn reload(&mut self) -> Result<()> {
+        let rows = self.store.watches()?;
+        self.lives.retain(|id, _| rows.iter().any(|r| r.id == *id));
+        let wanted: Vec<i64> = rows.iter().map(|r| r.dest_id).collect();
+        self.dests.retain(|id, _| wanted.contains(id));
+        self.open_destinations(&rows)?;
+        for row in rows {
+            match self.lives.get_mut(&row.id) {
+                Some(live) => live.row = row,
+                None => self.add(row)?,
+            }
+        }
+        self.configure_pipeline();
+        self.want_paused = self.store.setting(PAUSED_KEY)?.as_deref() == Some("true");
+        if self.want_paused {
+            self.pipeline.set_paused(true);
+            self.pipeline.cancel();
+        }
+        self.deletions_due = Some(Instant::now());
+        Ok(())
+    }
+
+    fn open_destinations(&mut self, rows: &[WatchRow]) -> Result<()> {
+        let mut failed = false;
+        for r in rows {
+            if self.dests.contains_key(&r.dest_id) {
+                continue;
+            }
+            let row = self.store.destination(r.dest_id)?;
+            let d = dest::open(self.home, &row)?;
+            // A destination joining has nothing in flight: any reservation
+            // of it is a crash's leftover.
+            match d
+                .prepare()
+                .and_then(|()| forget_unconfirmed(self.store, d.as_ref(), r.dest_id))
+            {
+                Ok(()) => {
+                    self.dests.insert(r.dest_id, d);
+                }
+                Err(e) => {
+                    if !failed {
+                        (self.emit)(&Event::DestinationUnavailable {
+                            dest: row.name.clone(),
+                            error: e.to_string(),
+                        });
+                    }
+                    failed = true;
+                }
+            }
+        }
+        self.dest_retry_at = failed.then(|| Instant::now() + self.opts.poll_every);
+        Ok(())
+    }
+
+    fn configure_pipeline(&mut self) {
+        let rows = self
+            .lives
+            .values()
+            .filter(|l| !l.missing)
+            .map(|l| l.row.clone());
+        self.pipeline.configure(rows, self.dests.clone());
+    }
+
+    fn add(&mut self, row: WatchRow) -> Result<()> {
+        let id = row.id;
+        let live = Live {
+            row,
+            watcher: None,
+            mode: Mode::Live,
+            dirty: DirtySet::new(Limits::default()),
+            next_full: Instant::now(),
+            missing: false,
+            parent_watcher: None,
+            dirs: 0,
+        };
+        self.lives.insert(id, live);
+        self.full_scan(id)
+    }
+
+    /// Checks the root, then (re)starts its watcher if needed and scans the
+    /// whole watch.
+    fn full_scan(&mut self, id: i64) -> Result<()> {
+        let Some(live) = self.lives.get(&id) else {
+            return Ok(());
+        };
+        let row = live.row.clone();
+        if let RootCheck::Missing(reason) = check_root(&row) {
+            return self.go_missing(id, &reason);
+        }
+        let was_missing = live.missing;
+        let needs_watcher = live.watcher.is_none() && (live.mode == Mode::Live || was_missing);
+        let first_scan = row.last_scan.is_none();
+        if needs_watcher && !first_scan {
+            self.start_watcher(id)?;
+        }
+        if was_missing {
+            self.store.set_watch_state(id, WatchState::Ok, None)?;
+        }
+        match scan(self.store, &row, &Rescan::Watch, self.emit) {
+            Ok(stats) => {
+                if stats.vanished > 0 {
+                    self.deletions_due =
+                        Some(Instant::now() + Duration::from_secs(self.grace_secs() as u64 + 1));
+                }
+            }
+            Err(e) => tracing::error!("scanning {} failed: {e}", row.root.display()),
+        }
+        let dirs = self.store.dir_count(id)?;
+        let live = self.lives.get_mut(&id).expect("present");
+        live.missing = false;
+        live.parent_watcher = None;
+        live.dirs = dirs;
+        if needs_watcher && first_scan {
+            // Never scanned before: the directory count is known only now.
+            // Changes made during that first scan are caught by one more.
+            self.start_watcher(id)?;
+            self.lives
+                .get_mut(&id)
+                .expect("present")
+                .dirty
+                .mark(Rescan::Watch, Instant::now());
+        }
+        let mode = self.lives[&id].mode.clone();
+        let next_full = self.next_full_for(&mode);
+        let live = self.lives.get_mut(&id).expect("present");
+        live.row = self.store.watch(id)?;
+        live.next_full = next_full;
+        if was_missing {
+            self.configure_pipeline();
+        }
+        self.pipeline.rescan_queue();
+        Ok(())
+    }
+
+    fn start_watcher(&mut self, id: i64) -> Result<()> {
+        let in_use: u64 = self
+            .lives
+            .iter()
+            .filter(|(other, l)| **other != id && l.watcher.is_some())
+            .map(|(_, l)| l.dirs)
+            .sum();
+        let live = self.lives.get_mut(&id).expect("present");
+        let dirs = self.store.dir_count(id)?.max(1);
+        let limit = self.opts.watch_limit.or_else(crate::platform::watch_limit);
+        let mode = match watch_folder(
+            id,
+            &live.row.root,
+            dirs,
+            in_use,
+            limit,
+            self.hints_tx.clone(),
+        ) {
+            Ok(w) => {
+                live.watcher = Some(w);
+                Mode::Live
+            }
+            Err(not) => not.mode,
+        };
+        self.set_mode(id, mode)
+    }
+
+    fn set_mode(&mut self, id: i64, mode: Mode) -> Result<()> {
+        let live = self.lives.get_mut(&id).expect("present");
+        if mode != Mode::Live {
+            live.watcher = None;
+            tracing::warn!("{}: {}", live.row.root.display(), mode.describe());
+        }
+        let text = mode.describe();
+        live.mode = mode;
+        self.store.set_watcher(id, Some(&text))?;
+        (self.emit)(&Event::Watcher {
+            watch: live.row.root.display().to_string(),
+            state: text,
+        });
+        Ok(())
+    }
+
+    fn go_missing(&mut self, id: i64, reason: &str) -> Result<()> {
+        let Some(live) = self.lives.get_mut(&id) else {
+            return Ok(());
+        };
+        let newly = !live.missing;
+        live.watcher = None;
+        live.missing = true;
+        live.dirty = DirtySet::new(Limits::default());
+        // Notice the folder's return as soon as it happens; a slow periodic
+        // check covers what the parent's watcher cannot see.
+        live.parent_watcher = existing_ancestor(&live.row.root).and_then(|p| {
+            watch_dir_shallow(&p, self.hints_tx.clone(), move |_| {
+                Some(Hint::Root { watch_id: id })
+            })
+        });
+        live.next_full = Instant::now() + self.opts.poll_every;
+        if newly {
+            let row = live.row.clone();
+            mark_missing(self.store, &row, reason, self.emit)?;
+            self.store.set_watcher(id, None)?;
+            self.configure_pipeline();
+        }
+        Ok(())
+    }
+
+    fn on_hint(&mut self, hint: Hint) -> Result<()> {
+        match hint {
+            Hint::Control => self.reload()?,
+            Hint::Rescan { watch_id, what } => {
+                if let Some(live) = self.lives.get_mut(&watch_id)
+                    && !live.missing
+                {
+                    live.dirty.mark(what, Instant::now());
+                }
+            }
+            Hint::Root { watch_id } => {
+                let Some(live) = self.lives.get(&watch_id) else {
+                    return Ok(());
+                };
+                match check_root(&live.row) {
+                    RootCheck::Missing(reason) => self.go_missing(watch_id, &reason)?,
+                    RootCheck::Present if live.missing => self.full_scan(watch_id)?,
+                    RootCheck::Present => {}
+                }
+            }
+            Hint::Failed {
+                watch_id, error, ..
+            } => {
+                if self
+                    .lives
+                    .get(&watch_id)
+                    .is_some_and(|l| l.watcher.is_some())
+                {
+                    self.set_mode(watch_id, Mode::Degraded(error))?;
+                    let live = self.lives.get_mut(&watch_id).expect("present");
+                    live.dirty.mark(Rescan::Watch, Instant::now());
+                    live.next_full = Instant::now() + self.opts.poll_every;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Does everything that is due now.
+    fn tick(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let ids: Vec<i64> = self.lives.keys().copied().collect();
+        for id in ids {
+            let live = self.lives.get_mut(&id).expect("present");
+            if live.missing {
+                if now >= live.next_full {
+                    self.full_scan(id)?;
+                }
+                continue;
+            }
+            if now >= live.next_full {
+                live.dirty
+                    .take_due(Instant::now() + Duration::from_secs(3600));
+                self.full_scan(id)?;
+                continue;
+            }
+            let due = live.dirty.take_due(now);
+            if due.contains(&Rescan::Watch) {
+                self.full_scan(id)?;
+                continue;
+            }
+            let row = live.row.clone();
+            let mut vanished = 0;
+            for what in &due {
+                match scan(self.store, &row, what, self.emit) {
+                    Ok(stats) => vanished += stats.vanished,
+                    Err(e) => {
+                        tracing::error!("rescanning part of {} failed: {e}", row.root.display())
+                    }
+                }
+            }
+            if !due.is_empty() {
+                if let RootCheck::Missing(reason) = check_root(&row) {
+                    self.go_missing(id, &reason)?;
+                }
+                self.pipeline.rescan_queue();
+            }
+            if vanished > 0 {
+                self.deletions_due = Some(now + Duration::from_secs(self.grace_secs() as u64 + 1));
+            }
+        }
+        if self.dest_retry_at.is_some_and(|t| now >= t) {
+            let rows: Vec<WatchRow> = self.lives.values().map(|l| l.row.clone()).collect();
+            self.open_destinations(&rows)?;
+            self.configure_pipeline();
+        }
+        if self.deletions_due.is_some_and(|t| now >= t) {
+            self.deletions_due = None;
+            self.apply_deletions()?;
+        }
+        self.follow_pause();
+        self.pipeline.pump()?;
+        let drained = self.pipeline.is_drained();
+        if drained && !self.was_drained {
+            // Old versions replaced by edits can go now.
+            for (id, d) in &self.dests {
+                delete_marked(self.store, d.as_ref(), *id, self.emit)?;
+            }
+        }
+        self.was_drained = drained;
+        self.publish(false)
+    }
+
+    /// The pipeline pauses at once; it resumes only when nothing cancelled
+    /// is still in flight.
+    fn follow_pause(&mut self) {
+        if self.want_paused {
+            self.pipeline.set_paused(true);
+        } else if self.pipeline.in_flight() == 0 || !self.pipeline.is_cancelled() {
+            self.pipeline.uncancel();
+            self.pipeline.set_paused(false);
+        }
+    }
+
+    fn apply_deletions(&mut self) -> Result<()> {
+        let ids: Vec<i64> = self
+            .lives
+            .iter()
+            .filter(|(_, l)| !l.missing)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let row = self.store.watch(id)?;
+            if row.on_delete == crate::store::OnDelete::Remove
+                && !self.dests.contains_key(&row.dest_id)
+            {
+                continue;
+            }
+            if let PolicyOutcome::Held(n) =
+                apply_policy(self.store, &row, self.grace_secs(), self.emit)?
+            {
+                tracing::warn!(
+                    "{n} files vanished at once from {}: deletions held",
+                    row.root.display()
+                );
+            }
+            self.lives.get_mut(&id).expect("present").row = self.store.watch(id)?;
+        }
+        for (id, d) in &self.dests {
+            delete_marked(self.store, d.as_ref(), *id, self.emit)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes what is being uploaded, at most once a second.
+    fn publish(&mut self, force: bool) -> Result<()> {
+        let busy = self.pipeline.in_flight() > 0;
+        let recently = self
+            .published
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        if !force && (recently || (!busy && self.published.is_none())) {
+            return Ok(());
+        }
+        let activity = Activity {
+            uploading: self.pipeline.uploads(),
+            settling: self.pipeline.settling_count() as u64,
+        };
+        let json = serde_json::to_string(&activity).expect("serialisable");
+        self.store.set_setting(ACTIVITY_KEY, &json)?;
+        self.published = busy.then(Instant::now);
+        Ok(())
+    }
+
+    /// The next moment something is due, if any.
+    fn next_wake(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for live in self.lives.values() {
+            consider(live.next_full);
+            if let Some(t) = live.dirty.next_due() {
+                consider(t);
+            }
+        }
+        if let Some(ms) = self.pipeline.next_deadline_ms() {
+            consider(now + Duration::from_millis((ms - now_ms()).max(0) as u64));
+        }
+        for t in [self.deletions_due, self.dest_retry_at]
+            .into_iter()
+            .flatten()
+        {
+            consider(t);
+        }
+        if self.pipeline.in_flight() > 0 || self.published.is_some() {
+            consider(now + Duration::from_secs(1)); // progress for status
+        }
+        next
+    }
+
+    fn serve(&mut self, stop: &Receiver<()>) -> Result<()> {
+        let done = self.pipeline.done_channel();
+        loop {
+            self.tick()?;
+            let timeout = self.next_wake().map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
+            select_biased! {
+                recv(stop) -> _ => return Ok(()),
+                recv(done) -> msg => if let Ok(d) = msg { self.pipeline.handle(d)? },
+                recv(self.hints) -> msg => if let Ok(h) = msg { self.on_hint(h)? },
+                default(timeout) => {}
+            }
+        }
+    }
+
+    /// Stops taking work, lets uploads in flight finish for a few seconds,
+    /// then cancels the rest (they stay queued).
+    fn shutdown(&mut self) -> Result<()> {
+        self.pipeline.set_paused(true);
+        let done = self.pipeline.done_channel();
+        let finish_by = Instant::now() + Duration::from_secs(5);
+        let cancel_by = finish_by + Duration::from_secs(3);
+        while self.pipeline.in_flight() > 0 {
+            let now = Instant::now();
+            if now >= finish_by {
+                self.pipeline.cancel();
+            }
+            if now >= cancel_by {
+                break;
+            }
+            let wait = if now < finish_by {
+                finish_by - now
+            } else {
+                cancel_by - now
+            };
+            if let Ok(d) = done.recv_timeout(wait) {
+                self.pipeline.handle(d)?;
+                self.pipeline.set_paused(true);
+            }
+        }
+        for id in self.lives.keys() {
+            self.store.set_watcher(*id, None)?;
+        }
+        self.store.set_setting(ACTIVITY_KEY, "{}")?;
+        Ok(())
+    }
+}
