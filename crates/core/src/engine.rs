@@ -350,6 +350,8 @@ impl Engine {
     }
 
     pub fn status(&self) -> Result<Status> {
+        // What a running engine published is only true while it runs.
+        let engine = crate::lock::holder(&self.home);
         let mut watches = Vec::new();
         let mut queue = QueueStatus::default();
         for w in self.store.watches()? {
@@ -390,11 +392,10 @@ impl Engine {
                     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64);
                     humantime::format_rfc3339_seconds(t).to_string()
                 }),
-                watcher: w.watcher.clone(),
+                watcher: w.watcher.clone().filter(|_| engine.is_some()),
                 deletions_held: w.deletions_held,
             });
         }
-        let engine = crate::lock::holder(&self.home);
         let activity: Activity = match &engine {
             Some(_) => self
                 .store
