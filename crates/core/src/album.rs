@@ -192,3 +192,98 @@ mod tests {
         assert!(s.len() <= 255 && s.ends_with(".jpg"));
     }
 }
+
+/// An album the current tree of a folder would produce, and how many files
+/// it would take now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AlbumPreview {
+    pub album: String,
+    pub files: u64,
+}
+
+/// Previews the albums a watch of `root` in `mode` would produce, looking
+/// at no more than `max_entries` directory entries (a preview, not a scan).
+pub fn preview(
+    root: &std::path::Path,
+    mode: AlbumMode,
+    album: &str,
+    all_files: bool,
+    max_entries: usize,
+) -> Vec<AlbumPreview> {
+    use crate::filter::{ignore_dir, ignore_file};
+    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| {
+            e.depth() == 0 || !e.file_type().is_dir() || ignore_dir(e.file_name()).is_none()
+        })
+        .take(max_entries);
+    for e in walker.flatten() {
+        if !e.file_type().is_file() || ignore_file(e.file_name(), all_files).is_some() {
+            continue;
+        }
+        let name = match mode {
+            AlbumMode::Single => album.to_string(),
+            AlbumMode::PerFolder if e.depth() <= 1 => album.to_string(),
+            AlbumMode::PerFolder => {
+                let dir = e
+                    .path()
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .unwrap_or_default();
+                sanitize_album(&dir.to_string_lossy())
+            }
+        };
+        *counts.entry(name).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(album, files)| AlbumPreview { album, files })
+        .collect()
+}
+
+#[cfg(test)]
+mod preview_tests {
+    use super::*;
+
+    #[test]
+    fn preview_lists_the_albums_each_mode_would_make() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for p in [
+            "a.jpg",
+            "Trip/b.jpg",
+            "Trip/c.mov",
+            "x/Trip/d.jpg",
+            "Empty/notes.txt",
+            ".hidden/e.jpg",
+        ] {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let per = preview(root, AlbumMode::PerFolder, "Root", false, 1000);
+        assert_eq!(
+            per,
+            vec![
+                AlbumPreview {
+                    album: "Root".into(),
+                    files: 1
+                },
+                AlbumPreview {
+                    album: "Trip".into(),
+                    files: 3
+                },
+            ]
+        );
+        let single = preview(root, AlbumMode::Single, "Root", false, 1000);
+        assert_eq!(
+            single,
+            vec![AlbumPreview {
+                album: "Root".into(),
+                files: 4
+            }]
+        );
+    }
+}

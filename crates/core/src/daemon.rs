@@ -33,6 +33,8 @@ use crate::watcher::{
 
 /// Settings key: "true" while syncing is paused (persisted).
 pub const PAUSED_KEY: &str = "paused";
+/// Settings key: set (to a timestamp) to ask a running engine for a full rescan.
+pub const RESCAN_KEY: &str = "rescan_requested";
 /// Settings key: what a running engine is doing, for `status` (JSON).
 pub const ACTIVITY_KEY: &str = "activity";
 
@@ -100,6 +102,8 @@ struct Daemon<'a> {
     dest_retry_at: Option<Instant>,
     published: Option<Instant>,
     was_drained: bool,
+    /// The last rescan request seen.
+    rescan_seen: Option<String>,
 }
 
 /// Runs the live engine until `stop` receives (or is closed). The caller
@@ -134,6 +138,7 @@ pub fn run(
         dest_retry_at: None,
         published: None,
         was_drained: true,
+        rescan_seen: store.setting(RESCAN_KEY)?,
     };
     d.reload()?;
     let result = d.serve(stop);
@@ -183,6 +188,13 @@ impl Daemon<'_> {
             self.pipeline.cancel();
         }
         self.deletions_due = Some(Instant::now());
+        let rescan = self.store.setting(RESCAN_KEY)?;
+        if rescan != self.rescan_seen {
+            self.rescan_seen = rescan;
+            for live in self.lives.values_mut() {
+                live.dirty.mark(Rescan::Watch, Instant::now());
+            }
+        }
         Ok(())
     }
 

@@ -415,6 +415,62 @@ impl Engine {
         })
     }
 
+    /// Puts failed files back in the queue and tells a running engine.
+    pub fn retry_failed(&self) -> Result<u64> {
+        let n = self.store.retry_failed()?;
+        self.home.signal_change();
+        Ok(n)
+    }
+
+    /// Asks a running engine to rescan every watch now.
+    pub fn request_rescan(&self) -> Result<()> {
+        self.store.set_setting(
+            crate::daemon::RESCAN_KEY,
+            &crate::store::now_ms().to_string(),
+        )?;
+        self.home.signal_change();
+        Ok(())
+    }
+
+    /// Files of every watch that failed or were skipped, with reasons.
+    pub fn problems(&self, limit: usize) -> Result<Vec<crate::sync::Problem>> {
+        let mut out = Vec::new();
+        for w in self.store.watches()? {
+            for row in self.store.problems(w.id, limit)? {
+                if row.state != FileState::Failed {
+                    continue;
+                }
+                let path = crate::scan::rel_path(&w.root, &row.dir_rel)
+                    .join(crate::platform::bytes_to_os(&row.name));
+                out.push(crate::sync::Problem {
+                    path: path.display().to_string(),
+                    reason: row.reason,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Previews the albums a watch of `folder` would produce.
+    pub fn preview_albums(
+        &self,
+        folder: &Path,
+        mode: AlbumMode,
+        album: Option<&str>,
+        all_files: bool,
+    ) -> Result<Vec<crate::album::AlbumPreview>> {
+        let root = fs::canonicalize(folder)
+            .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", folder.display())))?;
+        let album = sanitize_album(&album.map(str::to_string).unwrap_or_else(|| {
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }));
+        Ok(crate::album::preview(
+            &root, mode, &album, all_files, 20_000,
+        ))
+    }
+
     pub fn paused(&self) -> Result<bool> {
         Ok(self.store.setting(PAUSED_KEY)?.as_deref() == Some("true"))
     }

@@ -20,6 +20,7 @@ pub mod home;
 pub mod lock;
 pub mod pipeline;
 pub mod platform;
+pub mod progress;
 pub mod scan;
 pub mod settle;
 pub mod store;

@@ -781,6 +781,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Failed files go back to the queue now.
+    pub fn retry_failed(&self) -> Result<u64> {
+        self.conn
+            .execute(
+                "UPDATE files SET state = 'pending', next_attempt_at = 0, attempts = 0 WHERE state = 'failed'",
+                [],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     // ---- status ------------------------------------------------------------
 
     /// Per-state file counts of a watch (vanished files not counted).

@@ -1,0 +1,234 @@
+//! What a tray or status bar shows in one line: "Up to date", "Uploading 12
+//! of 340 · 18 MB/s", "Paused", "2 files need attention". Built from the
+//! engine's events and its status; pure, so hosts share it and tests drive
+//! it with their own clock.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::engine::Status;
+use crate::events::Event;
+
+/// The overall state, for the tray icon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overall {
+    UpToDate,
+    Syncing,
+    Paused,
+    Attention,
+}
+
+/// The one-line summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub state: Overall,
+    pub line: String,
+}
+
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Follows a run of uploads ("12 of 340") and the recent transfer rate.
+#[derive(Debug, Default)]
+pub struct Progress {
+    done_in_batch: u64,
+    sent: VecDeque<(Instant, u64)>,
+}
+
+/// "18 MB/s", "850 kB/s" (decimal units, as file managers show sizes).
+pub fn rate_text(bytes_per_sec: f64) -> String {
+    if bytes_per_sec >= 1e9 {
+        format!("{:.1} GB/s", bytes_per_sec / 1e9)
+    } else if bytes_per_sec >= 1e6 {
+        format!("{:.0} MB/s", bytes_per_sec / 1e6)
+    } else {
+        format!("{:.0} kB/s", (bytes_per_sec / 1e3).max(1.0))
+    }
+}
+
+impl Progress {
+    pub fn on_event(&mut self, e: &Event, now: Instant) {
+        match e {
+            Event::FileDone { bytes, .. } => {
+                self.done_in_batch += 1;
+                if *bytes > 0 {
+                    self.sent.push_back((now, *bytes));
+                }
+            }
+            Event::FileFailed { .. } => self.done_in_batch += 1,
+            _ => {}
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            self.sent.pop_front();
+        }
+    }
+
+    fn rate(&self, now: Instant) -> f64 {
+        let bytes: u64 = self
+            .sent
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= RATE_WINDOW)
+            .map(|(_, b)| b)
+            .sum();
+        bytes as f64 / RATE_WINDOW.as_secs_f64()
+    }
+
+    pub fn summary(&mut self, status: &Status, now: Instant) -> Summary {
+        let remaining = status.queue.pending + status.queue.in_progress + status.settling;
+        if remaining == 0 {
+            self.done_in_batch = 0;
+        }
+        if status.paused {
+            return Summary {
+                state: Overall::Paused,
+                line: "Paused".into(),
+            };
+        }
+        if remaining > 0 {
+            let total = self.done_in_batch + remaining;
+            let rate = self.rate(now);
+            let mut line = format!("Uploading {} of {total}", self.done_in_batch.min(total));
+            if rate > 0.0 {
+                line.push_str(&format!(" · {}", rate_text(rate)));
+            }
+            return Summary {
+                state: Overall::Syncing,
+                line,
+            };
+        }
+        if let Some(w) = status.watches.iter().find(|w| w.state == "folder_missing") {
+            let name = std::path::Path::new(&w.watch.folder)
+                .file_name()
+                .map_or(w.watch.folder.clone(), |n| n.to_string_lossy().into_owned());
+            return Summary {
+                state: Overall::Attention,
+                line: format!("Folder missing: {name}"),
+            };
+        }
+        let held: u64 = status.watches.iter().map(|w| w.deletions_held).sum();
+        if held > 0 {
+            return Summary {
+                state: Overall::Attention,
+                line: format!("{held} deletions waiting for you"),
+            };
+        }
+        match status.queue.failed {
+            0 => Summary {
+                state: Overall::UpToDate,
+                line: "Up to date".into(),
+            },
+            1 => Summary {
+                state: Overall::Attention,
+                line: "1 file needs attention".into(),
+            },
+            n => Summary {
+                state: Overall::Attention,
+                line: format!("{n} files need attention"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::QueueStatus;
+    use crate::events::Outcome;
+
+    fn status(pending: u64, failed: u64, paused: bool) -> Status {
+        Status {
+            home: String::new(),
+            engine: None,
+            paused,
+            watches: Vec::new(),
+            queue: QueueStatus {
+                pending,
+                in_progress: 0,
+                failed,
+            },
+            uploading: Vec::new(),
+            settling: 0,
+        }
+    }
+
+    fn done(bytes: u64) -> Event {
+        Event::FileDone {
+            path: "p".into(),
+            album: "a".into(),
+            name: "n".into(),
+            outcome: Outcome::Uploaded,
+            bytes,
+            size: bytes,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_run_of_uploads_counts_up_with_its_rate() {
+        let t0 = Instant::now();
+        let mut p = Progress::default();
+        assert_eq!(
+            p.summary(&status(340, 0, false), t0).line,
+            "Uploading 0 of 340"
+        );
+        for i in 0..12 {
+            p.on_event(&done(7_500_000), t0 + Duration::from_millis(i * 100));
+        }
+        let s = p.summary(&status(328, 0, false), t0 + Duration::from_secs(2));
+        assert_eq!(s.state, Overall::Syncing);
+        assert_eq!(
+            s.line, "Uploading 12 of 340 · 18 MB/s",
+            "90 MB in the last 5 s"
+        );
+    }
+
+    #[test]
+    fn when_the_queue_empties_the_next_run_counts_from_zero() {
+        let t0 = Instant::now();
+        let mut p = Progress::default();
+        p.on_event(&done(1), t0);
+        assert_eq!(p.summary(&status(0, 0, false), t0).line, "Up to date");
+        assert_eq!(
+            p.summary(&status(5, 0, false), t0)
+                .line
+                .split(" ·")
+                .next()
+                .unwrap(),
+            "Uploading 0 of 5"
+        );
+    }
+
+    #[test]
+    fn paused_and_attention_states() {
+        let t0 = Instant::now();
+        let mut p = Progress::default();
+        assert_eq!(
+            p.summary(&status(3, 0, true), t0),
+            Summary {
+                state: Overall::Paused,
+                line: "Paused".into()
+            }
+        );
+        assert_eq!(
+            p.summary(&status(0, 2, false), t0).line,
+            "2 files need attention"
+        );
+        assert_eq!(
+            p.summary(&status(0, 1, false), t0).state,
+            Overall::Attention
+        );
+    }
+
+    #[test]
+    fn rates_read_naturally() {
+        assert_eq!(rate_text(18_000_000.0), "18 MB/s");
+        assert_eq!(rate_text(850_000.0), "850 kB/s");
+        assert_eq!(rate_text(1_500_000_000.0), "1.5 GB/s");
+    }
+}

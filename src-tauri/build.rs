@@ -1,0 +1,28 @@
+//! Build script of the desktop app: tauri.conf.json lives at the repository
+//! root; capabilities live in src-tauri/capabilities. The app manifest lists
+//! the commands the UI may call: nothing else is exposed.
+
+fn main() {
+    println!("cargo:rerun-if-changed=src-tauri/capabilities");
+    println!("cargo:rerun-if-changed=ui");
+    let attrs = tauri_build::Attributes::new()
+        .capabilities_path_pattern("./src-tauri/capabilities/**/*")
+        .app_manifest(tauri_build::AppManifest::new().commands(&[
+            "get_state",
+            "list_destinations",
+            "preview_albums",
+            "add_watch",
+            "remove_watch",
+            "sync_now",
+            "set_paused",
+            "confirm_deletions",
+            "keep_files",
+            "retry_failed",
+            "pick_folder",
+            "set_autostart",
+            "set_workers",
+            "answer_autostart_question",
+            "open_location",
+        ]));
+    tauri_build::try_build(attrs).expect("tauri-build failed");
+}

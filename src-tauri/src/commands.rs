@@ -1,0 +1,275 @@
+//! The commands the window may call (and only these: see build.rs and
+//! capabilities/default.json). Each maps to one engine call; errors reach
+//! the UI as `{code, message}`.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use shoebox_core::{AlbumMode, OnDelete, WatchInfo, WatchSpec};
+use tauri::{AppHandle, Manager, State};
+use tauri_plugin_autostart::ManagerExt;
+
+use crate::host::{AUTOSTART_ASKED_KEY, Host, UiState, WORKERS_KEY};
+
+/// An error as the UI receives it.
+#[derive(Debug, Serialize)]
+pub struct UiError {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<shoebox_core::Error> for UiError {
+    fn from(e: shoebox_core::Error) -> Self {
+        UiError {
+            code: e.code().into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn invalid(code: &str, message: impl Into<String>) -> UiError {
+    UiError {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+type Res<T> = Result<T, UiError>;
+
+/// Changes are refused while a headless engine owns the store.
+fn writable(host: &Host) -> Res<()> {
+    match &host.read_only {
+        Some(holder) => Err(invalid(
+            "read_only",
+            format!(
+                "{holder} is running on this data folder, so the app only shows its status. Stop it (or use the `shoebox` command) to change settings."
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[tauri::command]
+pub fn get_state(app: AppHandle, host: State<'_, Host>) -> Res<UiState> {
+    Ok(host.ui_state(&app)?)
+}
+
+#[tauri::command]
+pub fn list_destinations(host: State<'_, Host>) -> Res<Vec<shoebox_core::DestInfo>> {
+    Ok(host.engine.lock().expect("lock").destinations()?)
+}
+
+fn parse_mode(mode: &str) -> Res<AlbumMode> {
+    mode.parse().map_err(|e: String| invalid("invalid", e))
+}
+
+#[tauri::command]
+pub fn preview_albums(
+    host: State<'_, Host>,
+    folder: String,
+    mode: String,
+    album: Option<String>,
+    all_files: bool,
+) -> Res<Vec<shoebox_core::album::AlbumPreview>> {
+    let album = album.filter(|a| !a.trim().is_empty());
+    Ok(host.engine.lock().expect("lock").preview_albums(
+        &PathBuf::from(folder),
+        parse_mode(&mode)?,
+        album.as_deref(),
+        all_files,
+    )?)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Added {
+    pub watch: WatchInfo,
+    pub notices: Vec<String>,
+}
+
+#[tauri::command]
+#[allow(clippy::too_many_arguments)]
+pub fn add_watch(
+    host: State<'_, Host>,
+    folder: String,
+    mode: String,
+    album: Option<String>,
+    dest: String,
+    on_delete: String,
+    all_files: bool,
+) -> Res<Added> {
+    writable(&host)?;
+    let spec = WatchSpec {
+        folder: PathBuf::from(folder.trim()),
+        mode: parse_mode(&mode)?,
+        album: album.filter(|a| !a.trim().is_empty()),
+        dest,
+        on_delete: on_delete
+            .parse::<OnDelete>()
+            .map_err(|e| invalid("invalid", e))?,
+        all_files,
+    };
+    let (watch, notices) = host.engine.lock().expect("lock").add_watch(&spec)?;
+    host.nudge();
+    Ok(Added { watch, notices })
+}
+
+#[tauri::command]
+pub fn remove_watch(host: State<'_, Host>, folder: String) -> Res<()> {
+    writable(&host)?;
+    host.engine
+        .lock()
+        .expect("lock")
+        .remove_watch(&PathBuf::from(folder))?;
+    host.nudge();
+    Ok(())
+}
+
+#[tauri::command]
+pub fn sync_now(host: State<'_, Host>) -> Res<()> {
+    writable(&host)?;
+    host.engine.lock().expect("lock").request_rescan()?;
+    host.nudge();
+    Ok(())
+}
+
+#[tauri::command]
+pub fn set_paused(host: State<'_, Host>, paused: bool) -> Res<()> {
+    writable(&host)?;
+    host.engine.lock().expect("lock").set_paused(paused)?;
+    host.nudge();
+    Ok(())
+}
+
+/// The tray's Pause / Resume item.
+pub fn toggle_pause(app: &AppHandle) {
+    let host = app.state::<Host>();
+    if writable(&host).is_err() {
+        return;
+    }
+    let engine = host.engine.lock().expect("lock");
+    let result = engine.paused().and_then(|p| engine.set_paused(!p));
+    drop(engine);
+    if let Err(e) = result {
+        tracing::error!("could not change pause: {e}");
+    }
+    host.nudge();
+}
+
+#[tauri::command]
+pub fn confirm_deletions(host: State<'_, Host>, folder: String) -> Res<u64> {
+    writable(&host)?;
+    let n = host
+        .engine
+        .lock()
+        .expect("lock")
+        .confirm_deletions(&PathBuf::from(folder))?;
+    host.nudge();
+    Ok(n)
+}
+
+#[tauri::command]
+pub fn keep_files(host: State<'_, Host>, folder: String) -> Res<u64> {
+    writable(&host)?;
+    let n = host
+        .engine
+        .lock()
+        .expect("lock")
+        .keep_files(&PathBuf::from(folder))?;
+    host.nudge();
+    Ok(n)
+}
+
+#[tauri::command]
+pub fn retry_failed(host: State<'_, Host>) -> Res<u64> {
+    writable(&host)?;
+    let n = host.engine.lock().expect("lock").retry_failed()?;
+    host.nudge();
+    Ok(n)
+}
+
+/// The native folder picker (not drivable by WebDriver: the UI also takes a
+/// typed or dropped path).
+#[tauri::command]
+pub async fn pick_folder(app: AppHandle) -> Res<Option<String>> {
+    use tauri_plugin_dialog::DialogExt;
+    let picked = app
+        .dialog()
+        .file()
+        .set_title("Choose a folder to back up")
+        .blocking_pick_folder();
+    Ok(picked
+        .and_then(|p| p.into_path().ok())
+        .map(|p| p.display().to_string()))
+}
+
+#[tauri::command]
+pub fn set_autostart(app: AppHandle, enabled: bool) -> Res<bool> {
+    // auto-launch creates ~/.config/autostart but not ~/.config, which a
+    // fresh account may not have yet.
+    #[cfg(target_os = "linux")]
+    if enabled && let Some(home) = std::env::var_os("HOME") {
+        let _ = std::fs::create_dir_all(PathBuf::from(home).join(".config/autostart"));
+    }
+    let launcher = app.autolaunch();
+    let result = if enabled {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    };
+    result.map_err(|e| {
+        invalid(
+            "autostart",
+            format!("could not change launch at login: {e}"),
+        )
+    })?;
+    launcher
+        .is_enabled()
+        .map_err(|e| invalid("autostart", e.to_string()))
+}
+
+/// The once-asked question after the first folder: launch at login?
+#[tauri::command]
+pub fn answer_autostart_question(
+    app: AppHandle,
+    host: State<'_, Host>,
+    enabled: bool,
+) -> Res<bool> {
+    let on = set_autostart(app, enabled)?;
+    host.engine
+        .lock()
+        .expect("lock")
+        .store()
+        .set_setting(AUTOSTART_ASKED_KEY, "yes")?;
+    host.nudge();
+    Ok(on)
+}
+
+#[tauri::command]
+pub fn set_workers(host: State<'_, Host>, workers: u64) -> Res<u64> {
+    if !(1..=16).contains(&workers) {
+        return Err(invalid(
+            "invalid",
+            "parallel uploads must be between 1 and 16",
+        ));
+    }
+    host.engine
+        .lock()
+        .expect("lock")
+        .store()
+        .set_setting(WORKERS_KEY, &workers.to_string())?;
+    Ok(workers)
+}
+
+#[tauri::command]
+pub fn open_location(app: AppHandle, host: State<'_, Host>, which: String) -> Res<()> {
+    use tauri_plugin_opener::OpenerExt;
+    let path = match which.as_str() {
+        "library" => host.home.library_dir(),
+        "logs" => host.home.logs_dir(),
+        other => return Err(invalid("invalid", format!("unknown location {other:?}"))),
+    };
+    let _ = std::fs::create_dir_all(&path);
+    app.opener()
+        .open_path(path.display().to_string(), None::<&str>)
+        .map_err(|e| invalid("open", format!("could not open {}: {e}", path.display())))
+}

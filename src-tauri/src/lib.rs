@@ -1,0 +1,116 @@
+//! shoebox-desktop: the Shoebox tray app. A thin Tauri 2 shell: it starts
+//! the engine in-process (`host`), shows its state in the tray (`tray`) and
+//! a window (`window`, `ui/`), and maps the window's commands to engine
+//! calls (`commands`). All sync logic is in shoebox-core.
+
+mod commands;
+mod host;
+mod notify;
+mod tray;
+mod window;
+
+use std::path::PathBuf;
+
+use tauri::{AppHandle, Manager, RunEvent};
+use tauri_plugin_autostart::MacosLauncher;
+
+use crate::host::Host;
+
+/// The argument autostart passes: start hidden in the tray.
+pub const MINIMIZED_FLAG: &str = "--minimized";
+
+struct Args {
+    home: Option<PathBuf>,
+    minimized: bool,
+}
+
+fn parse_args() -> Args {
+    let mut args = std::env::args_os().skip(1);
+    let mut out = Args {
+        home: std::env::var_os("SHOEBOX_HOME").map(PathBuf::from),
+        minimized: false,
+    };
+    while let Some(a) = args.next() {
+        if a == MINIMIZED_FLAG {
+            out.minimized = true;
+        } else if a == "--home" {
+            out.home = args.next().map(PathBuf::from);
+        }
+    }
+    out
+}
+
+/// Stops the engine cleanly, then exits.
+pub(crate) fn quit(app: &AppHandle) {
+    if let Some(host) = app.try_state::<Host>() {
+        host.shutdown();
+    }
+    app.exit(0);
+}
+
+pub fn run() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHOEBOX_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .try_init();
+    let args = parse_args();
+    let app = tauri::Builder::default()
+        // A second launch focuses the running one.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            window::show(app, false)
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            Some(vec![MINIMIZED_FLAG]),
+        ))
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
+        .invoke_handler(tauri::generate_handler![
+            commands::get_state,
+            commands::list_destinations,
+            commands::preview_albums,
+            commands::add_watch,
+            commands::remove_watch,
+            commands::sync_now,
+            commands::set_paused,
+            commands::confirm_deletions,
+            commands::keep_files,
+            commands::retry_failed,
+            commands::pick_folder,
+            commands::set_autostart,
+            commands::answer_autostart_question,
+            commands::set_workers,
+            commands::open_location,
+        ])
+        .setup(move |app| {
+            let host = Host::start(app.handle(), args.home.clone()).map_err(|e| {
+                eprintln!("Shoebox could not start: {e:#}");
+                e
+            })?;
+            app.manage(host);
+            app.manage(tray::build(app.handle())?);
+            if !args.minimized {
+                window::show(app.handle(), false);
+            }
+            app.state::<Host>().nudge();
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .expect("the Shoebox app could not be built");
+    app.run(|app, event| match event {
+        // The last window closed: Shoebox lives on in the tray.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        RunEvent::Exit => {
+            if let Some(host) = app.try_state::<Host>() {
+                host.shutdown();
+            }
+        }
+        _ => {}
+    });
+}

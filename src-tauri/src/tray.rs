@@ -1,0 +1,95 @@
+//! The tray icon and its menu. Every action is in the menu (icon clicks do
+//! nothing on Linux): a status line, Open Shoebox, Add folder…, Pause /
+//! Resume syncing, Quit. The icon and the tooltip follow the state.
+
+use std::sync::Mutex;
+
+use shoebox_core::progress::{Overall, Summary};
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::{AppHandle, Manager, Wry};
+
+pub const TRAY_ID: &str = "shoebox";
+
+/// The menu items that change.
+pub struct TrayItems {
+    status: MenuItem<Wry>,
+    pause: MenuItem<Wry>,
+    tray: TrayIcon<Wry>,
+    last: Mutex<Option<(Summary, bool)>>,
+}
+
+fn icon(state: Overall) -> Image<'static> {
+    let bytes: &'static [u8] = match state {
+        Overall::UpToDate => include_bytes!("../../icons/tray-up_to_date.png"),
+        Overall::Syncing => include_bytes!("../../icons/tray-syncing.png"),
+        Overall::Paused => include_bytes!("../../icons/tray-paused.png"),
+        Overall::Attention => include_bytes!("../../icons/tray-attention.png"),
+    };
+    Image::from_bytes(bytes).expect("bundled tray icons are valid PNGs")
+}
+
+pub fn build(app: &AppHandle) -> tauri::Result<TrayItems> {
+    let status = MenuItem::with_id(app, "status", "Starting…", false, None::<&str>)?;
+    let open = MenuItem::with_id(app, "open", "Open Shoebox", true, None::<&str>)?;
+    let add = MenuItem::with_id(app, "add", "Add folder…", true, None::<&str>)?;
+    let pause = MenuItem::with_id(app, "pause", "Pause syncing", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let menu = Menu::with_items(
+        app,
+        &[
+            &status,
+            &PredefinedMenuItem::separator(app)?,
+            &open,
+            &add,
+            &pause,
+            &PredefinedMenuItem::separator(app)?,
+            &quit,
+        ],
+    )?;
+    let tray = TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(Overall::UpToDate))
+        .tooltip("Shoebox")
+        .title("Shoebox")
+        .menu(&menu)
+        .show_menu_on_left_click(true)
+        .on_menu_event(|app, event| match event.id.as_ref() {
+            "open" => crate::window::show(app, false),
+            "add" => crate::window::show(app, true),
+            "pause" => crate::commands::toggle_pause(app),
+            "quit" => crate::quit(app),
+            _ => {}
+        })
+        .build(app)?;
+    Ok(TrayItems {
+        status,
+        pause,
+        tray,
+        last: Mutex::new(None),
+    })
+}
+
+/// Shows a new state; does nothing when it did not change.
+pub fn update(app: &AppHandle, summary: &Summary, paused: bool) {
+    let Some(items) = app.try_state::<TrayItems>() else {
+        return;
+    };
+    let mut last = items.last.lock().expect("lock");
+    if last.as_ref() == Some(&(summary.clone(), paused)) {
+        return;
+    }
+    let _ = items.status.set_text(&summary.line);
+    let _ = items.pause.set_text(if paused {
+        "Resume syncing"
+    } else {
+        "Pause syncing"
+    });
+    let _ = items
+        .tray
+        .set_tooltip(Some(format!("Shoebox: {}", summary.line)));
+    if last.as_ref().is_none_or(|(s, _)| s.state != summary.state) {
+        let _ = items.tray.set_icon(Some(icon(summary.state)));
+    }
+    *last = Some((summary.clone(), paused));
+}

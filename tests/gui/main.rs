@@ -1,0 +1,11 @@
+//! End-to-end tests of the real Shoebox app: the real binary in a real
+//! WebKit, driven through WebDriver (tauri-driver + WebKitWebDriver) and
+//! through its tray menu on D-Bus. They need an X display and a private
+//! D-Bus session: `scripts/test` runs them under
+//! `dbus-run-session -- xvfb-run -a`.
+
+mod support;
+
+mod autostart;
+mod tray;
+mod window;

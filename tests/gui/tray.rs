@@ -1,0 +1,144 @@
+//! The tray menu over D-Bus: items, the status line while files upload,
+//! Pause / Resume really pausing the engine, Open, close-to-tray, Quit.
+
+use crate::support::*;
+
+#[test]
+fn the_tray_menu_shows_progress_and_drives_the_app() {
+    let sb = Sandbox::new();
+    for i in 0..400 {
+        sb.write(
+            &format!("card/IMG_{i:04}.jpg"),
+            &bytes(&i.to_string(), 512 * 1024),
+        );
+    }
+    sb.watch(&sb.photos);
+    // Start paused, so the upload run is seen from its start.
+    sb.engine().set_paused(true).unwrap();
+    let _watcher = start_tray_watcher();
+    let mut app = sb.launch(&["--minimized"]);
+    let tray = Tray::find();
+
+    wait_until(secs(20), "the status line to say Paused", || {
+        tray.status_line() == "Paused"
+    });
+    let labels = tray.labels();
+    for item in ["Open Shoebox", "Add folder…", "Resume syncing", "Quit"] {
+        assert!(
+            labels.iter().any(|l| l == item),
+            "menu item {item:?} missing from {labels:?}"
+        );
+    }
+    assert!(
+        shoebox_windows().is_empty(),
+        "--minimized starts hidden in the tray"
+    );
+
+    // Resume: the status line follows the upload run, then settles.
+    tray.click("Resume syncing");
+    wait_until(secs(10), "the menu item to flip back to Pause", || {
+        tray.labels().iter().any(|l| l == "Pause syncing")
+    });
+    let mut seen_uploading = None;
+    wait_until(
+        secs(60),
+        "\"Uploading … of 400\" in the status line",
+        || {
+            let line = tray.status_line();
+            if line.starts_with("Uploading") {
+                seen_uploading = Some(line);
+            }
+            seen_uploading.is_some()
+        },
+    );
+    assert!(
+        seen_uploading.unwrap().contains(" of 400"),
+        "counts the whole run"
+    );
+    wait_until(secs(120), "Up to date after the run", || {
+        tray.status_line() == "Up to date"
+    });
+    assert_eq!(
+        sb.library_files().len(),
+        400,
+        "the engine really uploaded everything"
+    );
+
+    // Pause really pauses the engine.
+    tray.click("Pause syncing");
+    wait_until(secs(10), "the menu to offer Resume", || {
+        tray.labels().iter().any(|l| l == "Resume syncing")
+    });
+    assert!(sb.status().paused, "the pause is recorded for the engine");
+    sb.write("later.jpg", &bytes("later", 1000));
+    // Nothing signals "did not upload": give it the settle window and more.
+    std::thread::sleep(secs(4));
+    assert!(
+        !sb.library_files().contains_key("Photos/later.jpg"),
+        "paused: nothing uploaded"
+    );
+    tray.click("Resume syncing");
+    wait_until(secs(15), "the file written while paused to arrive", || {
+        sb.library_files().contains_key("Photos/later.jpg")
+    });
+
+    // Open shows the window; closing it keeps the app in the tray.
+    tray.click("Open Shoebox");
+    wait_until(secs(20), "the window to appear", || {
+        shoebox_windows().len() == 1
+    });
+    close_window(&shoebox_windows()[0]);
+    wait_until(secs(10), "the window to go away", || {
+        shoebox_windows().is_empty()
+    });
+    assert!(app.alive(), "closing the window must not quit the app");
+    tray.click("Open Shoebox");
+    wait_until(secs(20), "the window to come back", || {
+        shoebox_windows().len() == 1
+    });
+
+    tray.click("Quit");
+    let status = app
+        .wait_exit(secs(20))
+        .expect("the app still runs 20 s after Quit");
+    assert!(status.success(), "Quit exits 0, got {status:?}");
+    assert_eq!(sb.status().engine, None, "the engine lock is released");
+}
+
+#[test]
+fn a_second_launch_focuses_the_running_app() {
+    let sb = Sandbox::new();
+    let _watcher = start_tray_watcher();
+    let mut first = sb.launch(&["--minimized"]);
+    let _tray = Tray::find();
+    assert!(shoebox_windows().is_empty());
+    let mut second = sb.launch(&[]);
+    let st = second
+        .wait_exit(secs(20))
+        .expect("the second launch hands over and exits");
+    assert!(st.success());
+    wait_until(secs(20), "the first instance to show its window", || {
+        shoebox_windows().len() == 1
+    });
+    assert!(first.alive());
+}
+
+#[test]
+fn the_app_shows_a_headless_engine_read_only() {
+    let sb = Sandbox::new();
+    sb.watch(&sb.photos);
+    let engine = sb.engine();
+    let _lock = engine.lock("shoebox run").unwrap();
+    let _watcher = start_tray_watcher();
+    let mut app = sb.launch(&["--minimized"]);
+    let tray = Tray::find();
+    wait_until(secs(20), "the read-only status line", || {
+        tray.status_line().starts_with("Read-only")
+    });
+    assert!(
+        tray.status_line().contains("shoebox run"),
+        "names who runs: {}",
+        tray.status_line()
+    );
+    assert!(app.alive(), "it does not fail");
+}

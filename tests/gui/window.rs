@@ -1,0 +1,152 @@
+//! The window, driven through WebDriver in the real WebKit: adding a folder
+//! (the native picker is bypassed by typing the path; everything after it
+//! is real), progress and counts, pause and resume, removing a watch, and a
+//! failed file's reason.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::*;
+
+#[test]
+fn a_folder_added_in_the_window_is_backed_up_and_its_counts_update() {
+    let sb = Sandbox::new();
+    for i in 0..30 {
+        sb.write(
+            &format!("Summer/IMG_{i:02}.jpg"),
+            &bytes(&i.to_string(), 50_000),
+        );
+    }
+    sb.write("Winter/IMG_99.jpg", &bytes("w", 50_000));
+    let wd = WebDriver::start(&sb, &[]);
+    assert!(wd.text("#no-folders").contains("No folders yet"));
+    wd.screenshot("empty");
+
+    wd.click("#add-btn");
+    wd.type_into("#add-folder", sb.photos.to_str().unwrap());
+    wd.click("input[name=mode][value='per-folder']");
+    wd.wait_text("#preview", secs(10), |t| {
+        t.contains("Summer") && t.contains("30 files") && t.contains("Winter")
+    });
+    wd.screenshot("add-folder");
+    wd.click("#add-confirm");
+
+    // Asked once, after the first folder: launch at login?
+    wd.wait_text("#autostart-title", secs(10), |t| t.contains("restart"));
+    wd.click("#autostart-no");
+
+    let row = format!(".watch-row[data-folder='{}']", sb.photos.display());
+    wd.find(&row);
+    wd.wait_text(&format!("{row} .uploaded"), secs(30), |t| t == "31");
+    assert_eq!(wd.text(&format!("{row} .pending")), "0");
+    assert_eq!(wd.text(&format!("{row} .state")), "up to date");
+    wd.wait_text("#status-line", secs(10), |t| t == "Up to date");
+    let lib = sb.library_files();
+    assert_eq!(lib.len(), 31, "every photo reached its album");
+    assert!(lib.contains_key("Summer/IMG_00.jpg") && lib.contains_key("Winter/IMG_99.jpg"));
+    wd.screenshot("folders");
+
+    wd.click("#tab-activity");
+    wd.wait_text("#recent", secs(10), |t| t.contains("Summer/IMG_"));
+    wd.screenshot("activity");
+    assert!(!sb.engine().status().unwrap().paused);
+    assert!(
+        sb.engine()
+            .store()
+            .setting("app.autostart_asked")
+            .unwrap()
+            .is_some(),
+        "asked only once"
+    );
+}
+
+#[test]
+fn adding_a_missing_folder_says_why_in_the_dialog() {
+    let sb = Sandbox::new();
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#add-btn");
+    wd.type_into("#add-folder", "/nonexistent/shoebox/folder");
+    wd.click("#add-confirm");
+    let msg = wd.wait_text("#add-error", secs(10), |t| !t.is_empty());
+    assert!(
+        msg.contains("cannot watch") && msg.contains("No such file"),
+        "{msg}"
+    );
+    assert!(sb.status().watches.is_empty());
+}
+
+#[test]
+fn pause_and_resume_from_the_window() {
+    let sb = Sandbox::new();
+    sb.watch(&sb.photos);
+    let wd = WebDriver::start(&sb, &[]);
+    wd.wait_text("#pause-btn", secs(10), |t| t == "Pause syncing");
+    wd.click("#pause-btn");
+    wd.wait_text("#pause-btn", secs(10), |t| t == "Resume syncing");
+    wd.wait_text("#status-line", secs(10), |t| t == "Paused");
+    assert!(sb.status().paused, "the engine is told");
+    sb.write("IMG.jpg", &bytes("x", 1000));
+    std::thread::sleep(secs(4)); // nothing signals "did not upload"
+    assert!(sb.library_files().is_empty(), "paused: nothing uploaded");
+    wd.click("#pause-btn");
+    wd.wait_text("#pause-btn", secs(10), |t| t == "Pause syncing");
+    wait_until(secs(15), "the file to arrive after resume", || {
+        sb.library_files().len() == 1
+    });
+}
+
+#[test]
+fn removing_a_watch_asks_first_and_deletes_nothing() {
+    let sb = Sandbox::new();
+    sb.write("IMG.jpg", &bytes("x", 1000));
+    sb.watch(&sb.photos);
+    let wd = WebDriver::start(&sb, &[]);
+    let row = format!(".watch-row[data-folder='{}']", sb.photos.display());
+    wd.wait_text(&format!("{row} .uploaded"), secs(30), |t| t == "1");
+    wd.click(&format!("{row} .remove-btn"));
+    let text = wd.text("#remove-dialog");
+    assert!(
+        text.contains("Nothing will be deleted"),
+        "the confirmation says nothing is deleted: {text}"
+    );
+    wd.click("#remove-ok");
+    wait_until(secs(10), "the row to go", || wd.try_find(&row).is_none());
+    assert!(sb.status().watches.is_empty());
+    assert!(
+        sb.photos.join("IMG.jpg").exists(),
+        "the folder is untouched"
+    );
+    assert_eq!(sb.library_files().len(), 1, "the album is untouched");
+}
+
+#[test]
+fn a_failed_file_shows_its_reason_and_can_be_retried() {
+    let sb = Sandbox::new();
+    sb.write("ok.jpg", &bytes("ok", 1000));
+    let locked = sb.write("locked.jpg", &bytes("locked", 1000));
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    sb.watch(&sb.photos);
+    // As root, permission bits do not stop reads: run the app without the
+    // capabilities that bypass them, as for a normal user.
+    let wd = WebDriver::start(
+        &sb,
+        &["setpriv", "--bounding-set=-dac_override,-dac_read_search"],
+    );
+    let row = format!(".watch-row[data-folder='{}']", sb.photos.display());
+    wd.wait_text(&format!("{row} .failed"), secs(30), |t| t == "1");
+    wd.wait_text("#status-line", secs(10), |t| t == "1 file needs attention");
+    wd.click("#tab-activity");
+    let reason = wd.wait_text(".failure .reason", secs(10), |t| !t.is_empty());
+    assert!(
+        reason.contains("ermission denied") && reason.contains("readable"),
+        "{reason}"
+    );
+    assert!(wd.text(".failure .path").ends_with("locked.jpg"));
+
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
+    wd.click("#retry-failed");
+    wait_until(secs(20), "the retried file to arrive", || {
+        sb.library_files().len() == 2
+    });
+    wd.wait_text("#no-failures", secs(10), |t| t == "Nothing failed.");
+}

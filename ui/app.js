@@ -1,0 +1,272 @@
+// The Shoebox window: renders the state the shell sends and calls its
+// commands. No sync logic here: every decision is the engine's.
+'use strict';
+
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+const $ = (sel) => document.querySelector(sel);
+
+let state = null;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c != null) e.append(c);
+  return e;
+}
+
+function bytes(n) {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+const STATE_TEXT = {
+  new: 'scanning', up_to_date: 'up to date', pending: 'uploading',
+  needs_attention: 'needs attention', folder_missing: 'folder missing', deletions_held: 'deletions held',
+};
+
+function toast(message) {
+  const t = $('#toast');
+  t.textContent = message;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.hidden = true; }, 6000);
+}
+
+async function call(cmd, args) {
+  try {
+    return await invoke(cmd, args);
+  } catch (e) {
+    toast(e && e.message ? e.message : String(e));
+    throw e;
+  }
+}
+
+async function refresh() {
+  state = await call('get_state');
+  render();
+}
+
+function watchState(w) {
+  if (w.watcher && w.watcher.startsWith('degraded')) return 'watcher degraded';
+  if (state.status.paused && w.state !== 'folder_missing') return 'paused';
+  return STATE_TEXT[w.state] || w.state;
+}
+
+function renderWatches() {
+  const list = $('#watch-list');
+  list.replaceChildren();
+  const ro = !!state.read_only;
+  $('#no-folders').hidden = state.status.watches.length > 0;
+  for (const w of state.status.watches) {
+    const albums = w.mode === 'per-folder' ? `${w.album} + one album per subfolder` : w.album;
+    const actions = el('div', { class: 'watch-actions' },
+      el('button', { type: 'button', class: 'sync-btn', text: 'Sync now', onclick: () => call('sync_now').then(refresh) }),
+      el('button', { type: 'button', class: 'remove-btn', text: 'Remove…', onclick: () => askRemove(w.folder) }));
+    if (w.deletions_held > 0) {
+      actions.append(
+        el('button', { type: 'button', class: 'confirm-deletions-btn', text: `Delete ${w.deletions_held} from albums`,
+          onclick: () => call('confirm_deletions', { folder: w.folder }).then(refresh) }),
+        el('button', { type: 'button', class: 'keep-files-btn', text: 'Keep them',
+          onclick: () => call('keep_files', { folder: w.folder }).then(refresh) }));
+    }
+    for (const b of actions.querySelectorAll('button')) b.disabled = ro;
+    const li = el('li', { class: 'watch-row', 'data-folder': w.folder },
+      el('div', { class: 'watch-head' },
+        el('span', { class: 'folder', text: w.folder }),
+        el('span', { class: 'arrow', text: '→' }),
+        el('span', { class: 'albums', text: albums }),
+        el('span', { class: `state ${w.state}`, text: watchState(w) })),
+      el('div', { class: 'meta', text: `${w.dest} · ${w.mode === 'single' ? 'one album' : 'album per folder'} · deleted files: ${w.on_delete === 'keep' ? 'kept' : 'removed'} · last sync ${w.last_scan ? new Date(w.last_scan).toLocaleString() : 'not yet'}` }),
+      el('div', { class: 'counts' },
+        el('b', { class: 'uploaded', text: String(w.uploaded) }), ' uploaded · ',
+        el('b', { class: 'pending', text: String(w.pending) }), ' pending · ',
+        el('b', { class: 'failed', text: String(w.failed) }), ' failed · ',
+        el('b', { class: 'ignored', text: String(w.ignored + w.skipped) }), ' ignored'),
+      w.detail ? el('div', { class: 'detail', text: w.detail }) : null,
+      w.watcher && w.watcher !== 'ok' ? el('div', { class: 'detail', text: w.watcher }) : null,
+      actions);
+    list.append(li);
+  }
+}
+
+function renderActivity() {
+  const up = $('#uploading');
+  up.replaceChildren();
+  for (const u of state.status.uploading) {
+    up.append(el('li', {}, el('span', { class: 'path', text: `${u.path} → ${u.album}` }),
+      el('progress', { max: String(Math.max(u.size, 1)), value: String(u.done), 'aria-label': `progress of ${u.path}` }),
+      el('span', { class: 'muted', text: bytes(u.size) })));
+  }
+  if (!state.status.uploading.length) up.append(el('li', { class: 'muted', text: 'Nothing right now.' }));
+  $('#settling').hidden = !state.status.settling;
+  $('#settling').textContent = `${state.status.settling} files are still being written; they are uploaded once they stop changing.`;
+  const f = $('#failures');
+  f.replaceChildren();
+  for (const p of state.failures) {
+    f.append(el('li', { class: 'failure' }, el('span', { class: 'path', text: p.path }), el('span', { class: 'reason', text: p.reason })));
+  }
+  $('#no-failures').hidden = state.failures.length > 0;
+  $('#retry-failed').hidden = state.failures.length === 0;
+  $('#retry-failed').disabled = !!state.read_only;
+  const r = $('#recent');
+  r.replaceChildren();
+  for (const x of state.recent) {
+    const how = { uploaded: `uploaded ${bytes(x.bytes)}`, linked: 'already in the album', moved: 'moved', unchanged: 'unchanged' }[x.outcome];
+    r.append(el('li', {}, el('span', { class: 'path', text: `${x.album}/${x.name}` }), el('span', { class: 'muted', text: how })));
+  }
+  $('#no-recent').hidden = state.recent.length > 0;
+}
+
+function renderSettings() {
+  $('#autostart').checked = state.autostart;
+  $('#paused-setting').checked = state.status.paused;
+  if (document.activeElement !== $('#workers')) $('#workers').value = state.workers;
+  $('#library-path').textContent = state.library;
+  $('#logs-path').textContent = state.logs;
+}
+
+function render() {
+  if (!state) return;
+  $('#status-line').textContent = state.summary.line;
+  const paused = state.status.paused;
+  $('#pause-btn').textContent = paused ? 'Resume syncing' : 'Pause syncing';
+  $('#pause-btn').setAttribute('aria-pressed', String(paused));
+  const ro = $('#read-only');
+  ro.hidden = !state.read_only;
+  ro.textContent = state.read_only ? `Another Shoebox engine is running (${state.read_only}); this window shows its status read-only.` : '';
+  for (const b of ['#pause-btn', '#add-btn']) $(b).disabled = !!state.read_only;
+  renderWatches();
+  renderActivity();
+  renderSettings();
+}
+
+// ---- tabs -----------------------------------------------------------------
+
+function selectTab(id) {
+  for (const tab of document.querySelectorAll('[role=tab]')) {
+    const on = tab.getAttribute('aria-controls') === id;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+    $(`#${tab.getAttribute('aria-controls')}`).hidden = !on;
+  }
+}
+for (const tab of document.querySelectorAll('[role=tab]')) {
+  tab.addEventListener('click', () => selectTab(tab.getAttribute('aria-controls')));
+  tab.addEventListener('keydown', (e) => {
+    const tabs = [...document.querySelectorAll('[role=tab]')];
+    const i = tabs.indexOf(tab);
+    const next = e.key === 'ArrowRight' ? tabs[(i + 1) % tabs.length] : e.key === 'ArrowLeft' ? tabs[(i + tabs.length - 1) % tabs.length] : null;
+    if (next) { next.focus(); selectTab(next.getAttribute('aria-controls')); }
+  });
+}
+
+// ---- add folder -------------------------------------------------------------
+
+function mode() { return document.querySelector('input[name=mode]:checked').value; }
+
+async function updatePreview() {
+  const folder = $('#add-folder').value.trim();
+  const list = $('#preview');
+  list.replaceChildren();
+  if (!folder) return;
+  try {
+    const albums = await invoke('preview_albums', { folder, mode: mode(), album: $('#add-album').value, allFiles: $('#add-all-files').checked });
+    for (const a of albums.slice(0, 50)) list.append(el('li', {}, el('span', { class: 'path', text: a.album }), el('span', { class: 'muted', text: `${a.files} files` })));
+    if (albums.length > 50) list.append(el('li', { class: 'muted', text: `… and ${albums.length - 50} more` }));
+    if (!albums.length) list.append(el('li', { class: 'muted', text: 'No photos or videos yet; new ones will be backed up as they arrive.' }));
+  } catch (e) {
+    list.append(el('li', { class: 'error', text: e.message || String(e) }));
+  }
+}
+
+async function openAdd(path) {
+  $('#add-error').hidden = true;
+  $('#add-form').reset();
+  if (path) $('#add-folder').value = path;
+  const dests = await call('list_destinations');
+  $('#add-dest').replaceChildren(...dests.map((d) => el('option', { value: d.name, text: d.path ? `${d.name} (${d.path})` : d.name })));
+  $('#add-dialog').showModal();
+  $('#add-folder').focus();
+  updatePreview();
+}
+
+$('#add-btn').addEventListener('click', () => openAdd());
+$('#add-cancel').addEventListener('click', () => $('#add-dialog').close());
+$('#pick').addEventListener('click', async () => {
+  const p = await call('pick_folder');
+  if (p) { $('#add-folder').value = p; updatePreview(); }
+});
+let previewTimer;
+for (const sel of ['#add-folder', '#add-album']) {
+  $(sel).addEventListener('input', () => { clearTimeout(previewTimer); previewTimer = setTimeout(updatePreview, 250); });
+}
+for (const r of document.querySelectorAll('input[name=mode], #add-all-files')) r.addEventListener('change', updatePreview);
+$('#add-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  try {
+    const added = await invoke('add_watch', {
+      folder: $('#add-folder').value, mode: mode(), album: $('#add-album').value || null,
+      dest: $('#add-dest').value, onDelete: $('#add-on-delete').value, allFiles: $('#add-all-files').checked,
+    });
+    $('#add-dialog').close();
+    for (const n of added.notices) toast(n);
+    await refresh();
+    if (!state.autostart_asked) $('#autostart-dialog').showModal();
+  } catch (err) {
+    $('#add-error').textContent = err.message || String(err);
+    $('#add-error').hidden = false;
+  }
+});
+
+// ---- remove, pause, activity, settings -------------------------------------
+
+let removing = null;
+function askRemove(folder) {
+  removing = folder;
+  $('#remove-folder').textContent = folder;
+  $('#remove-dialog').showModal();
+  $('#remove-cancel').focus();
+}
+$('#remove-cancel').addEventListener('click', () => $('#remove-dialog').close());
+$('#remove-ok').addEventListener('click', async () => {
+  $('#remove-dialog').close();
+  await call('remove_watch', { folder: removing });
+  refresh();
+});
+
+async function setPaused(paused) { await call('set_paused', { paused }); refresh(); }
+$('#pause-btn').addEventListener('click', () => setPaused(!state.status.paused));
+$('#paused-setting').addEventListener('change', (e) => setPaused(e.target.checked));
+$('#retry-failed').addEventListener('click', () => call('retry_failed').then(refresh));
+$('#autostart').addEventListener('change', async (e) => {
+  try { e.target.checked = await invoke('set_autostart', { enabled: e.target.checked }); } catch (err) { toast(err.message); }
+});
+$('#workers').addEventListener('change', (e) => call('set_workers', { workers: Number(e.target.value) }).then(() => toast('Takes effect the next time Shoebox starts.')));
+$('#open-library').addEventListener('click', () => call('open_location', { which: 'library' }));
+$('#open-logs').addEventListener('click', () => call('open_location', { which: 'logs' }));
+async function answerAutostart(enabled) {
+  $('#autostart-dialog').close();
+  await call('answer_autostart_question', { enabled });
+  refresh();
+}
+$('#autostart-yes').addEventListener('click', () => answerAutostart(true));
+$('#autostart-no').addEventListener('click', () => answerAutostart(false));
+
+// ---- events from the shell ---------------------------------------------------
+
+listen('state', (e) => { state = e.payload; render(); });
+listen('open-add', () => openAdd());
+listen('tauri://drag-drop', (e) => {
+  const p = e.payload && e.payload.paths && e.payload.paths[0];
+  if (p) openAdd(p);
+});
+
+refresh().then(() => { if (location.hash === '#add') openAdd(); });
