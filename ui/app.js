@@ -179,7 +179,7 @@ async function updatePreview() {
   if (!folder) return;
   try {
     const albums = await invoke('preview_albums', { folder, mode: mode(), album: $('#add-album').value, allFiles: $('#add-all-files').checked });
-    for (const a of albums.slice(0, 50)) list.append(el('li', {}, el('span', { class: 'path', text: a.album }), el('span', { class: 'muted', text: `${a.files} files` })));
+    for (const a of albums.slice(0, 50)) list.append(el('li', {}, el('span', { class: 'path', text: a.album }), el('span', { class: 'muted', text: `${a.files} ${a.files === 1 ? 'file' : 'files'}` })));
     if (albums.length > 50) list.append(el('li', { class: 'muted', text: `… and ${albums.length - 50} more` }));
     if (!albums.length) list.append(el('li', { class: 'muted', text: 'No photos or videos yet; new ones will be backed up as they arrive.' }));
   } catch (e) {

@@ -55,6 +55,7 @@ pub struct UiState {
 
 pub struct Host {
     pub home: Home,
+    _log: Option<shoebox_core::logging::LogGuard>,
     /// The shell's own connection, for commands and status.
     pub engine: Mutex<Engine>,
     pub read_only: Option<String>,
@@ -73,6 +74,7 @@ impl Host {
     /// it, unless another engine holds the store.
     pub fn start(app: &AppHandle, home_dir: Option<PathBuf>) -> anyhow::Result<Host> {
         let home = Home::open(home_dir)?;
+        let log = shoebox_core::logging::init(&home, 0);
         let engine = Engine::open(home.clone())?;
         let (nudges, nudge_rx) = unbounded();
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
@@ -115,6 +117,7 @@ impl Host {
         };
         Ok(Host {
             home,
+            _log: log,
             engine: Mutex::new(engine),
             read_only,
             nudges,

@@ -49,13 +49,6 @@ pub(crate) fn quit(app: &AppHandle) {
 }
 
 pub fn run() {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHOEBOX_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .try_init();
     let args = parse_args();
     let app = tauri::Builder::default()
         // A second launch focuses the running one.

@@ -601,18 +601,30 @@ impl WebDriver {
         }
     }
 
-    /// Saves a screenshot of the window when SHOEBOX_SCREENSHOTS names a folder.
+    /// Saves a screenshot of the window when SHOEBOX_SCREENSHOTS names a
+    /// folder. It is taken from the X server (ImageMagick's `import`):
+    /// WebKit's own screenshot misses what modal dialogs show.
     pub fn screenshot(&self, name: &str) {
         let Some(dir) = std::env::var_os("SHOEBOX_SCREENSHOTS") else {
             return;
         };
-        let b64 = self.get("/screenshot");
-        use base64::Engine as _;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap())
-            .unwrap();
+        // Let the page paint what the test just did.
+        self.post(
+            "/execute/async",
+            json!({"script": "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));", "args": []}),
+        );
         fs::create_dir_all(&dir).unwrap();
-        fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+        let window = shoebox_windows()
+            .into_iter()
+            .next()
+            .expect("the window is shown");
+        let out = Path::new(&dir).join(format!("{name}.png"));
+        let st = Command::new("import")
+            .args(["-window", &window])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "import (ImageMagick) failed");
     }
 }
 

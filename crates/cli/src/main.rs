@@ -2,7 +2,6 @@
 //! line, opens the engine on the data directory and prints results; every
 //! decision is the engine's.
 
-mod logging;
 mod output;
 
 use std::path::PathBuf;
@@ -173,7 +172,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::open(cli.home)?;
-    let _log = logging::init(&home, cli.verbose);
+    let _log = shoebox_core::logging::init(&home, cli.verbose);
     let engine = Engine::open(home)?;
     match cli.command {
         Command::Dest(DestCommand::List { json }) => {

@@ -18,6 +18,7 @@ pub mod filter;
 pub mod hash;
 pub mod home;
 pub mod lock;
+pub mod logging;
 pub mod pipeline;
 pub mod platform;
 pub mod progress;

@@ -1,8 +1,12 @@
-//! Logging: `tracing` to stderr (warnings by default, `-v` for more) and to
-//! a daily-rotated file in `<home>/logs` (a week kept).
+//! Logging for every host (CLI, tray app): `tracing` to stderr (warnings by
+//! default, more with `verbose`, or `SHOEBOX_LOG`) and to a daily-rotated file
+//! in `<home>/logs` (a week kept).
 
-use shoebox_core::Home;
+use crate::home::Home;
 use tracing_appender::non_blocking::WorkerGuard;
+
+/// Keeps the log file flushed; hold it for the life of the program.
+pub type LogGuard = WorkerGuard;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -37,9 +41,10 @@ pub fn init(home: &Home, verbose: u8) -> Option<WorkerGuard> {
             .with_ansi(false)
             .with_filter(EnvFilter::new("info"))
     });
-    tracing_subscriber::registry()
+    // A host that already set up logging keeps its own.
+    let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(file)
-        .init();
+        .try_init();
     guard
 }
