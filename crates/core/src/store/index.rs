@@ -216,14 +216,12 @@ impl Store {
     /// not be read is not mistaken for deleted.
     pub fn protect_subtree(&self, watch_id: i64, rel: &[u8], generation: i64) -> Result<()> {
         let (lo, hi) = subtree_bounds(rel);
-        self.conn
-            .prepare_cached(
-                "UPDATE dirs SET scan_gen = ?2
+        self.exec(
+            "UPDATE dirs SET scan_gen = ?2
                  WHERE watch_id = ?1 AND (rel = ?3 OR (rel >= ?4 AND rel < ?5))",
-            )
-            .and_then(|mut st| st.execute(params![watch_id, generation, rel, lo, hi]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+            params![watch_id, generation, rel, lo, hi],
+        )
+        .map(drop)
     }
 
     pub fn dir_files(&self, dir_id: i64) -> Result<Vec<IndexedFile>> {
@@ -318,11 +316,11 @@ impl Store {
     }
 
     pub fn set_gone(&self, id: i64, gone: bool) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE files SET gone = ?2, gone_since = ?3 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![id, gone, now_secs()]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE files SET gone = ?2, gone_since = ?3 WHERE id = ?1",
+            params![id, gone, now_secs()],
+        )
+        .map(drop)
     }
 
     /// Starts a scan of a watch: returns its generation number.
@@ -360,14 +358,12 @@ impl Store {
 
     /// Records a completed full scan.
     pub fn finish_full_scan(&self, watch_id: i64, ignored: u64) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE watches SET last_scan = ?2, ignored = ?3, state = 'ok', state_detail = NULL
+        self.exec(
+            "UPDATE watches SET last_scan = ?2, ignored = ?3, state = 'ok', state_detail = NULL
                  WHERE id = ?1",
-                params![watch_id, now_secs(), ignored as i64],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+            params![watch_id, now_secs(), ignored as i64],
+        )
+        .map(drop)
     }
 
     /// The directories of a watch directly below `rel` that the index knows.
@@ -422,13 +418,8 @@ impl Store {
     /// Forgets a watch's vanished files without touching their album
     /// entries (the user chose to keep them in the albums).
     pub fn forget_gone(&self, watch_id: i64) -> Result<u64> {
-        self.conn
-            .execute(
-                "DELETE FROM files WHERE gone = 1 AND dir_id IN (SELECT id FROM dirs WHERE watch_id = ?1)",
-                [watch_id],
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+        self.exec("DELETE FROM files WHERE gone = 1 AND dir_id IN (SELECT id FROM dirs WHERE watch_id = ?1)",
+                [watch_id],).map(|n| n as u64)
     }
 
     /// Finds vanished files that reappeared elsewhere in the same watch (same
@@ -503,36 +494,28 @@ impl Store {
     }
 
     pub fn delete_file(&self, id: i64) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM files WHERE id = ?1")
-            .and_then(|mut st| st.execute([id]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec("DELETE FROM files WHERE id = ?1", [id]).map(drop)
     }
 
     /// Drops directories that are gone and hold no more files.
     pub fn prune_dirs(&self, watch_id: i64) -> Result<()> {
-        self.conn
-            .execute(
-                "DELETE FROM dirs WHERE watch_id = ?1 AND scan_gen = -1
+        self.exec(
+            "DELETE FROM dirs WHERE watch_id = ?1 AND scan_gen = -1
                    AND NOT EXISTS (SELECT 1 FROM files WHERE dir_id = dirs.id)",
-                [watch_id],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+            [watch_id],
+        )
+        .map(drop)
     }
 
     // ---- the queue ---------------------------------------------------------
 
     /// After a crash, uploads that were in flight go back to the queue.
     pub fn requeue_interrupted(&self) -> Result<u64> {
-        self.conn
-            .execute(
-                "UPDATE files SET state = 'pending' WHERE state = 'uploading'",
-                [],
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE files SET state = 'pending' WHERE state = 'uploading'",
+            [],
+        )
+        .map(|n| n as u64)
     }
 
     /// Number and total size of the files waiting to be processed.
@@ -589,35 +572,31 @@ impl Store {
     }
 
     pub fn set_file_state(&self, id: i64, state: FileState) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE files SET state = ?2 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![id, state.as_str()]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE files SET state = ?2 WHERE id = ?1",
+            params![id, state.as_str()],
+        )
+        .map(drop)
     }
 
     /// The file's current content is stored as entry `entry_id`.
     pub fn file_done(&self, id: i64, entry_id: i64, hash: &Hash) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE files SET state = 'uploaded', entry_id = ?2, hash = ?3, error = NULL,
+        self.exec(
+            "UPDATE files SET state = 'uploaded', entry_id = ?2, hash = ?3, error = NULL,
                         attempts = 0, next_attempt_at = 0
                  WHERE id = ?1",
-            )
-            .and_then(|mut st| st.execute(params![id, entry_id, hash.as_slice()]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+            params![id, entry_id, hash.as_slice()],
+        )
+        .map(drop)
     }
 
     /// The file is being uploaded to `entry_id` (whose name is reserved).
     pub fn file_uploading(&self, id: i64, entry_id: i64, hash: &Hash) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE files SET state = 'uploading', entry_id = ?2, hash = ?3 WHERE id = ?1",
-            )
-            .and_then(|mut st| st.execute(params![id, entry_id, hash.as_slice()]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE files SET state = 'uploading', entry_id = ?2, hash = ?3 WHERE id = ?1",
+            params![id, entry_id, hash.as_slice()],
+        )
+        .map(drop)
     }
 
     /// The file's fingerprint moved on while it was read: record the new one
@@ -627,15 +606,13 @@ impl Store {
     }
 
     pub fn file_failed(&self, id: i64, message: &str, retry_at: i64) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE files SET state = 'failed', error = ?2, attempts = attempts + 1,
+        self.exec(
+            "UPDATE files SET state = 'failed', error = ?2, attempts = attempts + 1,
                         next_attempt_at = ?3
                  WHERE id = ?1",
-            )
-            .and_then(|mut st| st.execute(params![id, message, retry_at]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+            params![id, message, retry_at],
+        )
+        .map(drop)
     }
 
     // ---- entries -----------------------------------------------------------
@@ -747,23 +724,18 @@ impl Store {
     /// Records that the entry is being moved to `album/name` (the old place
     /// is kept until the move is confirmed, so a crash can finish it).
     pub fn start_entry_move(&self, id: i64, album: &str, name: &str, base: &str) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE entries SET from_album = album, from_name = name, album = ?2, name = ?3,
+        self.exec(
+            "UPDATE entries SET from_album = album, from_name = name, album = ?2, name = ?3,
                         base_name = ?4, state = 'reserved'
                  WHERE id = ?1",
-            )
-            .and_then(|mut st| st.execute(params![id, album, name, base]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+            params![id, album, name, base],
+        )
+        .map(drop)
     }
 
     pub fn delete_entry(&self, id: i64) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM entries WHERE id = ?1")
-            .and_then(|mut st| st.execute([id]))
+        self.exec("DELETE FROM entries WHERE id = ?1", [id])
             .map(drop)
-            .map_err(|e| self.err(e))
     }
 
     /// Entries of a destination to delete there: those marked `deleting`,
@@ -783,13 +755,8 @@ impl Store {
 
     /// Failed files go back to the queue now.
     pub fn retry_failed(&self) -> Result<u64> {
-        self.conn
-            .execute(
-                "UPDATE files SET state = 'pending', next_attempt_at = 0, attempts = 0 WHERE state = 'failed'",
-                [],
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+        self.exec("UPDATE files SET state = 'pending', next_attempt_at = 0, attempts = 0 WHERE state = 'failed'",
+                [],).map(|n| n as u64)
     }
 
     // ---- status ------------------------------------------------------------

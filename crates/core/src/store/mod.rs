@@ -98,6 +98,14 @@ impl Store {
         }
     }
 
+    /// Runs one statement (cached) and returns how many rows it changed.
+    pub(crate) fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map_err(|e| self.err(e))
+    }
+
     // ---- settings ----------------------------------------------------------
 
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -110,14 +118,12 @@ impl Store {
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+        self.exec(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+            params![key, value],
+        )
+        .map(drop)
     }
 
     // ---- destinations ------------------------------------------------------
@@ -154,21 +160,17 @@ impl Store {
     }
 
     pub fn insert_destination(&self, name: &str, kind: &str, path: Option<&Path>) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO destinations (name, kind, path, created_at) VALUES (?1, ?2, ?3, ?4)
+        self.exec(
+            "INSERT INTO destinations (name, kind, path, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO NOTHING",
-                params![name, kind, path.map(path_bytes), now_secs()],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+            params![name, kind, path.map(path_bytes), now_secs()],
+        )
+        .map(drop)
     }
 
     pub fn delete_destination(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM destinations WHERE id = ?1", [id])
+        self.exec("DELETE FROM destinations WHERE id = ?1", [id])
             .map(drop)
-            .map_err(|e| self.err(e))
     }
 
     // ---- watches -----------------------------------------------------------
@@ -219,54 +221,44 @@ impl Store {
     /// destination is touched, and what was uploaded stays recorded in
     /// `entries` (so re-adding the folder sends no bytes twice).
     pub fn delete_watch(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM watches WHERE id = ?1", [id])
+        self.exec("DELETE FROM watches WHERE id = ?1", [id])
             .map(drop)
-            .map_err(|e| self.err(e))
     }
 
     pub fn set_watcher(&self, id: i64, watcher: Option<&str>) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE watches SET watcher = ?2 WHERE id = ?1",
-                params![id, watcher],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE watches SET watcher = ?2 WHERE id = ?1",
+            params![id, watcher],
+        )
+        .map(drop)
     }
 
     /// Holds a watch's deletions (`count` of them) for the user to confirm.
     pub fn hold_deletions(&self, id: i64, count: u64) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE watches SET deletions_held = ?2, release_deletions = 0 WHERE id = ?1",
-                params![id, count as i64],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE watches SET deletions_held = ?2, release_deletions = 0 WHERE id = ?1",
+            params![id, count as i64],
+        )
+        .map(drop)
     }
 
     /// The user's answer to held deletions: `true` to carry them out.
     pub fn release_deletions(&self, id: i64, release: bool) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE watches SET release_deletions = ?2,
+        self.exec(
+            "UPDATE watches SET release_deletions = ?2,
                         deletions_held = CASE WHEN ?2 THEN deletions_held ELSE 0 END
                  WHERE id = ?1",
-                params![id, release],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+            params![id, release],
+        )
+        .map(drop)
     }
 
     pub fn set_watch_state(&self, id: i64, state: WatchState, detail: Option<&str>) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE watches SET state = ?2, state_detail = ?3 WHERE id = ?1",
-                params![id, state.as_str(), detail],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE watches SET state = ?2, state_detail = ?3 WHERE id = ?1",
+            params![id, state.as_str(), detail],
+        )
+        .map(drop)
     }
 }
 
