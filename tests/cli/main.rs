@@ -9,3 +9,4 @@ mod cli_contract;
 mod crash;
 mod live;
 mod odd_input;
+mod webdav;

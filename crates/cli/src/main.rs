@@ -114,6 +114,8 @@ enum DestCommand {
     },
     /// Remove a destination (refused while a watch uses it). Deletes no files.
     Remove { name: String },
+    /// Check reachability, credentials and write permission, one line each.
+    Test { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +124,21 @@ enum DestKind {
     Local {
         #[arg(long, value_name = "DIR")]
         path: PathBuf,
+    },
+    /// A WebDAV server (Nextcloud, ownCloud, Synology, Apache, rclone serve…).
+    Webdav {
+        /// The folder (collection) albums go into, e.g. https://cloud.example/remote.php/dav/files/me/Photos
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the password from standard input (otherwise it is asked for
+        /// on the terminal). It is kept in the system keyring only.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Allow sending the password over plain http:// (trusted networks only).
+        #[arg(long)]
+        allow_insecure_http: bool,
     },
 }
 
@@ -170,6 +187,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// The password for a new destination: from stdin, or asked on the terminal.
+fn read_secret(needed: bool, from_stdin: bool) -> Result<Option<String>> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let secret = line.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "--password-stdin was given but standard input had no password"
+        );
+        return Ok(Some(secret.to_string()));
+    }
+    if !needed {
+        return Ok(None);
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Ok(Some(rpassword::prompt_password("Password: ")?));
+    }
+    Ok(None) // the keyring or the environment variable must provide it
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::open(cli.home)?;
     let _log = shoebox_core::logging::init(&home, cli.verbose);
@@ -188,6 +226,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 d.name,
                 d.path.unwrap_or_default()
             );
+        }
+        Command::Dest(DestCommand::Add {
+            name,
+            kind:
+                DestKind::Webdav {
+                    url,
+                    user,
+                    password_stdin,
+                    allow_insecure_http,
+                },
+        }) => {
+            let password = read_secret(user.is_some(), password_stdin)?;
+            let (d, notices) = engine.add_webdav_destination(
+                &name,
+                &url,
+                user.as_deref(),
+                password.as_deref(),
+                allow_insecure_http,
+            )?;
+            for n in notices {
+                eprintln!("note: {n}");
+            }
+            println!(
+                "added destination {} ({})",
+                d.name,
+                d.url.unwrap_or_default()
+            );
+        }
+        Command::Dest(DestCommand::Test { name }) => {
+            let checks = engine.test_destination(&name)?;
+            for c in &checks {
+                println!(
+                    "{} {}: {}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.check,
+                    c.detail
+                );
+            }
+            if checks.iter().any(|c| !c.ok) {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Dest(DestCommand::Remove { name }) => {
             engine.remove_destination(&name)?;

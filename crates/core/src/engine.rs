@@ -24,6 +24,10 @@ pub struct DestInfo {
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// What a host asks for when adding a watch.
@@ -134,6 +138,8 @@ impl Engine {
             name: d.name.clone(),
             kind: d.kind.clone(),
             path: (d.kind == "local").then(|| display(&self.dest_path(d))),
+            url: d.url.clone(),
+            user: d.username.clone(),
         }
     }
 
@@ -146,8 +152,7 @@ impl Engine {
             .collect())
     }
 
-    pub fn add_local_destination(&self, name: &str, path: &Path) -> Result<DestInfo> {
-        let name = name.trim();
+    fn check_new_dest_name(&self, name: &str) -> Result<()> {
         if name.is_empty() || name.chars().any(char::is_control) {
             return Err(Error::Invalid(
                 "a destination needs a name of printable characters".into(),
@@ -158,6 +163,71 @@ impl Engine {
                 "a destination named {name:?} already exists; choose another name or remove it first"
             )));
         }
+        Ok(())
+    }
+
+    /// Adds a WebDAV destination. The password goes to the OS keyring (or,
+    /// where there is none, must come from the environment variable the
+    /// error names); it is never stored anywhere else.
+    pub fn add_webdav_destination(
+        &self,
+        name: &str,
+        url: &str,
+        user: Option<&str>,
+        password: Option<&str>,
+        allow_insecure_http: bool,
+    ) -> Result<(DestInfo, Vec<String>)> {
+        let name = name.trim();
+        self.check_new_dest_name(name)?;
+        let mut notices = Vec::new();
+        let secret = match password {
+            Some(p) => Some(p.to_string()),
+            // Only to validate the plain-HTTP rule: a missing keyring is fine here.
+            None => crate::secrets::load(name).ok().flatten(),
+        };
+        // Validates the URL and the plain-HTTP rule before anything is saved.
+        crate::dest::WebDav::new(
+            name,
+            url,
+            user.map(str::to_string),
+            secret,
+            allow_insecure_http,
+        )
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        if let Some(pw) = password {
+            match crate::secrets::store(name, pw) {
+                Ok(()) => {}
+                Err(_) if std::env::var_os(crate::secrets::env_var(name)).is_some() => notices
+                    .push(format!(
+                        "no system keyring is available; the password is taken from {} each time",
+                        crate::secrets::env_var(name)
+                    )),
+                Err(e) => return Err(e),
+            }
+        }
+        self.store
+            .insert_remote_destination(name, "webdav", url, user, allow_insecure_http)?;
+        self.home.signal_change();
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok((self.dest_info(&row), notices))
+    }
+
+    /// Checks that a destination can be used: one line per check.
+    pub fn test_destination(&self, name: &str) -> Result<Vec<crate::dest::Check>> {
+        let Some(row) = self.store.destination_by_name(name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {name:?}; see `shoebox dest list`"
+            )));
+        };
+        Ok(crate::dest::open(&self.home, &row)?.check())
+    }
+
+    pub fn add_local_destination(&self, name: &str, path: &Path) -> Result<DestInfo> {
+        let name = name.trim();
+        self.check_new_dest_name(name)?;
         let path = fs::canonicalize(path).map_err(|e| {
             Error::Invalid(format!(
                 "the folder {} cannot be used as a destination: {e}. Create it (or connect its drive) first",
@@ -213,6 +283,7 @@ impl Engine {
             )));
         }
         self.store.delete_destination(d.id)?;
+        crate::secrets::forget(name);
         self.home.signal_change();
         Ok(())
     }

@@ -79,6 +79,15 @@ pub enum DestError {
         #[source]
         source: io::Error,
     },
+    #[error("destination {name}: could not {what}: the server answered HTTP {status}{}", if *transient { "; it will be tried again" } else { "" })]
+    Http {
+        name: String,
+        what: String,
+        status: u16,
+        transient: bool,
+        /// Seconds the server asked us to wait (Retry-After).
+        retry_after: Option<u64>,
+    },
     #[error("could not write {path} on destination {name}: {source}")]
     Io {
         name: String,
@@ -97,6 +106,7 @@ impl DestError {
     pub fn is_transient(&self) -> bool {
         match self {
             DestError::Io { source, .. } => is_transient_io(source),
+            DestError::Http { transient, .. } => *transient,
             _ => false,
         }
     }

@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod platform;
 pub mod progress;
 pub mod scan;
+pub mod secrets;
 pub mod settle;
 pub mod store;
 pub mod sync;

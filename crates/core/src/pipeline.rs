@@ -146,7 +146,9 @@ fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<u64, FileError> {
         progress: job.progress,
     };
     let mut reader = HashingReader::new(metered, &meters.read, &meters.cancel);
-    let (staged, written) = job.dest.stage(job.album, job.name, &mut reader)?;
+    let (staged, written) = job
+        .dest
+        .stage(job.album, job.name, &mut reader, job.fp.size)?;
     // Only the exact version that was hashed may be committed.
     if reader.finish() != *job.hash || written != job.fp.size {
         return Err(FileError::Changed);

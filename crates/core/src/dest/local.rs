@@ -163,7 +163,8 @@ impl Destination for LocalFolder {
         &self,
         album: &str,
         name: &str,
-        source: &mut dyn Read,
+        source: &mut (dyn Read + Send),
+        _len: u64,
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
         let mut temp = self.new_temp()?;
         let path = temp.path().to_path_buf();
@@ -202,7 +203,8 @@ impl Destination for LocalFolder {
     fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
         let src = self.object(from.0, from.1);
         let mut file = fs::File::open(&src).map_err(|e| self.io_err(&src, e))?;
-        let (staged, _) = self.stage(to.0, to.1, &mut file)?;
+        let len = file.metadata().map_err(|e| self.io_err(&src, e))?.len();
+        let (staged, _) = self.stage(to.0, to.1, &mut file, len)?;
         staged.commit()
     }
 

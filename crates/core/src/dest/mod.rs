@@ -3,8 +3,10 @@
 //! final name: an upload is staged, then committed.
 
 mod local;
+mod webdav;
 
 pub use local::LocalFolder;
+pub use webdav::WebDav;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -20,6 +22,26 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
             Some(p) => LocalFolder::new(&row.name, p.clone(), false),
             None => LocalFolder::new(&row.name, home.library_dir(), true),
         })),
+        "webdav" => {
+            let url = row.url.as_deref().unwrap_or_default();
+            let password = crate::secrets::load(&row.name)?;
+            if row.username.is_some() && password.is_none() {
+                return Err(Error::Invalid(format!(
+                    "destination {} has no password: add it again with --password-stdin, or set {}",
+                    row.name,
+                    crate::secrets::env_var(&row.name)
+                )));
+            }
+            WebDav::new(
+                &row.name,
+                url,
+                row.username.clone(),
+                password,
+                row.insecure_http,
+            )
+            .map(|d| Arc::new(d) as Arc<dyn Destination>)
+            .map_err(|e| Error::Invalid(e.to_string()))
+        }
         other => Err(Error::Invalid(format!(
             "destination {} has kind {other:?}, which this version of Shoebox does not know; update Shoebox",
             row.name
@@ -47,13 +69,14 @@ pub trait Destination: Send + Sync {
     /// put it there), so that nothing is ever overwritten by accident.
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError>;
 
-    /// Streams `source` into a staged object for `<album>/<name>`; returns
-    /// the staged upload and the number of bytes written.
+    /// Streams `source` (`len` bytes) into a staged object for
+    /// `<album>/<name>`; returns the staged upload and the bytes written.
     fn stage(
         &self,
         album: &str,
         name: &str,
-        source: &mut dyn Read,
+        source: &mut (dyn Read + Send),
+        len: u64,
     ) -> Result<(Box<dyn Staged>, u64), DestError>;
 
     /// Moves an object inside the destination without sending its bytes.
@@ -64,4 +87,57 @@ pub trait Destination: Send + Sync {
 
     /// Deletes an object; an object that is already gone is not an error.
     fn delete(&self, album: &str, name: &str) -> Result<(), DestError>;
+
+    /// Checks reachability, credentials and write permission, one line each
+    /// (`shoebox dest test`).
+    fn check(&self) -> Vec<Check> {
+        let prepared = self.prepare();
+        let mut out = vec![Check::new(
+            "reachable",
+            prepared
+                .as_ref()
+                .map(|()| "yes".to_string())
+                .map_err(ToString::to_string),
+        )];
+        if prepared.is_ok() {
+            let probe = b"shoebox write test";
+            let write = self
+                .stage(
+                    ".shoebox-staging",
+                    "write-test",
+                    &mut &probe[..],
+                    probe.len() as u64,
+                )
+                .map(|(staged, _)| drop(staged))
+                .map(|()| "a test file was written and removed".to_string())
+                .map_err(|e| e.to_string());
+            out.push(Check::new("write permission", write));
+        }
+        out
+    }
+}
+
+/// One line of `shoebox dest test`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(check: &'static str, result: std::result::Result<String, String>) -> Check {
+        match result {
+            Ok(detail) => Check {
+                check,
+                ok: true,
+                detail,
+            },
+            Err(detail) => Check {
+                check,
+                ok: false,
+                detail,
+            },
+        }
+    }
 }

@@ -20,6 +20,7 @@ use crate::platform::{bytes_to_os, os_to_bytes};
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("schema_v1.sql")),
     M::up(include_str!("schema_v2.sql")),
+    M::up(include_str!("schema_v3.sql")),
 ];
 
 /// An open store. Cheap to open; each thread that writes opens its own.
@@ -131,7 +132,7 @@ impl Store {
     pub fn destinations(&self) -> Result<Vec<DestRow>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, name, kind, path FROM destinations ORDER BY id")
+            .prepare_cached("SELECT id, name, kind, path, url, username, insecure_http FROM destinations ORDER BY id")
             .map_err(|e| self.err(e))?;
         st.query_map([], DestRow::from_row)
             .and_then(Iterator::collect)
@@ -141,7 +142,7 @@ impl Store {
     pub fn destination_by_name(&self, name: &str) -> Result<Option<DestRow>> {
         self.conn
             .query_row(
-                "SELECT id, name, kind, path FROM destinations WHERE name = ?1",
+                "SELECT id, name, kind, path, url, username, insecure_http FROM destinations WHERE name = ?1",
                 [name],
                 DestRow::from_row,
             )
@@ -152,7 +153,7 @@ impl Store {
     pub fn destination(&self, id: i64) -> Result<DestRow> {
         self.conn
             .query_row(
-                "SELECT id, name, kind, path FROM destinations WHERE id = ?1",
+                "SELECT id, name, kind, path, url, username, insecure_http FROM destinations WHERE id = ?1",
                 [id],
                 DestRow::from_row,
             )
@@ -164,6 +165,22 @@ impl Store {
             "INSERT INTO destinations (name, kind, path, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO NOTHING",
             params![name, kind, path.map(path_bytes), now_secs()],
+        )
+        .map(drop)
+    }
+
+    pub fn insert_remote_destination(
+        &self,
+        name: &str,
+        kind: &str,
+        url: &str,
+        username: Option<&str>,
+        insecure_http: bool,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO destinations (name, kind, url, username, insecure_http, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![name, kind, url, username, insecure_http, now_secs()],
         )
         .map(drop)
     }
@@ -275,6 +292,10 @@ pub struct DestRow {
     pub kind: String,
     /// `None` for the embedded library.
     pub path: Option<PathBuf>,
+    /// Remote destinations: the server address and the account.
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub insecure_http: bool,
 }
 
 impl DestRow {
@@ -284,6 +305,9 @@ impl DestRow {
             name: r.get(1)?,
             kind: r.get(2)?,
             path: r.get::<_, Option<Vec<u8>>>(3)?.map(|b| bytes_path(&b)),
+            url: r.get(4)?,
+            username: r.get(5)?,
+            insecure_http: r.get(6)?,
         })
     }
 }

@@ -1,0 +1,381 @@
+//! A WebDAV server as a destination (Nextcloud, ownCloud, Synology, Apache
+//! mod_dav, rclone serve …): albums are collections under the destination's
+//! URL. Uploads stream into `.shoebox-staging/` and are then MOVEd to their
+//! final name, so no partial file is ever visible there. One HTTP client per
+//! destination (timeouts, user agent, HTTP/2 when offered, system roots).
+
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::blocking::{Body, Client, RequestBuilder, Response};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use super::{Check, Destination, Staged};
+use crate::error::DestError;
+
+const STAGING: &str = ".shoebox-staging";
+
+#[derive(Debug, Clone)]
+pub struct WebDav {
+    name: String,
+    base: Url,
+    client: Client,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+fn method(m: &str) -> Method {
+    Method::from_bytes(m.as_bytes()).expect("a valid WebDAV method name")
+}
+
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
+
+impl WebDav {
+    /// `url` is the collection albums go into. Credentials over plain HTTP
+    /// are refused unless `insecure_http`.
+    pub fn new(
+        name: &str,
+        url: &str,
+        user: Option<String>,
+        password: Option<String>,
+        insecure_http: bool,
+    ) -> Result<WebDav, DestError> {
+        let bad = |why: String| DestError::Unavailable {
+            name: name.to_string(),
+            why,
+        };
+        let mut base =
+            Url::parse(url).map_err(|e| bad(format!("{url:?} is not a valid URL ({e})")))?;
+        match base.scheme() {
+            "https" => {}
+            "http" if password.is_none() || insecure_http => {}
+            "http" => {
+                return Err(bad(format!(
+                    "{url} is plain HTTP: the password would cross the network unencrypted. Use https://, \
+                     or add the destination again with --allow-insecure-http if this network is trusted"
+                )));
+            }
+            other => {
+                return Err(bad(format!(
+                    "{url}: unsupported scheme {other:?}; use https:// (or http://)"
+                )));
+            }
+        }
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let client = Client::builder()
+            .user_agent(concat!("Shoebox/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            // No overall timeout (a 4 GiB video takes long); a stalled
+            // connection is caught by TCP keepalive and the server.
+            .timeout(None)
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(|e| bad(format!("cannot set up HTTP ({e})")))?;
+        Ok(WebDav {
+            name: name.to_string(),
+            base,
+            client,
+            user,
+            password,
+        })
+    }
+
+    fn url(&self, parts: &[&str], collection: bool) -> Url {
+        let mut u = self.base.clone();
+        {
+            let mut segs = u.path_segments_mut().expect("http URLs have paths");
+            segs.pop_if_empty();
+            for p in parts {
+                segs.push(p);
+            }
+            if collection {
+                segs.push("");
+            }
+        }
+        u
+    }
+
+    fn req(&self, m: &str, url: Url) -> RequestBuilder {
+        let r = self.client.request(method(m), url);
+        match &self.user {
+            Some(u) => r.basic_auth(u, self.password.as_deref()),
+            None => r,
+        }
+    }
+
+    /// Sends a request and turns failures into errors that say what to do.
+    fn send(
+        &self,
+        what: &str,
+        r: RequestBuilder,
+        ok: &[StatusCode],
+    ) -> Result<Response, DestError> {
+        let resp = r.send().map_err(|e| DestError::Unavailable {
+            name: self.name.clone(),
+            why: format!(
+                "cannot reach {} ({e}); check the address and that the server is up",
+                self.base
+            ),
+        })?;
+        let status = resp.status();
+        if ok.contains(&status) || status.is_success() && ok.is_empty() {
+            return Ok(resp);
+        }
+        Err(self.status_error(what, status, &resp))
+    }
+
+    fn status_error(&self, what: &str, status: StatusCode, resp: &Response) -> DestError {
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match status.as_u16() {
+            401 | 403 => DestError::Unavailable {
+                name: self.name.clone(),
+                why: format!(
+                    "the server refused the credentials ({status}); check the user name and the password \
+                     (add the destination again, or set {})",
+                    crate::secrets::env_var(&self.name)
+                ),
+            },
+            507 => DestError::Full {
+                name: self.name.clone(),
+                source: io::Error::other(format!(
+                    "{what}: the server says it is out of space ({status})"
+                )),
+            },
+            code => DestError::Http {
+                name: self.name.clone(),
+                what: what.to_string(),
+                status: code,
+                transient: code == 429 || code == 408 || (500..600).contains(&code),
+                retry_after,
+            },
+        }
+    }
+
+    /// MKCOL, accepting "already there".
+    fn make_collection(&self, parts: &[&str]) -> Result<(), DestError> {
+        let url = self.url(parts, true);
+        self.send(
+            "create a folder",
+            self.req("MKCOL", url),
+            &[
+                StatusCode::CREATED,
+                StatusCode::METHOD_NOT_ALLOWED,
+                StatusCode::OK,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn exists_url(&self, url: Url) -> Result<bool, DestError> {
+        let r = self.send(
+            "look up",
+            self.req("HEAD", url),
+            &[StatusCode::OK, StatusCode::NOT_FOUND],
+        )?;
+        Ok(r.status() == StatusCode::OK)
+    }
+
+    fn move_or_copy(&self, m: &str, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+        self.make_collection(&[to.0])?;
+        let target = self.url(&[to.0, to.1], false);
+        let r = self
+            .req(m, self.url(&[from.0, from.1], false))
+            .header("Destination", target.as_str())
+            .header("Overwrite", "T");
+        match self.send(
+            m,
+            r,
+            &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
+        ) {
+            Ok(_) => Ok(()),
+            // Already moved (a crash came between the move and its record).
+            Err(DestError::Http { status: 404, .. })
+                if m == "MOVE" && self.exists_url(target)? =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+struct WebDavStaged {
+    dest: WebDav,
+    temp: Url,
+    album: String,
+    name: String,
+    committed: bool,
+}
+
+impl Staged for WebDavStaged {
+    fn commit(mut self: Box<Self>) -> Result<(), DestError> {
+        self.dest.make_collection(&[&self.album])?;
+        let target = self.dest.url(&[&self.album, &self.name], false);
+        let r = self
+            .dest
+            .req("MOVE", self.temp.clone())
+            .header("Destination", target.as_str())
+            .header("Overwrite", "T");
+        self.dest.send(
+            "move the upload into place",
+            r,
+            &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
+        )?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for WebDavStaged {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: the next prepare() clears the staging area anyway.
+            let _ = self.dest.req("DELETE", self.temp.clone()).send();
+        }
+    }
+}
+
+impl Destination for WebDav {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prepare(&self) -> Result<(), DestError> {
+        let r = self.req("PROPFIND", self.base.clone()).header("Depth", "0");
+        match self.send(
+            "open the destination folder",
+            r,
+            &[StatusCode::MULTI_STATUS, StatusCode::OK],
+        ) {
+            Err(DestError::Http { status: 404, .. }) => {
+                return Err(DestError::Unavailable {
+                    name: self.name.clone(),
+                    why: format!(
+                        "the folder {} does not exist on the server; create it there first",
+                        self.base
+                    ),
+                });
+            }
+            other => other?,
+        };
+        // Leftovers of interrupted uploads go; if that fails, the next
+        // prepare() tries again (staged names never collide).
+        let _ = self.req("DELETE", self.url(&[STAGING], true)).send();
+        self.make_collection(&[STAGING])
+    }
+
+    fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
+        self.exists_url(self.url(&[album, name], false))
+    }
+
+    fn stage(
+        &self,
+        album: &str,
+        name: &str,
+        source: &mut (dyn Read + Send),
+        len: u64,
+    ) -> Result<(Box<dyn Staged>, u64), DestError> {
+        let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
+        let temp = self.url(
+            &[STAGING, &format!("upload-{}-{n}.part", std::process::id())],
+            false,
+        );
+        let io_err = |e: io::Error| DestError::Io {
+            name: self.name.clone(),
+            path: temp.to_string(),
+            source: e,
+        };
+        // The body must own its reader: stream through a pipe from a thread
+        // that borrows ours (nothing is held in memory).
+        let (pipe_r, mut pipe_w) = io::pipe().map_err(io_err)?;
+        let (sent, copied) = std::thread::scope(|s| {
+            let copier = s.spawn(move || {
+                let r = io::copy(source, &mut pipe_w);
+                drop(pipe_w);
+                r
+            });
+            let sent = self.send(
+                "upload",
+                self.req("PUT", temp.clone()).body(Body::sized(pipe_r, len)),
+                &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
+            );
+            (sent, copier.join().expect("the copier does not panic"))
+        });
+        let staged = WebDavStaged {
+            dest: self.clone(),
+            temp: temp.clone(),
+            album: album.into(),
+            name: name.into(),
+            committed: false,
+        };
+        let copied = copied.map_err(io_err)?;
+        sent?;
+        Ok((Box::new(staged), copied))
+    }
+
+    fn rename(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+        self.move_or_copy("MOVE", from, to)
+    }
+
+    fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+        self.move_or_copy("COPY", from, to)
+    }
+
+    fn delete(&self, album: &str, name: &str) -> Result<(), DestError> {
+        let url = self.url(&[album, name], false);
+        self.send(
+            "delete",
+            self.req("DELETE", url),
+            &[
+                StatusCode::OK,
+                StatusCode::NO_CONTENT,
+                StatusCode::NOT_FOUND,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn check(&self) -> Vec<Check> {
+        let mut out = Vec::new();
+        let reach = self
+            .client
+            .request(Method::OPTIONS, self.base.clone())
+            .send();
+        out.push(Check::new(
+            "reachable",
+            reach
+                .as_ref()
+                .map(|r| format!("{} answers ({})", self.base, r.status()))
+                .map_err(|e| format!("cannot reach {} ({e})", self.base)),
+        ));
+        if reach.is_err() {
+            return out;
+        }
+        let auth = self.prepare();
+        out.push(Check::new(
+            "credentials",
+            auth.as_ref()
+                .map(|()| "accepted".to_string())
+                .map_err(ToString::to_string),
+        ));
+        if auth.is_err() {
+            return out;
+        }
+        let probe = b"shoebox write test";
+        let write = self
+            .stage(STAGING, "write-test", &mut &probe[..], probe.len() as u64)
+            .map(|(staged, _)| drop(staged))
+            .map(|()| "a test file was written and removed".to_string())
+            .map_err(|e| e.to_string());
+        out.push(Check::new("write permission", write));
+        out
+    }
+}
