@@ -4,8 +4,10 @@
 //! final name, so no partial file is ever visible there. One HTTP client per
 //! destination (timeouts, user agent, HTTP/2 when offered, system roots).
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::blocking::{Body, Client, RequestBuilder, Response};
@@ -24,6 +26,9 @@ pub struct WebDav {
     client: Client,
     user: Option<String>,
     password: Option<String>,
+    /// Album collections known to exist, so each is created once (and
+    /// concurrent uploads do not race to create it).
+    collections: Arc<Mutex<HashSet<String>>>,
 }
 
 fn method(m: &str) -> Method {
@@ -81,6 +86,7 @@ impl WebDav {
             client,
             user,
             password,
+            collections: Arc::default(),
         })
     }
 
@@ -153,14 +159,23 @@ impl WebDav {
                 name: self.name.clone(),
                 what: what.to_string(),
                 status: code,
-                transient: code == 429 || code == 408 || (500..600).contains(&code),
+                // 423: locked by a concurrent request (e.g. two uploads
+                // creating one album folder); 409 on MOVE: the album folder
+                // vanished and is made again on retry.
+                transient: matches!(code, 408 | 409 | 423 | 429) || (500..600).contains(&code),
                 retry_after,
             },
         }
     }
 
-    /// MKCOL, accepting "already there".
+    /// Makes sure an album collection exists (MKCOL once per album;
+    /// "already there" is fine).
     fn make_collection(&self, parts: &[&str]) -> Result<(), DestError> {
+        let key = parts.join("/");
+        let mut known = self.collections.lock().expect("lock");
+        if known.contains(&key) {
+            return Ok(());
+        }
         let url = self.url(parts, true);
         self.send(
             "create a folder",
@@ -170,8 +185,14 @@ impl WebDav {
                 StatusCode::METHOD_NOT_ALLOWED,
                 StatusCode::OK,
             ],
-        )
-        .map(drop)
+        )?;
+        known.insert(key);
+        Ok(())
+    }
+
+    /// Forgets that an album collection exists (it was found missing).
+    fn forget_collection(&self, album: &str) {
+        self.collections.lock().expect("lock").remove(album);
     }
 
     fn exists_url(&self, url: Url) -> Result<bool, DestError> {
@@ -202,6 +223,10 @@ impl WebDav {
             {
                 Ok(())
             }
+            Err(e @ DestError::Http { status: 409, .. }) => {
+                self.forget_collection(to.0);
+                Err(e)
+            }
             Err(e) => Err(e),
         }
     }
@@ -224,11 +249,15 @@ impl Staged for WebDavStaged {
             .req("MOVE", self.temp.clone())
             .header("Destination", target.as_str())
             .header("Overwrite", "T");
-        self.dest.send(
+        let moved = self.dest.send(
             "move the upload into place",
             r,
             &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
-        )?;
+        );
+        if let Err(DestError::Http { status: 409, .. }) = &moved {
+            self.dest.forget_collection(&self.album);
+        }
+        moved?;
         self.committed = true;
         Ok(())
     }
