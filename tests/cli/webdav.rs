@@ -115,6 +115,12 @@ fn setup() -> (Env, Dav) {
 }
 
 fn add_dest(env: &Env, dav: &Dav, password: &str) -> Run {
+    add_dest_with(env, dav, Some(password), &["--allow-insecure-http"])
+}
+
+/// `dest add dav webdav --url URL --user alice --password-stdin EXTRA…`
+/// with `stdin` as given (None: empty), and the secret in the environment.
+fn add_dest_with(env: &Env, dav: &Dav, stdin: Option<&str>, extra: &[&str]) -> Run {
     let mut child = env
         .cmd()
         .env("SHOEBOX_SECRET_DAV", PASS)
@@ -128,14 +134,18 @@ fn add_dest(env: &Env, dav: &Dav, password: &str) -> Run {
             "--user",
             USER,
             "--password-stdin",
-            "--allow-insecure-http",
         ])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        writeln!(input, "{text}").unwrap();
+    }
+    drop(input);
     let out = child.wait_with_output().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -309,47 +319,13 @@ fn a_server_that_is_down_makes_files_wait_until_it_is_back() {
     assert_eq!(dav.albums().len(), 1);
 }
 
-/// `dest add dav webdav --url URL --user alice --password-stdin` with
-/// `stdin` as given (None: empty).
-fn add_without_flag(env: &Env, dav: &Dav, stdin: Option<&str>) -> Run {
-    let mut child = env
-        .cmd()
-        .args([
-            "dest",
-            "add",
-            "dav",
-            "webdav",
-            "--url",
-            &dav.url(),
-            "--user",
-            USER,
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        writeln!(input, "{text}").unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn plain_http_with_a_password_is_refused_without_the_explicit_flag() {
     let (env, dav) = setup();
-    let r = add_without_flag(&env, &dav, None);
+    let r = add_dest_with(&env, &dav, None, &[]);
     assert_eq!(r.code, 2, "an empty stdin is no password: {}", r.stderr);
     assert!(r.stderr.contains("no password"), "{}", r.stderr);
-    let r = add_without_flag(&env, &dav, Some(PASS));
+    let r = add_dest_with(&env, &dav, Some(PASS), &[]);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("plain HTTP") && r.stderr.contains("--allow-insecure-http"),

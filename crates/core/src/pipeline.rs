@@ -270,6 +270,29 @@ enum OpKind {
     Move,
 }
 
+/// The job that uploads a slot's file to `album/name`, and its progress.
+fn upload_job(
+    token: u64,
+    dest: Arc<dyn Destination>,
+    slot: &Slot,
+    hash: Hash,
+    album: &str,
+    name: &str,
+) -> (Job, Arc<AtomicU64>) {
+    let progress = Arc::new(AtomicU64::new(0));
+    let job = Job::Upload {
+        token,
+        dest,
+        path: slot.path.clone(),
+        fp: slot.file.fp,
+        hash,
+        album: album.to_string(),
+        name: name.to_string(),
+        progress: progress.clone(),
+    };
+    (job, progress)
+}
+
 /// An upload in progress, for status displays.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Uploading {
@@ -615,6 +638,13 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// Hands `job` to the workers and remembers what it is for.
+    fn start(&mut self, job: Job, flight: InFlight) {
+        let token = flight.slot.file.id as u64;
+        self.send(job);
+        self.in_flight.insert(token, flight);
+    }
+
     fn send(&self, job: Job) {
         if let Some(tx) = &self.jobs {
             // Workers only stop when the channel closes, so this cannot fail.
@@ -869,14 +899,13 @@ impl<'a> Pipeline<'a> {
             if let Some(from) = e.moving_from.clone() {
                 // 3a. A move that a crash interrupted: finish it.
                 store.set_file_state(slot.file.id, FileState::Uploading)?;
-                self.send(Job::Rename {
-                    token,
-                    dest,
-                    from,
-                    to: (e.album.clone(), e.name.clone()),
-                });
-                self.in_flight.insert(
-                    token,
+                self.start(
+                    Job::Rename {
+                        token,
+                        dest,
+                        from,
+                        to: (e.album.clone(), e.name.clone()),
+                    },
                     InFlight {
                         slot,
                         hash,
@@ -899,27 +928,18 @@ impl<'a> Pipeline<'a> {
                     s.set_file_state(slot.file.id, FileState::Uploading)
                 })?;
                 let entry = store.entry(e.id)?.expect("just updated");
-                let progress = Arc::new(AtomicU64::new(0));
-                self.send(Job::Upload {
-                    token,
-                    dest,
-                    path: slot.path.clone(),
-                    fp: slot.file.fp,
-                    hash,
-                    album: e.album.clone(),
-                    name: e.name.clone(),
-                    progress: progress.clone(),
-                });
-                self.in_flight.insert(
-                    token,
+                let (job, progress) = upload_job(token, dest, &slot, hash, &e.album, &e.name);
+                let kind = OpKind::Replace {
+                    old_hash,
+                    old_size: e.size,
+                };
+                self.start(
+                    job,
                     InFlight {
                         slot,
                         hash,
                         entry,
-                        kind: OpKind::Replace {
-                            old_hash,
-                            old_size: e.size,
-                        },
+                        kind,
                         progress,
                     },
                 );
@@ -935,14 +955,13 @@ impl<'a> Pipeline<'a> {
                     s.set_file_state(slot.file.id, FileState::Uploading)
                 })?;
                 let entry = store.entry(e.id)?.expect("just updated");
-                self.send(Job::Rename {
-                    token,
-                    dest,
-                    from: (e.album.clone(), e.name.clone()),
-                    to: (slot.album.clone(), name),
-                });
-                self.in_flight.insert(
-                    token,
+                self.start(
+                    Job::Rename {
+                        token,
+                        dest,
+                        from: (e.album.clone(), e.name.clone()),
+                        to: (slot.album.clone(), name),
+                    },
                     InFlight {
                         slot,
                         hash,
@@ -973,34 +992,28 @@ impl<'a> Pipeline<'a> {
             Ok(id)
         })?;
         let entry = store.entry(entry_id)?.expect("just inserted");
-        let progress = Arc::new(AtomicU64::new(0));
-        match &copy_from {
-            Some(src) => self.send(Job::Copy {
-                token,
-                dest,
-                from: (src.album.clone(), src.name.clone()),
-                to: (slot.album.clone(), name),
-            }),
-            None => self.send(Job::Upload {
-                token,
-                dest,
-                path: slot.path.clone(),
-                fp: slot.file.fp,
-                hash,
-                album: slot.album.clone(),
-                name,
-                progress: progress.clone(),
-            }),
-        }
-        self.in_flight.insert(
-            token,
+        let (job, progress) = match &copy_from {
+            Some(src) => (
+                Job::Copy {
+                    token,
+                    dest,
+                    from: (src.album.clone(), src.name.clone()),
+                    to: (slot.album.clone(), name),
+                },
+                Arc::default(),
+            ),
+            None => upload_job(token, dest, &slot, hash, &slot.album, &name),
+        };
+        let kind = OpKind::New {
+            copy: copy_from.is_some(),
+        };
+        self.start(
+            job,
             InFlight {
                 slot,
                 hash,
                 entry,
-                kind: OpKind::New {
-                    copy: copy_from.is_some(),
-                },
+                kind,
                 progress,
             },
         );

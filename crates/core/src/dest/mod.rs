@@ -100,21 +100,27 @@ pub trait Destination: Send + Sync {
                 .map_err(ToString::to_string),
         )];
         if prepared.is_ok() {
-            let probe = b"shoebox write test";
-            let write = self
-                .stage(
-                    ".shoebox-staging",
-                    "write-test",
-                    &mut &probe[..],
-                    probe.len() as u64,
-                )
-                .map(|(staged, _)| drop(staged))
-                .map(|()| "a test file was written and removed".to_string())
-                .map_err(|e| e.to_string());
-            out.push(Check::new("write permission", write));
+            out.push(write_check(self));
         }
         out
     }
+}
+
+/// Stages a small file (never committed: it is discarded at once), to show
+/// that the destination accepts writes.
+pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
+    let probe = b"shoebox write test";
+    let write = dest
+        .stage(
+            ".shoebox-staging",
+            "write-test",
+            &mut &probe[..],
+            probe.len() as u64,
+        )
+        .map(|(staged, _)| drop(staged))
+        .map(|()| "a test file was written and removed".to_string())
+        .map_err(|e| e.to_string());
+    Check::new("write permission", write)
 }
 
 /// One line of `shoebox dest test`.

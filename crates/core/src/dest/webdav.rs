@@ -398,13 +398,7 @@ impl Destination for WebDav {
         if auth.is_err() {
             return out;
         }
-        let probe = b"shoebox write test";
-        let write = self
-            .stage(STAGING, "write-test", &mut &probe[..], probe.len() as u64)
-            .map(|(staged, _)| drop(staged))
-            .map(|()| "a test file was written and removed".to_string())
-            .map_err(|e| e.to_string());
-        out.push(Check::new("write permission", write));
+        out.push(super::write_check(self));
         out
     }
 }
