@@ -538,7 +538,11 @@ impl<'a> Pipeline<'a> {
             }
             self.wake_settled()?;
             self.refill()?;
-            self.decide_ready()?;
+            if self.decide_ready()? > 0 {
+                // Decisions that needed no worker (linked, unchanged) freed
+                // room in the window: read on, or nothing would wake us.
+                continue;
+            }
             let quiet =
                 self.window.is_empty() && self.in_flight.is_empty() && self.again.is_empty();
             if !(quiet && self.exhausted && !self.parked.is_empty()) {
@@ -714,11 +718,15 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    fn decide_ready(&mut self) -> Result<()> {
+    /// Decides the files at the front of the window whose hash is known;
+    /// returns how many.
+    fn decide_ready(&mut self) -> Result<usize> {
+        let mut decided = 0;
         while let Some(&id) = self.window.front() {
             if self.slots.get(&id).is_none_or(|s| s.hashed.is_none()) {
-                return Ok(());
+                return Ok(decided);
             }
+            decided += 1;
             self.window.pop_front();
             let mut slot = self.slots.remove(&id).expect("slot in window");
             self.window_files.remove(&slot.file.id);
@@ -730,7 +738,7 @@ impl<'a> Pipeline<'a> {
                 Err(e) => self.read_failed(slot, e)?,
             }
         }
-        Ok(())
+        Ok(decided)
     }
 
     fn read_failed(&mut self, slot: Slot, err: FileError) -> Result<()> {
@@ -1098,4 +1106,67 @@ fn release(store: &Store, entry: Option<&EntryRow>) -> Result<()> {
         store.update_entry(e.id, e.hash.as_ref(), e.size, EntryState::Deleting)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::album::AlbumMode;
+    use crate::store::OnDelete;
+
+    /// After `pump()`, the pipeline is either done or waits for something
+    /// that will come (a worker's report or a settle deadline); otherwise its
+    /// driver would wait forever. Files that need no upload (identical
+    /// content, linked) are decided without any worker: a whole window of
+    /// them must not leave the pipeline waiting for nothing.
+    #[test]
+    fn a_window_of_files_needing_no_upload_does_not_stall_the_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = dir.path().join("Photos");
+        fs::create_dir(&photos).unwrap();
+        for i in 0..100 {
+            fs::write(photos.join(format!("IMG_{i:03}.jpg")), b"same content").unwrap();
+        }
+        let home = crate::Home::open(Some(dir.path().join("home"))).unwrap();
+        let engine = crate::Engine::open(home.clone()).unwrap();
+        let spec = crate::WatchSpec {
+            folder: photos,
+            mode: AlbumMode::Single,
+            album: None,
+            dest: "library".into(),
+            on_delete: OnDelete::Keep,
+            all_files: false,
+        };
+        engine.add_watch(&spec).unwrap();
+        let store = engine.store();
+        let watch = store.watches().unwrap().remove(0);
+        crate::scan::scan_watch(store, &watch, &|_| {}).unwrap();
+        let row = store.destination(watch.dest_id).unwrap();
+        let dest = crate::dest::open(&home, &row).unwrap();
+        dest.prepare().unwrap();
+        let emit = |_: &Event| {};
+        let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::ZERO));
+        p.configure([watch], HashMap::from([(row.id, dest)]));
+        let done = p.done_channel();
+        for _ in 0..10_000 {
+            p.pump().unwrap();
+            if p.is_drained() {
+                break;
+            }
+            let outstanding =
+                p.slots.values().filter(|s| s.hashed.is_none()).count() + p.in_flight.len();
+            assert!(
+                outstanding > 0 || p.next_deadline_ms().is_some(),
+                "the pipeline is not done but waits for nothing: its driver would wait forever"
+            );
+            // Let every outstanding job report before deciding anything, so
+            // a whole window becomes ready at once.
+            for _ in 0..outstanding {
+                p.handle(done.recv().unwrap()).unwrap();
+            }
+        }
+        assert!(p.is_drained());
+        assert_eq!(p.report.uploaded, 1, "one copy of the content");
+        assert_eq!(p.report.linked, 99, "the rest are linked to it");
+    }
 }
