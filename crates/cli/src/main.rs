@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use shoebox_core::{AlbumMode, Engine, Home, LIBRARY_DEST, OnDelete, SyncOptions, WatchSpec};
+use shoebox_core::{
+    AlbumMode, Engine, Home, LIBRARY_DEST, OnDelete, S3Spec, SyncOptions, WatchSpec,
+};
 
 /// Shoebox keeps folders of photos and videos backed up into albums.
 #[derive(Debug, Parser)]
@@ -140,6 +142,33 @@ enum DestKind {
         #[arg(long)]
         allow_insecure_http: bool,
     },
+    /// S3-compatible object storage (AWS S3, Garage, MinIO, Ceph, B2, R2…).
+    S3 {
+        /// The service address, e.g. https://s3.eu-central-1.amazonaws.com
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        bucket: String,
+        /// The signing region (default us-east-1; Garage's is usually "garage").
+        #[arg(long)]
+        region: Option<String>,
+        /// A key prefix albums go under, e.g. laptop/
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Address the bucket in the path (https://host/bucket/…), as Garage and
+        /// MinIO need, instead of in the host name (https://bucket.host/…).
+        #[arg(long)]
+        path_style: bool,
+        #[arg(long, value_name = "ID")]
+        access_key_id: String,
+        /// Read the secret key from standard input (otherwise it is asked for
+        /// on the terminal). It is kept in the system keyring only.
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Allow plain http:// (trusted networks only: data is not encrypted).
+        #[arg(long)]
+        allow_insecure_http: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,14 +217,15 @@ fn main() -> ExitCode {
 }
 
 /// The password for a new destination: from stdin, or asked on the terminal.
-fn read_secret(needed: bool, from_stdin: bool) -> Result<Option<String>> {
+fn read_secret(needed: bool, from_stdin: bool, prompt: &str) -> Result<Option<String>> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
         let secret = line.trim_end_matches(['\r', '\n']);
         anyhow::ensure!(
             !secret.is_empty(),
-            "--password-stdin was given but standard input had no password"
+            "standard input had no {}; pipe it in, e.g. `printf %s \"$SECRET\" | shoebox dest add …`",
+            prompt.to_lowercase()
         );
         return Ok(Some(secret.to_string()));
     }
@@ -203,7 +233,7 @@ fn read_secret(needed: bool, from_stdin: bool) -> Result<Option<String>> {
         return Ok(None);
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return Ok(Some(rpassword::prompt_password("Password: ")?));
+        return Ok(Some(rpassword::prompt_password(format!("{prompt}: "))?));
     }
     Ok(None) // the keyring or the environment variable must provide it
 }
@@ -237,7 +267,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     allow_insecure_http,
                 },
         }) => {
-            let password = read_secret(user.is_some(), password_stdin)?;
+            let password = read_secret(user.is_some(), password_stdin, "Password")?;
             let (d, notices) = engine.add_webdav_destination(
                 &name,
                 &url,
@@ -252,6 +282,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "added destination {} ({})",
                 d.name,
                 d.url.unwrap_or_default()
+            );
+        }
+        Command::Dest(DestCommand::Add {
+            name,
+            kind:
+                DestKind::S3 {
+                    endpoint,
+                    bucket,
+                    region,
+                    prefix,
+                    path_style,
+                    access_key_id,
+                    secret_stdin,
+                    allow_insecure_http,
+                },
+        }) => {
+            let secret = read_secret(true, secret_stdin, "Secret key")?;
+            let spec = S3Spec {
+                name,
+                endpoint,
+                bucket,
+                region,
+                prefix,
+                path_style,
+                access_key_id,
+                secret,
+                allow_insecure_http,
+            };
+            let (d, notices) = engine.add_s3_destination(&spec)?;
+            for n in notices {
+                eprintln!("note: {n}");
+            }
+            println!(
+                "added destination {} ({}, bucket {})",
+                d.name,
+                d.url.unwrap_or_default(),
+                d.bucket.unwrap_or_default()
             );
         }
         Command::Dest(DestCommand::Test { name }) => {

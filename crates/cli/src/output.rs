@@ -20,12 +20,20 @@ pub fn dests(list: &[DestInfo], json: bool) -> Result<()> {
         return print_json(list);
     }
     for d in list {
-        println!(
-            "{:<16} {:<8} {}",
-            d.name,
-            d.kind,
-            d.path.as_deref().unwrap_or("")
-        );
+        let place = match (&d.path, &d.url, &d.bucket) {
+            (Some(p), _, _) => p.clone(),
+            (None, Some(u), Some(b)) => format!(
+                "{u} bucket {b}{}",
+                d.prefix
+                    .as_deref()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| format!(" prefix {p}"))
+                    .unwrap_or_default()
+            ),
+            (None, Some(u), None) => u.clone(),
+            _ => String::new(),
+        };
+        println!("{:<16} {:<8} {place}", d.name, d.kind);
     }
     Ok(())
 }

@@ -28,6 +28,29 @@ pub struct DestInfo {
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// S3 only: the bucket, its region and the key prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// What a host gives to add an S3-compatible destination.
+#[derive(Debug, Clone, Default)]
+pub struct S3Spec {
+    pub name: String,
+    pub endpoint: String,
+    pub bucket: String,
+    /// Defaults to us-east-1.
+    pub region: Option<String>,
+    pub prefix: String,
+    pub path_style: bool,
+    pub access_key_id: String,
+    /// `None`: taken from the keyring or the environment variable.
+    pub secret: Option<String>,
+    pub allow_insecure_http: bool,
 }
 
 /// What a host asks for when adding a watch.
@@ -140,6 +163,9 @@ impl Engine {
             path: (d.kind == "local").then(|| display(&self.dest_path(d))),
             url: d.url.clone(),
             user: d.username.clone(),
+            bucket: d.s3.as_ref().map(|s| s.bucket.clone()),
+            region: d.s3.as_ref().map(|s| s.region.clone()),
+            prefix: d.s3.as_ref().map(|s| s.prefix.clone()),
         }
     }
 
@@ -194,16 +220,8 @@ impl Engine {
             allow_insecure_http,
         )
         .map_err(|e| Error::Invalid(e.to_string()))?;
-        if let Some(pw) = password {
-            match crate::secrets::store(name, pw) {
-                Ok(()) => {}
-                Err(_) if std::env::var_os(crate::secrets::env_var(name)).is_some() => notices
-                    .push(format!(
-                        "no system keyring is available; the password is taken from {} each time",
-                        crate::secrets::env_var(name)
-                    )),
-                Err(e) => return Err(e),
-            }
+        if password.is_some() {
+            notices = self.keep_secret(name, password, "password")?;
         }
         self.store
             .insert_remote_destination(name, "webdav", url, user, allow_insecure_http)?;
@@ -213,6 +231,62 @@ impl Engine {
             .destination_by_name(name)?
             .expect("just inserted");
         Ok((self.dest_info(&row), notices))
+    }
+
+    /// Adds an S3-compatible destination. The secret key goes to the OS
+    /// keyring (or, where there is none, must come from the environment
+    /// variable the error names); it is never stored anywhere else.
+    pub fn add_s3_destination(&self, spec: &S3Spec) -> Result<(DestInfo, Vec<String>)> {
+        let name = spec.name.trim();
+        self.check_new_dest_name(name)?;
+        let settings = crate::store::S3Settings {
+            bucket: spec.bucket.clone(),
+            region: spec.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            prefix: crate::dest::s3::normalize_prefix(&spec.prefix),
+            path_style: spec.path_style,
+        };
+        crate::dest::s3::check_bucket_name(&settings.bucket).map_err(Error::Invalid)?;
+        if spec.access_key_id.trim().is_empty() {
+            return Err(Error::Invalid("--access-key-id must not be empty".into()));
+        }
+        // Validates the endpoint and the plain-HTTP rule before anything is saved.
+        crate::dest::http::parse_url(name, &spec.endpoint, true, spec.allow_insecure_http)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let notices = self.keep_secret(name, spec.secret.as_deref(), "secret key")?;
+        self.store.insert_s3_destination(
+            name,
+            &spec.endpoint,
+            spec.access_key_id.trim(),
+            spec.allow_insecure_http,
+            &settings,
+        )?;
+        self.home.signal_change();
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok((self.dest_info(&row), notices))
+    }
+
+    /// Puts a secret in the keyring; without a keyring the environment
+    /// variable must hold it (a notice says so), else the error says how.
+    fn keep_secret(&self, name: &str, secret: Option<&str>, what: &str) -> Result<Vec<String>> {
+        let var = crate::secrets::env_var(name);
+        match secret {
+            Some(s) => match crate::secrets::store(name, s) {
+                Ok(()) => Ok(Vec::new()),
+                Err(_) if std::env::var_os(&var).is_some() => Ok(vec![format!(
+                    "no system keyring is available; the {what} is taken from {var} each time"
+                )]),
+                Err(e) => Err(e),
+            },
+            None if std::env::var_os(&var).is_some() => {
+                Ok(vec![format!("the {what} is taken from {var} each time")])
+            }
+            None => Err(Error::Invalid(format!(
+                "destination {name} needs a {what}: give it on the prompt or with --secret-stdin, or set {var}"
+            ))),
+        }
     }
 
     /// Checks that a destination can be used: one line per check.

@@ -130,6 +130,17 @@ pub enum FileError {
 }
 
 impl FileError {
+    /// How long the server asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            FileError::Dest(DestError::Http {
+                retry_after: Some(s),
+                ..
+            }) => Some(std::time::Duration::from_secs(*s)),
+            _ => None,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             FileError::Read(e) => is_transient_io(e),

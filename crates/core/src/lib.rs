@@ -31,7 +31,9 @@ pub mod watcher;
 
 pub use album::AlbumMode;
 pub use daemon::RunOptions;
-pub use engine::{DestInfo, Engine, QueueStatus, Status, WatchInfo, WatchSpec, WatchStatus};
+pub use engine::{
+    DestInfo, Engine, QueueStatus, S3Spec, Status, WatchInfo, WatchSpec, WatchStatus,
+};
 pub use error::{Error, Result};
 pub use events::{Event, Outcome};
 pub use home::{Home, LIBRARY_DEST};

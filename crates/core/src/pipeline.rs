@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 
 use crate::album::{AlbumMode, numbered, sanitize_album, sanitize_file_name};
-use crate::dest::Destination;
+use crate::dest::{Destination, Upload};
 use crate::error::{DestError, FileError, Result};
 use crate::events::{Event, Outcome};
 use crate::hash::{HashingReader, check_unchanged, hash_file, open_version};
@@ -110,9 +110,18 @@ impl<R: Read> Read for Metered<'_, R> {
 }
 
 const RETRIES: usize = 3;
+/// The longest Retry-After a worker waits for; a server asking for more
+/// gets the file back later (the failed file's own backoff).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// Runs `op`, retrying transient failures with exponential backoff and
+/// jitter, and waiting at least as long as the server asked (Retry-After).
 fn with_retries<T>(mut op: impl FnMut() -> Result<T, FileError>) -> Result<T, FileError> {
     use backon::{BlockingRetryable, ExponentialBuilder};
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let asked = Rc::new(Cell::new(Duration::ZERO));
+    let asked_by_server = asked.clone();
     (|| op())
         .retry(
             ExponentialBuilder::default()
@@ -121,9 +130,17 @@ fn with_retries<T>(mut op: impl FnMut() -> Result<T, FileError>) -> Result<T, Fi
                 .with_max_times(RETRIES)
                 .with_jitter(),
         )
-        .sleep(std::thread::sleep)
-        .when(|e: &FileError| e.is_transient() && !matches!(e, FileError::Changed))
-        .notify(|e, after| tracing::info!("retrying in {after:?} after: {e}"))
+        .sleep(move |backoff: Duration| std::thread::sleep(backoff.max(asked.take())))
+        .when(|e: &FileError| {
+            e.is_transient()
+                && !matches!(e, FileError::Changed)
+                && e.retry_after().is_none_or(|d| d <= MAX_RETRY_AFTER)
+        })
+        .notify(|e, backoff| {
+            let asked = e.retry_after().unwrap_or_default();
+            asked_by_server.set(asked);
+            tracing::info!("retrying in {:?} after: {e}", backoff.max(asked));
+        })
         .call()
 }
 
@@ -146,9 +163,13 @@ fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<u64, FileError> {
         progress: job.progress,
     };
     let mut reader = HashingReader::new(metered, &meters.read, &meters.cancel);
-    let (staged, written) = job
-        .dest
-        .stage(job.album, job.name, &mut reader, job.fp.size)?;
+    let upload = Upload {
+        album: job.album,
+        name: job.name,
+        len: job.fp.size,
+        hash: job.hash,
+    };
+    let (staged, written) = job.dest.stage(&upload, &mut reader)?;
     // Only the exact version that was hashed may be committed.
     if reader.finish() != *job.hash || written != job.fp.size {
         return Err(FileError::Changed);
@@ -1113,6 +1134,55 @@ mod tests {
     use super::*;
     use crate::album::AlbumMode;
     use crate::store::OnDelete;
+
+    fn throttled(retry_after: Option<u64>) -> FileError {
+        FileError::Dest(DestError::Http {
+            name: "s3".into(),
+            what: "upload".into(),
+            status: 503,
+            transient: true,
+            retry_after,
+        })
+    }
+
+    #[test]
+    fn a_retry_waits_at_least_as_long_as_the_server_asked() {
+        let start = std::time::Instant::now();
+        let mut calls = 0;
+        let r = with_retries(|| {
+            calls += 1;
+            if calls == 1 {
+                Err(throttled(Some(1)))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 2, "the second attempt succeeds");
+        // The backoff alone starts at 200 ms; Retry-After: 1 asks for 1 s.
+        assert!(
+            start.elapsed() >= Duration::from_secs(1),
+            "waited only {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn retries_are_bounded_and_a_long_retry_after_is_not_waited_for_in_a_worker() {
+        let mut calls = 0;
+        let r: Result<(), _> = with_retries(|| {
+            calls += 1;
+            Err(throttled(None))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, RETRIES + 1, "one attempt and {RETRIES} retries");
+        let mut calls = 0;
+        let r: Result<(), _> = with_retries(|| {
+            calls += 1;
+            Err(throttled(Some(3600)))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "an hour's wait is left to the file's own backoff");
+    }
 
     /// After `pump()`, the pipeline is either done or waits for something
     /// that will come (a worker's report or a settle deadline); otherwise its

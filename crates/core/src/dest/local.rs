@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use super::{Destination, Staged};
+use super::{Destination, Staged, Upload};
 use crate::error::DestError;
 use crate::platform::{is_disk_full, sync_dir};
 
@@ -26,6 +26,33 @@ pub struct LocalFolder {
 }
 
 impl LocalFolder {
+    /// Writes `source` to a durable temporary file that commits to `<album>/<name>`.
+    fn write_temp(
+        &self,
+        album: &str,
+        name: &str,
+        source: &mut (dyn Read + Send),
+    ) -> Result<(Box<dyn Staged>, u64), DestError> {
+        let mut temp = self.new_temp()?;
+        let path = temp.path().to_path_buf();
+        let written = io::copy(source, temp.as_file_mut()).map_err(|e| self.io_err(&path, e))?;
+        temp.as_file_mut()
+            .flush()
+            .map_err(|e| self.io_err(&path, e))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| self.io_err(&path, e))?;
+        Ok((
+            Box::new(LocalStaged {
+                dest: self.clone(),
+                temp,
+                album: album.to_string(),
+                name: name.to_string(),
+            }),
+            written,
+        ))
+    }
+
     pub fn new(name: &str, root: PathBuf, create_root: bool) -> LocalFolder {
         LocalFolder {
             name: name.to_string(),
@@ -161,29 +188,10 @@ impl Destination for LocalFolder {
 
     fn stage(
         &self,
-        album: &str,
-        name: &str,
+        upload: &Upload<'_>,
         source: &mut (dyn Read + Send),
-        _len: u64,
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
-        let mut temp = self.new_temp()?;
-        let path = temp.path().to_path_buf();
-        let written = io::copy(source, temp.as_file_mut()).map_err(|e| self.io_err(&path, e))?;
-        temp.as_file_mut()
-            .flush()
-            .map_err(|e| self.io_err(&path, e))?;
-        temp.as_file()
-            .sync_all()
-            .map_err(|e| self.io_err(&path, e))?;
-        Ok((
-            Box::new(LocalStaged {
-                dest: self.clone(),
-                temp,
-                album: album.to_string(),
-                name: name.to_string(),
-            }),
-            written,
-        ))
+        self.write_temp(upload.album, upload.name, source)
     }
 
     fn rename(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
@@ -203,8 +211,7 @@ impl Destination for LocalFolder {
     fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
         let src = self.object(from.0, from.1);
         let mut file = fs::File::open(&src).map_err(|e| self.io_err(&src, e))?;
-        let len = file.metadata().map_err(|e| self.io_err(&src, e))?.len();
-        let (staged, _) = self.stage(to.0, to.1, &mut file, len)?;
+        let (staged, _) = self.write_temp(to.0, to.1, &mut file)?;
         staged.commit()
     }
 

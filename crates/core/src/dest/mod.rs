@@ -2,10 +2,13 @@
 //! named `<album>/<name>` and never makes a partial object visible under its
 //! final name: an upload is staged, then committed.
 
+pub(crate) mod http;
 mod local;
+pub mod s3;
 mod webdav;
 
 pub use local::LocalFolder;
+pub use s3::{S3, S3Config};
 pub use webdav::WebDav;
 
 use std::io::Read;
@@ -13,7 +16,7 @@ use std::sync::Arc;
 
 use crate::error::{DestError, Error, Result};
 use crate::home::Home;
-use crate::store::DestRow;
+use crate::store::{DestRow, Hash};
 
 /// Builds the destination object for a destination row.
 pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
@@ -42,11 +45,45 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
             .map(|d| Arc::new(d) as Arc<dyn Destination>)
             .map_err(|e| Error::Invalid(e.to_string()))
         }
+        "s3" => {
+            let secret = crate::secrets::load(&row.name)?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "destination {} has no secret key: add it again with --secret-stdin, or set {}",
+                    row.name,
+                    crate::secrets::env_var(&row.name)
+                ))
+            })?;
+            let cfg = S3Config {
+                endpoint: row.url.clone().unwrap_or_default(),
+                settings: row.s3.clone().ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "destination {} has no bucket; add it again",
+                        row.name
+                    ))
+                })?,
+                access_key_id: row.username.clone().unwrap_or_default(),
+                secret,
+                insecure_http: row.insecure_http,
+            };
+            S3::new(&row.name, cfg, &home.db_path(), row.id)
+                .map(|d| Arc::new(d) as Arc<dyn Destination>)
+                .map_err(|e| Error::Invalid(e.to_string()))
+        }
         other => Err(Error::Invalid(format!(
             "destination {} has kind {other:?}, which this version of Shoebox does not know; update Shoebox",
             row.name
         ))),
     }
+}
+
+/// What is being uploaded: the object's place, its length and the content
+/// hash the bytes must have (known before the upload starts).
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    pub album: &'a str,
+    pub name: &'a str,
+    pub len: u64,
+    pub hash: &'a Hash,
 }
 
 /// An upload whose bytes are written but not yet visible under the final
@@ -69,14 +106,12 @@ pub trait Destination: Send + Sync {
     /// put it there), so that nothing is ever overwritten by accident.
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError>;
 
-    /// Streams `source` (`len` bytes) into a staged object for
+    /// Streams `source` (`upload.len` bytes) into a staged object for
     /// `<album>/<name>`; returns the staged upload and the bytes written.
     fn stage(
         &self,
-        album: &str,
-        name: &str,
+        upload: &Upload<'_>,
         source: &mut (dyn Read + Send),
-        len: u64,
     ) -> Result<(Box<dyn Staged>, u64), DestError>;
 
     /// Moves an object inside the destination without sending its bytes.
@@ -110,13 +145,15 @@ pub trait Destination: Send + Sync {
 /// that the destination accepts writes.
 pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
     let probe = b"shoebox write test";
+    let hash = blake3::hash(probe);
+    let upload = Upload {
+        album: ".shoebox-staging",
+        name: "write-test",
+        len: probe.len() as u64,
+        hash: hash.as_bytes(),
+    };
     let write = dest
-        .stage(
-            ".shoebox-staging",
-            "write-test",
-            &mut &probe[..],
-            probe.len() as u64,
-        )
+        .stage(&upload, &mut &probe[..])
         .map(|(staged, _)| drop(staged))
         .map(|()| "a test file was written and removed".to_string())
         .map_err(|e| e.to_string());

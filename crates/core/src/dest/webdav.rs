@@ -8,13 +8,12 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use reqwest::blocking::{Body, Client, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use super::{Check, Destination, Staged};
+use super::{Check, Destination, Staged, Upload, http};
 use crate::error::DestError;
 
 const STAGING: &str = ".shoebox-staging";
@@ -47,39 +46,11 @@ impl WebDav {
         password: Option<String>,
         insecure_http: bool,
     ) -> Result<WebDav, DestError> {
-        let bad = |why: String| DestError::Unavailable {
-            name: name.to_string(),
-            why,
-        };
-        let mut base =
-            Url::parse(url).map_err(|e| bad(format!("{url:?} is not a valid URL ({e})")))?;
-        match base.scheme() {
-            "https" => {}
-            "http" if password.is_none() || insecure_http => {}
-            "http" => {
-                return Err(bad(format!(
-                    "{url} is plain HTTP: the password would cross the network unencrypted. Use https://, \
-                     or add the destination again with --allow-insecure-http if this network is trusted"
-                )));
-            }
-            other => {
-                return Err(bad(format!(
-                    "{url}: unsupported scheme {other:?}; use https:// (or http://)"
-                )));
-            }
-        }
+        let mut base = http::parse_url(name, url, password.is_some(), insecure_http)?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let client = Client::builder()
-            .user_agent(concat!("Shoebox/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            // No overall timeout (a 4 GiB video takes long); a stalled
-            // connection is caught by TCP keepalive and the server.
-            .timeout(None)
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(|e| bad(format!("cannot set up HTTP ({e})")))?;
+        let client = http::client(name)?;
         Ok(WebDav {
             name: name.to_string(),
             base,
@@ -106,7 +77,10 @@ impl WebDav {
     }
 
     fn req(&self, m: &str, url: Url) -> RequestBuilder {
-        let r = self.client.request(method(m), url);
+        let r = self
+            .client
+            .request(method(m), url)
+            .timeout(http::timeout_for(0));
         match &self.user {
             Some(u) => r.basic_auth(u, self.password.as_deref()),
             None => r,
@@ -120,13 +94,9 @@ impl WebDav {
         r: RequestBuilder,
         ok: &[StatusCode],
     ) -> Result<Response, DestError> {
-        let resp = r.send().map_err(|e| DestError::Unavailable {
-            name: self.name.clone(),
-            why: format!(
-                "cannot reach {} ({e}); check the address and that the server is up",
-                self.base
-            ),
-        })?;
+        let resp = r
+            .send()
+            .map_err(|e| http::transport_error(&self.name, &self.base, what, &e))?;
         let status = resp.status();
         if ok.contains(&status) || status.is_success() && ok.is_empty() {
             return Ok(resp);
@@ -135,11 +105,7 @@ impl WebDav {
     }
 
     fn status_error(&self, what: &str, status: StatusCode, resp: &Response) -> DestError {
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let retry_after = http::retry_after(resp);
         match status.as_u16() {
             401 | 403 => DestError::Unavailable {
                 name: self.name.clone(),
@@ -162,7 +128,7 @@ impl WebDav {
                 // 423: locked by a concurrent request (e.g. two uploads
                 // creating one album folder); 409 on MOVE: the album folder
                 // vanished and is made again on retry.
-                transient: matches!(code, 408 | 409 | 423 | 429) || (500..600).contains(&code),
+                transient: matches!(code, 409 | 423) || http::transient_status(code),
                 retry_after,
             },
         }
@@ -307,10 +273,8 @@ impl Destination for WebDav {
 
     fn stage(
         &self,
-        album: &str,
-        name: &str,
+        upload: &Upload<'_>,
         source: &mut (dyn Read + Send),
-        len: u64,
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
         let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
         let temp = self.url(
@@ -333,7 +297,9 @@ impl Destination for WebDav {
             });
             let sent = self.send(
                 "upload",
-                self.req("PUT", temp.clone()).body(Body::sized(pipe_r, len)),
+                self.req("PUT", temp.clone())
+                    .timeout(http::timeout_for(upload.len))
+                    .body(Body::sized(pipe_r, upload.len)),
                 &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
             );
             (sent, copier.join().expect("the copier does not panic"))
@@ -341,8 +307,8 @@ impl Destination for WebDav {
         let staged = WebDavStaged {
             dest: self.clone(),
             temp: temp.clone(),
-            album: album.into(),
-            name: name.into(),
+            album: upload.album.into(),
+            name: upload.name.into(),
             committed: false,
         };
         let copied = copied.map_err(io_err)?;

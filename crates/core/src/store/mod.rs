@@ -4,8 +4,10 @@
 //! migrations) and owns the configuration tables; `index` owns the file index.
 
 mod index;
+mod multipart;
 
 pub use index::*;
+pub use multipart::{MultipartLog, MultipartRecord};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,7 +23,11 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("schema_v1.sql")),
     M::up(include_str!("schema_v2.sql")),
     M::up(include_str!("schema_v3.sql")),
+    M::up(include_str!("schema_v4.sql")),
 ];
+
+const DEST_COLUMNS: &str =
+    "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style";
 
 /// An open store. Cheap to open; each thread that writes opens its own.
 #[derive(Debug)]
@@ -132,7 +138,9 @@ impl Store {
     pub fn destinations(&self) -> Result<Vec<DestRow>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, name, kind, path, url, username, insecure_http FROM destinations ORDER BY id")
+            .prepare_cached(&format!(
+                "SELECT {DEST_COLUMNS} FROM destinations ORDER BY id"
+            ))
             .map_err(|e| self.err(e))?;
         st.query_map([], DestRow::from_row)
             .and_then(Iterator::collect)
@@ -142,7 +150,7 @@ impl Store {
     pub fn destination_by_name(&self, name: &str) -> Result<Option<DestRow>> {
         self.conn
             .query_row(
-                "SELECT id, name, kind, path, url, username, insecure_http FROM destinations WHERE name = ?1",
+                &format!("SELECT {DEST_COLUMNS} FROM destinations WHERE name = ?1"),
                 [name],
                 DestRow::from_row,
             )
@@ -153,7 +161,7 @@ impl Store {
     pub fn destination(&self, id: i64) -> Result<DestRow> {
         self.conn
             .query_row(
-                "SELECT id, name, kind, path, url, username, insecure_http FROM destinations WHERE id = ?1",
+                &format!("SELECT {DEST_COLUMNS} FROM destinations WHERE id = ?1"),
                 [id],
                 DestRow::from_row,
             )
@@ -165,6 +173,32 @@ impl Store {
             "INSERT INTO destinations (name, kind, path, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO NOTHING",
             params![name, kind, path.map(path_bytes), now_secs()],
+        )
+        .map(drop)
+    }
+
+    pub fn insert_s3_destination(
+        &self,
+        name: &str,
+        endpoint: &str,
+        access_key_id: &str,
+        insecure_http: bool,
+        s3: &S3Settings,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO destinations (name, kind, url, username, insecure_http, bucket, region, prefix, path_style, created_at)
+             VALUES (?1, 's3', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                name,
+                endpoint,
+                access_key_id,
+                insecure_http,
+                s3.bucket,
+                s3.region,
+                s3.prefix,
+                s3.path_style,
+                now_secs()
+            ],
         )
         .map(drop)
     }
@@ -296,6 +330,18 @@ pub struct DestRow {
     pub url: Option<String>,
     pub username: Option<String>,
     pub insecure_http: bool,
+    /// S3 only.
+    pub s3: Option<S3Settings>,
+}
+
+/// Where an S3 destination's objects go (`url` holds the endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    /// Key prefix albums go under: empty, or ending in `/`.
+    pub prefix: String,
+    pub path_style: bool,
 }
 
 impl DestRow {
@@ -308,6 +354,15 @@ impl DestRow {
             url: r.get(4)?,
             username: r.get(5)?,
             insecure_http: r.get(6)?,
+            s3: match r.get::<_, Option<String>>(7)? {
+                Some(bucket) => Some(S3Settings {
+                    bucket,
+                    region: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                    prefix: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                    path_style: r.get(10)?,
+                }),
+                None => None,
+            },
         })
     }
 }

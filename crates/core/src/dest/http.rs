@@ -1,0 +1,158 @@
+//! What every HTTP destination shares: the client (timeouts, user agent,
+//! HTTP/2 when offered, system TLS roots), the plain-HTTP rule, request
+//! timeouts that grow with the body, and turning transport failures and
+//! Retry-After into [`DestError`]s.
+
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use url::Url;
+
+use crate::error::DestError;
+
+/// Seconds a request may take beyond its body's transfer before it is
+/// abandoned as stalled. `SHOEBOX_HTTP_TIMEOUT` (seconds) overrides it.
+const STALL_SECS: u64 = 60;
+
+/// The client of one destination.
+pub(crate) fn client(name: &str) -> Result<Client, DestError> {
+    Client::builder()
+        .user_agent(concat!("Shoebox/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(15))
+        // Each request gets its own timeout (see `timeout_for`).
+        .timeout(None)
+        .tcp_keepalive(Duration::from_secs(30))
+        .build()
+        .map_err(|e| DestError::Unavailable {
+            name: name.to_string(),
+            why: format!("cannot set up HTTP ({e})"),
+        })
+}
+
+/// How long a request carrying `body` bytes may take: the stall allowance
+/// plus one second per MiB (a floor of 1 MiB/s).
+pub(crate) fn timeout_for(body: u64) -> Duration {
+    let stall = std::env::var("SHOEBOX_HTTP_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(STALL_SECS);
+    Duration::from_secs(stall + body / (1024 * 1024))
+}
+
+/// Parses `url` and applies the plain-HTTP rule: secrets (or, for S3, the
+/// data signed with them) cross the network only encrypted unless the user
+/// explicitly allowed plain HTTP for this destination.
+pub(crate) fn parse_url(
+    name: &str,
+    url: &str,
+    has_credentials: bool,
+    insecure_http: bool,
+) -> Result<Url, DestError> {
+    let bad = |why: String| DestError::Unavailable {
+        name: name.to_string(),
+        why,
+    };
+    let parsed = Url::parse(url).map_err(|e| bad(format!("{url:?} is not a valid URL ({e})")))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad(format!("{url:?} has no host name")));
+    }
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if !has_credentials || insecure_http => Ok(parsed),
+        "http" => Err(bad(format!(
+            "{url} is plain HTTP: credentials and data would cross the network unencrypted. Use https://, \
+             or add the destination again with --allow-insecure-http if this network is trusted"
+        ))),
+        other => Err(bad(format!(
+            "{url}: unsupported scheme {other:?}; use https:// (or http://)"
+        ))),
+    }
+}
+
+/// A request that got no answer: the server is down or unreachable, which
+/// concerns the whole destination (wait and probe, do not retry each file).
+/// A timeout is different: the server may be slow, so that is worth a retry.
+pub(crate) fn transport_error(
+    name: &str,
+    server: &Url,
+    what: &str,
+    e: &reqwest::Error,
+) -> DestError {
+    if e.is_timeout() || e.is_body() || e.is_request() && !e.is_connect() {
+        return DestError::Io {
+            name: name.to_string(),
+            path: format!("{what} at {server}"),
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, error_chain(e)),
+        };
+    }
+    DestError::Unavailable {
+        name: name.to_string(),
+        why: format!(
+            "cannot reach {server} ({}); check the address and that the server is up",
+            error_chain(e)
+        ),
+    }
+}
+
+/// The error and its causes on one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// The seconds a response asks us to wait (Retry-After in seconds).
+pub(crate) fn retry_after(resp: &Response) -> Option<u64> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether an HTTP status is worth retrying.
+pub(crate) fn transient_status(code: u16) -> bool {
+    matches!(code, 408 | 429) || (500..600).contains(&code) && code != 501 && code != 507
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_needs_consent_only_with_credentials() {
+        assert!(parse_url("d", "http://nas.local/dav", false, false).is_ok());
+        let refused = parse_url("d", "http://nas.local/dav", true, false).unwrap_err();
+        assert!(
+            refused.to_string().contains("--allow-insecure-http"),
+            "the message names the way out: {refused}"
+        );
+        assert!(parse_url("d", "http://nas.local/dav", true, true).is_ok());
+        assert!(parse_url("d", "https://nas.local/dav", true, false).is_ok());
+        assert!(parse_url("d", "ftp://nas.local/", false, false).is_err());
+        assert!(parse_url("d", "not a url", false, false).is_err());
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_transient_but_not_full_or_unsupported() {
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(transient_status(code), "{code} is worth a retry");
+        }
+        for code in [400, 401, 403, 404, 413, 501, 507] {
+            assert!(
+                !transient_status(code),
+                "{code} will not get better by retrying"
+            );
+        }
+    }
+}

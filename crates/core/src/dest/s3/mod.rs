@@ -1,0 +1,914 @@
+//! An S3-compatible bucket as a destination (AWS S3, Garage, MinIO, Ceph,
+//! Backblaze B2, Cloudflare R2): albums are key prefixes,
+//! `<prefix><album>/<name>`.
+//!
+//! No partial object is ever visible under its final name: S3 makes an
+//! object visible only when its upload completes. Files up to 64 MiB go in
+//! one streamed PUT whose last bytes are held back until the content is
+//! proven to be the hashed version (otherwise the body is cut short and the
+//! server stores nothing). Larger files use multipart uploads (several parts
+//! in flight, each checked by Content-MD5) that are recorded in the store,
+//! so a restarted engine sends only the parts the server does not have.
+//! Renames and copies are server-side: no bytes are sent again.
+
+mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use md5::{Digest, Md5};
+use reqwest::blocking::{Body, Client, Response};
+use url::Url;
+
+use super::http;
+use super::{Check, Destination, Staged, Upload};
+use crate::error::DestError;
+use crate::store::{Hash, MultipartLog, S3Settings};
+use wire::{Endpoint, encode_key};
+
+/// Files above this size use multipart uploads.
+const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
+/// The smallest part; parts grow so that no upload needs over 10,000.
+const MIN_PART: u64 = 8 * 1024 * 1024;
+const MAX_PARTS: u64 = 10_000;
+/// Parts sent at once for one file.
+const PARTS_IN_FLIGHT: usize = 3;
+/// CopyObject's limit; larger objects are copied part by part.
+const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+/// Recorded uploads not finished for this long are given up (aborted).
+const STALE_UPLOAD_SECS: i64 = 7 * 24 * 3600;
+
+const STAGING: &str = ".shoebox-staging";
+
+/// The part size for a file of `len` bytes: at least 8 MiB, whole MiB, and
+/// large enough for 10,000 parts to hold the file.
+fn part_size(len: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    MIN_PART.max(len.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB)
+}
+
+/// Everything needed to open an S3 destination.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub settings: S3Settings,
+    pub access_key_id: String,
+    pub secret: String,
+    pub insecure_http: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    ep: Endpoint,
+    prefix: String,
+    client: Client,
+    log: MultipartLog,
+}
+
+/// An S3 bucket (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct S3 {
+    inner: Arc<Inner>,
+}
+
+/// Checks a bucket name (3–63 lower-case letters, digits, dots, hyphens).
+pub fn check_bucket_name(bucket: &str) -> Result<(), String> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{bucket:?} is not a valid bucket name: use 3 to 63 lower-case letters, digits, dots or hyphens"
+        ))
+    }
+}
+
+/// Normalises a key prefix: no leading `/`, and a trailing `/` if not empty.
+pub fn normalize_prefix(prefix: &str) -> String {
+    let p = prefix.trim_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else {
+        format!("{p}/")
+    }
+}
+
+impl S3 {
+    /// Validates the configuration (URL, plain-HTTP rule, bucket name).
+    pub fn new(name: &str, cfg: S3Config, db: &Path, dest_id: i64) -> Result<S3, DestError> {
+        let bad = |why: String| DestError::Unavailable {
+            name: name.to_string(),
+            why,
+        };
+        let endpoint = http::parse_url(name, &cfg.endpoint, true, cfg.insecure_http)?;
+        check_bucket_name(&cfg.settings.bucket).map_err(bad)?;
+        let log = MultipartLog::open(db, dest_id).map_err(|e| bad(e.to_string()))?;
+        Ok(S3 {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                ep: Endpoint {
+                    endpoint,
+                    bucket: cfg.settings.bucket,
+                    region: cfg.settings.region,
+                    path_style: cfg.settings.path_style,
+                    access_key_id: cfg.access_key_id,
+                    secret: cfg.secret,
+                },
+                prefix: normalize_prefix(&cfg.settings.prefix),
+                client: http::client(name)?,
+                log,
+            }),
+        })
+    }
+
+    fn key(&self, album: &str, name: &str) -> String {
+        format!("{}{album}/{name}", self.inner.prefix)
+    }
+
+    fn store_err(&self, e: crate::error::Error) -> DestError {
+        DestError::Io {
+            name: self.inner.name.clone(),
+            path: "the multipart log".into(),
+            source: io::Error::other(e.to_string()),
+        }
+    }
+
+    /// Sends a signed request; statuses outside `ok` (any 2xx when empty)
+    /// become errors that say what to fix.
+    fn send(
+        &self,
+        what: &str,
+        method: &str,
+        url: Url,
+        headers: &[(&str, &str)],
+        body: Option<(Body, u64)>,
+        ok: &[u16],
+    ) -> Result<Response, DestError> {
+        let i = &self.inner;
+        let mut r =
+            i.ep.request(&i.client, method, url, headers)
+                .map_err(|why| DestError::Unavailable {
+                    name: i.name.clone(),
+                    why: format!("cannot sign the request ({why})"),
+                })?;
+        let len = body.as_ref().map_or(0, |(_, n)| *n);
+        r = r.timeout(http::timeout_for(len));
+        if let Some((b, _)) = body {
+            r = r.body(b);
+        }
+        let resp = r
+            .send()
+            .map_err(|e| http::transport_error(&i.name, &i.ep.endpoint, what, &e))?;
+        let status = resp.status().as_u16();
+        if ok.contains(&status) || ok.is_empty() && resp.status().is_success() {
+            return Ok(resp);
+        }
+        let retry_after = http::retry_after(&resp);
+        let text = resp.text().unwrap_or_default();
+        Err(self.error(what, status, &text, retry_after))
+    }
+
+    fn error(&self, what: &str, status: u16, body: &str, retry_after: Option<u64>) -> DestError {
+        let i = &self.inner;
+        // HEAD answers have no body: name the likely cause from the status.
+        let body = if body.is_empty() && status == 404 && what == "open the bucket" {
+            "<Error><Code>NoSuchBucket</Code></Error>"
+        } else {
+            body
+        };
+        wire::s3_error(
+            &i.name,
+            what,
+            status,
+            body,
+            retry_after,
+            &i.ep.access_key_id,
+        )
+    }
+
+    /// A 200 answer that carries an `<Error>` (CompleteMultipartUpload and
+    /// CopyObject may fail after the status line was sent).
+    fn read_ok_body(&self, what: &str, resp: Response) -> Result<String, DestError> {
+        let text = resp.text().map_err(|e| {
+            http::transport_error(&self.inner.name, &self.inner.ep.endpoint, what, &e)
+        })?;
+        if wire::xml_text(&text, "Code").is_some() && text.contains("<Error") {
+            return Err(self.error(what, 500, &text, None));
+        }
+        Ok(text)
+    }
+
+    fn head(&self, key: &str) -> Result<Option<u64>, DestError> {
+        let url = self.inner.ep.object_url(key, "");
+        let r = self.send("look up", "HEAD", url, &[], None, &[200, 404])?;
+        Ok((r.status().as_u16() == 200).then(|| r.content_length().unwrap_or(0)))
+    }
+
+    fn delete_key(&self, key: &str) -> Result<(), DestError> {
+        let url = self.inner.ep.object_url(key, "");
+        self.send("delete", "DELETE", url, &[], None, &[200, 204, 404])
+            .map(drop)
+    }
+
+    fn abort(&self, key: &str, upload_id: &str) -> Result<(), DestError> {
+        let q = format!("uploadId={}", encode_key(upload_id));
+        let url = self.inner.ep.object_url(key, &q);
+        self.send(
+            "abort an unfinished upload",
+            "DELETE",
+            url,
+            &[],
+            None,
+            &[200, 204, 404],
+        )?;
+        self.inner
+            .log
+            .forget(upload_id)
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// Aborts multipart uploads under our prefix that no record explains
+    /// (left by a lost store or another tool) and recorded ones gone stale.
+    fn abort_orphans(&self) -> Result<(), DestError> {
+        let recorded = self.inner.log.uploads().map_err(|e| self.store_err(e))?;
+        let known: HashSet<&str> = recorded.iter().map(|r| r.0.as_str()).collect();
+        let mut marker: Option<wire::UploadRef> = None;
+        loop {
+            let mut q = format!("prefix={}&uploads=", encode_key(&self.inner.prefix));
+            if let Some((k, u)) = &marker {
+                q.push_str(&format!(
+                    "&key-marker={}&upload-id-marker={}",
+                    encode_key(k),
+                    encode_key(u)
+                ));
+            }
+            let mut url = self.inner.ep.bucket_url();
+            url.set_query(Some(&q));
+            let resp = self.send("list unfinished uploads", "GET", url, &[], None, &[])?;
+            let text = self.read_ok_body("list unfinished uploads", resp)?;
+            let (uploads, next) = wire::multipart_listing(&text);
+            for (key, id) in uploads {
+                if !known.contains(id.as_str()) {
+                    tracing::info!(dest = %self.inner.name, "aborting an orphaned upload of {key}");
+                    self.abort(&key, &id)?;
+                }
+            }
+            match next {
+                Some(n) if marker.as_ref() != Some(&n) => marker = Some(n),
+                _ => break,
+            }
+        }
+        let now = crate::store::now_secs();
+        for (id, key, started_at) in &recorded {
+            if now - started_at > STALE_UPLOAD_SECS {
+                tracing::info!(dest = %self.inner.name, "giving up a week-old unfinished upload of {key}");
+                self.abort(key, id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One streamed PUT whose last bytes are sent only once the content is
+    /// proven to hash to `upload.hash`.
+    fn put_streamed(
+        &self,
+        key: &str,
+        upload: &Upload<'_>,
+        source: &mut (dyn Read + Send),
+    ) -> Result<(Box<dyn Staged>, u64), DestError> {
+        let io_err = |e: io::Error| DestError::Io {
+            name: self.inner.name.clone(),
+            path: key.to_string(),
+            source: e,
+        };
+        let (pipe_r, mut pipe_w) = io::pipe().map_err(io_err)?;
+        let len = upload.len;
+        let url = self.inner.ep.object_url(key, "");
+        let (sent, guarded) = std::thread::scope(|s| {
+            let copier = s.spawn(move || guarded_copy(source, &mut pipe_w, len, upload.hash));
+            let sent = self.send(
+                "upload",
+                "PUT",
+                url,
+                &[],
+                Some((Body::sized(pipe_r, len), len)),
+                &[],
+            );
+            (sent, copier.join().expect("the copier does not panic"))
+        });
+        let guarded = guarded.map_err(io_err)?;
+        if !guarded.matches {
+            // The file is not the hashed version: the body was cut short,
+            // so the server stored nothing. The caller sees the mismatch.
+            if sent.is_ok() {
+                self.delete_key(key)?;
+            }
+            return Ok((Box::new(Visible), guarded.read));
+        }
+        let resp = sent?;
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string();
+        let md5 = hex(&guarded.md5);
+        // An ETag that is an MD5 must be ours (others come from server-side
+        // encryption and say nothing about the bytes).
+        if is_md5_hex(&etag) && etag != md5 {
+            return Err(DestError::Io {
+                name: self.inner.name.clone(),
+                path: key.to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    format!(
+                        "the server stored different bytes (MD5 {etag}, sent {md5}); sending again"
+                    ),
+                ),
+            });
+        }
+        Ok((Box::new(Visible), guarded.read))
+    }
+
+    /// Starts or continues the multipart upload of `key`.
+    fn put_multipart(
+        &self,
+        key: &str,
+        upload: &Upload<'_>,
+        source: &mut (dyn Read + Send),
+    ) -> Result<(Box<dyn Staged>, u64), DestError> {
+        let size = part_size(upload.len);
+        let log = &self.inner.log;
+        let (upload_id, done) = match log.find(key).map_err(|e| self.store_err(e))? {
+            Some(rec)
+                if rec.content == *upload.hash
+                    && rec.size == upload.len
+                    && rec.part_size == size =>
+            {
+                tracing::info!(
+                    dest = %self.inner.name,
+                    "continuing the upload of {key}: {} of {} parts are on the server",
+                    rec.parts.len(),
+                    upload.len.div_ceil(size)
+                );
+                let done: HashMap<u32, (String, [u8; 16])> = rec
+                    .parts
+                    .into_iter()
+                    .map(|(n, etag, md5)| (n, (etag, md5)))
+                    .collect();
+                (rec.upload_id, done)
+            }
+            other => {
+                if let Some(old) = other {
+                    // Another version of the file: its parts are useless.
+                    self.abort(&old.object_key, &old.upload_id)?;
+                }
+                (self.create_multipart(key, upload, size)?, HashMap::new())
+            }
+        };
+        let (parts, read) = self.send_parts(key, &upload_id, size, upload.len, &done, source)?;
+        Ok((
+            Box::new(Multipart {
+                dest: self.clone(),
+                key: key.to_string(),
+                upload_id,
+                parts,
+                len: upload.len,
+                state: MultipartState::Pending,
+            }),
+            read,
+        ))
+    }
+
+    fn create_multipart(
+        &self,
+        key: &str,
+        upload: &Upload<'_>,
+        size: u64,
+    ) -> Result<String, DestError> {
+        let url = self.inner.ep.object_url(key, "uploads=");
+        let resp = self.send("start a multipart upload", "POST", url, &[], None, &[])?;
+        let text = self.read_ok_body("start a multipart upload", resp)?;
+        let id = wire::xml_text(&text, "UploadId").ok_or_else(|| DestError::Http {
+            name: self.inner.name.clone(),
+            what: "start a multipart upload (the answer had no UploadId)".into(),
+            status: 200,
+            transient: true,
+            retry_after: None,
+        })?;
+        self.inner
+            .log
+            .start(key, &id, upload.hash, upload.len, size)
+            .map_err(|e| self.store_err(e))?;
+        Ok(id)
+    }
+
+    /// Reads the file part by part (every byte is read, so the caller's
+    /// hash covers the whole file) and sends the parts the server lacks,
+    /// several at once. Returns the (part, ETag) list and the bytes read.
+    fn send_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        size: u64,
+        len: u64,
+        done: &HashMap<u32, (String, [u8; 16])>,
+        source: &mut (dyn Read + Send),
+    ) -> Result<(Vec<(u32, String)>, u64), DestError> {
+        let io_err = |e: io::Error| DestError::Io {
+            name: self.inner.name.clone(),
+            path: key.to_string(),
+            source: e,
+        };
+        let count = len.div_ceil(size).max(1) as u32;
+        let (tx, rx) = crossbeam_channel::bounded::<(u32, Vec<u8>, [u8; 16])>(0);
+        let (res_tx, res_rx) = crossbeam_channel::unbounded();
+        let mut parts = Vec::with_capacity(count as usize);
+        let mut read = 0u64;
+        let mut failure = None;
+        std::thread::scope(|s| {
+            for _ in 0..PARTS_IN_FLIGHT {
+                let rx = rx.clone();
+                let res_tx = res_tx.clone();
+                s.spawn(move || {
+                    for (n, buf, md5) in rx {
+                        let r = self.send_part(key, upload_id, n, buf, &md5);
+                        if res_tx.send((n, r)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(rx);
+            drop(res_tx);
+            for n in 1..=count {
+                let want = size.min(len - read);
+                let mut buf = Vec::with_capacity(want as usize);
+                match source.take(want).read_to_end(&mut buf) {
+                    Ok(got) if got as u64 == want => {}
+                    Ok(got) => {
+                        read += got as u64;
+                        break; // shorter than recorded: the caller sees it
+                    }
+                    Err(e) => {
+                        failure = Some(io_err(e));
+                        break;
+                    }
+                }
+                read += want;
+                let md5: [u8; 16] = Md5::digest(&buf).into();
+                match done.get(&n) {
+                    Some((etag, sent_md5)) if *sent_md5 == md5 => parts.push((n, etag.clone())),
+                    _ => {
+                        if tx.send((n, buf, md5)).is_err() {
+                            break;
+                        }
+                    }
+                }
+                // Stop reading once a part failed.
+                if let Ok((n, r)) = res_rx.try_recv() {
+                    match r {
+                        Ok(etag) => parts.push((n, etag)),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            drop(tx);
+            for (n, r) in res_rx.iter() {
+                match r {
+                    Ok(etag) => parts.push((n, etag)),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        parts.sort_by_key(|(n, _)| *n);
+        Ok((parts, read))
+    }
+
+    fn send_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+        buf: Vec<u8>,
+        md5: &[u8; 16],
+    ) -> Result<String, DestError> {
+        let q = format!("partNumber={n}&uploadId={}", encode_key(upload_id));
+        let url = self.inner.ep.object_url(key, &q);
+        let md5_b64 = base64::engine::general_purpose::STANDARD.encode(md5);
+        let len = buf.len() as u64;
+        let resp = match self.send(
+            "upload a part",
+            "PUT",
+            url,
+            &[("content-md5", &md5_b64)],
+            Some((Body::from(buf), len)),
+            &[],
+        ) {
+            Err(DestError::Http { status: 404, .. }) => {
+                // The upload is gone on the server (aborted or completed):
+                // forget it, so the retry starts a new one.
+                self.inner
+                    .log
+                    .forget(upload_id)
+                    .map_err(|e| self.store_err(e))?;
+                return Err(DestError::Http {
+                    name: self.inner.name.clone(),
+                    what: "upload a part (the server no longer knows the upload; starting over)"
+                        .into(),
+                    status: 404,
+                    transient: true,
+                    retry_after: None,
+                });
+            }
+            other => other?,
+        };
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        self.inner
+            .log
+            .part_done(upload_id, n, &etag, md5)
+            .map_err(|e| self.store_err(e))?;
+        Ok(etag)
+    }
+
+    /// Server-side copy: CopyObject, or part by part above 5 GiB.
+    fn copy_key(&self, from: &str, to: &str) -> Result<(), DestError> {
+        let source = format!("/{}/{}", self.inner.ep.bucket, encode_key(from));
+        let Some(len) = self.head(from)? else {
+            return Err(DestError::Http {
+                name: self.inner.name.clone(),
+                what: format!("copy {from} (it is not in the bucket)"),
+                status: 404,
+                transient: false,
+                retry_after: None,
+            });
+        };
+        if len > MAX_COPY {
+            return self.copy_multipart(&source, to, len);
+        }
+        let url = self.inner.ep.object_url(to, "");
+        let resp = self.send(
+            "copy",
+            "PUT",
+            url,
+            &[("x-amz-copy-source", &source)],
+            None,
+            &[],
+        )?;
+        self.read_ok_body("copy", resp).map(drop)
+    }
+
+    fn copy_multipart(&self, source: &str, to: &str, len: u64) -> Result<(), DestError> {
+        const PART: u64 = 1024 * 1024 * 1024;
+        let url = self.inner.ep.object_url(to, "uploads=");
+        let resp = self.send("start a multipart copy", "POST", url, &[], None, &[])?;
+        let text = self.read_ok_body("start a multipart copy", resp)?;
+        let id = wire::xml_text(&text, "UploadId").unwrap_or_default();
+        let mut parts = Vec::new();
+        let result = (|| {
+            for (i, start) in (0..len).step_by(PART as usize).enumerate() {
+                let n = i as u32 + 1;
+                let end = (start + PART).min(len) - 1;
+                let q = format!("partNumber={n}&uploadId={}", encode_key(&id));
+                let range = format!("bytes={start}-{end}");
+                let resp = self.send(
+                    "copy a part",
+                    "PUT",
+                    self.inner.ep.object_url(to, &q),
+                    &[
+                        ("x-amz-copy-source", source),
+                        ("x-amz-copy-source-range", &range),
+                    ],
+                    None,
+                    &[],
+                )?;
+                let text = self.read_ok_body("copy a part", resp)?;
+                parts.push((n, wire::xml_text(&text, "ETag").unwrap_or_default()));
+            }
+            self.complete(to, &id, &parts)
+        })();
+        if result.is_err() {
+            let q = format!("uploadId={}", encode_key(&id));
+            let _ = self.send(
+                "abort",
+                "DELETE",
+                self.inner.ep.object_url(to, &q),
+                &[],
+                None,
+                &[],
+            );
+        }
+        result
+    }
+
+    fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), DestError> {
+        let q = format!("uploadId={}", encode_key(upload_id));
+        let url = self.inner.ep.object_url(key, &q);
+        let body = wire::complete_body(parts);
+        let len = body.len() as u64;
+        let resp = self.send(
+            "finish the upload",
+            "POST",
+            url,
+            &[("content-type", "application/xml")],
+            Some((Body::from(body), len)),
+            &[],
+        )?;
+        self.read_ok_body("finish the upload", resp).map(drop)
+    }
+}
+
+/// What a guarded copy saw.
+struct Guarded {
+    read: u64,
+    matches: bool,
+    md5: [u8; 16],
+}
+
+/// Copies `len` bytes of `source` to `out`, holding back the last chunk
+/// until the BLAKE3 hash of everything read equals `expected`. A mismatch
+/// (or a short file) ends the output early, so the request body is cut
+/// short and the server stores nothing.
+fn guarded_copy(
+    source: &mut (dyn Read + Send),
+    out: &mut impl Write,
+    len: u64,
+    expected: &Hash,
+) -> io::Result<Guarded> {
+    let mut blake = blake3::Hasher::new();
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut read = 0u64;
+    let mut limited = source.take(len);
+    loop {
+        let n = match limited.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        read += n as u64;
+        blake.update(&buf[..n]);
+        md5.update(&buf[..n]);
+        if read == len && blake.finalize().as_bytes() != expected {
+            return Ok(Guarded {
+                read,
+                matches: false,
+                md5: md5.finalize().into(),
+            });
+        }
+        // The receiver may be gone (the request failed): stop quietly.
+        if out.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let matches = read == len && blake.finalize().as_bytes() == expected;
+    Ok(Guarded {
+        read,
+        matches,
+        md5: md5.finalize().into(),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_md5_hex(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A single PUT: the object is already in place once its body completed.
+struct Visible;
+
+impl Staged for Visible {
+    fn commit(self: Box<Self>) -> Result<(), DestError> {
+        Ok(())
+    }
+}
+
+enum MultipartState {
+    /// Not yet completed: dropping it aborts the upload (the file changed).
+    Pending,
+    /// Completion was attempted: keep the parts for a retry.
+    Kept,
+}
+
+/// A multipart upload whose parts are all on the server; completing it
+/// makes the object visible.
+struct Multipart {
+    dest: S3,
+    key: String,
+    upload_id: String,
+    parts: Vec<(u32, String)>,
+    len: u64,
+    state: MultipartState,
+}
+
+impl Staged for Multipart {
+    fn commit(mut self: Box<Self>) -> Result<(), DestError> {
+        self.state = MultipartState::Kept;
+        self.dest
+            .complete(&self.key, &self.upload_id, &self.parts)?;
+        let stored = self.dest.head(&self.key)?;
+        self.dest
+            .inner
+            .log
+            .forget(&self.upload_id)
+            .map_err(|e| self.dest.store_err(e))?;
+        if stored != Some(self.len) {
+            return Err(DestError::Io {
+                name: self.dest.inner.name.clone(),
+                path: self.key.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    format!(
+                        "the server reports {} bytes after the upload, not {}; sending again",
+                        stored.unwrap_or(0),
+                        self.len
+                    ),
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Multipart {
+    fn drop(&mut self) {
+        if matches!(self.state, MultipartState::Pending) {
+            let _ = self.dest.abort(&self.key, &self.upload_id);
+        }
+    }
+}
+
+impl Destination for S3 {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn prepare(&self) -> Result<(), DestError> {
+        let url = self.inner.ep.bucket_url();
+        self.send("open the bucket", "HEAD", url, &[], None, &[])?;
+        self.abort_orphans()
+    }
+
+    fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
+        Ok(self.head(&self.key(album, name))?.is_some())
+    }
+
+    fn stage(
+        &self,
+        upload: &Upload<'_>,
+        source: &mut (dyn Read + Send),
+    ) -> Result<(Box<dyn Staged>, u64), DestError> {
+        let key = self.key(upload.album, upload.name);
+        if upload.len > MULTIPART_THRESHOLD {
+            self.put_multipart(&key, upload, source)
+        } else {
+            self.put_streamed(&key, upload, source)
+        }
+    }
+
+    fn rename(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+        let (from, to) = (self.key(from.0, from.1), self.key(to.0, to.1));
+        match self.copy_key(&from, &to) {
+            Ok(()) => {}
+            // Already copied (a crash came between the move and its record).
+            Err(DestError::Http { status: 404, .. }) if self.head(&to)?.is_some() => {}
+            Err(e) => return Err(e),
+        }
+        self.delete_key(&from)
+    }
+
+    fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+        self.copy_key(&self.key(from.0, from.1), &self.key(to.0, to.1))
+    }
+
+    fn delete(&self, album: &str, name: &str) -> Result<(), DestError> {
+        self.delete_key(&self.key(album, name))
+    }
+
+    fn check(&self) -> Vec<Check> {
+        let i = &self.inner;
+        let mut out = Vec::new();
+        let reach = i
+            .client
+            .get(i.ep.endpoint.clone())
+            .timeout(http::timeout_for(0))
+            .send();
+        out.push(Check::new(
+            "reachable",
+            reach
+                .as_ref()
+                .map(|r| format!("{} answers ({})", i.ep.endpoint, r.status()))
+                .map_err(|e| format!("cannot reach {} ({e})", i.ep.endpoint)),
+        ));
+        if reach.is_err() {
+            return out;
+        }
+        let bucket = self.send("open the bucket", "HEAD", i.ep.bucket_url(), &[], None, &[]);
+        out.push(Check::new(
+            "credentials",
+            bucket
+                .as_ref()
+                .map(|_| format!("accepted for bucket {}", i.ep.bucket))
+                .map_err(ToString::to_string),
+        ));
+        if bucket.is_err() {
+            return out;
+        }
+        let key = format!("{}{STAGING}/write-test-{}", i.prefix, std::process::id());
+        let probe = b"shoebox write test";
+        let write = self
+            .send(
+                "write a test object",
+                "PUT",
+                i.ep.object_url(&key, ""),
+                &[],
+                Some((Body::from(&probe[..]), probe.len() as u64)),
+                &[],
+            )
+            .and_then(|_| self.delete_key(&key))
+            .map(|()| "a test object was written and removed".to_string())
+            .map_err(|e| e.to_string());
+        out.push(Check::new("write permission", write));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_at_least_8_mib_and_never_more_than_10000() {
+        assert_eq!(part_size(65 * 1024 * 1024), MIN_PART);
+        for len in [200u64 << 20, 80 << 30, 5 << 40] {
+            let size = part_size(len);
+            assert!(size >= MIN_PART && size.is_multiple_of(1 << 20));
+            assert!(
+                len.div_ceil(size) <= MAX_PARTS,
+                "{len} needs {size}-byte parts"
+            );
+        }
+    }
+
+    #[test]
+    fn a_guarded_copy_withholds_the_end_of_content_that_is_not_the_hashed_version() {
+        let data = vec![7u8; 600 * 1024];
+        let right = *blake3::hash(&data).as_bytes();
+        let mut out = Vec::new();
+        let g = guarded_copy(&mut &data[..], &mut out, data.len() as u64, &right).unwrap();
+        assert!(g.matches && g.read == data.len() as u64);
+        assert_eq!(out, data, "the hashed version goes through whole");
+        assert_eq!(hex(&g.md5), hex(&Md5::digest(&data)));
+
+        let wrong = [0u8; 32];
+        let mut out = Vec::new();
+        let g = guarded_copy(&mut &data[..], &mut out, data.len() as u64, &wrong).unwrap();
+        assert!(!g.matches);
+        assert!(
+            out.len() < data.len(),
+            "a body that is not the hashed version must end short, so the server stores nothing"
+        );
+    }
+
+    #[test]
+    fn prefixes_and_bucket_names_are_checked() {
+        assert_eq!(normalize_prefix("/backups/laptop/"), "backups/laptop/");
+        assert_eq!(normalize_prefix(""), "");
+        assert!(check_bucket_name("photos-2024").is_ok());
+        for bad in ["ab", "Photos", "-x-", "a_b", &"x".repeat(64)] {
+            assert!(check_bucket_name(bad).is_err(), "{bad} is refused");
+        }
+    }
+}
