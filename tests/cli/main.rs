@@ -1,6 +1,7 @@
 //! Integration tests of the `shoebox` binary: real files in temp dirs, the
 //! real binary, `--home` pointing into the temp dir.
 
+mod proxy;
 mod support;
 
 mod albums;
@@ -9,4 +10,5 @@ mod cli_contract;
 mod crash;
 mod live;
 mod odd_input;
+mod s3;
 mod webdav;

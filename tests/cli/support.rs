@@ -41,7 +41,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    pub fn from(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -297,6 +297,11 @@ impl Env {
     /// Starts `shoebox run --json` with a 1 s settle window and waits until
     /// its initial reconcile is done and every watch is watched.
     pub fn spawn_run(&self, extra: &[&str]) -> Running {
+        self.spawn_run_with_env(extra, &[])
+    }
+
+    /// `spawn_run` with extra environment variables (destination secrets).
+    pub fn spawn_run_with_env(&self, extra: &[&str], vars: &[(&str, &str)]) -> Running {
         let default_settle: &[&str] = if extra.contains(&"--settle") {
             &[]
         } else {
@@ -307,6 +312,7 @@ impl Env {
             .args(["run", "--json"])
             .args(default_settle)
             .args(extra)
+            .envs(vars.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -100,11 +100,17 @@ struct Daemon<'a> {
     want_paused: bool,
     deletions_due: Option<Instant>,
     dest_retry_at: Option<Instant>,
+    /// How long to wait before probing an unavailable destination again:
+    /// doubles from 2 s up to `poll_every` while it stays down.
+    probe_every: Duration,
     published: Option<Instant>,
     was_drained: bool,
     /// The last rescan request seen.
     rescan_seen: Option<String>,
 }
+
+/// The first wait before probing a destination that became unavailable.
+const FIRST_PROBE: Duration = Duration::from_secs(2);
 
 /// Runs the live engine until `stop` receives (or is closed). The caller
 /// holds the [`crate::EngineLock`].
@@ -136,6 +142,7 @@ pub fn run(
         want_paused: false,
         deletions_due: None,
         dest_retry_at: None,
+        probe_every: FIRST_PROBE,
         published: None,
         was_drained: true,
         rescan_seen: store.setting(RESCAN_KEY)?,
@@ -226,8 +233,20 @@ impl Daemon<'_> {
                 }
             }
         }
-        self.dest_retry_at = failed.then(|| Instant::now() + self.opts.poll_every);
+        if failed {
+            self.schedule_probe();
+        } else {
+            self.dest_retry_at = None;
+            self.probe_every = FIRST_PROBE;
+        }
         Ok(())
+    }
+
+    /// Waits before trying unavailable destinations again, longer each
+    /// time they are still down (no retries are burnt meanwhile).
+    fn schedule_probe(&mut self) {
+        self.dest_retry_at = Some(Instant::now() + self.probe_every);
+        self.probe_every = (self.probe_every * 2).min(self.opts.poll_every.max(FIRST_PROBE));
     }
 
     fn configure_pipeline(&mut self) {
@@ -470,6 +489,15 @@ impl Daemon<'_> {
         }
         self.follow_pause();
         self.pipeline.pump()?;
+        let lost = self.pipeline.take_lost_destinations();
+        if !lost.is_empty() {
+            for id in lost {
+                self.dests.remove(&id);
+            }
+            if self.dest_retry_at.is_none() {
+                self.schedule_probe();
+            }
+        }
         let drained = self.pipeline.is_drained();
         if drained && !self.was_drained {
             // Old versions replaced by edits can go now.

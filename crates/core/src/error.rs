@@ -88,6 +88,13 @@ pub enum DestError {
         /// Seconds the server asked us to wait (Retry-After).
         retry_after: Option<u64>,
     },
+    /// A request that started but did not finish (timeout, reset).
+    #[error("destination {name}: could not {what}: {why}; it will be tried again")]
+    Interrupted {
+        name: String,
+        what: String,
+        why: String,
+    },
     #[error("could not write {path} on destination {name}: {source}")]
     Io {
         name: String,
@@ -107,6 +114,7 @@ impl DestError {
         match self {
             DestError::Io { source, .. } => is_transient_io(source),
             DestError::Http { transient, .. } => *transient,
+            DestError::Interrupted { .. } => true,
             _ => false,
         }
     }

@@ -373,6 +373,8 @@ pub struct Pipeline<'a> {
     /// Files whose content is being uploaded by an earlier file: they wait
     /// for that entry, then link to it.
     parked: HashMap<i64, Vec<Slot>>,
+    /// Destinations dropped as unusable, for the driver to probe again.
+    lost: Vec<i64>,
     jobs: Option<Sender<Job>>,
     done_rx: Receiver<Done>,
     handles: Vec<JoinHandle<()>>,
@@ -440,6 +442,7 @@ impl<'a> Pipeline<'a> {
             rereads: HashMap::new(),
             in_flight: HashMap::new(),
             parked: HashMap::new(),
+            lost: Vec::new(),
             jobs: Some(job_tx),
             done_rx,
             handles,
@@ -456,6 +459,12 @@ impl<'a> Pipeline<'a> {
         self.watches = watches.into_iter().map(|w| (w.id, w)).collect();
         self.dests = dests;
         self.rescan_queue();
+    }
+
+    /// Destinations dropped since the last call because they became
+    /// unusable (down, refusing, full); their files stay queued.
+    pub fn take_lost_destinations(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.lost)
     }
 
     /// Live mode: failed files wait for their backoff instead of being
@@ -811,6 +820,7 @@ impl<'a> Pipeline<'a> {
 
     fn destination_down(&mut self, dest_id: i64, err: &DestError) -> Result<()> {
         if let Some(dest) = self.dests.remove(&dest_id) {
+            self.lost.push(dest_id);
             (self.emit)(&Event::DestinationUnavailable {
                 dest: dest.name().to_string(),
                 error: err.to_string(),
@@ -862,12 +872,15 @@ impl<'a> Pipeline<'a> {
             {
                 continue;
             }
-            match dest.exists(&slot.album, &name) {
+            match with_retries(|| Ok(dest.exists(&slot.album, &name)?)) {
                 Ok(false) => return Ok(Some(name)),
                 Ok(true) => continue,
-                Err(e) => {
+                Err(FileError::Dest(e)) => {
                     self.destination_down(slot.dest_id, &e)?;
                     return Ok(None);
+                }
+                Err(other) => {
+                    unreachable!("a destination lookup fails only with DestError: {other}")
                 }
             }
         }
@@ -1089,14 +1102,33 @@ impl<'a> Pipeline<'a> {
                 }
             }
             Err(err) => {
+                let mut slot = slot;
                 store.transaction(|s| {
                     match &kind {
-                        OpKind::New { .. } => s.delete_entry(entry.id)?,
+                        // The upload may have completed with its answer lost
+                        // (a reset, a timeout): a new file keeps the name
+                        // reserved, so its retry overwrites that name rather
+                        // than taking a second one beside a complete copy.
+                        OpKind::New { .. } if slot.file.entry_id.is_none() => {
+                            s.update_entry(entry.id, None, entry.size, EntryState::Reserved)?;
+                        }
+                        // A file with an earlier entry goes back to it; what
+                        // may have reached the reserved name is deleted at
+                        // the end of the pass.
+                        OpKind::New { .. } => {
+                            let old = slot.file.entry_id.expect("checked above");
+                            s.set_file_entry(slot.file.id, old)?;
+                            s.update_entry(entry.id, None, entry.size, EntryState::Deleting)?;
+                        }
                         OpKind::Replace { old_hash, old_size } => s.update_entry(
                             entry.id,
                             old_hash.as_ref(),
                             *old_size,
-                            EntryState::Present,
+                            if old_hash.is_some() {
+                                EntryState::Present
+                            } else {
+                                EntryState::Reserved
+                            },
                         )?,
                         // The object may be at either place; the file stays
                         // queued and the move is retried (it is idempotent).
@@ -1104,6 +1136,9 @@ impl<'a> Pipeline<'a> {
                     }
                     s.set_file_state(slot.file.id, FileState::Pending)
                 })?;
+                if matches!(kind, OpKind::New { .. }) && slot.file.entry_id.is_none() {
+                    slot.file.entry_id = Some(entry.id);
+                }
                 let waiting = self.parked.remove(&entry.id).unwrap_or_default();
                 let dest_id = slot.dest_id;
                 self.read_failed(slot, err)?;
@@ -1238,5 +1273,123 @@ mod tests {
         assert!(p.is_drained());
         assert_eq!(p.report.uploaded, 1, "one copy of the content");
         assert_eq!(p.report.linked, 99, "the rest are linked to it");
+    }
+
+    /// A destination whose first commit succeeds but reports a failure, as
+    /// when the server's answer is lost.
+    struct LostAnswer {
+        inner: Arc<dyn Destination>,
+        lose: AtomicBool,
+    }
+
+    struct LostAnswerStaged(Box<dyn crate::dest::Staged>, bool);
+
+    impl crate::dest::Staged for LostAnswerStaged {
+        fn commit(self: Box<Self>) -> Result<(), DestError> {
+            self.0.commit()?;
+            if self.1 {
+                return Err(DestError::Http {
+                    name: "lossy".into(),
+                    what: "finish the upload".into(),
+                    status: 400,
+                    transient: false,
+                    retry_after: None,
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl Destination for LostAnswer {
+        fn name(&self) -> &str {
+            "lossy"
+        }
+        fn prepare(&self) -> Result<(), DestError> {
+            self.inner.prepare()
+        }
+        fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
+            self.inner.exists(album, name)
+        }
+        fn stage(
+            &self,
+            upload: &Upload<'_>,
+            source: &mut (dyn Read + Send),
+        ) -> Result<(Box<dyn crate::dest::Staged>, u64), DestError> {
+            let (staged, n) = self.inner.stage(upload, source)?;
+            let lose = self.lose.swap(false, Ordering::Relaxed);
+            Ok((Box::new(LostAnswerStaged(staged, lose)), n))
+        }
+        fn rename(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+            self.inner.rename(from, to)
+        }
+        fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
+            self.inner.copy(from, to)
+        }
+        fn delete(&self, album: &str, name: &str) -> Result<(), DestError> {
+            self.inner.delete(album, name)
+        }
+    }
+
+    fn drain(p: &mut Pipeline<'_>) {
+        let done = p.done_channel();
+        while !p.is_drained() {
+            p.pump().unwrap();
+            if p.in_flight() > 0 {
+                p.handle(done.recv().unwrap()).unwrap();
+            }
+        }
+    }
+
+    /// An upload that completed but was reported failed must not leave a
+    /// complete copy under one name and the retry under a second one.
+    #[test]
+    fn a_lost_commit_answer_is_retried_under_the_same_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = dir.path().join("Photos");
+        fs::create_dir(&photos).unwrap();
+        fs::write(photos.join("IMG.jpg"), b"the photo").unwrap();
+        let home = crate::Home::open(Some(dir.path().join("home"))).unwrap();
+        let engine = crate::Engine::open(home.clone()).unwrap();
+        let spec = crate::WatchSpec {
+            folder: photos,
+            mode: AlbumMode::Single,
+            album: Some("Album".into()),
+            dest: "library".into(),
+            on_delete: OnDelete::Keep,
+            all_files: false,
+        };
+        engine.add_watch(&spec).unwrap();
+        let store = engine.store();
+        let watch = store.watches().unwrap().remove(0);
+        crate::scan::scan_watch(store, &watch, &|_| {}).unwrap();
+        let row = store.destination(watch.dest_id).unwrap();
+        let library = crate::dest::open(&home, &row).unwrap();
+        library.prepare().unwrap();
+        let lossy: Arc<dyn Destination> = Arc::new(LostAnswer {
+            inner: library.clone(),
+            lose: AtomicBool::new(true),
+        });
+        let emit = |_: &Event| {};
+        // First pass: the upload lands, but its answer is lost.
+        let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::ZERO));
+        p.configure([watch.clone()], HashMap::from([(row.id, lossy)]));
+        drain(&mut p);
+        assert_eq!(p.report.uploaded, 0, "the pass saw the upload fail");
+        drop(p);
+        // Next pass: the retry goes to the very same name.
+        crate::deletion::forget_unconfirmed(store, library.as_ref(), row.id).unwrap();
+        let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::ZERO));
+        p.configure([watch], HashMap::from([(row.id, library)]));
+        drain(&mut p);
+        assert_eq!(p.report.uploaded, 1);
+        let album: Vec<String> = fs::read_dir(home.library_dir().join("Album"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            album,
+            vec!["IMG.jpg".to_string()],
+            "one copy, under its own name"
+        );
     }
 }

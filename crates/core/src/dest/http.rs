@@ -79,10 +79,10 @@ pub(crate) fn transport_error(
     e: &reqwest::Error,
 ) -> DestError {
     if e.is_timeout() || e.is_body() || e.is_request() && !e.is_connect() {
-        return DestError::Io {
+        return DestError::Interrupted {
             name: name.to_string(),
-            path: format!("{what} at {server}"),
-            source: std::io::Error::new(std::io::ErrorKind::TimedOut, error_chain(e)),
+            what: what.to_string(),
+            why: error_chain(e),
         };
     }
     DestError::Unavailable {

@@ -590,6 +590,15 @@ impl Store {
         .map(drop)
     }
 
+    /// Points a file back at its entry (an upload to a new place failed).
+    pub fn set_file_entry(&self, id: i64, entry_id: i64) -> Result<()> {
+        self.exec(
+            "UPDATE files SET entry_id = ?2 WHERE id = ?1",
+            params![id, entry_id],
+        )
+        .map(drop)
+    }
+
     /// The file is being uploaded to `entry_id` (whose name is reserved).
     pub fn file_uploading(&self, id: i64, entry_id: i64, hash: &Hash) -> Result<()> {
         self.exec(

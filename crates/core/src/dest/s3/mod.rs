@@ -208,12 +208,34 @@ impl S3 {
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>, DestError> {
-        let url = self.inner.ep.object_url(key, "");
-        let r = self.send("look up", "HEAD", url, &[], None, &[200, 404])?;
-        Ok((r.status().as_u16() == 200).then(|| r.content_length().unwrap_or(0)))
+        Ok(self.head_etag(key)?.map(|(len, _)| len))
     }
 
+    /// The size and ETag of an object, if it exists.
+    fn head_etag(&self, key: &str) -> Result<Option<(u64, String)>, DestError> {
+        let url = self.inner.ep.object_url(key, "");
+        let r = self.send("look up", "HEAD", url, &[], None, &[200, 404])?;
+        // The header, not `content_length()`: a HEAD answer has no body.
+        let header = |h| {
+            r.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string()
+        };
+        let len = header(reqwest::header::CONTENT_LENGTH).parse().unwrap_or(0);
+        Ok((r.status().as_u16() == 200).then(|| (len, header(reqwest::header::ETAG))))
+    }
+
+    /// Deletes an object if it exists. Deleting a key that has no object
+    /// is not harmless on S3: it writes a delete marker, which on some
+    /// servers (Garage) also ends a multipart upload in progress for that
+    /// key, one that a restarted engine is about to continue.
     fn delete_key(&self, key: &str) -> Result<(), DestError> {
+        if self.head(key)?.is_none() {
+            return Ok(());
+        }
         let url = self.inner.ep.object_url(key, "");
         self.send("delete", "DELETE", url, &[], None, &[200, 204, 404])
             .map(drop)
@@ -306,6 +328,14 @@ impl S3 {
             (sent, copier.join().expect("the copier does not panic"))
         });
         let guarded = guarded.map_err(io_err)?;
+        if guarded.receiver_gone {
+            sent?;
+            return Err(DestError::Interrupted {
+                name: self.inner.name.clone(),
+                what: format!("upload {key}"),
+                why: "the connection stopped taking the file's bytes".into(),
+            });
+        }
         if !guarded.matches {
             // The file is not the hashed version: the body was cut short,
             // so the server stored nothing. The caller sees the mismatch.
@@ -326,15 +356,10 @@ impl S3 {
         // An ETag that is an MD5 must be ours (others come from server-side
         // encryption and say nothing about the bytes).
         if is_md5_hex(&etag) && etag != md5 {
-            return Err(DestError::Io {
+            return Err(DestError::Interrupted {
                 name: self.inner.name.clone(),
-                path: key.to_string(),
-                source: io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    format!(
-                        "the server stored different bytes (MD5 {etag}, sent {md5}); sending again"
-                    ),
-                ),
+                what: format!("upload {key}"),
+                why: format!("the server stored different bytes (MD5 {etag}, sent {md5})"),
             });
         }
         Ok((Box::new(Visible), guarded.read))
@@ -376,13 +401,15 @@ impl S3 {
                 (self.create_multipart(key, upload, size)?, HashMap::new())
             }
         };
-        let (parts, read) = self.send_parts(key, &upload_id, size, upload.len, &done, source)?;
+        let (parts, md5s, read) =
+            self.send_parts(key, &upload_id, size, upload.len, &done, source)?;
         Ok((
             Box::new(Multipart {
                 dest: self.clone(),
                 key: key.to_string(),
                 upload_id,
                 parts,
+                etag: multipart_etag(&md5s),
                 len: upload.len,
                 state: MultipartState::Pending,
             }),
@@ -415,7 +442,8 @@ impl S3 {
 
     /// Reads the file part by part (every byte is read, so the caller's
     /// hash covers the whole file) and sends the parts the server lacks,
-    /// several at once. Returns the (part, ETag) list and the bytes read.
+    /// several at once. Returns the (part, ETag) list, every part's MD5 and
+    /// the bytes read.
     fn send_parts(
         &self,
         key: &str,
@@ -424,7 +452,7 @@ impl S3 {
         len: u64,
         done: &HashMap<u32, (String, [u8; 16])>,
         source: &mut (dyn Read + Send),
-    ) -> Result<(Vec<(u32, String)>, u64), DestError> {
+    ) -> Result<(Vec<(u32, String)>, Vec<[u8; 16]>, u64), DestError> {
         let io_err = |e: io::Error| DestError::Io {
             name: self.inner.name.clone(),
             path: key.to_string(),
@@ -434,6 +462,7 @@ impl S3 {
         let (tx, rx) = crossbeam_channel::bounded::<(u32, Vec<u8>, [u8; 16])>(0);
         let (res_tx, res_rx) = crossbeam_channel::unbounded();
         let mut parts = Vec::with_capacity(count as usize);
+        let mut md5s = Vec::with_capacity(count as usize);
         let mut read = 0u64;
         let mut failure = None;
         std::thread::scope(|s| {
@@ -467,6 +496,7 @@ impl S3 {
                 }
                 read += want;
                 let md5: [u8; 16] = Md5::digest(&buf).into();
+                md5s.push(md5);
                 match done.get(&n) {
                     Some((etag, sent_md5)) if *sent_md5 == md5 => parts.push((n, etag.clone())),
                     _ => {
@@ -500,7 +530,7 @@ impl S3 {
             return Err(e);
         }
         parts.sort_by_key(|(n, _)| *n);
-        Ok((parts, read))
+        Ok((parts, md5s, read))
     }
 
     fn send_part(
@@ -650,6 +680,8 @@ impl S3 {
 struct Guarded {
     read: u64,
     matches: bool,
+    /// The request stopped taking the body (the connection failed).
+    receiver_gone: bool,
     md5: [u8; 16],
 }
 
@@ -682,20 +714,38 @@ fn guarded_copy(
             return Ok(Guarded {
                 read,
                 matches: false,
+                receiver_gone: false,
                 md5: md5.finalize().into(),
             });
         }
-        // The receiver may be gone (the request failed): stop quietly.
+        // The receiver may be gone (the request failed): the request's
+        // own error says why.
         if out.write_all(&buf[..n]).is_err() {
-            break;
+            return Ok(Guarded {
+                read,
+                matches: false,
+                receiver_gone: true,
+                md5: md5.finalize().into(),
+            });
         }
     }
     let matches = read == len && blake.finalize().as_bytes() == expected;
     Ok(Guarded {
         read,
         matches,
+        receiver_gone: false,
         md5: md5.finalize().into(),
     })
+}
+
+/// The ETag S3 gives a completed multipart object: the MD5 of the parts'
+/// MD5s, a dash, and the number of parts.
+fn multipart_etag(md5s: &[[u8; 16]]) -> String {
+    let mut all = Md5::new();
+    for m in md5s {
+        all.update(m);
+    }
+    format!("{}-{}", hex(&all.finalize()), md5s.len())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -729,6 +779,8 @@ struct Multipart {
     key: String,
     upload_id: String,
     parts: Vec<(u32, String)>,
+    /// The ETag S3 gives the completed object: MD5 of the parts' MD5s.
+    etag: String,
     len: u64,
     state: MultipartState,
 }
@@ -736,29 +788,32 @@ struct Multipart {
 impl Staged for Multipart {
     fn commit(mut self: Box<Self>) -> Result<(), DestError> {
         self.state = MultipartState::Kept;
-        self.dest
-            .complete(&self.key, &self.upload_id, &self.parts)?;
-        let stored = self.dest.head(&self.key)?;
-        self.dest
-            .inner
+        let dest = &self.dest;
+        match dest.complete(&self.key, &self.upload_id, &self.parts) {
+            Ok(()) => {}
+            // Completed by an earlier attempt whose answer was lost: the
+            // object is there if it has exactly this upload's ETag.
+            Err(DestError::Http { status: 404, .. })
+                if dest.head_etag(&self.key)?.as_ref().map(|(_, e)| e) == Some(&self.etag) => {}
+            Err(e) => return Err(e),
+        }
+        let stored = dest.head_etag(&self.key)?;
+        dest.inner
             .log
             .forget(&self.upload_id)
-            .map_err(|e| self.dest.store_err(e))?;
-        if stored != Some(self.len) {
-            return Err(DestError::Io {
-                name: self.dest.inner.name.clone(),
-                path: self.key.clone(),
-                source: io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    format!(
-                        "the server reports {} bytes after the upload, not {}; sending again",
-                        stored.unwrap_or(0),
-                        self.len
-                    ),
+            .map_err(|e| dest.store_err(e))?;
+        match stored {
+            Some((len, _)) if len == self.len => Ok(()),
+            other => Err(DestError::Interrupted {
+                name: dest.inner.name.clone(),
+                what: format!("upload {}", self.key),
+                why: format!(
+                    "the server reports {} bytes after the upload, not {}",
+                    other.map_or(0, |(n, _)| n),
+                    self.len
                 ),
-            });
+            }),
         }
-        Ok(())
     }
 }
 

@@ -202,16 +202,19 @@ pub(crate) fn s3_error(
         name: dest.to_string(),
         why,
     };
+    let refused = || {
+        unavailable(format!(
+            "the server refused the credentials ({detail}); check the access key id ({access_key_id}), \
+             the secret key and that the key may write to the bucket (add the destination again, or set {})",
+            crate::secrets::env_var(dest)
+        ))
+    };
     match code.as_str() {
         "InvalidAccessKeyId"
         | "SignatureDoesNotMatch"
         | "AccessDenied"
         | "InvalidToken"
-        | "ExpiredToken" => unavailable(format!(
-            "the server refused the credentials ({detail}); check the access key id ({access_key_id}), \
-             the secret key and that the key may write to the bucket (add the destination again, or set {})",
-            crate::secrets::env_var(dest)
-        )),
+        | "ExpiredToken" => refused(),
         "NoSuchBucket" => unavailable(format!(
             "the bucket does not exist ({detail}); create it, or check the bucket name and endpoint"
         )),
@@ -228,9 +231,8 @@ pub(crate) fn s3_error(
             name: dest.to_string(),
             source: std::io::Error::other(format!("{what}: {detail}")),
         },
-        _ if status == 401 || status == 403 => unavailable(format!(
-            "the server refused the request ({detail}); check the credentials and the bucket's permissions"
-        )),
+        // HEAD answers carry no error code.
+        _ if status == 401 || status == 403 => refused(),
         _ => DestError::Http {
             name: dest.to_string(),
             what: format!("{what} ({detail})"),

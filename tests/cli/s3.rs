@@ -1,0 +1,698 @@
+//! The S3 destination against a real single-node Garage on loopback,
+//! started by each test (`garage` from scripts/install-deps). What is in the
+//! bucket is read back with rclone (an independent S3 client), so content
+//! hashes are compared end to end. A counting, fault-injecting proxy sits
+//! in front of Garage where a test needs to see or disturb the traffic.
+//! No keyring service runs here, so secrets take the documented
+//! environment-variable path.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::proxy::{Fault, Proxy};
+use crate::support::*;
+
+const KEY_ID: &str = "GK31c2f218a2e44f485b94239e";
+const SECRET: &str = "b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f93d36da6b94e7e2b";
+const BUCKET: &str = "photos";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn garage_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SHOEBOX_GARAGE") {
+        return p.into();
+    }
+    let cached = Path::new("/var/cache/shoebox-ci/tools/bin/garage");
+    if cached.exists() {
+        return cached.into();
+    }
+    "garage".into()
+}
+
+/// A single-node Garage with one bucket and one key.
+pub struct Garage {
+    child: Option<Child>,
+    dir: PathBuf,
+    config: PathBuf,
+    pub s3_port: u16,
+}
+
+impl Garage {
+    pub fn start(dir: &Path) -> Garage {
+        fs::create_dir_all(dir).unwrap();
+        let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
+        let config = dir.join("garage.toml");
+        fs::write(
+            &config,
+            format!(
+                r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{rpc_secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3_port}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin_port}"
+"#,
+                meta = dir.join("meta").display(),
+                data = dir.join("data").display(),
+                rpc_secret = "4425f5c26c5e11581d3223904324dcb5b5d5dfb14e5e7f35e38c595424f5f1e6",
+            ),
+        )
+        .unwrap();
+        let mut g = Garage {
+            child: None,
+            dir: dir.to_path_buf(),
+            config,
+            s3_port,
+        };
+        g.resume();
+        let node = g.cli(&["node", "id", "-q"]);
+        let node = node.trim().split('@').next().unwrap().to_string();
+        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        g.cli(&["layout", "apply", "--version", "1"]);
+        g.cli(&["bucket", "create", BUCKET]);
+        g.cli(&["key", "import", "--yes", "-n", "shoebox", KEY_ID, SECRET]);
+        g.cli(&[
+            "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", "shoebox",
+        ]);
+        // The bucket answers once the layout is live.
+        g.wait_until_serving();
+        g
+    }
+
+    /// Runs a `garage` admin command, which must succeed; returns stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new(garage_bin())
+                .arg("-c")
+                .arg(&self.config)
+                .args(args)
+                .output()
+                .expect("garage is installed (scripts/install-deps)");
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            // The daemon may still be starting: its RPC port comes up late.
+            assert!(
+                Instant::now() < deadline,
+                "garage {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_until_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !rclone(self.s3_port, &["lsf", &format!("g:{BUCKET}")])
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "Garage does not serve the bucket"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops the server (kill), keeping its data.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server (again) on the same ports and data.
+    pub fn resume(&mut self) {
+        let log = fs::File::create(self.dir.join("garage.log")).unwrap();
+        let child = Command::new(garage_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .arg("server")
+            .env("RUST_LOG", "garage=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("garage is installed (scripts/install-deps)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_err() {
+            assert!(Instant::now() < deadline, "garage did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every object in the bucket: key → BLAKE3 of its content.
+    pub fn objects(&self) -> BTreeMap<String, String> {
+        let out = self.dir.join(format!("download-{}", free_port()));
+        let r = rclone(
+            self.s3_port,
+            &["copy", &format!("g:{BUCKET}"), out.to_str().unwrap()],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let mut files = BTreeMap::new();
+        let mut todo = vec![out.clone()];
+        while let Some(d) = todo.pop() {
+            let Ok(rd) = fs::read_dir(&d) else { continue };
+            for e in rd.flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(e.path());
+                } else {
+                    let rel = e
+                        .path()
+                        .strip_prefix(&out)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned();
+                    files.insert(rel, hash(&fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        fs::remove_dir_all(&out).ok();
+        files
+    }
+
+    /// Multipart uploads started and neither completed nor aborted.
+    pub fn unfinished_uploads(&self) -> String {
+        let r = rclone(
+            self.s3_port,
+            &["backend", "list-multipart-uploads", &format!("g:{BUCKET}")],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let text = String::from_utf8_lossy(&r.stdout).into_owned();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v.as_object()
+            .map(|m| {
+                m.values()
+                    .filter(|l| l.as_array().is_some_and(|a| !a.is_empty()))
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// rclone with an S3 remote `g:` for the Garage on `port`.
+fn rclone(port: u16, args: &[&str]) -> std::process::Output {
+    Command::new("rclone")
+        .args(args)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_G_TYPE", "s3")
+        .env("RCLONE_CONFIG_G_PROVIDER", "Other")
+        .env(
+            "RCLONE_CONFIG_G_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("RCLONE_CONFIG_G_ACCESS_KEY_ID", KEY_ID)
+        .env("RCLONE_CONFIG_G_SECRET_ACCESS_KEY", SECRET)
+        .env("RCLONE_CONFIG_G_REGION", "garage")
+        .env("RCLONE_CONFIG_G_FORCE_PATH_STYLE", "true")
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("rclone is installed (scripts/install-deps)")
+}
+
+/// `dest add garage s3 …` pointing at `port` (Garage or a proxy in front of it).
+fn add_dest(env: &Env, port: u16, extra: &[&str]) -> Run {
+    let mut child = env
+        .cmd()
+        .args([
+            "dest",
+            "add",
+            "garage",
+            "s3",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+            "--bucket",
+            BUCKET,
+            "--region",
+            "garage",
+            "--path-style",
+            "--access-key-id",
+            KEY_ID,
+            "--secret-stdin",
+        ])
+        .args(extra)
+        .env("SHOEBOX_SECRET_GARAGE", SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{SECRET}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run::from(out)
+}
+
+/// `sync --json` with the secret in the environment (no keyring here).
+fn sync_s3(env: &Env, secret: &str) -> Run {
+    Run::from(
+        env.cmd()
+            .env("SHOEBOX_SECRET_GARAGE", secret)
+            .args(["sync", "--json", "--settle", "100ms"])
+            .output()
+            .unwrap(),
+    )
+}
+
+fn setup() -> (Env, Garage) {
+    let env = Env::new();
+    let garage = Garage::start(&env.tmp.path().join("garage"));
+    (env, garage)
+}
+
+fn map(items: &[(&str, &[u8])]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), hash(v)))
+        .collect()
+}
+
+#[test]
+fn both_album_modes_reach_the_bucket_with_the_right_content() {
+    let (env, garage) = setup();
+    add_dest(
+        &env,
+        garage.s3_port,
+        &["--allow-insecure-http", "--prefix", "laptop"],
+    )
+    .ok();
+    let (p1, p2, r1, t) = (
+        bytes("p1", 3_000_000),
+        bytes("p2", 1000),
+        bytes("r1", 1000),
+        bytes("t", 0),
+    );
+    env.write("Paris/IMG_1.jpg", &p1);
+    env.write("Paris/IMG 2 (été)+x.jpg", &p2);
+    env.write("Rome/IMG_1.jpg", &r1);
+    env.write("top.jpg", &t);
+    env.watch(&["--mode", "per-folder", "--dest", "garage"]);
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["uploaded"], 4, "{s}");
+    // Keys are <prefix><album>/<name>, exactly as in the local library.
+    assert_eq!(
+        garage.objects(),
+        map(&[
+            ("laptop/Paris/IMG 2 (été)+x.jpg", &p2),
+            ("laptop/Paris/IMG_1.jpg", &p1),
+            ("laptop/Photos/top.jpg", &t),
+            ("laptop/Rome/IMG_1.jpg", &r1),
+        ])
+    );
+
+    // Single mode, another watch into one album on the same bucket.
+    let other = env.tmp.path().join("Phone");
+    fs::create_dir_all(other.join("DCIM")).unwrap();
+    fs::write(other.join("DCIM/a.jpg"), bytes("a", 5000)).unwrap();
+    fs::write(other.join("b.jpg"), bytes("b", 5000)).unwrap();
+    env.run([
+        "watch",
+        "add",
+        other.to_str().unwrap(),
+        "--album",
+        "Phone 2024",
+        "--dest",
+        "garage",
+    ])
+    .ok();
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["uploaded"], 2, "{s}");
+    let objects = garage.objects();
+    assert_eq!(objects["laptop/Phone 2024/a.jpg"], hash(&bytes("a", 5000)));
+    assert_eq!(objects["laptop/Phone 2024/b.jpg"], hash(&bytes("b", 5000)));
+    assert_eq!(
+        objects.len(),
+        6,
+        "nothing else is in the bucket: {objects:?}"
+    );
+}
+
+#[test]
+fn edits_replace_renames_copy_server_side_and_deletes_follow_the_policy() {
+    let (env, garage) = setup();
+    let proxy = Proxy::start(garage.s3_port);
+    add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
+    let photo = bytes("photo", 4_000_000);
+    env.write("a.jpg", &photo);
+    env.write("gone.jpg", &bytes("gone", 1000));
+    env.watch(&[
+        "--album",
+        "Trip",
+        "--dest",
+        "garage",
+        "--on-delete",
+        "remove",
+    ]);
+    sync_s3(&env, SECRET).ok();
+    assert_eq!(garage.objects()["Trip/a.jpg"], hash(&photo));
+
+    // Edit: the object is replaced under the same key.
+    let edited = bytes("edited", 2_000_000);
+    env.write("a.jpg", &edited);
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["uploaded"], 1, "{s}");
+    assert_eq!(garage.objects()["Trip/a.jpg"], hash(&edited));
+
+    // Rename: a server-side copy and a delete; the 2 MB are not sent again.
+    let before = proxy.body_bytes();
+    fs::rename(env.src.join("a.jpg"), env.src.join("b.jpg")).unwrap();
+    fs::remove_file(env.src.join("gone.jpg")).unwrap();
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["moved"], 1, "{s}");
+    let sent = proxy.body_bytes() - before;
+    assert!(sent < 10_000, "a rename sent {sent} body bytes");
+    assert_eq!(
+        garage.objects(),
+        map(&[("Trip/b.jpg", &edited)]),
+        "renamed, and the deleted file removed (--on-delete remove)"
+    );
+}
+
+#[test]
+fn a_200_mib_video_goes_up_in_parts_and_leaves_no_unfinished_upload() {
+    let (env, garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    let video = bytes("video", 200 * 1024 * 1024);
+    env.write("clip.mov", &video);
+    env.watch(&["--album", "Videos", "--dest", "garage"]);
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["uploaded"], 1, "{s}");
+    assert_eq!(garage.objects(), map(&[("Videos/clip.mov", &video)]));
+    assert_eq!(
+        garage.unfinished_uploads(),
+        "",
+        "the multipart upload was completed"
+    );
+}
+
+#[test]
+fn a_multipart_upload_killed_midway_continues_after_a_restart() {
+    let (env, garage) = setup();
+    let proxy = Proxy::start(garage.s3_port);
+    add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
+    let len = 200 * 1024 * 1024;
+    let video = bytes("long video", len);
+    env.write("clip.mov", &video);
+    env.watch(&["--album", "Videos", "--dest", "garage"]);
+
+    // Kill it once a good part of the file has reached the server.
+    kill_sync_after(&env, &proxy, (len / 2) as u64);
+    assert!(
+        garage.objects().is_empty(),
+        "nothing is visible before the upload completes"
+    );
+
+    let before = proxy.body_bytes();
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["uploaded"], 1, "{s}");
+    let resent = proxy.body_bytes() - before;
+    assert!(
+        resent < (len as u64) * 6 / 10,
+        "the restarted upload sent {resent} of {len} bytes; acknowledged parts must not be sent again"
+    );
+    assert_eq!(garage.objects(), map(&[("Videos/clip.mov", &video)]));
+    assert_eq!(garage.unfinished_uploads(), "");
+}
+
+/// Starts `shoebox sync` and kills it once `proxy` forwarded `bytes`.
+fn kill_sync_after(env: &Env, proxy: &Proxy, bytes: u64) {
+    let mut child = env
+        .cmd()
+        .env("SHOEBOX_SECRET_GARAGE", SECRET)
+        .args(["sync", "--json", "--settle", "100ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proxy.body_bytes() < bytes {
+        assert!(Instant::now() < deadline, "the upload did not progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sync ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn orphaned_multipart_uploads_are_aborted() {
+    let (env, garage) = setup();
+    let proxy = Proxy::start(garage.s3_port);
+    add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
+    env.write("clip.mov", &bytes("clip", 100 * 1024 * 1024));
+    env.watch(&["--album", "Videos", "--dest", "garage"]);
+    kill_sync_after(&env, &proxy, 20 * 1024 * 1024);
+    assert_ne!(
+        garage.unfinished_uploads(),
+        "",
+        "the killed sync left an unfinished upload"
+    );
+    // The store that recorded it is lost: a new home on the same bucket
+    // finds an upload no record explains, and aborts it.
+    let fresh = Env::new();
+    add_dest(&fresh, garage.s3_port, &["--allow-insecure-http"]).ok();
+    fresh.write("a.jpg", &bytes("a", 100));
+    fresh.watch(&["--album", "Other", "--dest", "garage"]);
+    sync_s3(&fresh, SECRET).ok();
+    assert_eq!(garage.unfinished_uploads(), "");
+}
+
+#[test]
+fn wrong_credentials_give_a_clear_message_and_no_retry_loop() {
+    let (env, garage) = setup();
+    let proxy = Proxy::start(garage.s3_port);
+    add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
+    for i in 0..5 {
+        env.write(&format!("{i}.jpg"), &bytes(&i.to_string(), 1000));
+    }
+    env.watch(&["--album", "A", "--dest", "garage"]);
+    let wrong = "0".repeat(64);
+    let r = sync_s3(&env, &wrong);
+    assert_eq!(
+        r.code, 1,
+        "a pass that could not reach its destination fails"
+    );
+    let why = r.json()["unavailable_destinations"][0].to_string();
+    assert!(
+        why.contains("refused the credentials") && why.contains(KEY_ID),
+        "the message says what to fix: {why}"
+    );
+    assert!(
+        proxy.requests() <= 3,
+        "the destination is stopped at the first refusal, not tried per file: {} requests",
+        proxy.requests()
+    );
+    assert!(garage.objects().is_empty());
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(
+        s["uploaded"], 5,
+        "with the right secret everything goes up: {s}"
+    );
+}
+
+#[test]
+fn every_file_arrives_exactly_once_through_resets_503s_and_stalls() {
+    let (env, garage) = setup();
+    let proxy = Proxy::start(garage.s3_port);
+    add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
+    let mut want = BTreeMap::new();
+    for i in 0..40 {
+        let data = bytes(&format!("f{i}"), 50_000 + i * 7_919);
+        env.write(&format!("f{i:02}.jpg"), &data);
+        want.insert(format!("A/f{i:02}.jpg"), hash(&data));
+    }
+    let video = bytes("faulty video", 70 * 1024 * 1024);
+    env.write("clip.mov", &video);
+    want.insert("A/clip.mov".into(), hash(&video));
+    env.watch(&["--album", "A", "--dest", "garage"]);
+    proxy.inject(
+        20,
+        &[Fault::Reset, Fault::Unavailable, Fault::Stall],
+        Duration::from_secs(4),
+    );
+    // A pass may end with files left for the next one; each pass is bounded.
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let r = Run::from(
+            env.cmd()
+                .env("SHOEBOX_SECRET_GARAGE", SECRET)
+                .env("SHOEBOX_HTTP_TIMEOUT", "2")
+                .args(["-v", "sync", "--json", "--settle", "100ms"])
+                .output()
+                .unwrap(),
+        );
+        std::fs::write(format!("/tmp/pass{passes}.err"), &r.stderr).unwrap();
+        std::fs::write(format!("/tmp/pass{passes}.out"), &r.stdout).unwrap();
+        if r.code == 0 {
+            break;
+        }
+        assert!(
+            passes < 8,
+            "still failing after {passes} passes: {}",
+            r.stdout
+        );
+    }
+    assert!(
+        proxy.faults() >= 10,
+        "faults were injected: {}",
+        proxy.faults()
+    );
+    let got = garage.objects();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|(k, v)| want.get(*k) != Some(v))
+        .collect();
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "every file exactly once, with its content: extra {extra:?}, missing {missing:?}"
+    );
+    assert_eq!(garage.unfinished_uploads(), "");
+}
+
+#[test]
+fn a_server_that_is_down_makes_files_wait_until_it_is_back() {
+    let (env, mut garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    env.write("a.jpg", &bytes("a", 1000));
+    env.watch(&["--album", "A", "--dest", "garage"]);
+    garage.stop();
+    let r = sync_s3(&env, SECRET);
+    assert_eq!(r.code, 1);
+    let why = r.json()["unavailable_destinations"][0].to_string();
+    assert!(
+        why.contains("cannot reach") && why.contains("server is up"),
+        "{why}"
+    );
+    // Under `shoebox run`, the file waits and goes up once the server is back.
+    let run = env.spawn_run_with_env(
+        &["--poll-every", "1s"],
+        &[("SHOEBOX_SECRET_GARAGE", SECRET)],
+    );
+    garage.resume();
+    run.wait_until(Duration::from_secs(60), || {
+        garage.objects().contains_key("A/a.jpg")
+    });
+    assert_eq!(garage.objects(), map(&[("A/a.jpg", &bytes("a", 1000))]));
+}
+
+#[test]
+fn plain_http_is_refused_without_the_flag_and_bad_settings_are_explained() {
+    let env = Env::new();
+    let r = add_dest(&env, 9, &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--allow-insecure-http"), "{}", r.stderr);
+    let mut child = env
+        .cmd()
+        .args([
+            "dest",
+            "add",
+            "bad",
+            "s3",
+            "--endpoint",
+            "https://s3.example.com",
+            "--bucket",
+            "Bad_Bucket",
+            "--access-key-id",
+            KEY_ID,
+            "--secret-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{SECRET}").unwrap();
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not a valid bucket name"), "{}", r.stderr);
+    assert!(
+        env.run(["dest", "list", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len()
+            == 1,
+        "nothing was added (only the embedded library is listed)"
+    );
+}
+
+#[test]
+fn dest_test_checks_reachability_credentials_and_writing_and_the_secret_stays_secret() {
+    let (env, garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    let r = Run::from(
+        env.cmd()
+            .env("SHOEBOX_SECRET_GARAGE", SECRET)
+            .args(["dest", "test", "garage"])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(lines[0].starts_with("ok") && lines[0].contains("reachable"));
+    assert!(lines[1].starts_with("ok") && lines[1].contains("credentials"));
+    assert!(lines[2].starts_with("ok") && lines[2].contains("write permission"));
+    assert!(garage.objects().is_empty(), "the test object was removed");
+
+    env.write("a.jpg", &bytes("a", 1000));
+    env.watch(&["--album", "A", "--dest", "garage"]);
+    sync_s3(&env, SECRET).ok();
+    let status = env.run(["status", "--json"]).ok().stdout;
+    let list = env.run(["dest", "list", "--json"]).ok().stdout;
+    assert!(!status.contains(SECRET) && !list.contains(SECRET));
+    let mut todo = vec![env.home.clone()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                let data = fs::read(e.path()).unwrap();
+                assert!(
+                    !data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                    "the secret key is in {}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}
