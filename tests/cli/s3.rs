@@ -696,3 +696,72 @@ fn dest_test_checks_reachability_credentials_and_writing_and_the_secret_stays_se
         }
     }
 }
+
+/// The secret goes to a real Secret Service (gnome-keyring in a private
+/// D-Bus session) when one runs, and Shoebox reads it back from there: no
+/// environment variable is set, and the secret is nowhere in the data folder.
+#[test]
+fn the_secret_key_lives_in_a_real_secret_service_keyring() {
+    let (env, garage) = setup();
+    env.write("a.jpg", &bytes("a", 1000));
+    let user_home = env.tmp.path().join("user");
+    fs::create_dir_all(user_home.join("run")).unwrap();
+    let script = r#"
+        set -e
+        chmod 700 "$XDG_RUNTIME_DIR"
+        printf unlock | gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null
+        printf '%s\n' "$SECRET" | "$SHOEBOX" --home "$SB_HOME" dest add garage s3 \
+            --endpoint "$ENDPOINT" --bucket photos --region garage --path-style \
+            --access-key-id "$KEY_ID" --secret-stdin --allow-insecure-http
+        unset SECRET
+        "$SHOEBOX" --home "$SB_HOME" watch add "$SRC" --album A --dest garage
+        "$SHOEBOX" --home "$SB_HOME" sync --settle 100ms
+        printf 'keyring holds: %s\n' "$(secret-tool lookup service app.shoebox username destination:garage)"
+    "#;
+    let out = Command::new("dbus-run-session")
+        .args(["--", "bash", "-c", script])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", &user_home)
+        .env("XDG_RUNTIME_DIR", user_home.join("run"))
+        .env("XDG_DATA_HOME", user_home.join("data"))
+        .env("SHOEBOX", BIN)
+        .env("SB_HOME", &env.home)
+        .env("SRC", &env.src)
+        .env("ENDPOINT", format!("http://127.0.0.1:{}", garage.s3_port))
+        .env("KEY_ID", KEY_ID)
+        .env("SECRET", SECRET)
+        .output()
+        .expect("dbus-run-session is installed (scripts/install-deps)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("SHOEBOX_SECRET_GARAGE"),
+        "a keyring was available, so no environment variable is asked for: {stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("keyring holds: {SECRET}")),
+        "the secret is in the Secret Service: {stdout}"
+    );
+    assert_eq!(
+        garage.objects(),
+        map(&[("A/a.jpg", &bytes("a", 1000))]),
+        "sync read the secret back from the keyring"
+    );
+    let mut todo = vec![env.home.clone()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                let data = fs::read(e.path()).unwrap();
+                assert!(
+                    !data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                    "the secret key is in {}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}
