@@ -490,7 +490,7 @@ impl S3 {
         len: u64,
         done: &HashMap<u32, (String, [u8; 16])>,
         source: &mut (dyn Read + Send),
-    ) -> Result<(Vec<(u32, String)>, Vec<[u8; 16]>, u64), DestError> {
+    ) -> Result<SentParts, DestError> {
         let io_err = |e: io::Error| DestError::Io {
             name: self.inner.name.clone(),
             path: key.to_string(),
@@ -713,6 +713,10 @@ impl S3 {
         self.read_ok_body("finish the upload", resp).map(drop)
     }
 }
+
+/// The parts of a multipart upload: (part, ETag) in order, every part's
+/// MD5, and the bytes read from the file.
+type SentParts = (Vec<(u32, String)>, Vec<[u8; 16]>, u64);
 
 /// What a guarded copy saw.
 struct Guarded {
