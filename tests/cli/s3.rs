@@ -765,3 +765,36 @@ fn the_secret_key_lives_in_a_real_secret_service_keyring() {
         }
     }
 }
+
+/// A destination added with a wrong address is fixed with `dest edit`, and
+/// a running engine picks the change up without a restart.
+#[test]
+fn editing_a_destination_reaches_the_running_engine() {
+    let (env, garage) = setup();
+    let dead = free_port();
+    add_dest(&env, dead, &["--allow-insecure-http"]).ok();
+    env.write("a.jpg", &bytes("a", 1000));
+    env.watch(&["--album", "A", "--dest", "garage"]);
+    let run = env.spawn_run_with_env(&[], &[("SHOEBOX_SECRET_GARAGE", SECRET)]);
+    let r = env.run([
+        "dest",
+        "edit",
+        "garage",
+        "--endpoint",
+        &format!("http://127.0.0.1:{}", garage.s3_port),
+    ]);
+    r.ok();
+    run.wait_until(Duration::from_secs(60), || {
+        garage.objects().contains_key("A/a.jpg")
+    });
+    let list = env.run(["dest", "list", "--json"]).ok().json();
+    assert!(
+        list.to_string()
+            .contains(&format!("127.0.0.1:{}", garage.s3_port)),
+        "the new endpoint is saved: {list}"
+    );
+    // Where the albums live cannot be edited, and a folder has nothing to edit.
+    let r = env.run(["dest", "edit", "library", "--url", "http://x"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no connection settings"), "{}", r.stderr);
+}

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use shoebox_core::{
-    AlbumMode, Engine, Home, LIBRARY_DEST, OnDelete, S3Spec, SyncOptions, WatchSpec,
+    AlbumMode, DestEdit, Engine, Home, LIBRARY_DEST, OnDelete, S3Spec, SyncOptions, WatchSpec,
 };
 
 /// Shoebox keeps folders of photos and videos backed up into albums.
@@ -118,6 +118,26 @@ enum DestCommand {
     Remove { name: String },
     /// Check reachability, credentials and write permission, one line each.
     Test { name: String },
+    /// Change how a remote destination is reached (address, account, secret,
+    /// region); where its albums live cannot change.
+    Edit {
+        name: String,
+        /// The new WebDAV URL or S3 endpoint.
+        #[arg(long, alias = "endpoint")]
+        url: Option<String>,
+        /// The new WebDAV user or S3 access key id.
+        #[arg(long, alias = "access-key-id")]
+        user: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        path_style: Option<bool>,
+        #[arg(long)]
+        allow_insecure_http: Option<bool>,
+        /// Read a new password or secret key from standard input.
+        #[arg(long, alias = "password-stdin")]
+        secret_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,6 +340,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 d.url.unwrap_or_default(),
                 d.bucket.unwrap_or_default()
             );
+        }
+        Command::Dest(DestCommand::Edit {
+            name,
+            url,
+            user,
+            region,
+            path_style,
+            allow_insecure_http,
+            secret_stdin,
+        }) => {
+            let secret = if secret_stdin {
+                read_secret(true, true, "Secret")?
+            } else {
+                None
+            };
+            let edit = DestEdit {
+                name,
+                url,
+                user,
+                secret,
+                region,
+                path_style,
+                allow_insecure_http,
+            };
+            let (d, notices) = engine.edit_destination(&edit)?;
+            for n in notices {
+                eprintln!("note: {n}");
+            }
+            println!("updated destination {}", d.name);
         }
         Command::Dest(DestCommand::Test { name }) => {
             let checks = engine.test_destination(&name)?;

@@ -35,6 +35,9 @@ use crate::watcher::{
 pub const PAUSED_KEY: &str = "paused";
 /// Settings key: set (to a timestamp) to ask a running engine for a full rescan.
 pub const RESCAN_KEY: &str = "rescan_requested";
+/// Changed whenever a destination's connection settings or secret change,
+/// so a running engine reopens its destinations.
+pub const DEST_EPOCH_KEY: &str = "destinations_edited";
 /// Settings key: what a running engine is doing, for `status` (JSON).
 pub const ACTIVITY_KEY: &str = "activity";
 
@@ -107,6 +110,8 @@ struct Daemon<'a> {
     was_drained: bool,
     /// The last rescan request seen.
     rescan_seen: Option<String>,
+    /// The last destination edit seen.
+    dest_epoch: Option<String>,
 }
 
 /// The first wait before probing a destination that became unavailable.
@@ -146,6 +151,7 @@ pub fn run(
         published: None,
         was_drained: true,
         rescan_seen: store.setting(RESCAN_KEY)?,
+        dest_epoch: store.setting(DEST_EPOCH_KEY)?,
     };
     d.reload()?;
     let result = d.serve(stop);
@@ -177,6 +183,12 @@ impl Daemon<'_> {
     /// Reads the configuration from the store and applies it: new and
     /// removed watches and destinations, pause.
     fn reload(&mut self) -> Result<()> {
+        let epoch = self.store.setting(DEST_EPOCH_KEY)?;
+        if epoch != self.dest_epoch {
+            // Edited settings or secrets: open every destination afresh.
+            self.dest_epoch = epoch;
+            self.dests.clear();
+        }
         let rows = self.store.watches()?;
         self.lives.retain(|id, _| rows.iter().any(|r| r.id == *id));
         let wanted: Vec<i64> = rows.iter().map(|r| r.dest_id).collect();

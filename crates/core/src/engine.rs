@@ -53,6 +53,18 @@ pub struct S3Spec {
     pub allow_insecure_http: bool,
 }
 
+/// Changes to a remote destination's connection; `None` keeps a setting.
+#[derive(Debug, Clone, Default)]
+pub struct DestEdit {
+    pub name: String,
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub secret: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub allow_insecure_http: Option<bool>,
+}
+
 /// What a host asks for when adding a watch.
 #[derive(Debug, Clone)]
 pub struct WatchSpec {
@@ -330,6 +342,70 @@ impl Engine {
             .destination_by_name(name)?
             .expect("just inserted");
         Ok(self.dest_info(&row))
+    }
+
+    /// Changes how a remote destination is reached: its address, account,
+    /// secret, region, addressing and the plain-HTTP consent. Where the
+    /// albums live (bucket, prefix, local folder) cannot change: the index
+    /// records what is there. The new settings are checked before saving,
+    /// and a running engine reopens its destinations.
+    pub fn edit_destination(&self, edit: &DestEdit) -> Result<(DestInfo, Vec<String>)> {
+        let Some(mut row) = self.store.destination_by_name(&edit.name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {:?}; see `shoebox dest list`",
+                edit.name
+            )));
+        };
+        if row.kind == "local" {
+            return Err(Error::Invalid(format!(
+                "destination {:?} is a folder: it has no connection settings to edit",
+                edit.name
+            )));
+        }
+        if let Some(url) = &edit.url {
+            row.url = Some(url.trim().to_string());
+        }
+        if let Some(user) = &edit.user {
+            let user = user.trim();
+            row.username = (!user.is_empty()).then(|| user.to_string());
+        }
+        if let Some(insecure) = edit.allow_insecure_http {
+            row.insecure_http = insecure;
+        }
+        if let Some(s3) = row.s3.as_mut() {
+            if let Some(region) = &edit.region {
+                s3.region = region.trim().to_string();
+            }
+            if let Some(path_style) = edit.path_style {
+                s3.path_style = path_style;
+            }
+        }
+        let has_secret =
+            edit.secret.is_some() || crate::secrets::load(&row.name).ok().flatten().is_some();
+        let url = row.url.clone().unwrap_or_default();
+        crate::dest::http::parse_url(
+            &row.name,
+            &url,
+            row.kind == "s3" || row.username.is_some() && has_secret,
+            row.insecure_http,
+        )
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        if row.kind == "s3" && row.username.is_none() {
+            return Err(Error::Invalid(
+                "an S3 destination needs an access key id".into(),
+            ));
+        }
+        let notices = match edit.secret.as_deref() {
+            Some(secret) => self.keep_secret(&row.name, Some(secret), "secret")?,
+            None => Vec::new(),
+        };
+        self.store.update_destination(&row)?;
+        self.store.set_setting(
+            crate::daemon::DEST_EPOCH_KEY,
+            &crate::store::now_ms().to_string(),
+        )?;
+        self.home.signal_change();
+        Ok((self.dest_info(&row), notices))
     }
 
     pub fn remove_destination(&self, name: &str) -> Result<()> {

@@ -32,7 +32,7 @@ pub mod watcher;
 pub use album::AlbumMode;
 pub use daemon::RunOptions;
 pub use engine::{
-    DestInfo, Engine, QueueStatus, S3Spec, Status, WatchInfo, WatchSpec, WatchStatus,
+    DestEdit, DestInfo, Engine, QueueStatus, S3Spec, Status, WatchInfo, WatchSpec, WatchStatus,
 };
 pub use error::{Error, Result};
 pub use events::{Event, Outcome};

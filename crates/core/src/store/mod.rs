@@ -177,6 +177,25 @@ impl Store {
         .map(drop)
     }
 
+    /// Saves a destination's connection settings (not where it stores).
+    pub fn update_destination(&self, row: &DestRow) -> Result<()> {
+        let s3 = row.s3.as_ref();
+        self.exec(
+            "UPDATE destinations SET url = ?2, username = ?3, insecure_http = ?4,
+                    region = coalesce(?5, region), path_style = coalesce(?6, path_style)
+             WHERE id = ?1",
+            params![
+                row.id,
+                row.url,
+                row.username,
+                row.insecure_http,
+                s3.map(|s| s.region.clone()),
+                s3.map(|s| s.path_style)
+            ],
+        )
+        .map(drop)
+    }
+
     pub fn insert_s3_destination(
         &self,
         name: &str,
