@@ -23,6 +23,10 @@ fn main() {
             "set_workers",
             "answer_autostart_question",
             "open_location",
+            "add_destination",
+            "edit_destination",
+            "test_destination",
+            "remove_destination",
         ]));
     tauri_build::try_build(attrs).expect("tauri-build failed");
 }

@@ -157,6 +157,7 @@ function selectTab(id) {
     tab.tabIndex = on ? 0 : -1;
     $(`#${tab.getAttribute('aria-controls')}`).hidden = !on;
   }
+  if (id === 'destinations') renderDestinations();
 }
 for (const tab of document.querySelectorAll('[role=tab]')) {
   tab.addEventListener('click', () => selectTab(tab.getAttribute('aria-controls')));
@@ -259,6 +260,109 @@ async function answerAutostart(enabled) {
 }
 $('#autostart-yes').addEventListener('click', () => answerAutostart(true));
 $('#autostart-no').addEventListener('click', () => answerAutostart(false));
+
+// ---- destinations -------------------------------------------------------------
+
+const KIND_TEXT = { local: 'folder', webdav: 'WebDAV', s3: 'S3' };
+let editing = null;
+
+async function renderDestinations() {
+  const dests = await call('list_destinations');
+  const ro = !!(state && state.read_only);
+  const list = $('#dest-list');
+  list.replaceChildren();
+  for (const d of dests) {
+    const where = d.path || (d.bucket ? `${d.url} · bucket ${d.bucket}${d.prefix ? ` · prefix ${d.prefix}` : ''}` : d.url);
+    const checks = el('ul', { class: 'rows compact checks', 'aria-live': 'polite' });
+    const actions = el('div', { class: 'watch-actions' },
+      el('button', { type: 'button', class: 'test-dest-btn', text: 'Test',
+        onclick: async () => {
+          checks.replaceChildren(el('li', { class: 'muted', text: 'Testing…' }));
+          try {
+            const result = await invoke('test_destination', { name: d.name });
+            checks.replaceChildren(...result.map((c) => el('li', { class: c.ok ? 'check ok' : 'check error' },
+              el('span', { text: `${c.ok ? '✓' : '✗'} ${c.check}` }), el('span', { class: 'muted', text: c.detail }))));
+          } catch (e) {
+            checks.replaceChildren(el('li', { class: 'check error', text: e.message || String(e) }));
+          }
+        } }));
+    if (d.kind !== 'local') {
+      actions.append(el('button', { type: 'button', class: 'edit-dest-btn', text: 'Edit…', onclick: () => openDest(d) }));
+    }
+    if (d.name !== 'library') {
+      actions.append(el('button', { type: 'button', class: 'remove-dest-btn', text: 'Remove',
+        onclick: () => call('remove_destination', { name: d.name }).then(renderDestinations) }));
+    }
+    for (const b of actions.querySelectorAll('.edit-dest-btn, .remove-dest-btn')) b.disabled = ro;
+    list.append(el('li', { class: 'dest-row', 'data-name': d.name },
+      el('div', { class: 'watch-head' }, el('span', { class: 'folder', text: d.name }),
+        el('span', { class: 'state', text: KIND_TEXT[d.kind] || d.kind })),
+      el('div', { class: 'meta', text: where || '' }), actions, checks));
+  }
+  $('#add-dest-btn').disabled = ro;
+}
+
+function showKind() {
+  const kind = $('#dest-kind').value;
+  for (const e of document.querySelectorAll('.kind-local')) e.hidden = kind !== 'local';
+  for (const e of document.querySelectorAll('.kind-remote')) e.hidden = kind === 'local';
+  for (const e of document.querySelectorAll('.kind-s3')) e.hidden = kind !== 's3';
+  $('#dest-url-label').textContent = kind === 's3' ? 'Endpoint' : 'Address';
+  $('#dest-url').placeholder = kind === 's3' ? 'https://s3.eu-central-1.amazonaws.com' : 'https://cloud.example.com/remote.php/dav/files/me/Photos';
+  $('#dest-user-label').textContent = kind === 's3' ? 'Access key id' : 'User';
+  $('#dest-secret-label').textContent = kind === 's3' ? 'Secret key' : 'Password';
+}
+
+function openDest(existing) {
+  editing = existing || null;
+  $('#dest-form').reset();
+  $('#dest-error').hidden = true;
+  $('#dest-title').textContent = existing ? `Edit ${existing.name}` : 'Add a destination';
+  $('#dest-confirm').textContent = existing ? 'Save' : 'Add destination';
+  for (const id of ['#dest-name', '#dest-kind', '#dest-path', '#dest-bucket', '#dest-prefix']) $(id).disabled = !!existing;
+  if (existing) {
+    $('#dest-name').value = existing.name;
+    $('#dest-kind').value = existing.kind;
+    $('#dest-url').value = existing.url || '';
+    $('#dest-user').value = existing.user || '';
+    $('#dest-bucket').value = existing.bucket || '';
+    $('#dest-region').value = existing.region || '';
+    $('#dest-prefix').value = existing.prefix || '';
+    $('#dest-path-style').checked = !!existing.path_style;
+    $('#dest-insecure').checked = !!existing.insecure_http;
+    $('#dest-secret').placeholder = 'unchanged';
+  } else {
+    $('#dest-secret').placeholder = '';
+  }
+  showKind();
+  $('#dest-dialog').showModal();
+  (existing ? $('#dest-url') : $('#dest-name')).focus();
+}
+
+$('#add-dest-btn').addEventListener('click', () => openDest());
+$('#dest-kind').addEventListener('change', showKind);
+$('#dest-cancel').addEventListener('click', () => $('#dest-dialog').close());
+$('#dest-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const form = {
+    name: $('#dest-name').value, kind: $('#dest-kind').value, path: $('#dest-path').value,
+    url: $('#dest-url').value, user: $('#dest-user').value, secret: $('#dest-secret').value,
+    bucket: $('#dest-bucket').value, region: $('#dest-region').value, prefix: $('#dest-prefix').value,
+    pathStyle: $('#dest-path-style').checked, allowInsecureHttp: $('#dest-insecure').checked,
+  };
+  try {
+    const done = editing
+      ? await invoke('edit_destination', { edit: form })
+      : await invoke('add_destination', { dest: form });
+    $('#dest-secret').value = '';
+    $('#dest-dialog').close();
+    for (const n of done.notices) toast(n);
+    renderDestinations();
+  } catch (err) {
+    $('#dest-error').textContent = err.message || String(err);
+    $('#dest-error').hidden = false;
+  }
+});
 
 // ---- events from the shell ---------------------------------------------------
 

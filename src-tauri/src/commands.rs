@@ -273,3 +273,142 @@ pub fn open_location(app: AppHandle, host: State<'_, Host>, which: String) -> Re
         .open_path(path.display().to_string(), None::<&str>)
         .map_err(|e| invalid("open", format!("could not open {}: {e}", path.display())))
 }
+
+/// A destination as the "Add destination" form sends it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewDestination {
+    name: String,
+    /// "local", "webdav" or "s3".
+    kind: String,
+    #[serde(default)]
+    path: String,
+    /// WebDAV URL or S3 endpoint.
+    #[serde(default)]
+    url: String,
+    /// WebDAV user or S3 access key id.
+    #[serde(default)]
+    user: String,
+    /// Password or secret key; kept in the system keyring only.
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    bucket: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    path_style: bool,
+    #[serde(default)]
+    allow_insecure_http: bool,
+}
+
+/// What adding or editing a destination did, and anything worth saying.
+#[derive(Debug, Serialize)]
+pub struct DestAdded {
+    dest: shoebox_core::DestInfo,
+    notices: Vec<String>,
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+#[tauri::command]
+pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestAdded> {
+    writable(&host)?;
+    let engine = host.engine.lock().expect("lock");
+    let secret = non_empty(&dest.secret);
+    let (info, notices) = match dest.kind.as_str() {
+        "local" => (
+            engine.add_local_destination(&dest.name, &PathBuf::from(dest.path.trim()))?,
+            Vec::new(),
+        ),
+        "webdav" => engine.add_webdav_destination(
+            &dest.name,
+            dest.url.trim(),
+            non_empty(&dest.user).as_deref(),
+            secret.as_deref(),
+            dest.allow_insecure_http,
+        )?,
+        "s3" => engine.add_s3_destination(&shoebox_core::S3Spec {
+            name: dest.name.clone(),
+            endpoint: dest.url.trim().to_string(),
+            bucket: dest.bucket.trim().to_string(),
+            region: non_empty(&dest.region),
+            prefix: dest.prefix.clone(),
+            path_style: dest.path_style,
+            access_key_id: dest.user.trim().to_string(),
+            secret,
+            allow_insecure_http: dest.allow_insecure_http,
+        })?,
+        other => {
+            return Err(invalid(
+                "invalid",
+                format!("unknown destination kind {other:?}"),
+            ));
+        }
+    };
+    Ok(DestAdded {
+        dest: info,
+        notices,
+    })
+}
+
+/// Changes to a destination's connection, as the "Edit" form sends them.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditDestination {
+    name: String,
+    url: String,
+    user: String,
+    /// Empty: keep the saved secret.
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    path_style: bool,
+    #[serde(default)]
+    allow_insecure_http: bool,
+}
+
+#[tauri::command]
+pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<DestAdded> {
+    writable(&host)?;
+    let engine = host.engine.lock().expect("lock");
+    let (info, notices) = engine.edit_destination(&shoebox_core::DestEdit {
+        name: edit.name,
+        url: Some(edit.url),
+        user: Some(edit.user),
+        secret: non_empty(&edit.secret),
+        region: non_empty(&edit.region),
+        path_style: Some(edit.path_style),
+        allow_insecure_http: Some(edit.allow_insecure_http),
+    })?;
+    Ok(DestAdded {
+        dest: info,
+        notices,
+    })
+}
+
+#[tauri::command]
+pub fn test_destination(
+    host: State<'_, Host>,
+    name: String,
+) -> Res<Vec<shoebox_core::dest::Check>> {
+    // Read-only is fine: a test changes nothing.
+    Ok(host.engine.lock().expect("lock").test_destination(&name)?)
+}
+
+#[tauri::command]
+pub fn remove_destination(host: State<'_, Host>, name: String) -> Res<()> {
+    writable(&host)?;
+    Ok(host
+        .engine
+        .lock()
+        .expect("lock")
+        .remove_destination(&name)?)
+}

@@ -78,6 +78,10 @@ pub fn run() {
             commands::answer_autostart_question,
             commands::set_workers,
             commands::open_location,
+            commands::add_destination,
+            commands::edit_destination,
+            commands::test_destination,
+            commands::remove_destination,
         ])
         .setup(move |app| {
             let host = Host::start(app.handle(), args.home.clone()).map_err(|e| {

@@ -7,5 +7,6 @@
 mod support;
 
 mod autostart;
+mod destinations;
 mod tray;
 mod window;

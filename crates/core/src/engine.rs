@@ -35,6 +35,11 @@ pub struct DestInfo {
     pub region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// The user allowed plain http:// for this destination.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_http: bool,
 }
 
 /// What a host gives to add an S3-compatible destination.
@@ -178,6 +183,8 @@ impl Engine {
             bucket: d.s3.as_ref().map(|s| s.bucket.clone()),
             region: d.s3.as_ref().map(|s| s.region.clone()),
             prefix: d.s3.as_ref().map(|s| s.prefix.clone()),
+            path_style: d.s3.as_ref().map(|s| s.path_style),
+            insecure_http: d.insecure_http,
         }
     }
 

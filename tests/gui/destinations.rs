@@ -1,0 +1,158 @@
+//! The Destinations tab, driven through WebDriver: adding a WebDAV server
+//! (a real `rclone serve webdav` on loopback), testing it, editing it and
+//! removing it. The password goes to a real Secret Service: gnome-keyring,
+//! started in the test's private D-Bus session.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+const PASS: &str = "Gui-Passw0rd-7";
+
+/// Starts an unlocked gnome-keyring on the session bus (replacing one a
+/// previous test started), with its files under `home`.
+fn start_keyring(home: &Path) {
+    let run = home.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut child = Command::new("gnome-keyring-daemon")
+        .args([
+            "--replace",
+            "--unlock",
+            "--components=secrets",
+            "--daemonize",
+        ])
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", &run)
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gnome-keyring is installed (scripts/install-deps)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"unlock").unwrap();
+    assert!(child.wait().unwrap().success(), "gnome-keyring started");
+}
+
+fn keyring_lookup(dest: &str) -> String {
+    let out = Command::new("secret-tool")
+        .args([
+            "lookup",
+            "service",
+            "app.shoebox",
+            "username",
+            &format!("destination:{dest}"),
+        ])
+        .output()
+        .expect("secret-tool is installed (scripts/install-deps)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_webdav_destination_is_added_tested_edited_and_removed_in_the_window() {
+    let sb = Sandbox::new();
+    start_keyring(&sb.home);
+    let served = sb.tmp.path().join("served");
+    std::fs::create_dir_all(served.join("photos")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _dav = Proc::spawn({
+        let mut c = Command::new("rclone");
+        c.args([
+            "serve",
+            "webdav",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--user",
+            "alice",
+            "--pass",
+            PASS,
+        ])
+        .arg(&served)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        c
+    });
+    wait_until(secs(20), "rclone serve webdav listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#tab-destinations");
+    wd.wait_text("#dest-list", secs(10), |t| t.contains("library"));
+    wd.click("#add-dest-btn");
+    wd.type_into("#dest-name", "nas");
+    wd.click("#dest-kind option[value='webdav']");
+    wd.type_into("#dest-url", &format!("http://127.0.0.1:{port}/photos"));
+    wd.type_into("#dest-user", "alice");
+    wd.type_into("#dest-secret", PASS);
+    // Plain http with a password is refused until the user allows it.
+    wd.click("#dest-confirm");
+    wd.wait_text("#dest-error", secs(10), |t| t.contains("plain HTTP"));
+    wd.click("#dest-insecure");
+    wd.screenshot("add-destination");
+    wd.click("#dest-confirm");
+    let row = ".dest-row[data-name='nas']";
+    wd.wait_text(row, secs(10), |t| t.contains("WebDAV"));
+    assert_eq!(
+        keyring_lookup("nas"),
+        PASS,
+        "the password is in the Secret Service"
+    );
+
+    wd.click(&format!("{row} .test-dest-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(20), |t| {
+        t.contains("✓ reachable") && t.contains("✓ credentials") && t.contains("✓ write permission")
+    });
+    wd.screenshot("destinations");
+
+    // Edit: a wrong password now, and the test says so.
+    wd.click(&format!("{row} .edit-dest-btn"));
+    wd.type_into("#dest-secret", "not-the-password");
+    wd.click("#dest-confirm");
+    wd.wait_text("#dest-list", secs(10), |t| t.contains("nas"));
+    assert_eq!(keyring_lookup("nas"), "not-the-password");
+    wd.click(&format!("{row} .test-dest-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(20), |t| {
+        t.contains("✗ credentials") && t.contains("refused the credentials")
+    });
+
+    wd.click(&format!("{row} .remove-dest-btn"));
+    wd.wait_text("#dest-list", secs(10), |t| !t.contains("nas"));
+    assert_eq!(
+        keyring_lookup("nas"),
+        "",
+        "removing it forgets the password"
+    );
+    // The password never reached the data folder.
+    for entry in walk(&sb.data) {
+        let data = std::fs::read(&entry).unwrap();
+        assert!(
+            !data.windows(PASS.len()).any(|w| w == PASS.as_bytes()),
+            "the password is in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
