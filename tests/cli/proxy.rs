@@ -22,6 +22,8 @@ pub enum Fault {
     Unavailable,
     /// Read the request, answer nothing for `stall`, then close.
     Stall,
+    /// Answer uploads (PUT) with 507 Insufficient Storage.
+    Full,
 }
 
 #[derive(Debug, Default)]
@@ -175,7 +177,8 @@ fn serve(client: TcpStream, upstream: u16, stats: &Stats, plan: &Mutex<Plan>) ->
     };
     stats.requests.fetch_add(1, Ordering::Relaxed);
     let len = content_length(&head);
-    if let Some((fault, stall)) = next_fault(plan) {
+    let is_put = head.first().is_some_and(|l| l.starts_with("PUT "));
+    if let Some((fault, stall)) = next_fault(plan).filter(|(f, _)| *f != Fault::Full || is_put) {
         stats.faults.fetch_add(1, Ordering::Relaxed);
         match fault {
             Fault::Reset => {
@@ -187,6 +190,13 @@ fn serve(client: TcpStream, upstream: u16, stats: &Stats, plan: &Mutex<Plan>) ->
                 io::copy(&mut (&mut reader).take(len), &mut io::sink())?;
                 client.write_all(
                     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )?;
+                return Ok(());
+            }
+            Fault::Full => {
+                io::copy(&mut (&mut reader).take(len), &mut io::sink())?;
+                client.write_all(
+                    b"HTTP/1.1 507 Insufficient Storage\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 )?;
                 return Ok(());
             }

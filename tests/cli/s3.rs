@@ -798,3 +798,38 @@ fn editing_a_destination_reaches_the_running_engine() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no connection settings"), "{}", r.stderr);
 }
+
+/// A full destination (507) stops that destination for the pass instead of
+/// failing file after file; the files wait and go up once there is room.
+#[test]
+fn a_full_destination_pauses_instead_of_failing_every_file() {
+    let (env, garage) = setup();
+    let proxy = Proxy::start(garage.s3_port);
+    add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
+    for i in 0..10 {
+        env.write(&format!("{i}.jpg"), &bytes(&format!("full{i}"), 10_000));
+    }
+    env.watch(&["--album", "A", "--dest", "garage"]);
+    proxy.inject(100, &[Fault::Full], Duration::ZERO);
+    let r = sync_s3(&env, SECRET);
+    assert_eq!(r.code, 1);
+    let s = r.json();
+    assert_eq!(
+        s["failed"], 0,
+        "no file is failed for a full destination: {s}"
+    );
+    assert!(
+        s["unavailable_destinations"][0]
+            .to_string()
+            .contains("full"),
+        "the message says the destination is full: {s}"
+    );
+    assert!(
+        proxy.faults() <= 4,
+        "uploads stop at the first 507 (one per worker at most): {} answered",
+        proxy.faults()
+    );
+    proxy.inject(0, &[], Duration::ZERO);
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["uploaded"], 10, "{s}");
+}

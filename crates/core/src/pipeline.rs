@@ -93,6 +93,36 @@ pub(crate) struct Meters {
     pub read: AtomicU64,
     /// Set to abort reads in progress (shutdown, pause).
     pub cancel: AtomicBool,
+    /// Destinations (by name) found unusable since the last configure:
+    /// jobs still queued for them are skipped, not sent one by one.
+    pub down: std::sync::Mutex<HashMap<String, String>>,
+}
+
+/// Runs a destination operation with retries, unless the destination was
+/// already found unusable; records it when this operation finds it so.
+fn on_dest<T>(
+    meters: &Meters,
+    dest: &dyn Destination,
+    op: impl FnMut() -> Result<T, FileError>,
+) -> Result<T, FileError> {
+    let name = dest.name().to_string();
+    if let Some(why) = meters.down.lock().expect("lock").get(&name) {
+        return Err(FileError::Dest(DestError::Unavailable {
+            name,
+            why: why.clone(),
+        }));
+    }
+    let result = with_retries(op);
+    if let Err(FileError::Dest(e)) = &result
+        && e.is_destination_wide()
+    {
+        meters
+            .down
+            .lock()
+            .expect("lock")
+            .insert(name, e.to_string());
+    }
+    result
 }
 
 /// Counts the bytes of one upload, for progress.
@@ -207,7 +237,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 };
                 DoneKind::Finished {
                     token,
-                    result: with_retries(|| upload(&meters, &job)),
+                    result: on_dest(&meters, dest.as_ref(), || upload(&meters, &job)),
                 }
             }
             Job::Rename {
@@ -217,7 +247,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 to,
             } => DoneKind::Finished {
                 token,
-                result: with_retries(|| {
+                result: on_dest(&meters, dest.as_ref(), || {
                     Ok(dest
                         .rename((&from.0, &from.1), (&to.0, &to.1))
                         .map(|()| 0)?)
@@ -230,7 +260,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 to,
             } => DoneKind::Finished {
                 token,
-                result: with_retries(|| {
+                result: on_dest(&meters, dest.as_ref(), || {
                     Ok(dest.copy((&from.0, &from.1), (&to.0, &to.1)).map(|()| 0)?)
                 }),
             },
@@ -458,6 +488,7 @@ impl<'a> Pipeline<'a> {
     ) {
         self.watches = watches.into_iter().map(|w| (w.id, w)).collect();
         self.dests = dests;
+        self.meters.down.lock().expect("lock").clear();
         self.rescan_queue();
     }
 
