@@ -680,21 +680,7 @@ fn dest_test_checks_reachability_credentials_and_writing_and_the_secret_stays_se
     let status = env.run(["status", "--json"]).ok().stdout;
     let list = env.run(["dest", "list", "--json"]).ok().stdout;
     assert!(!status.contains(SECRET) && !list.contains(SECRET));
-    let mut todo = vec![env.home.clone()];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                todo.push(e.path());
-            } else {
-                let data = fs::read(e.path()).unwrap();
-                assert!(
-                    !data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-                    "the secret key is in {}",
-                    e.path().display()
-                );
-            }
-        }
-    }
+    assert_nowhere_in(&env.home, SECRET);
 }
 
 /// The secret goes to a real Secret Service (gnome-keyring in a private
@@ -749,21 +735,7 @@ fn the_secret_key_lives_in_a_real_secret_service_keyring() {
         map(&[("A/a.jpg", &bytes("a", 1000))]),
         "sync read the secret back from the keyring"
     );
-    let mut todo = vec![env.home.clone()];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                todo.push(e.path());
-            } else {
-                let data = fs::read(e.path()).unwrap();
-                assert!(
-                    !data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-                    "the secret key is in {}",
-                    e.path().display()
-                );
-            }
-        }
-    }
+    assert_nowhere_in(&env.home, SECRET);
 }
 
 /// A destination added with a wrong address is fixed with `dest edit`, and

@@ -24,6 +24,26 @@ pub fn bytes(seed: &str, len: usize) -> Vec<u8> {
     out
 }
 
+/// Fails if any file below `dir` contains `secret`.
+#[track_caller]
+pub fn assert_nowhere_in(dir: &Path, secret: &str) {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                let data = fs::read(e.path()).unwrap();
+                assert!(
+                    !data.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "the secret is in {}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}
+
 pub fn hash(data: &[u8]) -> String {
     blake3::hash(data).to_hex().to_string()
 }

@@ -357,19 +357,80 @@ fn the_password_is_never_written_to_the_store_or_the_logs() {
     let status = env.run(["status", "--json"]).ok().stdout
         + &env.run(["dest", "list", "--json"]).ok().stdout;
     assert!(!status.contains(PASS));
-    let mut todo = vec![env.home.clone()];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                todo.push(e.path());
-            } else {
-                let data = fs::read(e.path()).unwrap();
-                assert!(
-                    !data.windows(PASS.len()).any(|w| w == PASS.as_bytes()),
-                    "the password is in {}",
-                    e.path().display()
-                );
-            }
-        }
+    assert_nowhere_in(&env.home, PASS);
+}
+
+/// Every file arrives exactly once, with its content, through a proxy that
+/// resets connections, answers 503 with Retry-After and stalls on a fifth
+/// of the requests (PUTs, MOVEs, MKCOLs and lookups alike).
+#[test]
+fn every_file_arrives_exactly_once_through_resets_503s_and_stalls() {
+    use crate::proxy::{Fault, Proxy};
+    let (env, dav) = setup();
+    let proxy = Proxy::start(dav.port);
+    let url = format!("http://127.0.0.1:{}/photos", proxy.port);
+    let mut child = env
+        .cmd()
+        .args([
+            "dest", "add", "dav", "webdav", "--url", &url, "--user", USER,
+        ])
+        .args(["--password-stdin", "--allow-insecure-http"])
+        .env("SHOEBOX_SECRET_DAV", PASS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASS}").unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut want = BTreeMap::new();
+    for i in 0..40 {
+        let data = bytes(&format!("dav{i}"), 20_000 + i * 7_919);
+        env.write(&format!("Trip {}/f{i:02}.jpg", i % 3), &data);
+        want.insert(format!("Trip {}/f{i:02}.jpg", i % 3), hash(&data));
     }
+    env.watch(&["--mode", "per-folder", "--dest", "dav"]);
+    proxy.inject(
+        20,
+        &[Fault::Reset, Fault::Unavailable, Fault::Stall],
+        std::time::Duration::from_secs(4),
+    );
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let r = Run::from(
+            env.cmd()
+                .env("SHOEBOX_SECRET_DAV", PASS)
+                .env("SHOEBOX_HTTP_TIMEOUT", "2")
+                .args(["sync", "--json", "--settle", "100ms"])
+                .output()
+                .unwrap(),
+        );
+        if r.code == 0 {
+            break;
+        }
+        assert!(
+            passes < 8,
+            "still failing after {passes} passes: {}",
+            r.stdout
+        );
+    }
+    assert!(
+        proxy.faults() >= 10,
+        "faults were injected: {}",
+        proxy.faults()
+    );
+    let got = dav.albums();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|(k, v)| want.get(*k) != Some(v))
+        .collect();
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "every file exactly once, with its content: extra {extra:?}, missing {missing:?}"
+    );
 }

@@ -146,7 +146,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Runs `op`, retrying transient failures with exponential backoff and
 /// jitter, and waiting at least as long as the server asked (Retry-After).
-fn with_retries<T>(mut op: impl FnMut() -> Result<T, FileError>) -> Result<T, FileError> {
+pub(crate) fn with_retries<T>(
+    mut op: impl FnMut() -> Result<T, FileError>,
+) -> Result<T, FileError> {
     use backon::{BlockingRetryable, ExponentialBuilder};
     use std::cell::Cell;
     use std::rc::Rc;
@@ -1201,6 +1203,26 @@ mod tests {
     use crate::album::AlbumMode;
     use crate::store::OnDelete;
 
+    /// An engine in `dir/home` watching `photos` (one album, the library),
+    /// with the folder scanned and its files queued.
+    fn scanned(dir: &Path, photos: PathBuf, album: Option<&str>) -> (crate::Home, crate::Engine) {
+        let home = crate::Home::open(Some(dir.join("home"))).unwrap();
+        let engine = crate::Engine::open(home.clone()).unwrap();
+        let spec = crate::WatchSpec {
+            folder: photos,
+            mode: AlbumMode::Single,
+            album: album.map(str::to_string),
+            dest: "library".into(),
+            on_delete: OnDelete::Keep,
+            all_files: false,
+        };
+        engine.add_watch(&spec).unwrap();
+        let store = engine.store();
+        let watch = store.watches().unwrap().remove(0);
+        crate::scan::scan_watch(store, &watch, &|_| {}).unwrap();
+        (home, engine)
+    }
+
     fn throttled(retry_after: Option<u64>) -> FileError {
         FileError::Dest(DestError::Http {
             name: "s3".into(),
@@ -1263,20 +1285,9 @@ mod tests {
         for i in 0..100 {
             fs::write(photos.join(format!("IMG_{i:03}.jpg")), b"same content").unwrap();
         }
-        let home = crate::Home::open(Some(dir.path().join("home"))).unwrap();
-        let engine = crate::Engine::open(home.clone()).unwrap();
-        let spec = crate::WatchSpec {
-            folder: photos,
-            mode: AlbumMode::Single,
-            album: None,
-            dest: "library".into(),
-            on_delete: OnDelete::Keep,
-            all_files: false,
-        };
-        engine.add_watch(&spec).unwrap();
+        let (home, engine) = scanned(dir.path(), photos, None);
         let store = engine.store();
         let watch = store.watches().unwrap().remove(0);
-        crate::scan::scan_watch(store, &watch, &|_| {}).unwrap();
         let row = store.destination(watch.dest_id).unwrap();
         let dest = crate::dest::open(&home, &row).unwrap();
         dest.prepare().unwrap();
@@ -1379,20 +1390,9 @@ mod tests {
         let photos = dir.path().join("Photos");
         fs::create_dir(&photos).unwrap();
         fs::write(photos.join("IMG.jpg"), b"the photo").unwrap();
-        let home = crate::Home::open(Some(dir.path().join("home"))).unwrap();
-        let engine = crate::Engine::open(home.clone()).unwrap();
-        let spec = crate::WatchSpec {
-            folder: photos,
-            mode: AlbumMode::Single,
-            album: Some("Album".into()),
-            dest: "library".into(),
-            on_delete: OnDelete::Keep,
-            all_files: false,
-        };
-        engine.add_watch(&spec).unwrap();
+        let (home, engine) = scanned(dir.path(), photos, Some("Album"));
         let store = engine.store();
         let watch = store.watches().unwrap().remove(0);
-        crate::scan::scan_watch(store, &watch, &|_| {}).unwrap();
         let row = store.destination(watch.dest_id).unwrap();
         let library = crate::dest::open(&home, &row).unwrap();
         library.prepare().unwrap();

@@ -96,8 +96,7 @@ pub(crate) fn prepare_destinations(
     for id in ids {
         let row = store.destination(id)?;
         let d = dest::open(home, &row)?;
-        match d
-            .prepare()
+        match dest::prepare_with_retries(d.as_ref())
             .and_then(|()| forget_unconfirmed(store, d.as_ref(), id))
         {
             Ok(()) => {

@@ -141,6 +141,17 @@ pub trait Destination: Send + Sync {
     }
 }
 
+/// [`Destination::prepare`], retrying transient failures (a reset, a 503)
+/// with backoff, so that one lost request does not stop the destination
+/// for a whole pass.
+pub fn prepare_with_retries(dest: &dyn Destination) -> Result<(), DestError> {
+    match crate::pipeline::with_retries(|| Ok(dest.prepare()?)) {
+        Ok(()) => Ok(()),
+        Err(crate::error::FileError::Dest(e)) => Err(e),
+        Err(other) => unreachable!("prepare fails only with DestError: {other}"),
+    }
+}
+
 /// Stages a small file (never committed: it is discarded at once), to show
 /// that the destination accepts writes.
 pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {

@@ -311,8 +311,9 @@ impl Destination for WebDav {
             name: upload.name.into(),
             committed: false,
         };
-        let copied = copied.map_err(io_err)?;
+        // A failed request is the cause of a failed copy (broken pipe).
         sent?;
+        let copied = copied.map_err(io_err)?;
         Ok((Box::new(staged), copied))
     }
 
