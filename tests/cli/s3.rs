@@ -543,47 +543,13 @@ fn every_file_arrives_exactly_once_through_resets_503s_and_stalls() {
         &[Fault::Reset, Fault::Unavailable, Fault::Stall],
         Duration::from_secs(4),
     );
-    // A pass may end with files left for the next one; each pass is bounded.
-    let mut passes = 0;
-    loop {
-        passes += 1;
-        let r = Run::from(
-            env.cmd()
-                .env("SHOEBOX_SECRET_GARAGE", SECRET)
-                .env("SHOEBOX_HTTP_TIMEOUT", "2")
-                .args(["-v", "sync", "--json", "--settle", "100ms"])
-                .output()
-                .unwrap(),
-        );
-        std::fs::write(format!("/tmp/pass{passes}.err"), &r.stderr).unwrap();
-        std::fs::write(format!("/tmp/pass{passes}.out"), &r.stdout).unwrap();
-        if r.code == 0 {
-            break;
-        }
-        assert!(
-            passes < 8,
-            "still failing after {passes} passes: {}",
-            r.stdout
-        );
-    }
+    sync_until_clean(env.cmd().env("SHOEBOX_SECRET_GARAGE", SECRET));
     assert!(
         proxy.faults() >= 10,
         "faults were injected: {}",
         proxy.faults()
     );
-    let got = garage.objects();
-    let extra: Vec<_> = got
-        .iter()
-        .filter(|(k, v)| want.get(*k) != Some(v))
-        .collect();
-    let missing: Vec<_> = want
-        .iter()
-        .filter(|(k, v)| got.get(*k) != Some(v))
-        .collect();
-    assert!(
-        extra.is_empty() && missing.is_empty(),
-        "every file exactly once, with its content: extra {extra:?}, missing {missing:?}"
-    );
+    assert_exactly(&garage.objects(), &want);
     assert_eq!(garage.unfinished_uploads(), "");
 }
 

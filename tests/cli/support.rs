@@ -24,6 +24,39 @@ pub fn bytes(seed: &str, len: usize) -> Vec<u8> {
     out
 }
 
+/// Runs `sync --json` (with a 2 s stall allowance) until a pass ends with
+/// exit 0; under injected faults a pass may leave files for the next one.
+/// Each pass is bounded, and so is their number.
+#[track_caller]
+pub fn sync_until_clean(cmd: &mut Command) {
+    cmd.env("SHOEBOX_HTTP_TIMEOUT", "2")
+        .args(["sync", "--json", "--settle", "100ms"]);
+    for pass in 1.. {
+        let r = Run::from(cmd.output().unwrap());
+        if r.code == 0 {
+            return;
+        }
+        assert!(pass < 8, "still failing after {pass} passes: {}", r.stdout);
+    }
+}
+
+/// Every wanted object is there with its content, and nothing else is.
+#[track_caller]
+pub fn assert_exactly(got: &BTreeMap<String, String>, want: &BTreeMap<String, String>) {
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|(k, v)| want.get(*k) != Some(v))
+        .collect();
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "every file exactly once, with its content: extra {extra:?}, missing {missing:?}"
+    );
+}
+
 /// Fails if any file below `dir` contains `secret`.
 #[track_caller]
 pub fn assert_nowhere_in(dir: &Path, secret: &str) {
