@@ -12,8 +12,13 @@ fn main() -> std::process::ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|m| {
                 let fp = shoebox_core::platform::Fingerprint::of(&m);
-                shoebox_core::hash::hash_file(&path, &fp, &AtomicU64::new(0), &AtomicBool::new(false))
-                    .map_err(|e| e.to_string())
+                shoebox_core::hash::hash_file(
+                    &path,
+                    &fp,
+                    &AtomicU64::new(0),
+                    &AtomicBool::new(false),
+                )
+                .map_err(|e| e.to_string())
             });
         match result {
             Ok(h) => println!("{}  {}", blake3::Hash::from(h).to_hex(), path.display()),
