@@ -466,13 +466,19 @@ impl WebDriver {
             .into();
         let caps =
             json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": APP}}}});
-        let reply: Value = agent
-            .post(format!("{base}/session"))
-            .send_json(&caps)
-            .unwrap()
-            .body_mut()
-            .read_json()
-            .unwrap();
+        // tauri-driver listens before its WebKitWebDriver is up; until it
+        // is, a session request gets its connection closed. Wait for that.
+        let deadline = Instant::now() + secs(30);
+        let reply: Value = loop {
+            match agent.post(format!("{base}/session")).send_json(&caps) {
+                Ok(mut r) => break r.body_mut().read_json().unwrap(),
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("WebDriver not ready yet ({e}); trying again");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => panic!("no WebDriver session after 30 s: {e}"),
+            }
+        };
         let session = reply["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {reply}"))
