@@ -89,7 +89,21 @@ fn a_webdav_destination_is_added_tested_edited_and_removed_in_the_window() {
     wd.wait_text("#dest-list", secs(10), |t| t.contains("library"));
     wd.click("#add-dest-btn");
     wd.type_into("#dest-name", "nas");
+    let (path, url) = (wd.displayed("#dest-path"), wd.displayed("#dest-url"));
+    assert!(
+        path && !url,
+        "a folder asks for a path: path {path}, url {url}"
+    );
+    wd.click("#dest-kind option[value='s3']");
+    assert!(
+        wd.displayed("#dest-bucket") && wd.displayed("#dest-path-style"),
+        "S3 asks for a bucket and addressing"
+    );
     wd.click("#dest-kind option[value='webdav']");
+    assert!(
+        wd.displayed("#dest-url") && !wd.displayed("#dest-bucket") && !wd.displayed("#dest-path"),
+        "WebDAV asks for an address, not a bucket or a folder"
+    );
     wd.type_into("#dest-url", &format!("http://127.0.0.1:{port}/photos"));
     wd.type_into("#dest-user", "alice");
     wd.type_into("#dest-secret", PASS);

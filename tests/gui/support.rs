@@ -579,6 +579,21 @@ impl WebDriver {
         v.as_str().unwrap_or_default().to_string()
     }
 
+    /// Whether the element takes part in the layout (not hidden, not
+    /// inside something hidden). WebKitWebDriver's own "displayed" answers
+    /// false for everything in a modal dialog, so the page is asked.
+    pub fn displayed(&self, css: &str) -> bool {
+        self.post(
+            "/execute/sync",
+            json!({
+                "script": "const e = document.querySelector(arguments[0]); return !!e && e.getClientRects().length > 0;",
+                "args": [css]
+            }),
+        )
+        .as_bool()
+        .unwrap_or(false)
+    }
+
     pub fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.post(&format!("/element/{id}/clear"), json!({}));

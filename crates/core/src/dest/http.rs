@@ -61,7 +61,8 @@ pub(crate) fn parse_url(
         "http" if !has_credentials || insecure_http => Ok(parsed),
         "http" => Err(bad(format!(
             "{url} is plain HTTP: credentials and data would cross the network unencrypted. Use https://, \
-             or add the destination again with --allow-insecure-http if this network is trusted"
+             or, if this network is trusted, allow plain HTTP for this destination \
+             (--allow-insecure-http, or the box in the app)"
         ))),
         other => Err(bad(format!(
             "{url}: unsupported scheme {other:?}; use https:// (or http://)"
