@@ -237,6 +237,13 @@ fn main() -> ExitCode {
 }
 
 /// The password for a new destination: from stdin, or asked on the terminal.
+/// Things the engine wants the user to know (not errors), on stderr.
+fn print_notes(notices: &[String]) {
+    for n in notices {
+        eprintln!("note: {n}");
+    }
+}
+
 fn read_secret(needed: bool, from_stdin: bool, prompt: &str) -> Result<Option<String>> {
     if from_stdin {
         let mut line = String::new();
@@ -295,9 +302,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 password.as_deref(),
                 allow_insecure_http,
             )?;
-            for n in notices {
-                eprintln!("note: {n}");
-            }
+            print_notes(&notices);
             println!(
                 "added destination {} ({})",
                 d.name,
@@ -331,9 +336,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 allow_insecure_http,
             };
             let (d, notices) = engine.add_s3_destination(&spec)?;
-            for n in notices {
-                eprintln!("note: {n}");
-            }
+            print_notes(&notices);
             println!(
                 "added destination {} ({}, bucket {})",
                 d.name,
@@ -365,9 +368,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 allow_insecure_http,
             };
             let (d, notices) = engine.edit_destination(&edit)?;
-            for n in notices {
-                eprintln!("note: {n}");
-            }
+            print_notes(&notices);
             println!("updated destination {}", d.name);
         }
         Command::Dest(DestCommand::Test { name }) => {
@@ -405,9 +406,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 all_files,
             };
             let (w, notices) = engine.add_watch(&spec)?;
-            for n in notices {
-                eprintln!("note: {n}");
-            }
+            print_notes(&notices);
             println!(
                 "watching {} → album {:?} ({}) on {}",
                 w.folder, w.album, w.mode, w.dest
