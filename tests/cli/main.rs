@@ -11,4 +11,5 @@ mod crash;
 mod live;
 mod odd_input;
 mod s3;
+mod store_damage;
 mod webdav;

@@ -771,3 +771,29 @@ fn a_full_destination_pauses_instead_of_failing_every_file() {
     let s = sync_s3(&env, SECRET).ok().json();
     assert_eq!(s["uploaded"], 10, "{s}");
 }
+
+#[test]
+fn a_lost_store_set_up_again_recognises_the_bucket_s_objects_and_uploads_nothing_twice() {
+    let (env, garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    let (a, b) = (bytes("a", 40_000), bytes("b", 20_000_000));
+    env.write("a.jpg", &a);
+    env.write("b.mov", &b);
+    env.watch(&["--dest", "garage"]);
+    sync_s3(&env, SECRET).ok();
+    // The data folder is lost (a new laptop, a deleted profile).
+    fs::remove_dir_all(&env.home).unwrap();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    env.watch(&["--dest", "garage"]);
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(
+        s["uploaded"], 0,
+        "both objects are read back and adopted: {s}"
+    );
+    assert_eq!(s["linked"], 2, "{s}");
+    assert_eq!(
+        garage.objects(),
+        map(&[("Photos/a.jpg", &a), ("Photos/b.mov", &b)]),
+        "no `(2)` copies beside the originals"
+    );
+}

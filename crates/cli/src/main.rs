@@ -72,6 +72,16 @@ enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Check the database for damage; `--repair` sets a damaged one aside and
+    /// rebuilds it (settings kept, file index rebuilt by the next sync,
+    /// nothing uploaded twice).
+    Doctor {
+        /// Rebuild a damaged database.
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -265,9 +275,30 @@ fn read_secret(needed: bool, from_stdin: bool, prompt: &str) -> Result<Option<St
     Ok(None) // the keyring or the environment variable must provide it
 }
 
+/// `shoebox doctor`: exit 0 when the database is usable (healthy, missing
+/// or repaired), 1 when it is damaged and was only checked.
+fn doctor(home: &Home, repair: bool, json: bool) -> Result<ExitCode> {
+    use shoebox_core::store::repair::Health;
+    let health = shoebox_core::engine::check_store(home)?;
+    if !repair || !matches!(health, Health::Damaged { .. }) {
+        output::health(&health, &home.db_path(), json)?;
+        return Ok(match health {
+            Health::Damaged { .. } => ExitCode::from(1),
+            Health::TooNew { .. } => ExitCode::from(2),
+            Health::Healthy | Health::Missing => ExitCode::SUCCESS,
+        });
+    }
+    let r = shoebox_core::engine::repair_store(home)?;
+    output::repaired(&r, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::open(cli.home)?;
     let _log = shoebox_core::logging::init(&home, cli.verbose);
+    if let Command::Doctor { repair, json } = cli.command {
+        return doctor(&home, repair, json.json);
+    }
     let engine = Engine::open(home)?;
     match cli.command {
         Command::Dest(DestCommand::List { json }) => {
@@ -420,6 +451,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("stopped watching {} (nothing was deleted)", w.folder);
         }
         Command::Status { json } => output::status(&engine.status()?, json.json)?,
+        Command::Doctor { .. } => unreachable!("handled before the engine opens"),
         Command::Pause => {
             engine.set_paused(true)?;
             println!("syncing is paused; `shoebox resume` resumes it");

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+use shoebox_core::store::repair::{Health, Repair};
 use shoebox_core::{DestInfo, Event, Status, SyncReport, WatchInfo};
 
 fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
@@ -35,6 +36,49 @@ pub fn dests(list: &[DestInfo], json: bool) -> Result<()> {
         };
         println!("{:<16} {:<8} {place}", d.name, d.kind);
     }
+    Ok(())
+}
+
+pub fn health(h: &Health, db: &std::path::Path, json: bool) -> Result<()> {
+    if json {
+        return print_json(h);
+    }
+    let db = db.display();
+    match h {
+        Health::Missing => println!("no database yet at {db}: nothing has been set up here"),
+        Health::Healthy => println!("the database at {db} is healthy"),
+        Health::Damaged { problems } => {
+            println!("the database at {db} is damaged:");
+            for p in problems.iter().take(20) {
+                println!("  {p}");
+            }
+            println!(
+                "run `shoebox doctor --repair` to set it aside and rebuild it: destinations, \
+                 watches and settings are kept where they can be read, the file index is \
+                 rebuilt by the next sync, and files already backed up are recognised, not \
+                 uploaded again"
+            );
+        }
+        Health::TooNew { version } => println!(
+            "the database at {db} was written by a newer version of Shoebox (schema {version}); \
+             update Shoebox to use it (it was left untouched)"
+        ),
+    }
+    Ok(())
+}
+
+pub fn repaired(r: &Repair, json: bool) -> Result<()> {
+    if json {
+        return print_json(r);
+    }
+    println!("the damaged database was moved to {}", r.moved_to.display());
+    for (table, n) in &r.kept {
+        println!("kept {n} {table} rows");
+    }
+    for what in &r.lost {
+        println!("could not be read: {what}; set it up again");
+    }
+    println!("the next `shoebox sync` (or the running app) rebuilds the file index");
     Ok(())
 }
 

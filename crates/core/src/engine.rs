@@ -770,3 +770,17 @@ impl Engine {
         sync(&self.store, &self.home, opts, emit)
     }
 }
+
+/// Checks the store of `home` without opening the engine (which would fail
+/// on a damaged store) and without changing anything.
+pub fn check_store(home: &Home) -> Result<crate::store::repair::Health> {
+    crate::store::repair::check(&home.db_path())
+}
+
+/// Sets a damaged store aside and starts a new one with the configuration
+/// that can still be read; the next sync rebuilds the file index. Refused
+/// while an engine runs.
+pub fn repair_store(home: &Home) -> Result<crate::store::repair::Repair> {
+    let _lock = EngineLock::acquire(home, "shoebox doctor --repair")?;
+    crate::store::repair::repair(&home.db_path())
+}

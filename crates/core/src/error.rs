@@ -10,7 +10,8 @@ use std::path::PathBuf;
 pub enum Error {
     #[error(
         "the Shoebox database at {path} could not be used: {source}. If it is damaged, \
-         move it aside and run the command again; Shoebox will rebuild its index by rescanning"
+         `shoebox doctor` checks it and `shoebox doctor --repair` rebuilds it (the settings \
+         are kept, the file index is rebuilt by rescanning, nothing is uploaded twice)"
     )]
     Store {
         path: PathBuf,
@@ -19,7 +20,8 @@ pub enum Error {
     },
     #[error(
         "the Shoebox database at {path} could not be brought up to date: {message}. \
-         Move it aside and run the command again; Shoebox will rebuild its index by rescanning"
+         `shoebox doctor --repair` rebuilds it (the settings are kept, the file index is \
+         rebuilt by rescanning, nothing is uploaded twice)"
     )]
     StoreSchema { path: PathBuf, message: String },
     #[error(

@@ -303,6 +303,14 @@ struct Slot {
 }
 
 /// An operation in flight on a destination, and how to record its end.
+/// A name picked for a new album entry.
+enum Name {
+    /// Nothing is stored under it.
+    Free(String),
+    /// An object with exactly the file's content is already stored under it.
+    Holds(String),
+}
+
 struct InFlight {
     slot: Slot,
     hash: Hash,
@@ -889,9 +897,12 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Picks a name in the slot's album that neither the store nor the
-    /// destination uses: `base`, then `base (2)`, `base (3)`, … `None` when
-    /// the destination could not be asked (it is then marked down).
-    fn free_name(&mut self, slot: &Slot) -> Result<Option<String>> {
+    /// destination uses: `base`, then `base (2)`, `base (3)`, … With `adopt`,
+    /// a name whose object already holds exactly this content (left by a
+    /// store that was lost or rebuilt) is taken over instead of being
+    /// skipped, so the content is not uploaded again beside itself. `None`
+    /// when the destination could not be asked (it is then marked down).
+    fn free_name(&mut self, slot: &Slot, adopt: Option<&Hash>) -> Result<Option<Name>> {
         let dest = self.dests[&slot.dest_id].clone();
         for n in 1u32.. {
             let name = if n == 1 {
@@ -905,9 +916,21 @@ impl<'a> Pipeline<'a> {
             {
                 continue;
             }
-            match with_retries(|| Ok(dest.exists(&slot.album, &name)?)) {
-                Ok(false) => return Ok(Some(name)),
-                Ok(true) => continue,
+            let size = slot.file.fp.size;
+            let found = with_retries(|| {
+                if !dest.exists(&slot.album, &name)? {
+                    return Ok(Some(Name::Free(name.clone())));
+                }
+                match adopt {
+                    Some(h) if dest.holds(&slot.album, &name, size, h)? => {
+                        Ok(Some(Name::Holds(name.clone())))
+                    }
+                    _ => Ok(None),
+                }
+            });
+            match found {
+                Ok(Some(found)) => return Ok(Some(found)),
+                Ok(None) => continue,
                 Err(FileError::Dest(e)) => {
                     self.destination_down(slot.dest_id, &e)?;
                     return Ok(None);
@@ -1022,7 +1045,7 @@ impl<'a> Pipeline<'a> {
             }
             if e.hash == Some(hash) && e.state == EntryState::Present {
                 // 3. Same content, new place: move the entry, send nothing.
-                let Some(name) = self.free_name(&slot)? else {
+                let Some(Name::Free(name)) = self.free_name(&slot, None)? else {
                     return Ok(());
                 };
                 store.transaction(|s| {
@@ -1050,8 +1073,30 @@ impl<'a> Pipeline<'a> {
         }
         // 5. A new entry: copy inside the destination if the content is
         //    already there under the file's old entry, else upload.
-        let Some(name) = self.free_name(&slot)? else {
-            return Ok(());
+        let adopt = current.is_none().then_some(&hash);
+        let name = match self.free_name(&slot, adopt)? {
+            Some(Name::Free(name)) => name,
+            Some(Name::Holds(name)) => {
+                // 6. The album already holds this content under this name
+                //    (the store was rebuilt): record it, send nothing.
+                let entry_id = store.transaction(|s| {
+                    let id = s.insert_entry(
+                        slot.dest_id,
+                        &slot.album,
+                        &name,
+                        &slot.base,
+                        &hash,
+                        slot.file.fp.size,
+                    )?;
+                    s.update_entry(id, Some(&hash), slot.file.fp.size, EntryState::Present)?;
+                    s.file_done(slot.file.id, id, &hash)?;
+                    Ok(id)
+                })?;
+                let entry = store.entry(entry_id)?.expect("just inserted");
+                self.done(&slot, &entry, Outcome::Linked, 0);
+                return Ok(());
+            }
+            None => return Ok(()),
         };
         let copy_from = current.filter(|e| e.hash == Some(hash) && e.state == EntryState::Present);
         let entry_id = store.transaction(|s| {
@@ -1351,6 +1396,15 @@ mod tests {
         }
         fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
             self.inner.exists(album, name)
+        }
+        fn holds(
+            &self,
+            album: &str,
+            name: &str,
+            len: u64,
+            hash: &crate::store::Hash,
+        ) -> Result<bool, DestError> {
+            self.inner.holds(album, name, len, hash)
         }
         fn stage(
             &self,

@@ -95,6 +95,24 @@ pub(crate) fn transport_error(
     }
 }
 
+/// True when a GET answer's body is exactly `len` bytes hashing to `hash`
+/// (a body cut short by the network is an interruption, not "different").
+pub(crate) fn body_is(
+    name: &str,
+    mut resp: Response,
+    len: u64,
+    hash: &crate::store::Hash,
+) -> Result<bool, DestError> {
+    if resp.content_length().is_some_and(|n| n != len) {
+        return Ok(false);
+    }
+    super::content_is(&mut resp, len, hash).map_err(|e| DestError::Interrupted {
+        name: name.to_string(),
+        what: "read an existing object back".to_string(),
+        why: e.to_string(),
+    })
+}
+
 /// The error and its causes on one line.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();

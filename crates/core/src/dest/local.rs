@@ -11,6 +11,7 @@ use tempfile::NamedTempFile;
 use super::{Destination, Staged, Upload};
 use crate::error::DestError;
 use crate::platform::{is_disk_full, sync_dir};
+use crate::store::Hash;
 
 /// Where staged uploads live; album names never start with a dot, so this
 /// cannot collide with an album.
@@ -184,6 +185,19 @@ impl Destination for LocalFolder {
                 io::ErrorKind::NotFound => Ok(false),
                 _ => Err(self.io_err(&p, e)),
             })
+    }
+
+    fn holds(&self, album: &str, name: &str, len: u64, hash: &Hash) -> Result<bool, DestError> {
+        let p = self.object(album, name);
+        let mut file = match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() && m.len() == len => {
+                fs::File::open(&p).map_err(|e| self.io_err(&p, e))?
+            }
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.io_err(&p, e)),
+        };
+        super::content_is(&mut file, len, hash).map_err(|e| self.io_err(&p, e))
     }
 
     fn stage(

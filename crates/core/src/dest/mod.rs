@@ -106,6 +106,12 @@ pub trait Destination: Send + Sync {
     /// put it there), so that nothing is ever overwritten by accident.
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError>;
 
+    /// True when the object `<album>/<name>` exists and holds exactly `len`
+    /// bytes hashing to `hash`: a copy Shoebox made before its index was
+    /// lost, which is adopted rather than uploaded again beside itself.
+    /// Objects of another size are ruled out without reading them.
+    fn holds(&self, album: &str, name: &str, len: u64, hash: &Hash) -> Result<bool, DestError>;
+
     /// Streams `source` (`upload.len` bytes) into a staged object for
     /// `<album>/<name>`; returns the staged upload and the bytes written.
     fn stage(
@@ -150,6 +156,14 @@ pub fn prepare_with_retries(dest: &dyn Destination) -> Result<(), DestError> {
         Err(crate::error::FileError::Dest(e)) => Err(e),
         Err(other) => unreachable!("prepare fails only with DestError: {other}"),
     }
+}
+
+/// True when `body` is exactly `len` bytes whose BLAKE3 is `hash`.
+pub(crate) fn content_is(body: &mut dyn Read, len: u64, hash: &Hash) -> std::io::Result<bool> {
+    let mut hasher = blake3::Hasher::new();
+    // One byte more than expected is enough to tell a longer object.
+    let read = std::io::copy(&mut body.take(len + 1), &mut hasher)?;
+    Ok(read == len && hasher.finalize().as_bytes() == hash)
 }
 
 /// Stages a small file (never committed: it is discarded at once), to show

@@ -15,6 +15,7 @@ use url::Url;
 
 use super::{Check, Destination, Staged, Upload, http};
 use crate::error::DestError;
+use crate::store::Hash;
 
 const STAGING: &str = ".shoebox-staging";
 
@@ -269,6 +270,21 @@ impl Destination for WebDav {
 
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
         self.exists_url(self.url(&[album, name], false))
+    }
+
+    fn holds(&self, album: &str, name: &str, len: u64, hash: &Hash) -> Result<bool, DestError> {
+        let r = self
+            .req("GET", self.url(&[album, name], false))
+            .timeout(http::timeout_for(len));
+        let resp = self.send(
+            "read an existing object back",
+            r,
+            &[StatusCode::OK, StatusCode::NOT_FOUND],
+        )?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        http::body_is(&self.name, resp, len, hash)
     }
 
     fn stage(

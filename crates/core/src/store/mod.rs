@@ -5,6 +5,7 @@
 
 mod index;
 mod multipart;
+pub mod repair;
 
 pub use index::*;
 pub use multipart::{MultipartLog, MultipartRecord};

@@ -882,6 +882,26 @@ impl Destination for S3 {
         Ok(self.head(&self.key(album, name))?.is_some())
     }
 
+    fn holds(&self, album: &str, name: &str, len: u64, hash: &Hash) -> Result<bool, DestError> {
+        let key = self.key(album, name);
+        if self.head(&key)? != Some(len) {
+            return Ok(false);
+        }
+        let url = self.inner.ep.object_url(&key, "");
+        let resp = self.send(
+            "read an existing object back",
+            "GET",
+            url,
+            &[],
+            None,
+            &[200, 404],
+        )?;
+        if resp.status().as_u16() == 404 {
+            return Ok(false);
+        }
+        http::body_is(&self.inner.name, resp, len, hash)
+    }
+
     fn stage(
         &self,
         upload: &Upload<'_>,
