@@ -1,6 +1,8 @@
 //! Crash safety and the one-engine lock.
 
+use std::fs;
 use std::io::Read;
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -94,4 +96,211 @@ fn a_second_sync_is_refused_while_one_runs_and_names_the_holder() {
     assert_eq!(env.library_files().len(), 800);
     // And once it is done, the lock is free again.
     env.sync().ok();
+}
+
+/// The random moments of a crash run. `SHOEBOX_SOAK_KILLS` sets how many
+/// kills (30 by default, as CI runs it; more for a soak by hand) and
+/// `SHOEBOX_SOAK_SEED` replays a run; the seed is printed either way.
+pub struct Chaos {
+    state: u64,
+    pub kills: usize,
+}
+
+impl Chaos {
+    pub fn from_env() -> Chaos {
+        let seed = std::env::var("SHOEBOX_SOAK_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        let kills = std::env::var("SHOEBOX_SOAK_KILLS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        eprintln!("crash run: {kills} kills, SHOEBOX_SOAK_SEED={seed}");
+        Chaos {
+            state: seed | 1,
+            kills,
+        }
+    }
+
+    /// A number in `0..below` (xorshift64*).
+    pub fn below(&mut self, below: u64) -> u64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) % below.max(1)
+    }
+}
+
+/// What a crash run did, for its report.
+#[derive(Debug, Default)]
+pub struct Kills {
+    pub kills: usize,
+    /// Kills after which the WAL's unsynced tail was also cut off, as a
+    /// power loss under `synchronous = NORMAL` may do.
+    pub power_losses: usize,
+    /// Kills that left a staged (uncommitted) upload behind.
+    pub mid_upload: usize,
+    /// Kills that left committed transactions in the WAL only.
+    pub mid_store_write: usize,
+}
+
+/// `PRAGMA integrity_check` of the store, as the next engine would open it
+/// (this runs SQLite's WAL recovery first).
+#[track_caller]
+pub fn assert_store_intact(env: &Env) {
+    let conn = rusqlite::Connection::open(env.home.join("shoebox.db")).unwrap();
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(verdict, "ok", "the store survived the kill intact");
+}
+
+/// Starts `sync` (built by `cmd`) again and again and SIGKILLs it at a
+/// random moment each time: during the scan, or after a random number of
+/// finished files plus a random few milliseconds (so the kill lands inside
+/// uploads, store commits and renames, not only between them). Every third
+/// kill is also a power loss: the tail of the WAL is cut at a random
+/// length and the shared-memory index dropped. `after_kill` checks what
+/// must hold at every moment.
+pub fn kill_repeatedly(
+    env: &Env,
+    files: usize,
+    chaos: &mut Chaos,
+    mut cmd: impl FnMut() -> std::process::Command,
+    mut after_kill: impl FnMut(),
+) -> Kills {
+    use std::io::BufRead;
+    let mut report = Kills::default();
+    let mut started = 0;
+    while report.kills < chaos.kills {
+        started += 1;
+        assert!(
+            started < chaos.kills * 3,
+            "the backup kept finishing before it could be killed"
+        );
+        let mut child = cmd()
+            .args(["sync", "--json", "--settle", "100ms"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let during_scan = chaos.below(6) == 0;
+        let wanted = if during_scan {
+            1
+        } else {
+            1 + chaos.below((files / chaos.kills).max(1) as u64) as usize
+        };
+        let mut seen = 0;
+        let mut line = String::new();
+        while seen < wanted {
+            line.clear();
+            if out.read_line(&mut line).unwrap() == 0 {
+                break; // it finished first
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if during_scan && v["event"] == "scan_started" || !during_scan && v["event"] == "file_done"
+            {
+                seen += 1;
+            }
+        }
+        if seen < wanted {
+            child.wait().unwrap();
+            continue;
+        }
+        // Random jitter so the kill is not always right after an event.
+        std::thread::sleep(Duration::from_millis(chaos.below(25)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        report.kills += 1;
+        let wal = env.home.join("shoebox.db-wal");
+        let wal_len = fs::metadata(&wal).map_or(0, |m| m.len());
+        if wal_len > 32 {
+            report.mid_store_write += 1;
+        }
+        if staged_leftovers(env) {
+            report.mid_upload += 1;
+        }
+        if report.kills % 3 == 0 && wal_len > 32 {
+            report.power_losses += 1;
+            let keep = 32 + chaos.below(wal_len - 32);
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&wal)
+                .unwrap()
+                .set_len(keep)
+                .unwrap();
+            let _ = fs::remove_file(env.home.join("shoebox.db-shm"));
+        }
+        assert_store_intact(env);
+        after_kill();
+    }
+    eprintln!("crash run: {report:?}");
+    report
+}
+
+/// True when the local library holds a staged upload (a kill mid-upload).
+fn staged_leftovers(env: &Env) -> bool {
+    fs::read_dir(env.library().join(".shoebox-staging"))
+        .map(|d| d.count() > 0)
+        .unwrap_or(false)
+}
+
+/// 2,000 files of 1–48 KiB in 20 folders, plus one 3 MiB file: what the crash
+/// runs back up.
+pub fn crash_tree(env: &Env) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut tree = std::collections::BTreeMap::new();
+    for i in 0..2000 {
+        let rel = format!("d{:02}/IMG_{i:04}.jpg", i % 20);
+        let data = bytes(&rel, 1024 * (1 + i % 48));
+        env.write(&rel, &data);
+        tree.insert(rel, data);
+    }
+    let big = bytes("big", 3 << 20);
+    env.write("VID_0001.mp4", &big);
+    tree.insert("VID_0001.mp4".into(), big);
+    tree
+}
+
+#[test]
+fn thirty_kills_and_power_losses_during_a_2000_file_backup_lose_and_duplicate_nothing() {
+    let env = Env::new();
+    let tree = crash_tree(&env);
+    let want: std::collections::BTreeMap<String, String> = tree
+        .iter()
+        .map(|(rel, data)| {
+            let name = rel.rsplit('/').next().unwrap();
+            (format!("Photos/{name}"), hash(data))
+        })
+        .collect();
+    env.watch(&[]);
+    let mut chaos = Chaos::from_env();
+    let report = kill_repeatedly(&env, tree.len(), &mut chaos, || env.cmd(), || {
+        for (rel, h) in env.library_files() {
+            assert_eq!(
+                want.get(&rel),
+                Some(&h),
+                "after a kill, every file in an album is whole and expected: {rel}"
+            );
+        }
+    });
+    assert!(report.kills >= chaos.kills);
+    assert!(
+        report.power_losses > 0,
+        "some kills found store writes in the WAL to cut: {report:?}"
+    );
+    let s = env.sync().ok().json();
+    assert_eq!(s["complete"], true);
+    assert_exactly(&env.library_files(), &want);
+    assert!(env.leftovers().is_empty(), "no temp files: {:?}", env.leftovers());
+    assert_store_intact(&env);
+    let st = env.status();
+    assert_eq!(st["queue"]["pending"], 0);
+    assert_eq!(st["watches"][0]["uploaded"], tree.len());
 }
