@@ -205,7 +205,8 @@ pub fn kill_repeatedly(
                 break; // it finished first
             }
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if during_scan && v["event"] == "scan_started" || !during_scan && v["event"] == "file_done"
+            if during_scan && v["event"] == "scan_started"
+                || !during_scan && v["event"] == "file_done"
             {
                 seen += 1;
             }
@@ -281,15 +282,21 @@ fn thirty_kills_and_power_losses_during_a_2000_file_backup_lose_and_duplicate_no
         .collect();
     env.watch(&[]);
     let mut chaos = Chaos::from_env();
-    let report = kill_repeatedly(&env, tree.len(), &mut chaos, || env.cmd(), || {
-        for (rel, h) in env.library_files() {
-            assert_eq!(
-                want.get(&rel),
-                Some(&h),
-                "after a kill, every file in an album is whole and expected: {rel}"
-            );
-        }
-    });
+    let report = kill_repeatedly(
+        &env,
+        tree.len(),
+        &mut chaos,
+        || env.cmd(),
+        || {
+            for (rel, h) in env.library_files() {
+                assert_eq!(
+                    want.get(&rel),
+                    Some(&h),
+                    "after a kill, every file in an album is whole and expected: {rel}"
+                );
+            }
+        },
+    );
     assert!(report.kills >= chaos.kills);
     assert!(
         report.power_losses > 0,
@@ -298,7 +305,11 @@ fn thirty_kills_and_power_losses_during_a_2000_file_backup_lose_and_duplicate_no
     let s = env.sync().ok().json();
     assert_eq!(s["complete"], true);
     assert_exactly(&env.library_files(), &want);
-    assert!(env.leftovers().is_empty(), "no temp files: {:?}", env.leftovers());
+    assert!(
+        env.leftovers().is_empty(),
+        "no temp files: {:?}",
+        env.leftovers()
+    );
     assert_store_intact(&env);
     let st = env.status();
     assert_eq!(st["queue"]["pending"], 0);

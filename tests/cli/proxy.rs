@@ -2,7 +2,9 @@
 //! the `shoebox` binary and a real server (Garage, rclone serve webdav). It
 //! counts requests and the request-body bytes it forwards, and on a chosen
 //! share of requests (deterministic, seeded) it resets the connection,
-//! answers 503 with `Retry-After: 1`, or stalls without answering.
+//! answers 503 or 429 with `Retry-After: 1` or a bare 500, stalls without
+//! answering, or lets the server do the work and then cuts its answer
+//! short (the client cannot know whether the request took effect).
 //! Each request is forwarded on its own upstream connection and answered
 //! with `Connection: close`, which keeps the framing simple and valid.
 
@@ -24,7 +26,25 @@ pub enum Fault {
     Stall,
     /// Answer uploads (PUT) with 507 Insufficient Storage.
     Full,
+    /// Answer 429 Too Many Requests with Retry-After: 1.
+    Throttled,
+    /// Answer 500 Internal Server Error.
+    ServerError,
+    /// Forward the request, then relay only part of the server's answer
+    /// and reset the connection.
+    Truncated,
 }
+
+/// Every fault a server or network can inflict on any request (Full only
+/// applies to uploads and is tested on its own).
+pub const EVERY_FAULT: &[Fault] = &[
+    Fault::Reset,
+    Fault::Unavailable,
+    Fault::Stall,
+    Fault::Throttled,
+    Fault::ServerError,
+    Fault::Truncated,
+];
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -32,6 +52,8 @@ pub struct Stats {
     /// Request-body bytes forwarded to the server.
     pub body_bytes: AtomicU64,
     pub faults: AtomicU64,
+    /// Faults injected, by kind.
+    pub by_kind: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 struct Plan {
@@ -102,6 +124,11 @@ impl Proxy {
 
     pub fn faults(&self) -> u64 {
         self.stats.faults.load(Ordering::Relaxed)
+    }
+
+    /// How many faults of each kind were injected.
+    pub fn faults_by_kind(&self) -> std::collections::BTreeMap<String, u64> {
+        self.stats.by_kind.lock().unwrap().clone()
     }
 }
 
@@ -178,8 +205,20 @@ fn serve(client: TcpStream, upstream: u16, stats: &Stats, plan: &Mutex<Plan>) ->
     stats.requests.fetch_add(1, Ordering::Relaxed);
     let len = content_length(&head);
     let is_put = head.first().is_some_and(|l| l.starts_with("PUT "));
-    if let Some((fault, stall)) = next_fault(plan).filter(|(f, _)| *f != Fault::Full || is_put) {
+    let fault = next_fault(plan).filter(|(f, _)| *f != Fault::Full || is_put);
+    if let Some((fault, _)) = fault {
         stats.faults.fetch_add(1, Ordering::Relaxed);
+        *stats
+            .by_kind
+            .lock()
+            .unwrap()
+            .entry(format!("{fault:?}"))
+            .or_default() += 1;
+    }
+    if let Some((fault, stall)) = fault.filter(|(f, _)| *f != Fault::Truncated) {
+        let answer = |status: &str, extra: &str| {
+            format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
+        };
         match fault {
             Fault::Reset => {
                 // Linger 0: close() sends a reset, as a crashed peer would.
@@ -206,8 +245,20 @@ fn serve(client: TcpStream, upstream: u16, stats: &Stats, plan: &Mutex<Plan>) ->
                 let _ = client.shutdown(Shutdown::Both);
                 return Ok(());
             }
+            Fault::Throttled | Fault::ServerError => {
+                io::copy(&mut (&mut reader).take(len), &mut io::sink())?;
+                let text = if fault == Fault::Throttled {
+                    answer("429 Too Many Requests", "Retry-After: 1\r\n")
+                } else {
+                    answer("500 Internal Server Error", "")
+                };
+                client.write_all(text.as_bytes())?;
+                return Ok(());
+            }
+            Fault::Truncated => unreachable!("filtered out above"),
         }
     }
+    let truncate = fault.is_some();
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
     up.write_all(closing(&head).as_bytes())?;
     let sent = io::copy(&mut (&mut reader).take(len), &mut up)?;
@@ -217,6 +268,20 @@ fn serve(client: TcpStream, upstream: u16, stats: &Stats, plan: &Mutex<Plan>) ->
     let Some(resp_head) = read_head(&mut up_reader)? else {
         return Ok(());
     };
+    if truncate {
+        // The server has done the work; the client gets half an answer.
+        let head = closing(&resp_head);
+        let body = content_length(&resp_head);
+        if body > 1 {
+            client.write_all(head.as_bytes())?;
+            io::copy(&mut (&mut up_reader).take(body / 2), &mut client)?;
+        } else {
+            client.write_all(&head.as_bytes()[..head.len() / 2])?;
+        }
+        client.flush()?;
+        linger_zero(&client);
+        return Ok(());
+    }
     client.write_all(closing(&resp_head).as_bytes())?;
     io::copy(&mut up_reader, &mut client)?;
     client.flush()?;

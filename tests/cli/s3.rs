@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::proxy::{Fault, Proxy};
+use crate::proxy::{EVERY_FAULT, Fault, Proxy};
 use crate::support::*;
 
 const KEY_ID: &str = "GK31c2f218a2e44f485b94239e";
@@ -524,7 +524,7 @@ fn wrong_credentials_give_a_clear_message_and_no_retry_loop() {
 }
 
 #[test]
-fn every_file_arrives_exactly_once_through_resets_503s_and_stalls() {
+fn every_file_arrives_exactly_once_through_resets_5xx_429_stalls_and_cut_answers() {
     let (env, garage) = setup();
     let proxy = Proxy::start(garage.s3_port);
     add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
@@ -538,17 +538,14 @@ fn every_file_arrives_exactly_once_through_resets_503s_and_stalls() {
     env.write("clip.mov", &video);
     want.insert("A/clip.mov".into(), hash(&video));
     env.watch(&["--album", "A", "--dest", "garage"]);
-    proxy.inject(
-        20,
-        &[Fault::Reset, Fault::Unavailable, Fault::Stall],
-        Duration::from_secs(4),
-    );
+    proxy.inject(25, EVERY_FAULT, Duration::from_secs(4));
     sync_until_clean(env.cmd().env("SHOEBOX_SECRET_GARAGE", SECRET));
     assert!(
-        proxy.faults() >= 10,
-        "faults were injected: {}",
-        proxy.faults()
+        proxy.faults_by_kind().len() == EVERY_FAULT.len(),
+        "every kind of fault was injected: {:?}",
+        proxy.faults_by_kind()
     );
+    env.assert_retries_logged_and_bounded(proxy.faults());
     assert_exactly(&garage.objects(), &want);
     assert_eq!(garage.unfinished_uploads(), "");
 }

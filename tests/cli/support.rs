@@ -507,3 +507,34 @@ pub fn done_for(suffix: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 pub const SECS: fn(u64) -> std::time::Duration = std::time::Duration::from_secs;
+
+impl Env {
+    /// Every line of the engine's log files that contains `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        let Ok(dir) = fs::read_dir(self.home.join("logs")) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .flat_map(|e| {
+                fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains(needle))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Retries are logged, one line each, and never outnumber the faults
+    /// that caused them (no retry storms).
+    #[track_caller]
+    pub fn assert_retries_logged_and_bounded(&self, faults: u64) {
+        let retries = self.log_lines("retrying in").len() as u64;
+        assert!(retries >= 1, "retries are logged");
+        assert!(
+            retries <= faults,
+            "{retries} retries for {faults} injected faults: every retry answers one fault"
+        );
+    }
+}

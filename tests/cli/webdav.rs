@@ -364,8 +364,8 @@ fn the_password_is_never_written_to_the_store_or_the_logs() {
 /// resets connections, answers 503 with Retry-After and stalls on a fifth
 /// of the requests (PUTs, MOVEs, MKCOLs and lookups alike).
 #[test]
-fn every_file_arrives_exactly_once_through_resets_503s_and_stalls() {
-    use crate::proxy::{Fault, Proxy};
+fn every_file_arrives_exactly_once_through_resets_5xx_429_stalls_and_cut_answers() {
+    use crate::proxy::{EVERY_FAULT, Proxy};
     let (env, dav) = setup();
     let proxy = Proxy::start(dav.port);
     let url = format!("http://127.0.0.1:{}/photos", proxy.port);
@@ -390,16 +390,13 @@ fn every_file_arrives_exactly_once_through_resets_503s_and_stalls() {
         want.insert(format!("Trip {}/f{i:02}.jpg", i % 3), hash(&data));
     }
     env.watch(&["--mode", "per-folder", "--dest", "dav"]);
-    proxy.inject(
-        20,
-        &[Fault::Reset, Fault::Unavailable, Fault::Stall],
-        std::time::Duration::from_secs(4),
-    );
+    proxy.inject(25, EVERY_FAULT, std::time::Duration::from_secs(4));
     sync_until_clean(env.cmd().env("SHOEBOX_SECRET_DAV", PASS));
     assert!(
-        proxy.faults() >= 10,
-        "faults were injected: {}",
-        proxy.faults()
+        proxy.faults_by_kind().len() == EVERY_FAULT.len(),
+        "every kind of fault was injected: {:?}",
+        proxy.faults_by_kind()
     );
+    env.assert_retries_logged_and_bounded(proxy.faults());
     assert_exactly(&dav.albums(), &want);
 }
