@@ -12,4 +12,5 @@ mod live;
 mod odd_input;
 mod s3;
 mod store_damage;
+mod user_folders;
 mod webdav;
