@@ -5,6 +5,7 @@ mod proxy;
 mod support;
 
 mod albums;
+mod bad_input;
 mod changes;
 mod cli_contract;
 mod crash;

@@ -52,11 +52,11 @@ enum Command {
         engine: EngineArgs,
         /// Full rescan of every watch this often, even with a working watcher
         /// (±25 %).
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = at_least_a_second)]
         full_scan_every: std::time::Duration,
         /// Rescan folders that cannot be watched live (network drives, too
         /// many folders for the OS limit) this often.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = at_least_a_second)]
         poll_every: std::time::Duration,
         /// Assume the OS allows only this many directory watches (default: ask
         /// the OS, e.g. fs.inotify.max_user_watches).
@@ -244,6 +244,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A rescan interval: shorter than a second would keep the engine busy.
+fn at_least_a_second(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!("{s} is too short: use at least 1s"));
+    }
+    Ok(d)
 }
 
 /// The password for a new destination: from stdin, or asked on the terminal.

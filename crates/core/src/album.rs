@@ -130,11 +130,17 @@ pub fn sanitize_file_name(raw: &OsStr) -> String {
 
 /// The name to try for the `n`-th file (n ≥ 2) of the same name in one album:
 /// `IMG_0001 (2).jpg`, `README (3)`.
+/// The stem is shortened (on a character boundary) when the number would
+/// push the name past 255 bytes, the limit of every file system.
 pub fn numbered(base: &str, n: u32) -> String {
-    match base.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({n}).{ext}"),
-        _ => format!("{base} ({n})"),
-    }
+    let (stem, ext) = match base.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
+        _ => (base, String::new()),
+    };
+    let suffix = format!(" ({n}){ext}");
+    let mut stem = stem.to_string();
+    truncate_on_char(&mut stem, 255usize.saturating_sub(suffix.len()));
+    stem + &suffix
 }
 
 #[cfg(test)]
@@ -180,6 +186,13 @@ mod tests {
         assert_eq!(numbered("archive.tar.gz", 3), "archive.tar (3).gz");
         assert_eq!(numbered("README", 2), "README (2)");
         assert_eq!(numbered(".profile", 2), ".profile (2)");
+        let long = format!("{}.jpg", "é".repeat(125)); // 254 bytes
+        let n = numbered(&long, 12);
+        assert!(n.len() <= 255, "{} bytes", n.len());
+        assert!(
+            n.ends_with("é (12).jpg"),
+            "cut on a char boundary, number kept: {n}"
+        );
     }
 
     #[test]

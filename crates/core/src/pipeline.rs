@@ -26,7 +26,7 @@ use crate::album::{AlbumMode, numbered, sanitize_album, sanitize_file_name};
 use crate::dest::{Destination, Upload};
 use crate::error::{DestError, FileError, Result};
 use crate::events::{Event, Outcome};
-use crate::hash::{HashingReader, check_unchanged, hash_file, open_version};
+use crate::hash::{HashingReader, SparseFile, check_unchanged, hash_file, open_version};
 use crate::platform::{Fingerprint, bytes_to_os};
 use crate::scan::rel_path;
 use crate::settle::{SettleRule, Verdict};
@@ -189,7 +189,7 @@ struct UploadJob<'a> {
 fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<u64, FileError> {
     job.progress.store(0, Ordering::Relaxed);
     let file = open_version(job.path, job.fp)?;
-    let buffered = io::BufReader::with_capacity(256 * 1024, &file);
+    let buffered = io::BufReader::with_capacity(256 * 1024, SparseFile::new(&file, job.fp.size));
     let metered = Metered {
         inner: buffered,
         progress: job.progress,

@@ -203,3 +203,68 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
         None
     }
 }
+
+/// The offset of the first byte of data at or after `from` in `file`, or
+/// `None` when only a hole follows. Where the OS cannot say (no
+/// SEEK_DATA), everything is data.
+pub fn next_data(file: &std::fs::File, from: u64) -> io::Result<Option<u64>> {
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    {
+        match seek(file, from, libc::SEEK_DATA) {
+            Ok(at) => Ok(Some(at)),
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(Some(from)),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
+    {
+        let _ = file;
+        Ok(Some(from))
+    }
+}
+
+/// The offset where the data region containing `from` ends (the next
+/// hole, or the end of the file); `u64::MAX` where the OS cannot say.
+pub fn next_hole(file: &std::fs::File, from: u64) -> io::Result<u64> {
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    {
+        match seek(file, from, libc::SEEK_HOLE) {
+            Ok(at) => Ok(at),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(u64::MAX),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
+    {
+        let _ = (file, from);
+        Ok(u64::MAX)
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+fn seek(file: &std::fs::File, from: u64, whence: libc::c_int) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let from = libc::off_t::try_from(from).map_err(io::Error::other)?;
+    // SAFETY: lseek on a file descriptor we own; it only moves the offset,
+    // which every reader of this file ignores (they read at an offset).
+    #[allow(unsafe_code)]
+    let at = unsafe { libc::lseek(file.as_raw_fd(), from, whence) };
+    if at < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(at as u64)
+    }
+}
+
+/// Reads from `file` at `offset` without using its cursor.
+pub fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+}

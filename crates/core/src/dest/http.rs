@@ -56,6 +56,15 @@ pub(crate) fn parse_url(
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad(format!("{url:?} has no host name")));
     }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Not echoed: the URL holds a secret that must not reach a log.
+        return Err(bad(
+            "the address contains a user name or password; give the user and the password \
+             separately (--user and --password-stdin, or the app's fields) so that the password \
+             is kept in the system keyring, not in the settings"
+                .to_string(),
+        ));
+    }
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if !has_credentials || insecure_http => Ok(parsed),
@@ -147,6 +156,18 @@ pub(crate) fn transient_status(code: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_inside_the_address_are_refused_without_repeating_them() {
+        let err = parse_url("d", "https://me:hunter2@example.com/dav", true, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--password-stdin"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the password is not repeated: {err}"
+        );
+    }
 
     #[test]
     fn plain_http_needs_consent_only_with_credentials() {

@@ -3,7 +3,7 @@
 //! fsynced, then renamed into place and the album folder fsynced.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -16,6 +16,47 @@ use crate::store::Hash;
 /// Where staged uploads live; album names never start with a dot, so this
 /// cannot collide with an album.
 pub const STAGING_DIR: &str = ".shoebox-staging";
+
+/// Copies `source` into `file`, leaving holes where whole blocks are zero,
+/// so that a sparse source (a disk image, a preallocated video) does not
+/// take its full size on the destination. Returns the bytes copied.
+fn copy_sparse(source: &mut dyn Read, file: &mut fs::File) -> io::Result<u64> {
+    const BLOCK: usize = 64 * 1024;
+    let mut buf = vec![0u8; BLOCK];
+    let mut total = 0u64;
+    let mut pending_hole = false;
+    loop {
+        let mut filled = 0;
+        while filled < BLOCK {
+            match source.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        let block = &buf[..filled];
+        if block.iter().all(|&b| b == 0) {
+            file.seek(io::SeekFrom::Current(filled as i64))?;
+            pending_hole = true;
+        } else {
+            file.write_all(block)?;
+            pending_hole = false;
+        }
+        total += filled as u64;
+        if filled < BLOCK {
+            break;
+        }
+    }
+    if pending_hole {
+        // A trailing hole: give the file its full length.
+        file.set_len(total)?;
+    }
+    Ok(total)
+}
 
 #[derive(Debug, Clone)]
 pub struct LocalFolder {
@@ -36,7 +77,7 @@ impl LocalFolder {
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
         let mut temp = self.new_temp()?;
         let path = temp.path().to_path_buf();
-        let written = io::copy(source, temp.as_file_mut()).map_err(|e| self.io_err(&path, e))?;
+        let written = copy_sparse(source, temp.as_file_mut()).map_err(|e| self.io_err(&path, e))?;
         temp.as_file_mut()
             .flush()
             .map_err(|e| self.io_err(&path, e))?;
@@ -237,5 +278,33 @@ impl Destination for LocalFolder {
             Err(e) => return Err(self.io_err(&p, e)),
         }
         self.tidy_album(album)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_blocks_become_holes_and_the_content_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = vec![0u8; 8 << 20];
+        data[..1000].fill(7); // data, a 8 MiB hole, a trailing hole
+        data[4 << 20] = 1;
+        let path = dir.path().join("out");
+        let mut f = fs::File::create(&path).unwrap();
+        let n = copy_sparse(&mut &data[..], &mut f).unwrap();
+        drop(f);
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(fs::read(&path).unwrap(), data, "holes read back as zeros");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let allocated = fs::metadata(&path).unwrap().blocks() * 512;
+            assert!(
+                allocated < 1 << 20,
+                "only the two data blocks take space: {allocated} bytes"
+            );
+        }
     }
 }
