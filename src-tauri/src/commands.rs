@@ -387,6 +387,7 @@ pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<Des
         region: non_empty(&edit.region),
         path_style: Some(edit.path_style),
         allow_insecure_http: Some(edit.allow_insecure_http),
+        trust_certificate: None,
     })?;
     Ok(DestAdded {
         dest: info,

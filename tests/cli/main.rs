@@ -12,6 +12,7 @@ mod crash;
 mod live;
 mod odd_input;
 mod s3;
+mod security;
 mod store_damage;
 mod user_folders;
 mod webdav;

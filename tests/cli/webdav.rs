@@ -4,6 +4,7 @@
 //! documented environment-variable path.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
@@ -12,17 +13,27 @@ use std::process::{Child, Command, Stdio};
 
 use crate::support::*;
 
-const USER: &str = "alice";
-const PASS: &str = "s3cret-Passw0rd";
+pub const USER: &str = "alice";
+pub const PASS: &str = "s3cret-Passw0rd";
 
-struct Dav {
+pub struct Dav {
     child: Child,
     port: u16,
-    root: PathBuf,
+    pub root: PathBuf,
+    tls: bool,
 }
 
 impl Dav {
     fn start(root: &Path, port: Option<u16>) -> Dav {
+        Dav::start_with(root, port, None)
+    }
+
+    /// Serves HTTPS with this certificate and key (PEM files).
+    pub fn start_tls(root: &Path, cert: &Path, key: &Path) -> Dav {
+        Dav::start_with(root, None, Some((cert, key)))
+    }
+
+    fn start_with(root: &Path, port: Option<u16>, tls: Option<(&Path, &Path)>) -> Dav {
         let port = port.unwrap_or_else(|| {
             TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -41,6 +52,14 @@ impl Dav {
                 "--pass",
                 PASS,
             ])
+            .args(tls.iter().flat_map(|(c, k)| {
+                [
+                    OsStr::new("--cert"),
+                    c.as_os_str(),
+                    OsStr::new("--key"),
+                    k.as_os_str(),
+                ]
+            }))
             .arg(root)
             .env("RCLONE_CONFIG", "/dev/null")
             .env_remove("AWS_CA_BUNDLE")
@@ -60,11 +79,13 @@ impl Dav {
             child,
             port,
             root: root.to_path_buf(),
+            tls: tls.is_some(),
         }
     }
 
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/photos", self.port)
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/photos", self.port)
     }
 
     /// Every file on the server below photos/ (staging included): path → hash.
@@ -90,7 +111,7 @@ impl Dav {
         out
     }
 
-    fn albums(&self) -> BTreeMap<String, String> {
+    pub fn albums(&self) -> BTreeMap<String, String> {
         self.files()
             .into_iter()
             .filter(|(k, _)| !k.starts_with(".shoebox-staging"))
@@ -106,7 +127,7 @@ impl Drop for Dav {
 }
 
 /// A test env whose shoebox commands see the destination secret.
-fn setup() -> (Env, Dav) {
+pub fn setup() -> (Env, Dav) {
     let env = Env::new();
     let served = env.tmp.path().join("server");
     fs::create_dir_all(served.join("photos")).unwrap();
@@ -114,13 +135,13 @@ fn setup() -> (Env, Dav) {
     (env, dav)
 }
 
-fn add_dest(env: &Env, dav: &Dav, password: &str) -> Run {
+pub fn add_dest(env: &Env, dav: &Dav, password: &str) -> Run {
     add_dest_with(env, dav, Some(password), &["--allow-insecure-http"])
 }
 
 /// `dest add dav webdav --url URL --user alice --password-stdin EXTRA…`
 /// with `stdin` as given (None: empty), and the secret in the environment.
-fn add_dest_with(env: &Env, dav: &Dav, stdin: Option<&str>, extra: &[&str]) -> Run {
+pub fn add_dest_with(env: &Env, dav: &Dav, stdin: Option<&str>, extra: &[&str]) -> Run {
     let mut child = env
         .cmd()
         .env("SHOEBOX_SECRET_DAV", PASS)
@@ -154,7 +175,7 @@ fn add_dest_with(env: &Env, dav: &Dav, stdin: Option<&str>, extra: &[&str]) -> R
     }
 }
 
-fn sync_with_secret(env: &Env, secret: &str) -> Run {
+pub fn sync_with_secret(env: &Env, secret: &str) -> Run {
     let out = env
         .cmd()
         .env("SHOEBOX_SECRET_DAV", secret)

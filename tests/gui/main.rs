@@ -8,5 +8,6 @@ mod support;
 
 mod autostart;
 mod destinations;
+mod security;
 mod tray;
 mod window;

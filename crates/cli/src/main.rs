@@ -147,6 +147,14 @@ enum DestCommand {
         /// Read a new password or secret key from standard input.
         #[arg(long, alias = "password-stdin")]
         secret_stdin: bool,
+        /// Trust exactly this server certificate (PEM file): for your own
+        /// server with a self-signed certificate. Others are verified
+        /// against the system's roots.
+        #[arg(long, value_name = "PEM")]
+        trust_certificate: Option<PathBuf>,
+        /// Stop trusting the certificate given with --trust-certificate.
+        #[arg(long, conflicts_with = "trust_certificate")]
+        forget_certificate: bool,
     },
 }
 
@@ -171,6 +179,11 @@ enum DestKind {
         /// Allow sending the password over plain http:// (trusted networks only).
         #[arg(long)]
         allow_insecure_http: bool,
+        /// Trust exactly this server certificate (PEM file): for your own
+        /// server with a self-signed certificate. Others are verified
+        /// against the system's roots.
+        #[arg(long, value_name = "PEM")]
+        trust_certificate: Option<PathBuf>,
     },
     /// S3-compatible object storage (AWS S3, Garage, MinIO, Ceph, B2, R2…).
     S3 {
@@ -198,6 +211,11 @@ enum DestKind {
         /// Allow plain http:// (trusted networks only: data is not encrypted).
         #[arg(long)]
         allow_insecure_http: bool,
+        /// Trust exactly this server certificate (PEM file): for your own
+        /// server with a self-signed certificate. Others are verified
+        /// against the system's roots.
+        #[arg(long, value_name = "PEM")]
+        trust_certificate: Option<PathBuf>,
     },
 }
 
@@ -261,6 +279,28 @@ fn print_notes(notices: &[String]) {
     for n in notices {
         eprintln!("note: {n}");
     }
+}
+
+/// The text of a certificate file given with --trust-certificate, checked.
+fn read_certificate(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>> {
+    let Some(path) = path else { return Ok(None) };
+    let pem = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the certificate {}: {e}", path.display()))?;
+    shoebox_core::dest::tls::parse_pem(&pem)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+    Ok(Some(pem))
+}
+
+/// Trusts the certificate `pem` for the destination just added.
+fn pin_new(engine: &Engine, name: &str, pem: Option<Vec<u8>>) -> Result<()> {
+    if pem.is_some() {
+        engine.edit_destination(&DestEdit {
+            name: name.to_string(),
+            trust_certificate: Some(pem),
+            ..DestEdit::default()
+        })?;
+    }
+    Ok(())
 }
 
 fn read_secret(needed: bool, from_stdin: bool, prompt: &str) -> Result<Option<String>> {
@@ -332,8 +372,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     user,
                     password_stdin,
                     allow_insecure_http,
+                    trust_certificate,
                 },
         }) => {
+            let pem = read_certificate(trust_certificate.as_deref())?;
             let password = read_secret(user.is_some(), password_stdin, "Password")?;
             let (d, notices) = engine.add_webdav_destination(
                 &name,
@@ -342,6 +384,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 password.as_deref(),
                 allow_insecure_http,
             )?;
+            pin_new(&engine, &d.name, pem)?;
             print_notes(&notices);
             println!(
                 "added destination {} ({})",
@@ -361,8 +404,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     access_key_id,
                     secret_stdin,
                     allow_insecure_http,
+                    trust_certificate,
                 },
         }) => {
+            let pem = read_certificate(trust_certificate.as_deref())?;
             let secret = read_secret(true, secret_stdin, "Secret key")?;
             let spec = S3Spec {
                 name,
@@ -376,6 +421,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 allow_insecure_http,
             };
             let (d, notices) = engine.add_s3_destination(&spec)?;
+            pin_new(&engine, &d.name, pem)?;
             print_notes(&notices);
             println!(
                 "added destination {} ({}, bucket {})",
@@ -392,6 +438,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             path_style,
             allow_insecure_http,
             secret_stdin,
+            trust_certificate,
+            forget_certificate,
         }) => {
             let secret = if secret_stdin {
                 read_secret(true, true, "Secret")?
@@ -406,6 +454,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 region,
                 path_style,
                 allow_insecure_http,
+                trust_certificate: if forget_certificate {
+                    Some(None)
+                } else {
+                    read_certificate(trust_certificate.as_deref())?.map(Some)
+                },
             };
             let (d, notices) = engine.edit_destination(&edit)?;
             print_notes(&notices);

@@ -40,6 +40,9 @@ pub struct DestInfo {
     /// The user allowed plain http:// for this destination.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure_http: bool,
+    /// The destination trusts one certificate of its own (not the system's roots).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pinned_certificate: bool,
 }
 
 /// What a host gives to add an S3-compatible destination.
@@ -68,6 +71,9 @@ pub struct DestEdit {
     pub region: Option<String>,
     pub path_style: Option<bool>,
     pub allow_insecure_http: Option<bool>,
+    /// `Some(Some(pem))`: trust exactly this server certificate (PEM text);
+    /// `Some(None)`: trust the system's roots only again.
+    pub trust_certificate: Option<Option<Vec<u8>>>,
 }
 
 /// What a host asks for when adding a watch.
@@ -185,6 +191,7 @@ impl Engine {
             prefix: d.s3.as_ref().map(|s| s.prefix.clone()),
             path_style: d.s3.as_ref().map(|s| s.path_style),
             insecure_http: d.insecure_http,
+            pinned_certificate: d.tls_cert.is_some(),
         }
     }
 
@@ -237,6 +244,7 @@ impl Engine {
             user.map(str::to_string),
             secret,
             allow_insecure_http,
+            None,
         )
         .map_err(|e| Error::Invalid(e.to_string()))?;
         if password.is_some() {
@@ -378,6 +386,14 @@ impl Engine {
         }
         if let Some(insecure) = edit.allow_insecure_http {
             row.insecure_http = insecure;
+        }
+        if let Some(pem) = &edit.trust_certificate {
+            row.tls_cert = match pem {
+                Some(pem) => Some(crate::dest::tls::parse_pem(pem).map_err(|why| {
+                    Error::Invalid(format!("the certificate for {:?}: {why}", row.name))
+                })?),
+                None => None,
+            };
         }
         if let Some(s3) = row.s3.as_mut() {
             if let Some(region) = &edit.region {

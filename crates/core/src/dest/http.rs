@@ -14,9 +14,18 @@ use crate::error::DestError;
 /// abandoned as stalled. `SHOEBOX_HTTP_TIMEOUT` (seconds) overrides it.
 const STALL_SECS: u64 = 60;
 
-/// The client of one destination.
-pub(crate) fn client(name: &str) -> Result<Client, DestError> {
-    Client::builder()
+/// The client of one destination; `pinned`: the one certificate (DER) its
+/// server may present, instead of one the system's roots vouch for.
+pub(crate) fn client(name: &str, pinned: Option<&[u8]>) -> Result<Client, DestError> {
+    let mut builder = Client::builder();
+    if let Some(der) = pinned {
+        let config = super::tls::pinned_config(der).map_err(|e| DestError::Unavailable {
+            name: name.to_string(),
+            why: format!("cannot set up TLS with the trusted certificate ({e})"),
+        })?;
+        builder = builder.use_preconfigured_tls(config);
+    }
+    builder
         .user_agent(concat!("Shoebox/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
         // Each request gets its own timeout (see `timeout_for`).
@@ -95,12 +104,15 @@ pub(crate) fn transport_error(
             why: error_chain(e),
         };
     }
+    let chain = error_chain(e);
+    let advice = if chain.contains("certificate") {
+        certificate_advice(name)
+    } else {
+        "check the address and that the server is up".to_string()
+    };
     DestError::Unavailable {
         name: name.to_string(),
-        why: format!(
-            "cannot reach {server} ({}); check the address and that the server is up",
-            error_chain(e)
-        ),
+        why: format!("cannot reach {server} ({chain}); {advice}"),
     }
 }
 
@@ -120,6 +132,15 @@ pub(crate) fn body_is(
         what: "read an existing object back".to_string(),
         why: e.to_string(),
     })
+}
+
+/// What to do when a server's certificate is not trusted.
+pub(crate) fn certificate_advice(name: &str) -> String {
+    format!(
+        "the server's TLS certificate is not trusted. If it is your own server with its own \
+         (self-signed) certificate, trust exactly that certificate for this destination: \
+         `shoebox dest edit {name} --trust-certificate cert.pem`"
+    )
 }
 
 /// The error and its causes on one line.

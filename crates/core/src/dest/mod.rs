@@ -5,6 +5,7 @@
 pub(crate) mod http;
 mod local;
 pub mod s3;
+pub mod tls;
 mod webdav;
 
 pub use local::LocalFolder;
@@ -41,6 +42,7 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
                 row.username.clone(),
                 password,
                 row.insecure_http,
+                row.tls_cert.as_deref(),
             )
             .map(|d| Arc::new(d) as Arc<dyn Destination>)
             .map_err(|e| Error::Invalid(e.to_string()))
@@ -64,6 +66,7 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
                 access_key_id: row.username.clone().unwrap_or_default(),
                 secret,
                 insecure_http: row.insecure_http,
+                tls_cert: row.tls_cert.clone(),
             };
             S3::new(&row.name, cfg, &home.db_path(), row.id)
                 .map(|d| Arc::new(d) as Arc<dyn Destination>)

@@ -46,12 +46,13 @@ impl WebDav {
         user: Option<String>,
         password: Option<String>,
         insecure_http: bool,
+        tls_cert: Option<&[u8]>,
     ) -> Result<WebDav, DestError> {
         let mut base = http::parse_url(name, url, password.is_some(), insecure_http)?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let client = http::client(name)?;
+        let client = http::client(name, tls_cert)?;
         Ok(WebDav {
             name: name.to_string(),
             base,
@@ -366,7 +367,9 @@ impl Destination for WebDav {
             reach
                 .as_ref()
                 .map(|r| format!("{} answers ({})", self.base, r.status()))
-                .map_err(|e| format!("cannot reach {} ({e})", self.base)),
+                .map_err(|e| {
+                    http::transport_error(&self.name, &self.base, "reach the server", e).to_string()
+                }),
         ));
         if reach.is_err() {
             return out;

@@ -25,10 +25,10 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("schema_v2.sql")),
     M::up(include_str!("schema_v3.sql")),
     M::up(include_str!("schema_v4.sql")),
+    M::up(include_str!("schema_v5.sql")),
 ];
 
-const DEST_COLUMNS: &str =
-    "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style";
+const DEST_COLUMNS: &str = "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style, tls_cert";
 
 /// An open store. Cheap to open; each thread that writes opens its own.
 #[derive(Debug)]
@@ -183,7 +183,8 @@ impl Store {
         let s3 = row.s3.as_ref();
         self.exec(
             "UPDATE destinations SET url = ?2, username = ?3, insecure_http = ?4,
-                    region = coalesce(?5, region), path_style = coalesce(?6, path_style)
+                    region = coalesce(?5, region), path_style = coalesce(?6, path_style),
+                    tls_cert = ?7
              WHERE id = ?1",
             params![
                 row.id,
@@ -191,7 +192,8 @@ impl Store {
                 row.username,
                 row.insecure_http,
                 s3.map(|s| s.region.clone()),
-                s3.map(|s| s.path_style)
+                s3.map(|s| s.path_style),
+                row.tls_cert
             ],
         )
         .map(drop)
@@ -352,6 +354,8 @@ pub struct DestRow {
     pub insecure_http: bool,
     /// S3 only.
     pub s3: Option<S3Settings>,
+    /// The one server certificate (DER) this destination trusts, if any.
+    pub tls_cert: Option<Vec<u8>>,
 }
 
 /// Where an S3 destination's objects go (`url` holds the endpoint).
@@ -383,6 +387,7 @@ impl DestRow {
                 }),
                 None => None,
             },
+            tls_cert: r.get(11)?,
         })
     }
 }

@@ -61,6 +61,8 @@ pub struct S3Config {
     pub access_key_id: String,
     pub secret: String,
     pub insecure_http: bool,
+    /// The one server certificate (DER) to trust, if any.
+    pub tls_cert: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -127,7 +129,7 @@ impl S3 {
                     secret: cfg.secret,
                 },
                 prefix: normalize_prefix(&cfg.settings.prefix),
-                client: http::client(name)?,
+                client: http::client(name, cfg.tls_cert.as_deref())?,
                 log,
             }),
         })
@@ -949,7 +951,10 @@ impl Destination for S3 {
             reach
                 .as_ref()
                 .map(|r| format!("{} answers ({})", i.ep.endpoint, r.status()))
-                .map_err(|e| format!("cannot reach {} ({e})", i.ep.endpoint)),
+                .map_err(|e| {
+                    http::transport_error(&i.name, &i.ep.endpoint, "reach the server", e)
+                        .to_string()
+                }),
         ));
         if reach.is_err() {
             return out;
