@@ -436,8 +436,11 @@ fn a_multipart_upload_killed_midway_continues_after_a_restart() {
     let s = sync_s3(&env, SECRET).ok().json();
     assert_eq!(s["uploaded"], 1, "{s}");
     let resent = proxy.body_bytes() - before;
+    // Killed after half the bytes passed: at most the 3 parts in flight
+    // (8 MiB each) were not acknowledged, so at most those are sent again.
+    let part = 8 << 20;
     assert!(
-        resent < (len as u64) * 6 / 10,
+        resent <= (len as u64) / 2 + 4 * part,
         "the restarted upload sent {resent} of {len} bytes; acknowledged parts must not be sent again"
     );
     assert_eq!(garage.objects(), map(&[("Videos/clip.mov", &video)]));

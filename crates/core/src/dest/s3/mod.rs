@@ -839,6 +839,21 @@ impl Staged for Multipart {
             // object is there if it has exactly this upload's ETag.
             Err(DestError::Http { status: 404, .. })
                 if dest.head_etag(&self.key)?.as_ref().map(|(_, e)| e) == Some(&self.etag) => {}
+            Err(DestError::Http { status: 404, .. }) => {
+                // The upload is gone (aborted, expired, or its object was
+                // removed after it completed): continuing it can never work,
+                // so the next attempt starts a new one.
+                dest.inner
+                    .log
+                    .forget(&self.upload_id)
+                    .map_err(|e| dest.store_err(e))?;
+                return Err(DestError::Interrupted {
+                    name: dest.inner.name.clone(),
+                    what: format!("finish the upload of {}", self.key),
+                    why: "the server no longer knows this multipart upload; it starts again"
+                        .to_string(),
+                });
+            }
             Err(e) => return Err(e),
         }
         let stored = dest.head_etag(&self.key)?;
