@@ -834,3 +834,35 @@ fn thirty_kills_and_power_losses_during_a_2000_file_backup_to_garage_lose_and_du
     );
     assert_store_intact(&env);
 }
+
+#[test]
+fn hostile_names_stay_inside_the_album_on_s3() {
+    let (env, garage) = setup();
+    add_dest(
+        &env,
+        garage.s3_port,
+        &["--allow-insecure-http", "--prefix", "laptop"],
+    )
+    .ok();
+    let names = [
+        "x\\..\\..\\y.jpg",
+        "%2e%2e%2fy.jpg",
+        "a%2Fb.jpg",
+        "q?x=1#frag.jpg",
+        "~root.jpg",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        env.write(name, &bytes(&i.to_string(), 100));
+    }
+    env.watch(&["--album", "../../../escape", "--dest", "garage"]);
+    sync_s3(&env, SECRET).ok();
+    let objects = garage.objects();
+    assert_eq!(objects.len(), names.len(), "{objects:?}");
+    for key in objects.keys() {
+        let name = key.strip_prefix("laptop/_.._.._escape/");
+        assert!(
+            name.is_some_and(|n| !n.contains('/')),
+            "{key} is one object inside the album"
+        );
+    }
+}
