@@ -130,18 +130,13 @@ fn write_hostile(env: &Env) {
 /// Every file below `dir` (relative paths), for before/after comparisons.
 fn all_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                todo.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
+    walk_all(dir, &mut out);
+    let mut rel: Vec<PathBuf> = out
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_path_buf())
+        .collect();
+    rel.sort();
+    rel
 }
 
 #[test]

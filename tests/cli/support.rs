@@ -187,13 +187,11 @@ impl Env {
     /// Every file in the library (outside the staging folder): relative
     /// path → content hash.
     pub fn library_files(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
         let lib = self.library();
         if !lib.exists() {
-            return out;
+            return BTreeMap::new();
         }
-        collect(&lib, &lib, &mut out);
-        out
+        files_below(&lib)
     }
 
     /// Temporary files anywhere in the library, including the staging area.
@@ -244,6 +242,13 @@ pub fn read_until(out: &mut BufReader<ChildStdout>, n: usize, pred: impl Fn(&Val
     }
 }
 
+/// Every file below `dir` outside a staging folder: relative path → hash.
+pub fn files_below(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    collect(dir, dir, &mut out);
+    out
+}
+
 fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
     for e in fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
@@ -260,7 +265,8 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
     }
 }
 
-fn walk_all(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every file below `dir`, staging included (absolute paths).
+pub fn walk_all(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd {
         let e = e.unwrap();

@@ -61,26 +61,6 @@ fn add_local_dest(env: &Env, name: &str, path: &Path) {
     .ok();
 }
 
-/// Files under `dir` (relative path → content hash), skipping the staging area.
-fn tree_files(dir: &Path) -> std::collections::BTreeMap<String, String> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                if e.file_name() != ".shoebox-staging" {
-                    todo.push(p);
-                }
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, hash(&fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn a_full_destination_disk_pauses_that_destination_and_resumes_when_space_returns() {
     let env = Env::new();
@@ -107,12 +87,12 @@ fn a_full_destination_disk_pauses_that_destination_and_resumes_when_space_return
         "a full disk fails no file: {st}"
     );
     assert!(
-        tree_files(&nas.0).len() < 8,
+        files_below(&nas.0).len() < 8,
         "the disk really was too small for everything"
     );
     // Space comes back: the engine finds out by itself.
     nas.resize("64m");
-    run.wait_until(SECS(60), || tree_files(&nas.0) == want);
+    run.wait_until(SECS(60), || files_below(&nas.0) == want);
     assert_eq!(
         fs::read_dir(nas.0.join(".shoebox-staging")).map_or(0, |d| d.count()),
         0,

@@ -303,6 +303,18 @@ struct Slot {
 }
 
 /// An operation in flight on a destination, and how to record its end.
+/// Inserts a new (reserved) album entry `name` for the slot's file.
+fn reserve_entry(s: &Store, slot: &Slot, name: &str, hash: &Hash) -> Result<i64> {
+    s.insert_entry(
+        slot.dest_id,
+        &slot.album,
+        name,
+        &slot.base,
+        hash,
+        slot.file.fp.size,
+    )
+}
+
 /// A name picked for a new album entry.
 enum Name {
     /// Nothing is stored under it.
@@ -1080,14 +1092,7 @@ impl<'a> Pipeline<'a> {
                 // 6. The album already holds this content under this name
                 //    (the store was rebuilt): record it, send nothing.
                 let entry_id = store.transaction(|s| {
-                    let id = s.insert_entry(
-                        slot.dest_id,
-                        &slot.album,
-                        &name,
-                        &slot.base,
-                        &hash,
-                        slot.file.fp.size,
-                    )?;
+                    let id = reserve_entry(s, &slot, &name, &hash)?;
                     s.update_entry(id, Some(&hash), slot.file.fp.size, EntryState::Present)?;
                     s.file_done(slot.file.id, id, &hash)?;
                     Ok(id)
@@ -1100,14 +1105,7 @@ impl<'a> Pipeline<'a> {
         };
         let copy_from = current.filter(|e| e.hash == Some(hash) && e.state == EntryState::Present);
         let entry_id = store.transaction(|s| {
-            let id = s.insert_entry(
-                slot.dest_id,
-                &slot.album,
-                &name,
-                &slot.base,
-                &hash,
-                slot.file.fp.size,
-            )?;
+            let id = reserve_entry(s, &slot, &name, &hash)?;
             s.set_file_state(slot.file.id, FileState::Uploading)?;
             Ok(id)
         })?;
