@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use tauri::{AppHandle, Manager, RunEvent};
 use tauri_plugin_autostart::MacosLauncher;
+use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
 
 use crate::host::Host;
 
@@ -84,10 +85,24 @@ pub fn run() {
             commands::remove_destination,
         ])
         .setup(move |app| {
-            let host = Host::start(app.handle(), args.home.clone()).map_err(|e| {
-                eprintln!("Shoebox could not start: {e:#}");
-                e
-            })?;
+            let host = match Host::start(app.handle(), args.home.clone()) {
+                Ok(host) => host,
+                Err(e) => {
+                    // A damaged or newer store, a folder that cannot be
+                    // written: say so in a window (the app may have been
+                    // started at login, with no terminal), then exit. The
+                    // message names the recovery command.
+                    eprintln!("Shoebox could not start: {e:#}");
+                    // Nothing was started, so nothing needs stopping: exit
+                    // with a failure code once the message is closed.
+                    app.dialog()
+                        .message(format!("{e:#}"))
+                        .title("Shoebox could not start")
+                        .kind(MessageDialogKind::Error)
+                        .show(|_| std::process::exit(2));
+                    return Ok(());
+                }
+            };
             app.manage(host);
             app.manage(tray::build(app.handle())?);
             if !args.minimized {

@@ -164,3 +164,48 @@ fn the_running_page_cannot_reach_the_network_or_commands_it_was_not_given() {
         "nothing left the page for the local server"
     );
 }
+
+/// X windows titled exactly `title`.
+fn windows_named(title: &str) -> Vec<String> {
+    let out = std::process::Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--name", &format!("^{title}$")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_damaged_store_is_explained_in_a_window_and_the_app_exits_instead_of_looping() {
+    let sb = Sandbox::new();
+    fs::write(sb.data.join("shoebox.db"), vec![b'x'; 8192]).unwrap();
+    let mut app = sb.launch(&["--minimized"]);
+    let mut dialog = Vec::new();
+    wait_until(secs(30), "an error window", || {
+        dialog = windows_named("Shoebox could not start");
+        !dialog.is_empty()
+    });
+    assert!(
+        app.alive(),
+        "the app waits for the user to read the message"
+    );
+    assert!(
+        shoebox_windows().is_empty(),
+        "no main window on a broken store"
+    );
+    close_window(&dialog[0]);
+    let status = app
+        .wait_exit(secs(10))
+        .expect("the app exits once the message is closed");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "a failure exit code, no restart loop"
+    );
+    assert!(
+        sb.data.join("shoebox.db").exists(),
+        "the damaged store is left for `shoebox doctor --repair`"
+    );
+}
