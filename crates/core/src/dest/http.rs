@@ -135,7 +135,7 @@ pub(crate) fn body_is(
 }
 
 /// What to do when a server's certificate is not trusted.
-pub(crate) fn certificate_advice(name: &str) -> String {
+fn certificate_advice(name: &str) -> String {
     format!(
         "the server's TLS certificate is not trusted. If it is your own server with its own \
          (self-signed) certificate, trust exactly that certificate for this destination: \

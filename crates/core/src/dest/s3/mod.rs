@@ -158,18 +158,39 @@ impl S3 {
         body: Option<(Body, u64)>,
         ok: &[u16],
     ) -> Result<Response, DestError> {
-        let i = &self.inner;
-        let mut r =
-            i.ep.request(&i.client, method, url, headers)
-                .map_err(|why| DestError::Unavailable {
-                    name: i.name.clone(),
-                    why: format!("cannot sign the request ({why})"),
-                })?;
         let len = body.as_ref().map_or(0, |(_, n)| *n);
-        r = r.timeout(http::timeout_for(len));
+        let mut r = self
+            .signed(method, url, headers)?
+            .timeout(http::timeout_for(len));
         if let Some((b, _)) = body {
             r = r.body(b);
         }
+        self.answer(what, r, ok)
+    }
+
+    /// A signed request, not sent yet.
+    fn signed(
+        &self,
+        method: &str,
+        url: Url,
+        headers: &[(&str, &str)],
+    ) -> Result<reqwest::blocking::RequestBuilder, DestError> {
+        let i = &self.inner;
+        i.ep.request(&i.client, method, url, headers)
+            .map_err(|why| DestError::Unavailable {
+                name: i.name.clone(),
+                why: format!("cannot sign the request ({why})"),
+            })
+    }
+
+    /// Sends `r` and turns an answer outside `ok` into an error.
+    fn answer(
+        &self,
+        what: &str,
+        r: reqwest::blocking::RequestBuilder,
+        ok: &[u16],
+    ) -> Result<Response, DestError> {
+        let i = &self.inner;
         let resp = r
             .send()
             .map_err(|e| http::transport_error(&i.name, &i.ep.endpoint, what, &e))?;
@@ -905,14 +926,11 @@ impl Destination for S3 {
             return Ok(false);
         }
         let url = self.inner.ep.object_url(&key, "");
-        let resp = self.send(
-            "read an existing object back",
-            "GET",
-            url,
-            &[],
-            None,
-            &[200, 404],
-        )?;
+        // The download's time allowance grows with the object's size.
+        let get = self
+            .signed("GET", url, &[])?
+            .timeout(http::timeout_for(len));
+        let resp = self.answer("read an existing object back", get, &[200, 404])?;
         if resp.status().as_u16() == 404 {
             return Ok(false);
         }
