@@ -421,3 +421,24 @@ fn every_file_arrives_exactly_once_through_resets_5xx_429_stalls_and_cut_answers
     env.assert_retries_logged_and_bounded(proxy.faults());
     assert_exactly(&dav.albums(), &want);
 }
+
+#[test]
+fn a_lost_store_set_up_again_adopts_what_the_server_holds() {
+    let (env, dav) = setup();
+    add_dest(&env, &dav, PASS).ok();
+    env.write("a/IMG.jpg", &bytes("a", 2000));
+    env.write("b/IMG.jpg", &bytes("b", 2000));
+    env.watch(&["--dest", "dav"]);
+    sync_with_secret(&env, PASS).ok();
+    let before = dav.albums();
+    fs::remove_dir_all(&env.home).unwrap();
+    add_dest(&env, &dav, PASS).ok();
+    env.watch(&["--dest", "dav"]);
+    let s = sync_with_secret(&env, PASS).ok().json();
+    assert_eq!(s["uploaded"], 0, "both read back and adopted: {s}");
+    assert_eq!(
+        dav.albums(),
+        before,
+        "no third copy: each file found its own name again"
+    );
+}
