@@ -255,3 +255,60 @@ fn a_100k_file_deletion_under_remove_policy_is_held_not_executed() {
     assert_eq!(w["state"], "deletions_held");
     assert_eq!(w["deletions_held"], 100_000);
 }
+
+/// `mount --bind`, undone on drop: a drive that can be unmounted and
+/// mounted again with the same identity (device and inode).
+struct BindMount(PathBuf);
+
+impl BindMount {
+    fn mount(from: &Path, at: &Path) -> BindMount {
+        let ok = Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount --bind needs root (CI runs as root)");
+        BindMount(at.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn an_unmounted_drive_removes_nothing_and_resumes_when_mounted_again() {
+    let env = Env::new();
+    let card = env.tmp.path().join("card");
+    fs::create_dir_all(&card).unwrap();
+    for i in 0..3 {
+        fs::write(
+            card.join(format!("IMG_{i}.jpg")),
+            bytes(&i.to_string(), 1000),
+        )
+        .unwrap();
+    }
+    let mount = BindMount::mount(&card, &env.src);
+    env.watch(&["--on-delete", "remove"]);
+    env.sync().ok();
+    assert_eq!(env.library_files().len(), 3);
+
+    drop(mount); // unplugged: the mount point is an empty folder again
+    assert_eq!(fs::read_dir(&env.src).unwrap().count(), 0);
+    let r = env.sync();
+    assert_eq!(r.code, 1, "not complete while the drive is away");
+    let s = r.json();
+    assert_eq!(s["removed"], 0, "an empty mount point deletes nothing: {s}");
+    assert_eq!(env.library_files().len(), 3);
+    assert_eq!(env.status()["watches"][0]["state"], "folder_missing");
+
+    fs::write(card.join("IMG_new.jpg"), bytes("new", 1000)).unwrap();
+    let _mount = BindMount::mount(&card, &env.src);
+    let s = env.sync().ok().json();
+    assert_eq!(s["uploaded"], 1, "only the new photo is sent: {s}");
+    assert_eq!(env.library_files().len(), 4);
+    assert_eq!(env.status()["watches"][0]["state"], "up_to_date");
+}
