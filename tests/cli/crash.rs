@@ -162,7 +162,8 @@ pub fn assert_store_intact(env: &Env) {
 }
 
 /// Starts `sync` (built by `cmd`) again and again and SIGKILLs it at a
-/// random moment each time: during the scan, or after a random number of
+/// random moment each time (a run that finishes first gets a new batch of
+/// files, so a long soak keeps killing real work): during the scan, or after a random number of
 /// finished files plus a random few milliseconds (so the kill lands inside
 /// uploads, store commits and renames, not only between them). Every third
 /// kill is also a power loss: the tail of the WAL is cut at a random
@@ -170,7 +171,7 @@ pub fn assert_store_intact(env: &Env) {
 /// must hold at every moment.
 pub fn kill_repeatedly(
     env: &Env,
-    files: usize,
+    tree: &CrashTree,
     chaos: &mut Chaos,
     mut cmd: impl FnMut() -> std::process::Command,
     mut after_kill: impl FnMut(),
@@ -195,7 +196,7 @@ pub fn kill_repeatedly(
         let wanted = if during_scan {
             1
         } else {
-            1 + chaos.below((files / chaos.kills).max(1) as u64) as usize
+            1 + chaos.below((tree.len() / chaos.kills).max(1) as u64) as usize
         };
         let mut seen = 0;
         let mut line = String::new();
@@ -212,7 +213,9 @@ pub fn kill_repeatedly(
             }
         }
         if seen < wanted {
+            // It finished first: give the next run new work to be killed in.
             child.wait().unwrap();
+            tree.add_batch(env);
             continue;
         }
         // Random jitter so the kill is not always right after an event.
@@ -242,7 +245,7 @@ pub fn kill_repeatedly(
         assert_store_intact(env);
         after_kill();
     }
-    eprintln!("crash run: {report:?}");
+    eprintln!("crash run: {report:?}, {} files backed up", tree.len());
     report
 }
 
@@ -253,41 +256,72 @@ fn staged_leftovers(env: &Env) -> bool {
         .unwrap_or(false)
 }
 
-/// 2,000 files of 1–48 KiB in 20 folders, plus one 3 MiB file: what the crash
-/// runs back up.
-pub fn crash_tree(env: &Env) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut tree = std::collections::BTreeMap::new();
-    for i in 0..2000 {
-        let rel = format!("d{:02}/IMG_{i:04}.jpg", i % 20);
-        let data = bytes(&rel, 1024 * (1 + i % 48));
-        env.write(&rel, &data);
-        tree.insert(rel, data);
+/// What a crash run backs up: 2,000 files of 1–48 KiB in 20 folders and a
+/// 3 MiB video to start with, and 200 more whenever a run finished before
+/// it could be killed.
+pub struct CrashTree {
+    files: std::cell::RefCell<std::collections::BTreeMap<String, Vec<u8>>>,
+    batches: std::cell::Cell<usize>,
+}
+
+impl CrashTree {
+    pub fn new(env: &Env) -> CrashTree {
+        let tree = CrashTree {
+            files: Default::default(),
+            batches: Default::default(),
+        };
+        for i in 0..2000 {
+            let rel = format!("d{:02}/IMG_{i:04}.jpg", i % 20);
+            tree.add(env, &rel, bytes(&rel, 1024 * (1 + i % 48)));
+        }
+        tree.add(env, "VID_0001.mp4", bytes("big", 3 << 20));
+        tree
     }
-    let big = bytes("big", 3 << 20);
-    env.write("VID_0001.mp4", &big);
-    tree.insert("VID_0001.mp4".into(), big);
-    tree
+
+    pub fn add(&self, env: &Env, rel: &str, data: Vec<u8>) {
+        env.write(rel, &data);
+        self.files.borrow_mut().insert(rel.to_string(), data);
+    }
+
+    pub fn add_batch(&self, env: &Env) {
+        let k = self.batches.get() + 1;
+        self.batches.set(k);
+        for i in 0..200 {
+            let rel = format!("more{k}/IMG_m{k}_{i:03}.jpg");
+            self.add(env, &rel, bytes(&rel, 1024 * (1 + i % 48)));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.borrow().len()
+    }
+
+    /// What the single album `album` must hold: album/name → hash.
+    pub fn want(&self, album: &str) -> std::collections::BTreeMap<String, String> {
+        self.files
+            .borrow()
+            .iter()
+            .map(|(rel, data)| {
+                let name = rel.rsplit('/').next().unwrap();
+                (format!("{album}/{name}"), hash(data))
+            })
+            .collect()
+    }
 }
 
 #[test]
 fn thirty_kills_and_power_losses_during_a_2000_file_backup_lose_and_duplicate_nothing() {
     let env = Env::new();
-    let tree = crash_tree(&env);
-    let want: std::collections::BTreeMap<String, String> = tree
-        .iter()
-        .map(|(rel, data)| {
-            let name = rel.rsplit('/').next().unwrap();
-            (format!("Photos/{name}"), hash(data))
-        })
-        .collect();
+    let tree = CrashTree::new(&env);
     env.watch(&[]);
     let mut chaos = Chaos::from_env();
     let report = kill_repeatedly(
         &env,
-        tree.len(),
+        &tree,
         &mut chaos,
         || env.cmd(),
         || {
+            let want = tree.want("Photos");
             for (rel, h) in env.library_files() {
                 assert_eq!(
                     want.get(&rel),
@@ -304,7 +338,7 @@ fn thirty_kills_and_power_losses_during_a_2000_file_backup_lose_and_duplicate_no
     );
     let s = env.sync().ok().json();
     assert_eq!(s["complete"], true);
-    assert_exactly(&env.library_files(), &want);
+    assert_exactly(&env.library_files(), &tree.want("Photos"));
     assert!(
         env.leftovers().is_empty(),
         "no temp files: {:?}",

@@ -800,21 +800,12 @@ fn a_lost_store_set_up_again_recognises_the_bucket_s_objects_and_uploads_nothing
 
 #[test]
 fn thirty_kills_and_power_losses_during_a_2000_file_backup_to_garage_lose_and_duplicate_nothing() {
-    use crate::crash::{Chaos, assert_store_intact, crash_tree, kill_repeatedly};
+    use crate::crash::{Chaos, CrashTree, assert_store_intact, kill_repeatedly};
     let (env, garage) = setup();
     add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
-    let mut tree = crash_tree(&env);
+    let tree = CrashTree::new(&env);
     // A video above the multipart threshold, so kills land between parts.
-    let video = bytes("video", 70 << 20);
-    env.write("VID_0002.mp4", &video);
-    tree.insert("VID_0002.mp4".into(), video);
-    let want: BTreeMap<String, String> = tree
-        .iter()
-        .map(|(rel, data)| {
-            let name = rel.rsplit('/').next().unwrap();
-            (format!("Photos/{name}"), hash(data))
-        })
-        .collect();
+    tree.add(&env, "VID_0002.mp4", bytes("video", 70 << 20));
     env.watch(&["--dest", "garage"]);
     let mut chaos = Chaos::from_env();
     let with_secret = || {
@@ -822,11 +813,11 @@ fn thirty_kills_and_power_losses_during_a_2000_file_backup_to_garage_lose_and_du
         c.env("SHOEBOX_SECRET_GARAGE", SECRET);
         c
     };
-    let report = kill_repeatedly(&env, tree.len(), &mut chaos, with_secret, || {});
+    let report = kill_repeatedly(&env, &tree, &mut chaos, with_secret, || {});
     assert!(report.power_losses > 0, "{report:?}");
     let s = sync_s3(&env, SECRET).ok().json();
     assert_eq!(s["complete"], true, "{s}");
-    assert_exactly(&garage.objects(), &want);
+    assert_exactly(&garage.objects(), &tree.want("Photos"));
     assert_eq!(
         garage.unfinished_uploads(),
         "",
