@@ -165,18 +165,6 @@ fn the_running_page_cannot_reach_the_network_or_commands_it_was_not_given() {
     );
 }
 
-/// X windows titled exactly `title`.
-fn windows_named(title: &str) -> Vec<String> {
-    let out = std::process::Command::new("xdotool")
-        .args(["search", "--onlyvisible", "--name", &format!("^{title}$")])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn a_damaged_store_is_explained_in_a_window_and_the_app_exits_instead_of_looping() {
     let sb = Sandbox::new();

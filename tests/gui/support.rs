@@ -215,8 +215,13 @@ impl Sandbox {
 
 /// The X window ids of visible windows titled exactly "Shoebox".
 pub fn shoebox_windows() -> Vec<String> {
+    windows_named("Shoebox")
+}
+
+/// The X window ids of visible windows titled exactly `title`.
+pub fn windows_named(title: &str) -> Vec<String> {
     let out = Command::new("xdotool")
-        .args(["search", "--onlyvisible", "--name", "^Shoebox$"])
+        .args(["search", "--onlyvisible", "--name", &format!("^{title}$")])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
