@@ -20,8 +20,8 @@ pub enum Error {
     },
     #[error(
         "the Shoebox database at {path} could not be brought up to date: {message}. \
-         `shoebox doctor --repair` rebuilds it (the settings are kept, the file index is \
-         rebuilt by rescanning, nothing is uploaded twice)"
+         Please report this. To start over, move the file aside and add the folders and \
+         destinations again: files already backed up are recognised, not uploaded twice"
     )]
     StoreSchema { path: PathBuf, message: String },
     #[error(
