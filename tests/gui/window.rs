@@ -32,7 +32,12 @@ fn a_folder_added_in_the_window_is_backed_up_and_its_counts_update() {
     wd.click("#add-confirm");
 
     // Asked once, after the first folder: launch at login?
-    wd.wait_text("#autostart-title", secs(10), |t| t.contains("restart"));
+    // The title is in the page from the start: wait for the dialog itself
+    // to open (it opens once the watch is added, later under load).
+    wait_until(secs(10), "the autostart question to open", || {
+        wd.displayed("#autostart-dialog")
+    });
+    assert!(wd.text("#autostart-title").contains("restart"));
     wd.click("#autostart-no");
 
     let row = format!(".watch-row[data-folder='{}']", sb.photos.display());
