@@ -272,7 +272,8 @@ async function renderDestinations() {
   const list = $('#dest-list');
   list.replaceChildren();
   for (const d of dests) {
-    const where = d.path || (d.bucket ? `${d.url} · bucket ${d.bucket}${d.prefix ? ` · prefix ${d.prefix}` : ''}` : d.url);
+    const where = (d.path || (d.bucket ? `${d.url} · bucket ${d.bucket}${d.prefix ? ` · prefix ${d.prefix}` : ''}` : d.url))
+      + (d.pinned_certificate ? ' · its own certificate is trusted' : '');
     const checks = el('ul', { class: 'rows compact checks', 'aria-live': 'polite' });
     const actions = el('div', { class: 'watch-actions' },
       el('button', { type: 'button', class: 'test-dest-btn', text: 'Test',
@@ -330,10 +331,14 @@ function openDest(existing) {
     $('#dest-prefix').value = existing.prefix || '';
     $('#dest-path-style').checked = !!existing.path_style;
     $('#dest-insecure').checked = !!existing.insecure_http;
+    $('#dest-cert').placeholder = existing.pinned_certificate
+      ? 'a certificate is pinned; name a file to pin another' : '/path/to/server-certificate.pem';
     $('#dest-secret').placeholder = 'unchanged';
   } else {
     $('#dest-secret').placeholder = '';
+    $('#dest-cert').placeholder = '/path/to/server-certificate.pem';
   }
+  $('#dest-forget-cert-row').hidden = !(existing && existing.pinned_certificate);
   showKind();
   $('#dest-dialog').showModal();
   (existing ? $('#dest-url') : $('#dest-name')).focus();
@@ -349,6 +354,7 @@ $('#dest-form').addEventListener('submit', async (e) => {
     url: $('#dest-url').value, user: $('#dest-user').value, secret: $('#dest-secret').value,
     bucket: $('#dest-bucket').value, region: $('#dest-region').value, prefix: $('#dest-prefix').value,
     pathStyle: $('#dest-path-style').checked, allowInsecureHttp: $('#dest-insecure').checked,
+    trustCertificate: $('#dest-cert').value, forgetCertificate: $('#dest-forget-cert').checked,
   };
   try {
     const done = editing

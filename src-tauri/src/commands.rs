@@ -302,6 +302,9 @@ pub struct NewDestination {
     path_style: bool,
     #[serde(default)]
     allow_insecure_http: bool,
+    /// A PEM file: trust exactly this server certificate (empty: none).
+    #[serde(default)]
+    trust_certificate: String,
 }
 
 /// What adding or editing a destination did, and anything worth saying.
@@ -316,12 +319,26 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// The checked text of the certificate file a form names, if it names one.
+fn certificate(path: &str) -> Res<Option<Vec<u8>>> {
+    non_empty(path)
+        .map(|p| shoebox_core::dest::tls::read_pem_file(std::path::Path::new(&p)))
+        .transpose()
+        .map_err(|why| invalid("invalid", why))
+}
+
 #[tauri::command]
 pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestAdded> {
     writable(&host)?;
     let engine = host.engine.lock().expect("lock");
     let secret = non_empty(&dest.secret);
-    let (info, notices) = match dest.kind.as_str() {
+    // A folder has no server, so no certificate (the field may hold a
+    // value typed before the kind was changed).
+    let pem = match dest.kind.as_str() {
+        "local" => None,
+        _ => certificate(&dest.trust_certificate)?,
+    };
+    let (mut info, notices) = match dest.kind.as_str() {
         "local" => (
             engine.add_local_destination(&dest.name, &PathBuf::from(dest.path.trim()))?,
             Vec::new(),
@@ -351,6 +368,9 @@ pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestA
             ));
         }
     };
+    if pem.is_some() {
+        info = engine.pin_certificate(&info.name, pem)?;
+    }
     Ok(DestAdded {
         dest: info,
         notices,
@@ -373,11 +393,22 @@ pub struct EditDestination {
     path_style: bool,
     #[serde(default)]
     allow_insecure_http: bool,
+    /// A PEM file to trust from now on (empty: keep what is trusted).
+    #[serde(default)]
+    trust_certificate: String,
+    /// Stop trusting the pinned certificate.
+    #[serde(default)]
+    forget_certificate: bool,
 }
 
 #[tauri::command]
 pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<DestAdded> {
     writable(&host)?;
+    let trust_certificate = if edit.forget_certificate {
+        Some(None)
+    } else {
+        certificate(&edit.trust_certificate)?.map(Some)
+    };
     let engine = host.engine.lock().expect("lock");
     let (info, notices) = engine.edit_destination(&shoebox_core::DestEdit {
         name: edit.name,
@@ -387,7 +418,7 @@ pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<Des
         region: non_empty(&edit.region),
         path_style: Some(edit.path_style),
         allow_insecure_http: Some(edit.allow_insecure_http),
-        trust_certificate: None,
+        trust_certificate,
     })?;
     Ok(DestAdded {
         dest: info,

@@ -11,30 +11,38 @@ use crate::support::*;
 
 const PASS: &str = "Gui-Passw0rd-7";
 
-/// Starts an unlocked gnome-keyring on the session bus (replacing one a
-/// previous test started), with its files under `home`.
-fn start_keyring(home: &Path) {
-    let run = home.join("run");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let mut child = Command::new("gnome-keyring-daemon")
-        .args([
-            "--replace",
-            "--unlock",
-            "--components=secrets",
-            "--daemonize",
-        ])
-        .env("HOME", home)
-        .env("XDG_RUNTIME_DIR", &run)
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gnome-keyring is installed (scripts/install-deps)");
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"unlock").unwrap();
-    assert!(child.wait().unwrap().success(), "gnome-keyring started");
+/// Starts an unlocked gnome-keyring on the session bus, once for all the
+/// tests of this process (a second daemon replacing the first comes up
+/// without a default collection), with its files in a folder of its own.
+fn start_keyring() {
+    static KEYRING: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    KEYRING.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        let run = home.join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let mut child = Command::new("gnome-keyring-daemon")
+            .args([
+                "--replace",
+                "--unlock",
+                "--components=secrets",
+                "--daemonize",
+            ])
+            .env("HOME", home)
+            .env("XDG_RUNTIME_DIR", &run)
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring is installed (scripts/install-deps)");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"unlock").unwrap();
+        assert!(child.wait().unwrap().success(), "gnome-keyring started");
+        dir
+    });
 }
 
 fn keyring_lookup(dest: &str) -> String {
@@ -54,7 +62,7 @@ fn keyring_lookup(dest: &str) -> String {
 #[test]
 fn a_webdav_destination_is_added_tested_edited_and_removed_in_the_window() {
     let sb = Sandbox::new();
-    start_keyring(&sb.home);
+    start_keyring();
     let served = sb.tmp.path().join("served");
     std::fs::create_dir_all(served.join("photos")).unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
@@ -169,4 +177,99 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn a_server_with_its_own_certificate_is_refused_until_it_is_pinned_in_the_window() {
+    let sb = Sandbox::new();
+    start_keyring();
+    let served = sb.tmp.path().join("served");
+    std::fs::create_dir_all(served.join("photos")).unwrap();
+    // A NAS-style self-signed certificate for 127.0.0.1.
+    let (cert, key) = (
+        sb.tmp.path().join("cert.pem"),
+        sb.tmp.path().join("key.pem"),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl made a certificate");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _dav = Proc::spawn({
+        let mut c = Command::new("rclone");
+        c.args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
+            .args(["--user", "alice", "--pass", PASS, "--cert"])
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg(&served)
+            .env("RCLONE_CONFIG", "/dev/null")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    });
+    wait_until(secs(20), "rclone serve webdav listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#tab-destinations");
+    wd.wait_text("#dest-list", secs(10), |t| t.contains("library"));
+    wd.click("#add-dest-btn");
+    wd.type_into("#dest-name", "own-cert");
+    wd.click("#dest-kind option[value='webdav']");
+    wd.type_into("#dest-url", &format!("https://127.0.0.1:{port}/photos"));
+    wd.type_into("#dest-user", "alice");
+    wd.type_into("#dest-secret", PASS);
+    wd.click("#dest-confirm");
+    let row = ".dest-row[data-name='own-cert']";
+    wd.wait_text(row, secs(10), |t| t.contains("WebDAV"));
+    wd.click(&format!("{row} .test-dest-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(20), |t| {
+        t.contains("✗ reachable") && t.contains("certificate is not trusted")
+    });
+
+    // Pin the server's certificate: now every check passes.
+    wd.click(&format!("{row} .edit-dest-btn"));
+    wd.type_into("#dest-cert", cert.to_str().unwrap());
+    wd.click("#dest-confirm");
+    wd.wait_text(row, secs(10), |t| {
+        t.contains("its own certificate is trusted")
+    });
+    wd.click(&format!("{row} .test-dest-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(20), |t| {
+        t.contains("✓ reachable") && t.contains("✓ credentials") && t.contains("✓ write permission")
+    });
+
+    // And it can be forgotten again.
+    wd.click(&format!("{row} .edit-dest-btn"));
+    assert!(
+        wd.displayed("#dest-forget-cert"),
+        "offered once a certificate is pinned"
+    );
+    wd.click("#dest-forget-cert");
+    wd.click("#dest-confirm");
+    wd.wait_text(row, secs(10), |t| !t.contains("its own certificate"));
+    wd.click(&format!("{row} .test-dest-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(20), |t| {
+        t.contains("certificate is not trusted")
+    });
 }

@@ -283,22 +283,15 @@ fn print_notes(notices: &[String]) {
 
 /// The text of a certificate file given with --trust-certificate, checked.
 fn read_certificate(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>> {
-    let Some(path) = path else { return Ok(None) };
-    let pem = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("cannot read the certificate {}: {e}", path.display()))?;
-    shoebox_core::dest::tls::parse_pem(&pem)
-        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
-    Ok(Some(pem))
+    path.map(shoebox_core::dest::tls::read_pem_file)
+        .transpose()
+        .map_err(anyhow::Error::msg)
 }
 
 /// Trusts the certificate `pem` for the destination just added.
 fn pin_new(engine: &Engine, name: &str, pem: Option<Vec<u8>>) -> Result<()> {
     if pem.is_some() {
-        engine.edit_destination(&DestEdit {
-            name: name.to_string(),
-            trust_certificate: Some(pem),
-            ..DestEdit::default()
-        })?;
+        engine.pin_certificate(name, pem)?;
     }
     Ok(())
 }

@@ -431,6 +431,17 @@ impl Engine {
         Ok((self.dest_info(&row), notices))
     }
 
+    /// Trusts exactly the certificate in the PEM text `pem` for the remote
+    /// destination `name` (`None`: the system's roots only again).
+    pub fn pin_certificate(&self, name: &str, pem: Option<Vec<u8>>) -> Result<DestInfo> {
+        let edit = DestEdit {
+            name: name.to_string(),
+            trust_certificate: Some(pem),
+            ..DestEdit::default()
+        };
+        Ok(self.edit_destination(&edit)?.0)
+    }
+
     pub fn remove_destination(&self, name: &str) -> Result<()> {
         let Some(d) = self.store.destination_by_name(name)? else {
             return Err(Error::Invalid(format!(

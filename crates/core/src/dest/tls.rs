@@ -18,6 +18,15 @@ pub fn parse_pem(pem: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("no PEM certificate could be read from it ({e})"))
 }
 
+/// Reads a PEM certificate file and checks that it holds a certificate;
+/// returns its text.
+pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read the certificate {}: {e}", path.display()))?;
+    parse_pem(&pem).map_err(|why| format!("{}: {why}", path.display()))?;
+    Ok(pem)
+}
+
 /// A TLS client configuration that accepts exactly the certificate `der`.
 pub(crate) fn pinned_config(der: &[u8]) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
