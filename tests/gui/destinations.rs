@@ -45,6 +45,57 @@ fn start_keyring() {
     });
 }
 
+/// `rclone serve webdav` of `served/photos` for alice on a free loopback
+/// port, over HTTPS with `tls` (certificate, key) if given; waits until it
+/// listens.
+fn serve_webdav(served: &Path, tls: Option<(&Path, &Path)>) -> (Proc, u16) {
+    std::fs::create_dir_all(served.join("photos")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = Command::new("rclone");
+    c.args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--user", "alice", "--pass", PASS]);
+    if let Some((cert, key)) = tls {
+        c.arg("--cert").arg(cert).arg("--key").arg(key);
+    }
+    c.arg(served)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let dav = Proc::spawn(c);
+    wait_until(secs(20), "rclone serve webdav listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (dav, port)
+}
+
+/// A NAS-style self-signed certificate for 127.0.0.1 (openssl): (cert, key).
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl made a certificate");
+    (cert, key)
+}
+
 fn keyring_lookup(dest: &str) -> String {
     let out = Command::new("secret-tool")
         .args([
@@ -63,34 +114,7 @@ fn keyring_lookup(dest: &str) -> String {
 fn a_webdav_destination_is_added_tested_edited_and_removed_in_the_window() {
     let sb = Sandbox::new();
     start_keyring();
-    let served = sb.tmp.path().join("served");
-    std::fs::create_dir_all(served.join("photos")).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _dav = Proc::spawn({
-        let mut c = Command::new("rclone");
-        c.args([
-            "serve",
-            "webdav",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--user",
-            "alice",
-            "--pass",
-            PASS,
-        ])
-        .arg(&served)
-        .env("RCLONE_CONFIG", "/dev/null")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        c
-    });
-    wait_until(secs(20), "rclone serve webdav listens", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (_dav, port) = serve_webdav(&sb.tmp.path().join("served"), None);
 
     let wd = WebDriver::start(&sb, &[]);
     wd.click("#tab-destinations");
@@ -183,52 +207,8 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn a_server_with_its_own_certificate_is_refused_until_it_is_pinned_in_the_window() {
     let sb = Sandbox::new();
     start_keyring();
-    let served = sb.tmp.path().join("served");
-    std::fs::create_dir_all(served.join("photos")).unwrap();
-    // A NAS-style self-signed certificate for 127.0.0.1.
-    let (cert, key) = (
-        sb.tmp.path().join("cert.pem"),
-        sb.tmp.path().join("key.pem"),
-    );
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(made.success(), "openssl made a certificate");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _dav = Proc::spawn({
-        let mut c = Command::new("rclone");
-        c.args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
-            .args(["--user", "alice", "--pass", PASS, "--cert"])
-            .arg(&cert)
-            .arg("--key")
-            .arg(&key)
-            .arg(&served)
-            .env("RCLONE_CONFIG", "/dev/null")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    });
-    wait_until(secs(20), "rclone serve webdav listens", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (cert, key) = self_signed(sb.tmp.path());
+    let (_dav, port) = serve_webdav(&sb.tmp.path().join("served"), Some((&cert, &key)));
 
     let wd = WebDriver::start(&sb, &[]);
     wd.click("#tab-destinations");
