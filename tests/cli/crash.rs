@@ -276,9 +276,9 @@ fn synced_wal_prefix(env: &Env) -> u64 {
 
 /// True when the local library holds a staged upload (a kill mid-upload).
 fn staged_leftovers(env: &Env) -> bool {
-    fs::read_dir(env.library().join(".shoebox-staging"))
-        .map(|d| d.count() > 0)
-        .unwrap_or(false)
+    let mut staged = Vec::new();
+    walk_all(&env.library().join(".shoebox-staging"), &mut staged);
+    !staged.is_empty()
 }
 
 /// What a crash run backs up: 2,000 files of 1–48 KiB in 20 folders and a

@@ -13,6 +13,7 @@ mod live;
 mod odd_input;
 mod s3;
 mod security;
+mod silent_loss;
 mod store_damage;
 mod user_folders;
 mod webdav;

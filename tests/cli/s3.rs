@@ -470,8 +470,11 @@ fn kill_sync_after(env: &Env, proxy: &Proxy, bytes: u64) {
     child.wait().unwrap();
 }
 
+/// An unfinished upload that no record of this store explains may be
+/// another program's, or another computer's, in progress: it is left
+/// alone. The engine that started it finishes it.
 #[test]
-fn orphaned_multipart_uploads_are_aborted() {
+fn unfinished_uploads_of_others_are_left_alone() {
     let (env, garage) = setup();
     let proxy = Proxy::start(garage.s3_port);
     add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
@@ -483,14 +486,24 @@ fn orphaned_multipart_uploads_are_aborted() {
         "",
         "the killed sync left an unfinished upload"
     );
-    // The store that recorded it is lost: a new home on the same bucket
-    // finds an upload no record explains, and aborts it.
-    let fresh = Env::new();
-    add_dest(&fresh, garage.s3_port, &["--allow-insecure-http"]).ok();
-    fresh.write("a.jpg", &bytes("a", 100));
-    fresh.watch(&["--album", "Other", "--dest", "garage"]);
-    sync_s3(&fresh, SECRET).ok();
+    let theirs = garage.unfinished_uploads();
+    // Another home on the same bucket (another computer) knows nothing of
+    // it: it must not abort it.
+    let other = Env::new();
+    add_dest(&other, garage.s3_port, &["--allow-insecure-http"]).ok();
+    other.write("a.jpg", &bytes("a", 100));
+    other.watch(&["--album", "Other", "--dest", "garage"]);
+    sync_s3(&other, SECRET).ok();
+    assert_eq!(
+        garage.unfinished_uploads(),
+        theirs,
+        "another engine's upload in progress is untouched"
+    );
+    // Its own engine resumes and completes it.
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["uploaded"], 1, "{s}");
     assert_eq!(garage.unfinished_uploads(), "");
+    assert!(garage.objects().contains_key("Videos/clip.mov"));
 }
 
 #[test]

@@ -242,7 +242,8 @@ pub fn read_until(out: &mut BufReader<ChildStdout>, n: usize, pred: impl Fn(&Val
     }
 }
 
-/// Every file below `dir` outside a staging folder: relative path → hash.
+/// Every file below `dir` outside the staging folder and the destination
+/// marker: relative path → hash.
 pub fn files_below(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     collect(dir, dir, &mut out);
@@ -253,7 +254,8 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
     for e in fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let p = e.path();
-        if e.file_name() == ".shoebox-staging" {
+        // Shoebox's own bookkeeping: the staging area and the marker.
+        if e.file_name() == ".shoebox-staging" || e.file_name() == ".shoebox-destination" {
             continue;
         }
         if e.file_type().unwrap().is_dir() {
@@ -542,5 +544,28 @@ impl Env {
             retries <= faults,
             "{retries} retries for {faults} injected faults: every retry answers one fault"
         );
+    }
+}
+
+/// `mount --bind`, undone on drop: a drive that can be unmounted and
+/// mounted again with the same identity (device and inode).
+pub struct BindMount(PathBuf);
+
+impl BindMount {
+    pub fn mount(from: &Path, at: &Path) -> BindMount {
+        let ok = Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount --bind needs root (CI runs as root)");
+        BindMount(at.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
     }
 }

@@ -166,7 +166,8 @@ impl Sandbox {
         while let Some(d) = todo.pop() {
             let Ok(rd) = fs::read_dir(&d) else { continue };
             for e in rd.flatten() {
-                if e.file_name() == ".shoebox-staging" {
+                // Shoebox's own bookkeeping: the staging area and the marker.
+                if e.file_name() == ".shoebox-staging" || e.file_name() == ".shoebox-destination" {
                     continue;
                 }
                 if e.file_type().unwrap().is_dir() {

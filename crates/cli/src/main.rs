@@ -128,6 +128,10 @@ enum DestCommand {
     Remove { name: String },
     /// Check reachability, credentials and write permission, one line each.
     Test { name: String },
+    /// Back everything up to a destination again, as to a new one: for a
+    /// drive replaced on purpose, or a backup there that was deleted.
+    /// Deletes nothing; what is still there whole is not sent again.
+    Reset { name: String },
     /// Change how a remote destination is reached (address, account, secret,
     /// region); where its albums live cannot change.
     Edit {
@@ -470,6 +474,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if checks.iter().any(|c| !c.ok) {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Dest(DestCommand::Reset { name }) => {
+            let n = engine.reset_destination(&name)?;
+            println!(
+                "destination {name} starts again: {n} file(s) will be backed up to it at the next sync \
+                 (what it still holds whole is not sent again)"
+            );
         }
         Command::Dest(DestCommand::Remove { name }) => {
             engine.remove_destination(&name)?;

@@ -95,10 +95,30 @@ pub fn sanitize_album(raw: &str) -> String {
     s
 }
 
+/// The look-alike a character takes in a file name where some destination
+/// (exFAT and FAT drives, NTFS, SMB shares, Windows and macOS disks) would
+/// refuse it: the full-width form, as rclone and OneDrive map them, so the
+/// name still reads the same.
+fn portable_char(c: char) -> char {
+    match c {
+        ':' => '\u{FF1A}',
+        '*' => '\u{FF0A}',
+        '?' => '\u{FF1F}',
+        '"' => '\u{FF02}',
+        '<' => '\u{FF1C}',
+        '>' => '\u{FF1E}',
+        '|' => '\u{FF5C}',
+        c => c,
+    }
+}
+
 /// Makes a file name safe to store as one path component on any
 /// destination, keeping it as close to the original as possible: lossy UTF-8
 /// (the store keeps the original bytes), separators and control characters
-/// replaced.
+/// replaced, characters that FAT, exFAT, NTFS or SMB refuse replaced by
+/// their full-width look-alikes, and a trailing dot or space (which Windows
+/// and exFAT drop) replaced likewise, so that the backup stays valid when
+/// copied to any disk.
 pub fn sanitize_file_name(raw: &OsStr) -> String {
     let mut s: String = raw
         .to_string_lossy()
@@ -106,9 +126,17 @@ pub fn sanitize_file_name(raw: &OsStr) -> String {
         .map(|c| match c {
             '/' | '\\' => '_',
             c if c.is_control() => '_',
-            c => c,
+            c => portable_char(c),
         })
         .collect();
+    if s.len() > 2 || !s.chars().all(|c| c == '.') {
+        match s.pop() {
+            Some('.') => s.push('\u{FF0E}'),
+            Some(' ') => s.push('\u{2420}'),
+            Some(c) => s.push(c),
+            None => {}
+        }
+    }
     if s == "." || s == ".." || s.is_empty() {
         s = format!("_{s}");
     }
@@ -126,6 +154,18 @@ pub fn sanitize_file_name(raw: &OsStr) -> String {
         }
     }
     s
+}
+
+/// The key under which a destination sees `album/name`: names are compared
+/// the way the strictest destination compares them, case-insensitively and
+/// after Unicode normalisation (exFAT, FAT, NTFS, SMB and macOS disks treat
+/// `IMG_0001.JPG` and `img_0001.jpg`, or an NFC and an NFD `é`, as one
+/// file). Two entries with the same key never coexist in an album, so a
+/// backup stays whole when it is copied to any disk.
+pub fn name_key(album: &str, name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let fold = |s: &str| s.nfc().collect::<String>().to_lowercase();
+    format!("{}/{}", fold(album), fold(name))
 }
 
 /// The name to try for the `n`-th file (n ≥ 2) of the same name in one album:
@@ -203,6 +243,40 @@ mod tests {
         let long = format!("{}.jpg", "x".repeat(300));
         let s = sanitize_file_name(OsStr::new(&long));
         assert!(s.len() <= 255 && s.ends_with(".jpg"));
+    }
+
+    #[test]
+    fn names_a_fat_or_windows_disk_refuses_get_look_alikes() {
+        for (raw, want) in [
+            ("12:30 lunch.jpg", "12\u{FF1A}30 lunch.jpg"),
+            ("what?.jpg", "what\u{FF1F}.jpg"),
+            (
+                "a*b|c<d>\"e\".jpg",
+                "a\u{FF0A}b\u{FF5C}c\u{FF1C}d\u{FF1E}\u{FF02}e\u{FF02}.jpg",
+            ),
+            ("ends with dot.", "ends with dot\u{FF0E}"),
+            ("ends with space ", "ends with space\u{2420}"),
+            ("..", "_.."),
+        ] {
+            assert_eq!(sanitize_file_name(OsStr::new(raw)), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_or_normalisation_share_a_key() {
+        assert_eq!(
+            name_key("Trip", "IMG_0001.JPG"),
+            name_key("trip", "img_0001.jpg")
+        );
+        assert_eq!(
+            name_key("Été", "caf\u{e9}.jpg"),
+            name_key("E\u{301}te\u{301}", "cafe\u{301}.jpg"),
+            "NFC and NFD spellings are one name"
+        );
+        assert_ne!(
+            name_key("Trip", "IMG_0001.jpg"),
+            name_key("Trip", "IMG_0002.jpg")
+        );
     }
 }
 

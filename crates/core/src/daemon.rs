@@ -227,7 +227,7 @@ impl Daemon<'_> {
             let d = dest::open(self.home, &row)?;
             // A destination joining has nothing in flight: any reservation
             // of it is a crash's leftover.
-            match dest::prepare_with_retries(d.as_ref())
+            match dest::prepare_checked(self.store, &row, d.as_ref())
                 .and_then(|()| forget_unconfirmed(self.store, d.as_ref(), r.dest_id))
             {
                 Ok(()) => {

@@ -130,7 +130,15 @@ pub fn forget_unconfirmed(
         .entries_to_delete(dest_id, true)
         .map_err(unavailable)?
     {
-        dest.delete(&e.album, &e.name)?;
+        // Only what this engine put there goes: on a shared destination the
+        // name may since have been taken by another computer's upload.
+        let ours = match e.hash {
+            Some(h) => dest.holds(&e.album, &e.name, e.size, &h)?,
+            None => false,
+        };
+        if ours {
+            dest.delete(&e.album, &e.name)?;
+        }
         store.delete_entry(e.id).map_err(unavailable)?;
     }
     Ok(())

@@ -245,6 +245,7 @@ impl Engine {
             secret,
             allow_insecure_http,
             None,
+            &self.home.engine_id()?,
         )
         .map_err(|e| Error::Invalid(e.to_string()))?;
         if password.is_some() {
@@ -440,6 +441,22 @@ impl Engine {
             ..DestEdit::default()
         };
         Ok(self.edit_destination(&edit)?.0)
+    }
+
+    /// Starts a destination's backup again: forgets what the store recorded
+    /// there and its identity marker, so that the next sync writes a new
+    /// marker and backs every file up to it again (objects still there
+    /// whole are adopted, not sent twice). For a drive replaced on purpose
+    /// or a backup folder that was deleted. Refused while an engine runs.
+    /// Returns how many files were queued again.
+    pub fn reset_destination(&self, name: &str) -> Result<u64> {
+        let Some(d) = self.store.destination_by_name(name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {name:?}; see `shoebox dest list`"
+            )));
+        };
+        let _lock = self.lock("dest reset")?;
+        self.store.reset_destination(d.id)
     }
 
     pub fn remove_destination(&self, name: &str) -> Result<()> {

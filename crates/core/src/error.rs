@@ -97,6 +97,17 @@ pub enum DestError {
         what: String,
         why: String,
     },
+    /// Something else took the name between the check and the write (a
+    /// second computer backing up into the same destination): nothing was
+    /// overwritten, and the file takes the next free name.
+    #[error(
+        "destination {name}: {album}/{object} was taken by someone else meanwhile; the file takes another name"
+    )]
+    NameTaken {
+        name: String,
+        album: String,
+        object: String,
+    },
     #[error("could not write {path} on destination {name}: {source}")]
     Io {
         name: String,

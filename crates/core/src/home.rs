@@ -73,6 +73,26 @@ impl Home {
         let _ = fs::write(dir.join("changed"), crate::store::now_ms().to_string());
     }
 
+    /// This data folder's engine id: random, made on first use and kept in
+    /// `engine-id`. It names the engine's own staging area on shared
+    /// destinations, so that two computers (or `dest test`) never clean up
+    /// each other's uploads in progress.
+    pub fn engine_id(&self) -> Result<String> {
+        let path = self.dir.join("engine-id");
+        if let Ok(id) = fs::read_to_string(&path) {
+            let id = id.trim();
+            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(id.to_string());
+            }
+        }
+        let id = crate::platform::random_hex(8);
+        let temp = self.dir.join("engine-id.new");
+        fs::write(&temp, format!("{id}\n"))
+            .and_then(|()| fs::rename(&temp, &path))
+            .map_err(|e| Error::io("cannot write the engine id in", &path, e))?;
+        Ok(id)
+    }
+
     /// Where the embedded default destination keeps its albums.
     pub fn library_dir(&self) -> PathBuf {
         self.dir.join("Library")

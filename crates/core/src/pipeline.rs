@@ -50,6 +50,7 @@ enum Job {
         hash: Hash,
         album: String,
         name: String,
+        overwrite: bool,
         progress: Arc<AtomicU64>,
     },
     Rename {
@@ -183,6 +184,7 @@ struct UploadJob<'a> {
     hash: &'a Hash,
     album: &'a str,
     name: &'a str,
+    overwrite: bool,
     progress: &'a AtomicU64,
 }
 
@@ -200,6 +202,7 @@ fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<u64, FileError> {
         name: job.name,
         len: job.fp.size,
         hash: job.hash,
+        overwrite: job.overwrite,
     };
     let (staged, written) = job.dest.stage(&upload, &mut reader)?;
     // Only the exact version that was hashed may be committed.
@@ -207,8 +210,16 @@ fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<u64, FileError> {
         return Err(FileError::Changed);
     }
     check_unchanged(&file, job.path, job.fp)?;
-    staged.commit()?;
-    Ok(written)
+    match staged.commit() {
+        // The name was reserved by an upload whose answer was lost: what
+        // holds it now is that upload itself when its content is ours.
+        Err(DestError::NameTaken { .. })
+            if job.dest.holds(job.album, job.name, job.fp.size, job.hash)? =>
+        {
+            Ok(written)
+        }
+        other => other.map(|()| written).map_err(FileError::from),
+    }
 }
 
 fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
@@ -226,6 +237,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 hash,
                 album,
                 name,
+                overwrite,
                 progress,
             } => {
                 let job = UploadJob {
@@ -235,6 +247,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                     hash: &hash,
                     album: &album,
                     name: &name,
+                    overwrite,
                     progress: &progress,
                 };
                 DoneKind::Finished {
@@ -344,13 +357,15 @@ enum OpKind {
 }
 
 /// The job that uploads a slot's file to `album/name`, and its progress.
+/// With `overwrite` it replaces this engine's own earlier version there;
+/// without, the name must still be free when the upload commits.
 fn upload_job(
     token: u64,
     dest: Arc<dyn Destination>,
     slot: &Slot,
     hash: Hash,
-    album: &str,
-    name: &str,
+    (album, name): (&str, &str),
+    overwrite: bool,
 ) -> (Job, Arc<AtomicU64>) {
     let progress = Arc::new(AtomicU64::new(0));
     let job = Job::Upload {
@@ -361,6 +376,7 @@ fn upload_job(
         hash,
         album: album.to_string(),
         name: name.to_string(),
+        overwrite,
         progress: progress.clone(),
     };
     (job, progress)
@@ -1038,7 +1054,11 @@ impl<'a> Pipeline<'a> {
                     s.set_file_state(slot.file.id, FileState::Uploading)
                 })?;
                 let entry = store.entry(e.id)?.expect("just updated");
-                let (job, progress) = upload_job(token, dest, &slot, hash, &e.album, &e.name);
+                // Only a version this engine confirmed may be overwritten;
+                // a reservation never confirmed may have lost its name.
+                let overwrite = old_hash.is_some();
+                let (job, progress) =
+                    upload_job(token, dest, &slot, hash, (&e.album, &e.name), overwrite);
                 let kind = OpKind::Replace {
                     old_hash,
                     old_size: e.size,
@@ -1120,7 +1140,7 @@ impl<'a> Pipeline<'a> {
                 },
                 Arc::default(),
             ),
-            None => upload_job(token, dest, &slot, hash, &slot.album, &name),
+            None => upload_job(token, dest, &slot, hash, (&slot.album, &name), false),
         };
         let kind = OpKind::New {
             copy: copy_from.is_some(),
@@ -1153,8 +1173,19 @@ impl<'a> Pipeline<'a> {
         let store = self.store;
         match result {
             Ok(bytes) => {
+                // The file's earlier entry, which it leaves now. When that
+                // held other content (a file moved and edited, or a new
+                // file that took a freed inode), the earlier content left
+                // the folder like a deleted file: the watch's policy keeps
+                // it or removes it.
+                let keep = self
+                    .watches
+                    .get(&slot.file.watch_id)
+                    .is_none_or(|w| w.on_delete == crate::store::OnDelete::Keep);
                 let previous = match slot.file.entry_id {
-                    Some(id) if id != entry.id => store.entry(id)?,
+                    Some(id) if id != entry.id => {
+                        store.entry(id)?.filter(|p| !(keep && p.hash != Some(hash)))
+                    }
                     _ => None,
                 };
                 store.transaction(|s| {
@@ -1176,6 +1207,9 @@ impl<'a> Pipeline<'a> {
                 for waiting in self.parked.remove(&entry.id).unwrap_or_default() {
                     self.plan(waiting, true)?;
                 }
+            }
+            Err(FileError::Dest(DestError::NameTaken { .. })) => {
+                self.name_taken(slot, &entry, &kind)?;
             }
             Err(err) => {
                 let mut slot = slot;
@@ -1228,6 +1262,56 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 }
+
+impl Pipeline<'_> {
+    /// Another writer (a second computer backing up into the same
+    /// destination) took the name this file was to take: nothing was
+    /// overwritten. The name is left to it, and the file is planned again,
+    /// which finds the next free name.
+    fn name_taken(&mut self, mut slot: Slot, entry: &EntryRow, kind: &OpKind) -> Result<()> {
+        let store = self.store;
+        let tries = self.rereads.entry(slot.file.id).or_insert(0);
+        *tries += 1;
+        if *tries > MAX_NAME_RACES {
+            return self.fail(
+                &slot,
+                "every name tried in the album was taken by someone else as it was written; \
+                 if the destination is not a plain folder or server, check it. It will be tried \
+                 again later",
+            );
+        }
+        store.transaction(|s| {
+            match kind {
+                OpKind::Move => s.cancel_entry_move(entry.id)?,
+                OpKind::New { .. } | OpKind::Replace { .. } => {
+                    if slot.file.entry_id == Some(entry.id) {
+                        s.set_file_entry_none(slot.file.id)?;
+                    }
+                    s.delete_entry(entry.id)?;
+                }
+            }
+            s.set_file_state(slot.file.id, FileState::Pending)
+        })?;
+        if slot.file.entry_id == Some(entry.id) && !matches!(kind, OpKind::Move) {
+            slot.file.entry_id = None;
+        }
+        tracing::info!(
+            "{}/{} was taken by another writer meanwhile; {} takes another name",
+            entry.album,
+            entry.name,
+            slot.path.display()
+        );
+        let waiting = self.parked.remove(&entry.id).unwrap_or_default();
+        self.again.push_back(slot.file);
+        for w in waiting {
+            self.again.push_back(w.file);
+        }
+        Ok(())
+    }
+}
+
+/// How often one file may lose the race for a name before it is reported.
+const MAX_NAME_RACES: u32 = 50;
 
 /// After a file stopped using `entry`, an entry nobody uses any more was an
 /// old version: it is deleted from the destination at the end of the pass.
@@ -1389,6 +1473,9 @@ mod tests {
         fn name(&self) -> &str {
             "lossy"
         }
+        fn reach(&self) -> Result<(), DestError> {
+            self.inner.reach()
+        }
         fn prepare(&self) -> Result<(), DestError> {
             self.inner.prepare()
         }
@@ -1464,7 +1551,9 @@ mod tests {
         let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::ZERO));
         p.configure([watch], HashMap::from([(row.id, library)]));
         drain(&mut p);
-        assert_eq!(p.report.uploaded, 1);
+        // The complete copy is adopted (it holds exactly this content), or
+        // uploaded again over itself: either way one file, sent at most once more.
+        assert_eq!(p.report.uploaded + p.report.linked, 1, "{:?}", p.report);
         let album: Vec<String> = fs::read_dir(home.library_dir().join("Album"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -51,6 +51,83 @@ pub fn bytes_to_os(b: &[u8]) -> OsString {
     }
 }
 
+/// When the file was born (statx `btime` on Linux, `st_birthtime` on macOS,
+/// the creation time on Windows), where the file system records it. An
+/// inode number handed out again to a new file comes with a new birth
+/// time, so this tells a moved file from a new one that reuses the inode.
+pub fn birth_time_ns(meta: &Metadata) -> Option<i64> {
+    let t = meta.created().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(nanos(d.as_secs() as i64, i64::from(d.subsec_nanos())))
+}
+
+/// `bytes` random bytes as lower-case hex, from the OS's randomly keyed
+/// hasher mixed with the clock and the process id (ids, not secrets).
+pub fn random_hex(bytes: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(bytes * 2);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    while out.len() < bytes * 2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(now);
+        h.write_u32(std::process::id());
+        h.write_usize(out.len());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(bytes * 2);
+    out
+}
+
+/// Renames `from` to `to` unless `to` exists: `Err(AlreadyExists)` then,
+/// and nothing is overwritten. Linux: `renameat2(RENAME_NOREPLACE)`; where
+/// the file system lacks it, a hard link then unlink (atomic too); where it
+/// has no hard links either (FAT, exFAT), a check then rename, which is
+/// safe against everything but a second writer in the same instant.
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a path"))
+        };
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them.
+        #[allow(unsafe_code)]
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP)
+        ) {
+            return Err(e);
+        }
+    }
+    match std::fs::hard_link(from, to) {
+        Ok(()) => return std::fs::remove_file(from),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+        Err(_) => {}
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    std::fs::rename(from, to)
+}
+
 fn nanos(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }

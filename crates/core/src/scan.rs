@@ -15,7 +15,9 @@ use crate::coalesce::Rescan;
 use crate::error::Result;
 use crate::events::Event;
 use crate::filter::{ignore_dir, ignore_file};
-use crate::platform::{Fingerprint, dir_identity, is_symlink_loop, os_to_bytes, special_kind};
+use crate::platform::{
+    Fingerprint, birth_time_ns, dir_identity, is_symlink_loop, os_to_bytes, special_kind,
+};
 use crate::store::{FileState, Store, WatchRow, WatchState};
 
 /// What one scan of a watch found.
@@ -355,7 +357,7 @@ impl Scan<'_> {
             .collect();
         for entry in batch.entries {
             let name = os_to_bytes(entry.file_name());
-            let Some((fp, skip)) = self.classify(&entry) else {
+            let Some((fp, birth, skip)) = self.classify(&entry) else {
                 continue; // ignored, or vanished since it was listed
             };
             let state = if skip.is_some() {
@@ -368,7 +370,7 @@ impl Scan<'_> {
                     self.store.insert_file(
                         dir_id,
                         &name,
-                        &fp,
+                        (&fp, birth),
                         state,
                         skip.as_deref(),
                         self.seen_ms,
@@ -386,6 +388,7 @@ impl Scan<'_> {
                             state,
                             skip.as_deref(),
                             self.seen_ms,
+                            birth,
                         )?;
                         self.stats.changed += 1;
                         self.report_skip(&entry, skip.as_deref());
@@ -419,15 +422,24 @@ impl Scan<'_> {
     }
 
     /// Decides what a non-directory entry is. `None`: not ours (ignored or
-    /// vanished). `Some((fp, None))`: a file to back up. `Some((fp,
-    /// Some(reason)))`: something we cannot back up, with the reason.
-    fn classify(&mut self, entry: &DirEntry) -> Option<(Fingerprint, Option<String>)> {
+    /// vanished). `Some((fp, birth, None))`: a file to back up. `Some((fp,
+    /// birth, Some(reason)))`: something we cannot back up, with the reason.
+    fn classify(&mut self, entry: &DirEntry) -> Option<(Fingerprint, Option<i64>, Option<String>)> {
         if ignore_file(entry.file_name(), self.watch.all_files).is_some() {
             self.stats.ignored += 1;
             return None;
         }
         let meta = entry.metadata().ok()?;
-        let fp = Fingerprint::of(&meta);
+        let (fp, skip) = self.classify_kind(entry, &meta)?;
+        Some((fp, birth_time_ns(&meta), skip))
+    }
+
+    fn classify_kind(
+        &mut self,
+        entry: &DirEntry,
+        meta: &fs::Metadata,
+    ) -> Option<(Fingerprint, Option<String>)> {
+        let fp = Fingerprint::of(meta);
         let ft = meta.file_type();
         if ft.is_file() {
             return Some((fp, None));
@@ -454,7 +466,7 @@ impl Scan<'_> {
             fp,
             Some(format!(
                 "is {}, not a regular file; only regular files are backed up",
-                special_kind(&meta)
+                special_kind(meta)
             )),
         ))
     }

@@ -96,7 +96,7 @@ pub(crate) fn prepare_destinations(
     for id in ids {
         let row = store.destination(id)?;
         let d = dest::open(home, &row)?;
-        match dest::prepare_with_retries(d.as_ref())
+        match dest::prepare_checked(store, &row, d.as_ref())
             .and_then(|()| forget_unconfirmed(store, d.as_ref(), id))
         {
             Ok(()) => {

@@ -1,6 +1,10 @@
 //! A local or NAS folder as a destination: `<root>/<album>/<name>`, written
-//! through a staging folder on the same file system (`<root>/.shoebox-staging`),
-//! fsynced, then renamed into place and the album folder fsynced.
+//! through this engine's staging folder on the same file system
+//! (`<root>/.shoebox-staging/<engine id>`), fsynced, then renamed into place
+//! without replacing anything (unless it replaces this engine's own older
+//! version) and the album folder fsynced. A marker file in the root
+//! (`.shoebox-destination`) proves that the folder is the backup: an empty
+//! mount point left by an unplugged drive has none.
 
 use std::fs;
 use std::io::{self, Read, Seek, Write};
@@ -8,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use super::{Destination, Staged, Upload};
+use super::{Destination, MARKER_FILE, Marker, Staged, Upload};
 use crate::error::DestError;
-use crate::platform::{is_disk_full, sync_dir};
+use crate::platform::{is_disk_full, rename_no_replace, sync_dir};
 use crate::store::Hash;
 
 /// Where staged uploads live; album names never start with a dot, so this
@@ -65,6 +69,8 @@ pub struct LocalFolder {
     /// The embedded library is created on first use; a user's folder must
     /// exist (a missing one may be an unplugged drive).
     create_root: bool,
+    /// This engine's own staging folder.
+    staging: PathBuf,
 }
 
 impl LocalFolder {
@@ -73,6 +79,7 @@ impl LocalFolder {
         &self,
         album: &str,
         name: &str,
+        overwrite: bool,
         source: &mut (dyn Read + Send),
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
         let mut temp = self.new_temp()?;
@@ -90,14 +97,17 @@ impl LocalFolder {
                 temp,
                 album: album.to_string(),
                 name: name.to_string(),
+                overwrite,
             }),
             written,
         ))
     }
 
-    pub fn new(name: &str, root: PathBuf, create_root: bool) -> LocalFolder {
+    /// `engine` names this engine's staging folder inside the root.
+    pub fn new(name: &str, root: PathBuf, create_root: bool, engine: &str) -> LocalFolder {
         LocalFolder {
             name: name.to_string(),
+            staging: root.join(STAGING_DIR).join(engine),
             root,
             create_root,
         }
@@ -136,12 +146,39 @@ impl LocalFolder {
         Ok(dir)
     }
 
-    /// Puts a staged file at its final place and makes that durable.
-    fn place(&self, temp: NamedTempFile, album: &str, name: &str) -> Result<(), DestError> {
+    fn name_taken(&self, album: &str, name: &str) -> DestError {
+        DestError::NameTaken {
+            name: self.name.clone(),
+            album: album.to_string(),
+            object: name.to_string(),
+        }
+    }
+
+    /// Puts a staged file at its final place and makes that durable. Only
+    /// with `overwrite` may it replace what is there.
+    fn place(
+        &self,
+        temp: NamedTempFile,
+        album: &str,
+        name: &str,
+        overwrite: bool,
+    ) -> Result<(), DestError> {
         let dir = self.album_dir(album)?;
         let target = dir.join(name);
-        temp.persist(&target)
-            .map_err(|e| self.io_err(&target, e.error))?;
+        if overwrite {
+            temp.persist(&target)
+                .map_err(|e| self.io_err(&target, e.error))?;
+        } else {
+            let (_, temp_path) = temp.keep().map_err(|e| self.io_err(&target, e.error))?;
+            if let Err(e) = rename_no_replace(&temp_path, &target) {
+                let _ = fs::remove_file(&temp_path);
+                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                    self.name_taken(album, name)
+                } else {
+                    self.io_err(&target, e)
+                });
+            }
+        }
         sync_dir(&dir).map_err(|e| self.io_err(&dir, e))
     }
 
@@ -157,12 +194,13 @@ impl LocalFolder {
     }
 
     fn new_temp(&self) -> Result<NamedTempFile, DestError> {
-        let staging = self.root.join(STAGING_DIR);
+        let staging = &self.staging;
+        fs::create_dir_all(staging).map_err(|e| self.io_err(staging, e))?;
         tempfile::Builder::new()
             .prefix("upload-")
             .suffix(".part")
-            .tempfile_in(&staging)
-            .map_err(|e| self.io_err(&staging, e))
+            .tempfile_in(staging)
+            .map_err(|e| self.io_err(staging, e))
     }
 }
 
@@ -171,12 +209,14 @@ struct LocalStaged {
     temp: NamedTempFile,
     album: String,
     name: String,
+    overwrite: bool,
 }
 
 impl Staged for LocalStaged {
     fn commit(self: Box<Self>) -> Result<(), DestError> {
         let this = *self;
-        this.dest.place(this.temp, &this.album, &this.name)
+        this.dest
+            .place(this.temp, &this.album, &this.name, this.overwrite)
     }
 }
 
@@ -185,7 +225,7 @@ impl Destination for LocalFolder {
         &self.name
     }
 
-    fn prepare(&self) -> Result<(), DestError> {
+    fn reach(&self) -> Result<(), DestError> {
         let unavailable = |why: String| DestError::Unavailable {
             name: self.name.clone(),
             why,
@@ -209,13 +249,79 @@ impl Destination for LocalFolder {
                 )));
             }
         }
-        let staging = self.root.join(STAGING_DIR);
-        match fs::remove_dir_all(&staging) {
+        Ok(())
+    }
+
+    fn prepare(&self) -> Result<(), DestError> {
+        self.reach()?;
+        let staging = &self.staging;
+        match fs::remove_dir_all(staging) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.io_err(&staging, e)),
+            Err(e) => return Err(self.io_err(staging, e)),
         }
-        fs::create_dir(&staging).map_err(|e| self.io_err(&staging, e))
+        // What an engine of an older version staged directly in the folder.
+        if let Ok(old) = fs::read_dir(self.root.join(STAGING_DIR)) {
+            for e in old.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        fs::create_dir_all(staging).map_err(|e| self.io_err(staging, e))
+    }
+
+    fn marker(&self) -> Result<Marker, DestError> {
+        let path = self.root.join(MARKER_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(text
+                .lines()
+                .find_map(|l| l.strip_prefix("id = "))
+                .map_or(Marker::Absent, |id| Marker::Found(id.trim().to_string()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Marker::Absent),
+            // The library's folder was deleted: it is created again, and
+            // its missing marker tells what happened.
+            Err(_) if self.create_root && !self.root.exists() => Ok(Marker::Absent),
+            Err(e) => Err(DestError::Unavailable {
+                name: self.name.clone(),
+                why: format!(
+                    "the folder {} cannot be reached ({e}); if it is on a drive or NAS, \
+                     connect it and sync again",
+                    self.root.display()
+                ),
+            }),
+        }
+    }
+
+    fn write_marker(&self, id: &str) -> Result<String, DestError> {
+        self.reach()?;
+        let path = self.root.join(MARKER_FILE);
+        let text = format!(
+            "# This folder holds a Shoebox backup. Shoebox writes into it only while this\n\
+             # file is here, so that an unmounted drive's empty mount point is never\n\
+             # mistaken for it. Keep this file.\nid = {id}\n"
+        );
+        let mut temp = self.new_temp()?;
+        temp.write_all(text.as_bytes())
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(|e| self.io_err(&path, e))?;
+        let (_, temp_path) = temp.keep().map_err(|e| self.io_err(&path, e.error))?;
+        match rename_no_replace(&temp_path, &path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&temp_path);
+                return match self.marker()? {
+                    Marker::Found(theirs) => Ok(theirs),
+                    _ => Err(self.io_err(&path, e)),
+                };
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&temp_path);
+                return Err(self.io_err(&path, e));
+            }
+        }
+        sync_dir(&self.root).map_err(|e| self.io_err(&self.root, e))?;
+        Ok(id.to_string())
     }
 
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
@@ -246,17 +352,20 @@ impl Destination for LocalFolder {
         upload: &Upload<'_>,
         source: &mut (dyn Read + Send),
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
-        self.write_temp(upload.album, upload.name, source)
+        self.write_temp(upload.album, upload.name, upload.overwrite, source)
     }
 
     fn rename(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
         let src = self.object(from.0, from.1);
         let dir = self.album_dir(to.0)?;
         let dst = dir.join(to.1);
-        match fs::rename(&src, &dst) {
+        match rename_no_replace(&src, &dst) {
             Ok(()) => {}
             // Already moved (a crash came between the move and its record).
             Err(e) if e.kind() == io::ErrorKind::NotFound && dst.exists() => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(self.name_taken(to.0, to.1));
+            }
             Err(e) => return Err(self.io_err(&src, e)),
         }
         sync_dir(&dir).map_err(|e| self.io_err(&dir, e))?;
@@ -266,7 +375,7 @@ impl Destination for LocalFolder {
     fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
         let src = self.object(from.0, from.1);
         let mut file = fs::File::open(&src).map_err(|e| self.io_err(&src, e))?;
-        let (staged, _) = self.write_temp(to.0, to.1, &mut file)?;
+        let (staged, _) = self.write_temp(to.0, to.1, false, &mut file)?;
         staged.commit()
     }
 

@@ -23,8 +23,8 @@ use crate::store::{DestRow, Hash};
 pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
     match row.kind.as_str() {
         "local" => Ok(Arc::new(match &row.path {
-            Some(p) => LocalFolder::new(&row.name, p.clone(), false),
-            None => LocalFolder::new(&row.name, home.library_dir(), true),
+            Some(p) => LocalFolder::new(&row.name, p.clone(), false, &home.engine_id()?),
+            None => LocalFolder::new(&row.name, home.library_dir(), true, &home.engine_id()?),
         })),
         "webdav" => {
             let url = row.url.as_deref().unwrap_or_default();
@@ -43,6 +43,7 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
                 password,
                 row.insecure_http,
                 row.tls_cert.as_deref(),
+                &home.engine_id()?,
             )
             .map(|d| Arc::new(d) as Arc<dyn Destination>)
             .map_err(|e| Error::Invalid(e.to_string()))
@@ -87,7 +88,27 @@ pub struct Upload<'a> {
     pub name: &'a str,
     pub len: u64,
     pub hash: &'a Hash,
+    /// True when the object replaces this engine's own earlier version of
+    /// the entry; otherwise the name must be free when the upload commits,
+    /// and [`DestError::NameTaken`] says it no longer was.
+    pub overwrite: bool,
 }
+
+/// What a destination's identity marker says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marker {
+    /// This kind of destination keeps no marker (a server is reached by
+    /// its address; it cannot be "unmounted").
+    NotKept,
+    /// No marker: a destination never used, or one whose drive is not
+    /// mounted or whose folder was deleted.
+    Absent,
+    /// The marker's id.
+    Found(String),
+}
+
+/// The marker's file name in a destination's root.
+pub const MARKER_FILE: &str = ".shoebox-destination";
 
 /// An upload whose bytes are written but not yet visible under the final
 /// name. Dropping it without [`Staged::commit`] discards it.
@@ -101,9 +122,25 @@ pub trait Destination: Send + Sync {
     /// The destination's name, for messages.
     fn name(&self) -> &str;
 
-    /// Checks that the destination can be used now (mounted, reachable),
-    /// and removes what interrupted uploads left behind.
+    /// Checks that the destination can be used now (mounted, reachable,
+    /// credentials accepted), changing nothing on it.
+    fn reach(&self) -> Result<(), DestError>;
+
+    /// [`Destination::reach`], then removes what this engine's interrupted
+    /// uploads left behind (never another engine's).
     fn prepare(&self) -> Result<(), DestError>;
+
+    /// Reads the destination's identity marker.
+    fn marker(&self) -> Result<Marker, DestError> {
+        Ok(Marker::NotKept)
+    }
+
+    /// Writes the identity marker `id` durably, unless a marker appeared
+    /// meanwhile (another computer's engine starting on the same
+    /// destination): returns the id the marker holds now.
+    fn write_marker(&self, id: &str) -> Result<String, DestError> {
+        Ok(id.to_string())
+    }
 
     /// True when an object with this name exists (whether or not Shoebox
     /// put it there), so that nothing is ever overwritten by accident.
@@ -135,7 +172,7 @@ pub trait Destination: Send + Sync {
     /// Checks reachability, credentials and write permission, one line each
     /// (`shoebox dest test`).
     fn check(&self) -> Vec<Check> {
-        let prepared = self.prepare();
+        let prepared = self.reach();
         let mut out = vec![Check::new(
             "reachable",
             prepared
@@ -154,10 +191,79 @@ pub trait Destination: Send + Sync {
 /// with backoff, so that one lost request does not stop the destination
 /// for a whole pass.
 pub fn prepare_with_retries(dest: &dyn Destination) -> Result<(), DestError> {
-    match crate::pipeline::with_retries(|| Ok(dest.prepare()?)) {
-        Ok(()) => Ok(()),
+    with_dest_retries(|| dest.prepare())
+}
+
+/// Checks a destination's identity before anything is written to it, then
+/// prepares it. A destination that keeps a marker gets one at first use
+/// (its id recorded in the store); afterwards a missing marker means the
+/// drive is not mounted or the folder was deleted, and a different one
+/// means another backup is there: either way nothing is written.
+pub(crate) fn prepare_checked(
+    store: &crate::store::Store,
+    row: &DestRow,
+    dest: &dyn Destination,
+) -> Result<(), DestError> {
+    let unavailable = |why: String| DestError::Unavailable {
+        name: row.name.clone(),
+        why,
+    };
+    let store_err = |e: Error| unavailable(e.to_string());
+    let recorded = store.destination_marker(row.id).map_err(store_err)?;
+    match (with_dest_retries(|| dest.marker())?, recorded) {
+        (Marker::NotKept, _) => {}
+        (Marker::Found(found), Some(want)) if found == want => {}
+        (Marker::Found(found), Some(want)) => {
+            return Err(unavailable(format!(
+                "it holds a different Shoebox backup (marker {found}, expected {want}), as when \
+                 another drive is mounted in its place; connect the right drive. If this one is \
+                 meant to replace it, run `shoebox dest reset {}` to back everything up to it again",
+                row.name
+            )));
+        }
+        // Another computer's engine, or this store rebuilt: the same backup.
+        (Marker::Found(found), None) => {
+            store
+                .set_destination_marker(row.id, &found)
+                .map_err(store_err)?;
+        }
+        (Marker::Absent, Some(_)) => {
+            return Err(unavailable(format!(
+                "its marker file {MARKER_FILE} is gone, so this is not the folder Shoebox backed up \
+                 into: is the drive mounted? Connect or mount it and sync again. If the backup there \
+                 was deleted, run `shoebox dest reset {}` to back everything up to it again",
+                row.name
+            )));
+        }
+        (Marker::Absent, None) => {
+            // An older store recorded entries here before markers existed:
+            // only a folder that still holds one of them is that backup.
+            if let Some(e) = store.any_present_entry(row.id).map_err(store_err)?
+                && !with_dest_retries(|| dest.exists(&e.album, &e.name))?
+            {
+                return Err(unavailable(format!(
+                    "{}/{} which Shoebox stored there is missing: is the drive mounted? Connect \
+                     or mount it and sync again. If the backup there was deleted, run \
+                     `shoebox dest reset {}` to back everything up to it again",
+                    e.album, e.name, row.name
+                )));
+            }
+            let id = crate::platform::random_hex(16);
+            let id = with_dest_retries(|| dest.write_marker(&id))?;
+            store
+                .set_destination_marker(row.id, &id)
+                .map_err(store_err)?;
+        }
+    }
+    prepare_with_retries(dest)
+}
+
+/// Runs a destination operation with retries of transient failures.
+fn with_dest_retries<T>(mut op: impl FnMut() -> Result<T, DestError>) -> Result<T, DestError> {
+    match crate::pipeline::with_retries(|| Ok(op()?)) {
+        Ok(v) => Ok(v),
         Err(crate::error::FileError::Dest(e)) => Err(e),
-        Err(other) => unreachable!("prepare fails only with DestError: {other}"),
+        Err(other) => unreachable!("only a DestError is returned: {other}"),
     }
 }
 
@@ -179,6 +285,7 @@ pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
         name: "write-test",
         len: probe.len() as u64,
         hash: hash.as_bytes(),
+        overwrite: false,
     };
     let write = dest
         .stage(&upload, &mut &probe[..])

@@ -29,6 +29,8 @@ pub struct WebDav {
     /// Album collections known to exist, so each is created once (and
     /// concurrent uploads do not race to create it).
     collections: Arc<Mutex<HashSet<String>>>,
+    /// This engine's staging collection inside [`STAGING`].
+    engine: String,
 }
 
 fn method(m: &str) -> Method {
@@ -47,6 +49,7 @@ impl WebDav {
         password: Option<String>,
         insecure_http: bool,
         tls_cert: Option<&[u8]>,
+        engine: &str,
     ) -> Result<WebDav, DestError> {
         let mut base = http::parse_url(name, url, password.is_some(), insecure_http)?;
         if !base.path().ends_with('/') {
@@ -60,6 +63,7 @@ impl WebDav {
             user,
             password,
             collections: Arc::default(),
+            engine: engine.to_string(),
         })
     }
 
@@ -158,6 +162,34 @@ impl WebDav {
         Ok(())
     }
 
+    fn name_taken(&self, album: &str, name: &str) -> DestError {
+        DestError::NameTaken {
+            name: self.name.clone(),
+            album: album.to_string(),
+            object: name.to_string(),
+        }
+    }
+
+    /// Opens the root collection (PROPFIND), which proves that the server
+    /// is reached and accepts the credentials.
+    fn open_root(&self) -> Result<(), DestError> {
+        let r = self.req("PROPFIND", self.base.clone()).header("Depth", "0");
+        match self.send(
+            "open the destination folder",
+            r,
+            &[StatusCode::MULTI_STATUS, StatusCode::OK],
+        ) {
+            Err(DestError::Http { status: 404, .. }) => Err(DestError::Unavailable {
+                name: self.name.clone(),
+                why: format!(
+                    "the folder {} does not exist on the server; create it there first",
+                    self.base
+                ),
+            }),
+            other => other.map(drop),
+        }
+    }
+
     /// Forgets that an album collection exists (it was found missing).
     fn forget_collection(&self, album: &str) {
         self.collections.lock().expect("lock").remove(album);
@@ -178,13 +210,14 @@ impl WebDav {
         let r = self
             .req(m, self.url(&[from.0, from.1], false))
             .header("Destination", target.as_str())
-            .header("Overwrite", "T");
+            .header("Overwrite", "F");
         match self.send(
             m,
             r,
             &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
         ) {
             Ok(_) => Ok(()),
+            Err(DestError::Http { status: 412, .. }) => Err(self.name_taken(to.0, to.1)),
             // Already moved (a crash came between the move and its record).
             Err(DestError::Http { status: 404, .. })
                 if m == "MOVE" && self.exists_url(target)? =>
@@ -205,6 +238,7 @@ struct WebDavStaged {
     temp: Url,
     album: String,
     name: String,
+    overwrite: bool,
     committed: bool,
 }
 
@@ -216,14 +250,18 @@ impl Staged for WebDavStaged {
             .dest
             .req("MOVE", self.temp.clone())
             .header("Destination", target.as_str())
-            .header("Overwrite", "T");
+            .header("Overwrite", if self.overwrite { "T" } else { "F" });
         let moved = self.dest.send(
             "move the upload into place",
             r,
             &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
         );
-        if let Err(DestError::Http { status: 409, .. }) = &moved {
-            self.dest.forget_collection(&self.album);
+        match &moved {
+            Err(DestError::Http { status: 409, .. }) => self.dest.forget_collection(&self.album),
+            Err(DestError::Http { status: 412, .. }) => {
+                return Err(self.dest.name_taken(&self.album, &self.name));
+            }
+            _ => {}
         }
         moved?;
         self.committed = true;
@@ -245,28 +283,21 @@ impl Destination for WebDav {
         &self.name
     }
 
+    fn reach(&self) -> Result<(), DestError> {
+        self.open_root()
+    }
+
     fn prepare(&self) -> Result<(), DestError> {
-        let r = self.req("PROPFIND", self.base.clone()).header("Depth", "0");
-        match self.send(
-            "open the destination folder",
-            r,
-            &[StatusCode::MULTI_STATUS, StatusCode::OK],
-        ) {
-            Err(DestError::Http { status: 404, .. }) => {
-                return Err(DestError::Unavailable {
-                    name: self.name.clone(),
-                    why: format!(
-                        "the folder {} does not exist on the server; create it there first",
-                        self.base
-                    ),
-                });
-            }
-            other => other?,
-        };
-        // Leftovers of interrupted uploads go; if that fails, the next
-        // prepare() tries again (staged names never collide).
-        let _ = self.req("DELETE", self.url(&[STAGING], true)).send();
-        self.make_collection(&[STAGING])
+        self.open_root()?;
+        // Leftovers of this engine's interrupted uploads go (never another
+        // engine's); if that fails, the next prepare() tries again (staged
+        // names never collide).
+        let _ = self
+            .req("DELETE", self.url(&[STAGING, &self.engine], true))
+            .send();
+        self.collections.lock().expect("lock").clear();
+        self.make_collection(&[STAGING])?;
+        self.make_collection(&[STAGING, &self.engine])
     }
 
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
@@ -293,9 +324,15 @@ impl Destination for WebDav {
         upload: &Upload<'_>,
         source: &mut (dyn Read + Send),
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
+        self.make_collection(&[STAGING])?;
+        self.make_collection(&[STAGING, &self.engine])?;
         let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
         let temp = self.url(
-            &[STAGING, &format!("upload-{}-{n}.part", std::process::id())],
+            &[
+                STAGING,
+                &self.engine,
+                &format!("upload-{}-{n}.part", std::process::id()),
+            ],
             false,
         );
         let io_err = |e: io::Error| DestError::Io {
@@ -326,6 +363,7 @@ impl Destination for WebDav {
             temp: temp.clone(),
             album: upload.album.into(),
             name: upload.name.into(),
+            overwrite: upload.overwrite,
             committed: false,
         };
         // A failed request is the cause of a failed copy (broken pipe).
@@ -374,7 +412,7 @@ impl Destination for WebDav {
         if reach.is_err() {
             return out;
         }
-        let auth = self.prepare();
+        let auth = self.open_root();
         out.push(Check::new(
             "credentials",
             auth.as_ref()

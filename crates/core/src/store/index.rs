@@ -250,7 +250,7 @@ impl Store {
         &self,
         dir_id: i64,
         name: &[u8],
-        fp: &Fingerprint,
+        (fp, btime_ns): (&Fingerprint, Option<i64>),
         state: FileState,
         error: Option<&str>,
         seen_ms: i64,
@@ -259,8 +259,8 @@ impl Store {
         self.conn
             .prepare_cached(
                 "INSERT INTO files (dir_id, name, size, mtime_ns, ctime_ns, ino, dev, state, error,
-                                    fp_since_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                    fp_since_ms, btime_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -273,7 +273,8 @@ impl Store {
                     dev,
                     state.as_str(),
                     error,
-                    seen_ms
+                    seen_ms,
+                    btime_ns
                 ])
             })
             .map(drop)
@@ -289,13 +290,14 @@ impl Store {
         state: FileState,
         error: Option<&str>,
         seen_ms: i64,
+        btime_ns: Option<i64>,
     ) -> Result<()> {
         let [size, mtime, ctime, ino, dev] = fp_params(fp);
         self.conn
             .prepare_cached(
                 "UPDATE files SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, ino = ?5, dev = ?6,
                         hash = NULL, state = ?7, error = ?8, gone = 0, attempts = 0,
-                        fp_since_ms = ?9
+                        fp_since_ms = ?9, btime_ns = coalesce(?10, btime_ns)
                  WHERE id = ?1",
             )
             .and_then(|mut st| {
@@ -308,7 +310,8 @@ impl Store {
                     dev,
                     state.as_str(),
                     error,
-                    seen_ms
+                    seen_ms,
+                    btime_ns
                 ])
             })
             .map(drop)
@@ -427,10 +430,10 @@ impl Store {
     /// album entry and content hash, so no bytes are sent again. Returns how
     /// many moves were found.
     pub fn match_moves(&self, watch_id: i64) -> Result<u64> {
-        let moves: Vec<(i64, i64)> = self
+        let moves: Vec<(i64, i64, Option<i64>, Option<i64>)> = self
             .conn
             .prepare_cached(
-                "SELECT g.id, n.id FROM files g
+                "SELECT g.id, n.id, g.btime_ns, n.btime_ns FROM files g
                    JOIN dirs gd ON gd.id = g.dir_id
                    JOIN files n ON n.ino = g.ino AND n.size = g.size AND n.mtime_ns = g.mtime_ns
                                AND n.dev = g.dev
@@ -441,21 +444,39 @@ impl Store {
                    AND n.state = 'pending'",
             )
             .and_then(|mut st| {
-                st.query_map([watch_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect()
+                st.query_map([watch_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect()
             })
             .map_err(|e| self.err(e))?;
         let mut taken = std::collections::HashSet::new();
         let mut count = 0;
-        for (old, new) in moves {
+        for (old, new, old_birth, new_birth) in moves {
+            // The inode alone does not prove a move: ext4 hands a freed inode
+            // to the next new file. Equal birth times do; different ones
+            // rule it out; where the file system keeps none, the file is
+            // hashed again (the planner then compares the content).
+            let proven = match (old_birth, new_birth) {
+                (Some(a), Some(b)) if a == b => true,
+                (Some(_), Some(_)) => continue,
+                _ => false,
+            };
             if !taken.insert(new) {
                 continue;
             }
+            let hash = if proven {
+                "(SELECT hash FROM files WHERE id = ?1)"
+            } else {
+                "NULL"
+            };
             self.conn
                 .execute(
-                    "UPDATE files SET hash = (SELECT hash FROM files WHERE id = ?1),
-                                      entry_id = (SELECT entry_id FROM files WHERE id = ?1)
-                     WHERE id = ?2",
+                    &format!(
+                        "UPDATE files SET hash = {hash},
+                                          entry_id = (SELECT entry_id FROM files WHERE id = ?1)
+                         WHERE id = ?2"
+                    ),
                     params![old, new],
                 )
                 .and_then(|_| self.conn.execute("DELETE FROM files WHERE id = ?1", [old]))
@@ -611,7 +632,7 @@ impl Store {
     /// The file's fingerprint moved on while it was read: record the new one
     /// and queue it again.
     pub fn file_requeue(&self, id: i64, fp: &Fingerprint) -> Result<()> {
-        self.file_changed(id, fp, FileState::Pending, None, now_ms())
+        self.file_changed(id, fp, FileState::Pending, None, now_ms(), None)
     }
 
     pub fn file_failed(&self, id: i64, message: &str, retry_at: i64) -> Result<()> {
@@ -660,9 +681,23 @@ impl Store {
     pub fn entry_name_taken(&self, dest_id: i64, album: &str, name: &str) -> Result<bool> {
         self.conn
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM entries WHERE dest_id = ?1 AND album = ?2 AND name = ?3)",
+                "SELECT EXISTS (SELECT 1 FROM entries WHERE dest_id = ?1 AND name_key = ?2)",
             )
-            .and_then(|mut st| st.query_row(params![dest_id, album, name], |r| r.get(0)))
+            .and_then(|mut st| {
+                st.query_row(params![dest_id, crate::album::name_key(album, name)], |r| {
+                    r.get(0)
+                })
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// One entry the destination is recorded to hold, if any.
+    pub fn any_present_entry(&self, dest_id: i64) -> Result<Option<EntryRow>> {
+        self.conn
+            .prepare_cached(&format!(
+                "{ENTRY_SELECT} WHERE dest_id = ?1 AND state = 'present' LIMIT 1"
+            ))
+            .and_then(|mut st| st.query_row([dest_id], entry_from_row).optional())
             .map_err(|e| self.err(e))
     }
 
@@ -686,8 +721,8 @@ impl Store {
     ) -> Result<i64> {
         self.conn
             .prepare_cached(
-                "INSERT INTO entries (dest_id, album, name, base_name, hash, size, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'reserved')",
+                "INSERT INTO entries (dest_id, album, name, base_name, hash, size, state, name_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'reserved', ?7)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -696,7 +731,8 @@ impl Store {
                     name,
                     base,
                     hash.as_slice(),
-                    size as i64
+                    size as i64,
+                    crate::album::name_key(album, name)
                 ])
             })
             .map_err(|e| self.err(e))?;
@@ -735,9 +771,33 @@ impl Store {
     pub fn start_entry_move(&self, id: i64, album: &str, name: &str, base: &str) -> Result<()> {
         self.exec(
             "UPDATE entries SET from_album = album, from_name = name, album = ?2, name = ?3,
-                        base_name = ?4, state = 'reserved'
+                        base_name = ?4, state = 'reserved', name_key = ?5
                  WHERE id = ?1",
-            params![id, album, name, base],
+            params![id, album, name, base, crate::album::name_key(album, name)],
+        )
+        .map(drop)
+    }
+
+    /// The file no longer refers to any entry.
+    pub fn set_file_entry_none(&self, file_id: i64) -> Result<()> {
+        self.exec("UPDATE files SET entry_id = NULL WHERE id = ?1", [file_id])
+            .map(drop)
+    }
+
+    /// Undoes a move that could not be made (its target name was taken):
+    /// the entry is back at its old place.
+    pub fn cancel_entry_move(&self, id: i64) -> Result<()> {
+        let Some(e) = self.entry(id)? else {
+            return Ok(());
+        };
+        let Some((album, name)) = e.moving_from else {
+            return Ok(());
+        };
+        self.exec(
+            "UPDATE entries SET album = ?2, name = ?3, base_name = ?3, name_key = ?4,
+                    from_album = NULL, from_name = NULL, state = 'present'
+             WHERE id = ?1",
+            params![id, album, name, crate::album::name_key(&album, &name)],
         )
         .map(drop)
     }

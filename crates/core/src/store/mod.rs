@@ -20,13 +20,35 @@ use crate::album::AlbumMode;
 use crate::error::{Error, Result};
 use crate::platform::{bytes_to_os, os_to_bytes};
 
-const MIGRATIONS: &[M<'static>] = &[
-    M::up(include_str!("schema_v1.sql")),
-    M::up(include_str!("schema_v2.sql")),
-    M::up(include_str!("schema_v3.sql")),
-    M::up(include_str!("schema_v4.sql")),
-    M::up(include_str!("schema_v5.sql")),
-];
+/// The schema's migrations, oldest first (append-only).
+fn migrations() -> Vec<M<'static>> {
+    vec![
+        M::up(include_str!("schema_v1.sql")),
+        M::up(include_str!("schema_v2.sql")),
+        M::up(include_str!("schema_v3.sql")),
+        M::up(include_str!("schema_v4.sql")),
+        M::up(include_str!("schema_v5.sql")),
+        M::up_with_hook(include_str!("schema_v6.sql"), fill_name_keys),
+    ]
+}
+
+/// How many migrations the schema has: the version of a current store.
+pub(crate) fn schema_version() -> usize {
+    migrations().len()
+}
+
+/// Gives the entries an older store recorded their [`crate::album::name_key`].
+fn fill_name_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
+    let rows: Vec<(i64, String, String)> = tx
+        .prepare("SELECT id, album, name FROM entries")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE entries SET name_key = ?2 WHERE id = ?1")?;
+    for (id, album, name) in rows {
+        update.execute(params![id, crate::album::name_key(&album, &name)])?;
+    }
+    Ok(())
+}
 
 const DEST_COLUMNS: &str = "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style, tls_cert";
 
@@ -72,7 +94,7 @@ impl Store {
              PRAGMA foreign_keys = ON;",
         )
         .map_err(err)?;
-        match Migrations::from_slice(MIGRATIONS).to_latest(&mut conn) {
+        match Migrations::new(migrations()).to_latest(&mut conn) {
             Ok(()) => {}
             Err(rusqlite_migration::Error::MigrationDefinition(
                 MigrationDefinitionError::DatabaseTooFarAhead,
@@ -167,6 +189,46 @@ impl Store {
                 DestRow::from_row,
             )
             .map_err(|e| self.err(e))
+    }
+
+    /// The id of the destination's identity marker, once it has one.
+    pub fn destination_marker(&self, id: i64) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT marker FROM destinations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_destination_marker(&self, id: i64, marker: &str) -> Result<()> {
+        self.exec(
+            "UPDATE destinations SET marker = ?2 WHERE id = ?1",
+            params![id, marker],
+        )
+        .map(drop)
+    }
+
+    /// Forgets everything recorded about what a destination holds (its
+    /// entries, its marker, its unfinished uploads): every file of the
+    /// watches that use it is queued again. Objects already there and
+    /// still whole are adopted by the next sync, not sent again.
+    pub fn reset_destination(&self, id: i64) -> Result<u64> {
+        self.transaction(|s| {
+            let requeued = s.exec(
+                "UPDATE files SET state = 'pending', entry_id = NULL, attempts = 0,
+                        next_attempt_at = 0, error = NULL
+                 WHERE state IN ('uploaded', 'uploading', 'failed') AND dir_id IN (
+                     SELECT d.id FROM dirs d JOIN watches w ON w.id = d.watch_id
+                     WHERE w.dest_id = ?1)",
+                [id],
+            )?;
+            s.exec("DELETE FROM multipart_uploads WHERE dest_id = ?1", [id])?;
+            s.exec("DELETE FROM entries WHERE dest_id = ?1", [id])?;
+            s.exec("UPDATE destinations SET marker = NULL WHERE id = ?1", [id])?;
+            Ok(requeued as u64)
+        })
     }
 
     pub fn insert_destination(&self, name: &str, kind: &str, path: Option<&Path>) -> Result<()> {
@@ -535,6 +597,6 @@ mod tests {
 
     #[test]
     fn migrations_are_valid() {
-        Migrations::from_slice(MIGRATIONS).validate().unwrap();
+        Migrations::new(migrations()).validate().unwrap();
     }
 }

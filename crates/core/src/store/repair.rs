@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use super::{MIGRATIONS, Store, now_secs};
+use super::{Store, now_secs, schema_version};
 use crate::error::{Error, Result};
 
 /// What `shoebox doctor` found.
@@ -64,7 +64,7 @@ pub fn check(path: &Path) -> Result<Health> {
         Ok(v) => v,
         Err(e) => return damaged(e),
     };
-    if version > MIGRATIONS.len() as i64 {
+    if version > schema_version() as i64 {
         return Ok(Health::TooNew { version });
     }
     let problems: Vec<String> = match conn

@@ -13,7 +13,7 @@
 
 mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -286,35 +286,13 @@ impl S3 {
 
     /// Aborts multipart uploads under our prefix that no record explains
     /// (left by a lost store or another tool) and recorded ones gone stale.
+    /// Gives up this engine's own unfinished uploads that are over a week
+    /// old. Only uploads the store recorded are touched: an unfinished
+    /// upload no record explains may be another program's (or another
+    /// computer's) in progress, and is left to it (or to the bucket's
+    /// lifecycle rule for incomplete multipart uploads).
     fn abort_orphans(&self) -> Result<(), DestError> {
         let recorded = self.inner.log.uploads().map_err(|e| self.store_err(e))?;
-        let known: HashSet<&str> = recorded.iter().map(|r| r.0.as_str()).collect();
-        let mut marker: Option<wire::UploadRef> = None;
-        loop {
-            let mut q = format!("prefix={}&uploads=", encode_key(&self.inner.prefix));
-            if let Some((k, u)) = &marker {
-                q.push_str(&format!(
-                    "&key-marker={}&upload-id-marker={}",
-                    encode_key(k),
-                    encode_key(u)
-                ));
-            }
-            let mut url = self.inner.ep.bucket_url();
-            url.set_query(Some(&q));
-            let resp = self.send("list unfinished uploads", "GET", url, &[], None, &[])?;
-            let text = self.read_ok_body("list unfinished uploads", resp)?;
-            let (uploads, next) = wire::multipart_listing(&text);
-            for (key, id) in uploads {
-                if !known.contains(id.as_str()) {
-                    tracing::info!(dest = %self.inner.name, "aborting an orphaned upload of {key}");
-                    self.abort(&key, &id)?;
-                }
-            }
-            match next {
-                Some(n) if marker.as_ref() != Some(&n) => marker = Some(n),
-                _ => break,
-            }
-        }
         let now = crate::store::now_secs();
         for (id, key, started_at) in &recorded {
             if now - started_at > STALE_UPLOAD_SECS {
@@ -323,6 +301,17 @@ impl S3 {
             }
         }
         Ok(())
+    }
+
+    /// The header that makes a PUT of a new name conditional: where the server
+    /// supports it (AWS S3 since 2024, MinIO, Ceph), an object someone else put
+    /// there meanwhile is never overwritten (412 instead).
+    fn no_replace(upload: &Upload<'_>) -> Vec<(&'static str, &'static str)> {
+        if upload.overwrite {
+            Vec::new()
+        } else {
+            vec![("if-none-match", "*")]
+        }
     }
 
     /// One PUT of the whole file from memory, sent only once its content is
@@ -349,11 +338,13 @@ impl S3 {
         }
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&buf));
         let url = self.inner.ep.object_url(key, "");
+        let mut headers = vec![("content-md5", md5.as_str())];
+        headers.extend(Self::no_replace(upload));
         self.send(
             "upload",
             "PUT",
             url,
-            &[("content-md5", &md5)],
+            &headers,
             Some((Body::from(buf), read)),
             &[],
         )?;
@@ -382,7 +373,7 @@ impl S3 {
                 "upload",
                 "PUT",
                 url,
-                &[],
+                &Self::no_replace(upload),
                 Some((Body::sized(pipe_r, len), len)),
                 &[],
             );
@@ -910,9 +901,14 @@ impl Destination for S3 {
         &self.inner.name
     }
 
-    fn prepare(&self) -> Result<(), DestError> {
+    fn reach(&self) -> Result<(), DestError> {
         let url = self.inner.ep.bucket_url();
-        self.send("open the bucket", "HEAD", url, &[], None, &[])?;
+        self.send("open the bucket", "HEAD", url, &[], None, &[])
+            .map(drop)
+    }
+
+    fn prepare(&self) -> Result<(), DestError> {
+        self.reach()?;
         self.abort_orphans()
     }
 
@@ -943,12 +939,21 @@ impl Destination for S3 {
         source: &mut (dyn Read + Send),
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
         let key = self.key(upload.album, upload.name);
-        if upload.len > MULTIPART_THRESHOLD {
+        let staged = if upload.len > MULTIPART_THRESHOLD {
             self.put_multipart(&key, upload, source)
         } else if upload.len <= BUFFERED_PUT {
             self.put_buffered(&key, upload, source)
         } else {
             self.put_streamed(&key, upload, source)
+        };
+        match staged {
+            // A conditional PUT found the name taken meanwhile.
+            Err(DestError::Http { status: 412, .. }) => Err(DestError::NameTaken {
+                name: self.inner.name.clone(),
+                album: upload.album.to_string(),
+                object: upload.name.to_string(),
+            }),
+            other => other,
         }
     }
 

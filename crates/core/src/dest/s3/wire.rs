@@ -133,37 +133,6 @@ pub(crate) fn xml_text(body: &str, tag: &str) -> Option<String> {
         .map(|n| n.text().unwrap_or_default().to_string())
 }
 
-/// An unfinished upload on the server: (object key, upload id).
-pub(crate) type UploadRef = (String, String);
-
-/// The uploads of a ListMultipartUploads answer, and the markers for the
-/// next page if it was truncated.
-pub(crate) fn multipart_listing(body: &str) -> (Vec<UploadRef>, Option<UploadRef>) {
-    let Ok(doc) = roxmltree::Document::parse(body) else {
-        return (Vec::new(), None);
-    };
-    let child = |n: roxmltree::Node<'_, '_>, tag: &str| {
-        n.children()
-            .find(|c| c.has_tag_name(tag))
-            .and_then(|c| c.text())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let root = doc.root_element();
-    let uploads = root
-        .children()
-        .filter(|n| n.has_tag_name("Upload"))
-        .map(|n| (child(n, "Key"), child(n, "UploadId")))
-        .collect();
-    let next = (child(root, "IsTruncated") == "true").then(|| {
-        (
-            child(root, "NextKeyMarker"),
-            child(root, "NextUploadIdMarker"),
-        )
-    });
-    (uploads, next)
-}
-
 /// The CompleteMultipartUpload body.
 pub(crate) fn complete_body(parts: &[(u32, String)]) -> String {
     let mut s = String::from("<CompleteMultipartUpload>");
@@ -335,18 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn multipart_listings_are_read_with_their_continuation() {
-        let body = r#"<?xml version="1.0"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
-            <Bucket>b</Bucket><IsTruncated>true</IsTruncated>
-            <NextKeyMarker>k2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>
-            <Upload><Key>k1</Key><UploadId>u1</UploadId></Upload>
-            <Upload><Key>k2</Key><UploadId>u2</UploadId></Upload></ListMultipartUploadsResult>"#;
-        let (uploads, next) = multipart_listing(body);
-        assert_eq!(
-            uploads,
-            vec![("k1".into(), "u1".into()), ("k2".into(), "u2".into())]
-        );
-        assert_eq!(next, Some(("k2".into(), "u2".into())));
+    fn the_completion_body_escapes_etags() {
         assert_eq!(
             complete_body(&[(1, "\"a\"".into())]),
             "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;a&quot;</ETag></Part></CompleteMultipartUpload>"

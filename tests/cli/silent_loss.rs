@@ -1,0 +1,266 @@
+//! Nothing is lost without a word: a destination is checked, not believed
+//! (an unmounted drive's empty mount point, a deleted library, a
+//! case-insensitive exFAT drive, a second computer writing into the same
+//! folder), and a freed inode is not taken for a moved photo.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use crate::support::*;
+
+/// The content hashes of every file below `dir` (outside Shoebox's own
+/// bookkeeping).
+fn contents(dir: &Path) -> BTreeSet<String> {
+    files_below(dir).into_values().collect()
+}
+
+#[test]
+fn an_empty_mount_point_where_the_destination_drive_was_is_never_written_into() {
+    let env = Env::new();
+    let disk = env.tmp.path().join("disk");
+    let mnt = env.tmp.path().join("media/usb");
+    fs::create_dir_all(&disk).unwrap();
+    fs::create_dir_all(&mnt).unwrap();
+    let mount = BindMount::mount(&disk, &mnt);
+    env.run([
+        "dest",
+        "add",
+        "usb",
+        "local",
+        "--path",
+        mnt.to_str().unwrap(),
+    ])
+    .ok();
+    env.write("a.jpg", &bytes("a", 1000));
+    env.watch(&["--dest", "usb", "--album", "A"]);
+    env.sync().ok();
+    assert!(files_below(&disk).contains_key("A/a.jpg"));
+
+    drop(mount); // the drive is away: its mount point is an empty folder
+    env.write("b.jpg", &bytes("b", 1000));
+    let r = env.sync();
+    assert_eq!(r.code, 1, "a pass that could not back up b.jpg fails");
+    let why = r.json()["unavailable_destinations"].to_string();
+    assert!(
+        why.contains("is the drive mounted"),
+        "the message says what to do: {why}"
+    );
+    assert_eq!(
+        fs::read_dir(&mnt).unwrap().count(),
+        0,
+        "nothing was written onto the system disk under the mount point"
+    );
+
+    let _mount = BindMount::mount(&disk, &mnt);
+    let s = env.sync().ok().json();
+    assert_eq!(s["uploaded"], 1, "the drive is back: b.jpg goes to it: {s}");
+    assert!(files_below(&disk).contains_key("A/b.jpg"));
+}
+
+#[test]
+fn a_deleted_library_is_noticed_and_dest_reset_backs_everything_up_again() {
+    let env = Env::new();
+    for i in 0..3 {
+        env.write(&format!("{i}.jpg"), &bytes(&i.to_string(), 1000));
+    }
+    env.watch(&["--album", "A"]);
+    env.sync().ok();
+    fs::remove_dir_all(env.library()).unwrap();
+
+    let r = env.sync();
+    assert_eq!(r.code, 1, "a library that vanished is not up to date");
+    let why = r.json()["unavailable_destinations"].to_string();
+    assert!(
+        why.contains("dest reset library"),
+        "the message names the way out: {why}"
+    );
+    assert!(env.library_files().is_empty(), "nothing half-restored");
+
+    env.run(["dest", "reset", "library"]).ok();
+    let s = env.sync().ok().json();
+    assert_eq!(s["uploaded"], 3, "every file is backed up again: {s}");
+    assert_eq!(env.library_files().len(), 3);
+}
+
+/// An exFAT file system on a loop device, mounted with exfat-fuse (the
+/// kernel here has no exfat driver): case-insensitive, no hard links, and
+/// it refuses `?` and `:` in names, as users' external drives do.
+struct ExfatDrive {
+    mnt: PathBuf,
+    device: String,
+}
+
+impl ExfatDrive {
+    fn mount(dir: &Path) -> ExfatDrive {
+        let image = dir.join("exfat.img");
+        let mnt = dir.join("exfat");
+        fs::create_dir_all(&mnt).unwrap();
+        fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        let ok = |c: &mut Command| {
+            let out = c.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{c:?}: {} (needs root and exfatprogs, exfat-fuse: scripts/install-deps)",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        ok(Command::new("mkfs.exfat").arg(&image));
+        let device = ok(Command::new("losetup").args(["-f", "--show"]).arg(&image));
+        ok(Command::new("mount.exfat-fuse").arg(&device).arg(&mnt));
+        ExfatDrive { mnt, device }
+    }
+}
+
+impl Drop for ExfatDrive {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+#[test]
+fn case_twins_and_names_the_drive_refuses_all_survive_on_an_exfat_drive() {
+    let env = Env::new();
+    let drive = ExfatDrive::mount(env.tmp.path());
+    let mut want = BTreeSet::new();
+    for i in 0..30 {
+        for name in [format!("IMG_{i:04}.JPG"), format!("IMG_{i:04}.jpg")] {
+            let data = bytes(&name, 2000);
+            want.insert(hash(&data));
+            env.write(&name, &data);
+        }
+    }
+    for name in ["12:30 lunch.jpg", "what?.jpg", "Été.jpg"] {
+        let data = bytes(name, 2000);
+        want.insert(hash(&data));
+        env.write(name, &data);
+    }
+    // The NFD spelling of "Été.jpg": another file to the user, one name to
+    // a macOS disk.
+    let nfd = bytes("nfd", 2000);
+    want.insert(hash(&nfd));
+    env.write("E\u{301}te\u{301}.jpg", &nfd);
+    env.run([
+        "dest",
+        "add",
+        "usb",
+        "local",
+        "--path",
+        drive.mnt.to_str().unwrap(),
+    ])
+    .ok();
+    env.watch(&["--dest", "usb", "--album", "Trip"]);
+    let s = env.run(["sync", "--json", "--settle", "100ms", "--workers", "4"]);
+    let s = s.ok().json();
+    assert_eq!(s["uploaded"], want.len(), "{s}");
+    assert_eq!(
+        contents(&drive.mnt),
+        want,
+        "every photo is on the drive with its own content, none overwritten by its twin"
+    );
+    let again = env.sync().ok().json();
+    assert_eq!(
+        again["uploaded"], 0,
+        "nothing fails or retries forever: {again}"
+    );
+}
+
+#[test]
+fn two_computers_backing_up_into_one_folder_both_end_complete() {
+    let a = Env::new();
+    let b = Env::new();
+    let nas = a.tmp.path().join("nas");
+    fs::create_dir_all(&nas).unwrap();
+    let mut want = BTreeSet::new();
+    for (env, who) in [(&a, "laptop"), (&b, "desktop")] {
+        for i in 0..150 {
+            let data = bytes(&format!("{who} {i}"), 3000);
+            want.insert(hash(&data));
+            env.write(&format!("IMG_{i:04}.jpg"), &data);
+        }
+        env.run([
+            "dest",
+            "add",
+            "nas",
+            "local",
+            "--path",
+            nas.to_str().unwrap(),
+        ])
+        .ok();
+        env.watch(&["--dest", "nas", "--album", "Family"]);
+    }
+    // Both at once, as two computers whose schedules meet.
+    let sync = |env: &Env| {
+        env.cmd()
+            .args(["sync", "--json", "--settle", "100ms", "--workers", "4"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut ca, mut cb) = (sync(&a), sync(&b));
+    assert!(ca.wait().unwrap().success() && cb.wait().unwrap().success());
+    for env in [&a, &b] {
+        let s = env.sync().ok().json();
+        assert_eq!(s["uploaded"], 0, "the first pass was complete: {s}");
+    }
+    let got = files_below(&nas);
+    assert_eq!(got.len(), 300, "{} files", got.len());
+    assert_eq!(
+        got.into_values().collect::<BTreeSet<_>>(),
+        want,
+        "neither computer overwrote the other's photos"
+    );
+}
+
+#[test]
+fn a_new_photo_that_takes_a_freed_inode_is_uploaded_not_taken_for_a_move() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let first = bytes("first", 5000);
+    let taken = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let p1 = env.write("IMG_0001.jpg", &first);
+    fs::File::options()
+        .write(true)
+        .open(&p1)
+        .unwrap()
+        .set_modified(taken)
+        .unwrap();
+    env.watch(&["--album", "Burst"]);
+    env.sync().ok();
+    let inode = fs::metadata(&p1).unwrap().ino();
+    fs::remove_file(&p1).unwrap();
+    // The next photo of the burst, same size and time (`cp -p`): ext4
+    // hands it the freed inode.
+    let second = bytes("second", 5000);
+    let p2 = env.src.join("IMG_0002.jpg");
+    let mut reused = false;
+    for _ in 0..20 {
+        fs::write(&p2, &second).unwrap();
+        if fs::metadata(&p2).unwrap().ino() == inode {
+            reused = true;
+            break;
+        }
+        // Another process took it meanwhile: try again.
+        fs::remove_file(&p2).unwrap();
+    }
+    assert!(reused, "the file system gave the new photo the freed inode");
+    fs::File::options()
+        .write(true)
+        .open(&p2)
+        .unwrap()
+        .set_modified(taken)
+        .unwrap();
+    let s = env.sync().ok().json();
+    assert_eq!(s["uploaded"], 1, "the new photo's bytes are sent: {s}");
+    let lib = env.library_files();
+    assert_eq!(lib.get("Burst/IMG_0002.jpg"), Some(&hash(&second)));
+    assert_eq!(
+        lib.get("Burst/IMG_0001.jpg"),
+        Some(&hash(&first)),
+        "the deleted photo stays in the album (the watch keeps deletions)"
+    );
+}
