@@ -216,10 +216,47 @@ fn two_computers_backing_up_into_one_folder_both_end_complete() {
     );
 }
 
+/// A small ext4 file system of the test's own on a loop device, so that
+/// nothing else on the machine takes the inode the test frees.
+struct Ext4Disk(PathBuf);
+
+impl Ext4Disk {
+    fn mount(image: &Path, at: &Path) -> Ext4Disk {
+        fs::create_dir_all(at).unwrap();
+        fs::File::create(image).unwrap().set_len(32 << 20).unwrap();
+        for c in [
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .arg(image)
+                .output(),
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(image)
+                .arg(at)
+                .output(),
+        ] {
+            let out = c.unwrap();
+            assert!(
+                out.status.success(),
+                "{} (needs root)",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ext4Disk(at.to_path_buf())
+    }
+}
+
+impl Drop for Ext4Disk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 #[test]
 fn a_new_photo_that_takes_a_freed_inode_is_uploaded_not_taken_for_a_move() {
     use std::os::unix::fs::MetadataExt;
     let env = Env::new();
+    let _disk = Ext4Disk::mount(&env.tmp.path().join("card.img"), &env.src);
     let first = bytes("first", 5000);
     let taken = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let p1 = env.write("IMG_0001.jpg", &first);
@@ -237,17 +274,12 @@ fn a_new_photo_that_takes_a_freed_inode_is_uploaded_not_taken_for_a_move() {
     // hands it the freed inode.
     let second = bytes("second", 5000);
     let p2 = env.src.join("IMG_0002.jpg");
-    let mut reused = false;
-    for _ in 0..20 {
-        fs::write(&p2, &second).unwrap();
-        if fs::metadata(&p2).unwrap().ino() == inode {
-            reused = true;
-            break;
-        }
-        // Another process took it meanwhile: try again.
-        fs::remove_file(&p2).unwrap();
-    }
-    assert!(reused, "the file system gave the new photo the freed inode");
+    fs::write(&p2, &second).unwrap();
+    assert_eq!(
+        fs::metadata(&p2).unwrap().ino(),
+        inode,
+        "the file system gave the new photo the freed inode"
+    );
     fs::File::options()
         .write(true)
         .open(&p2)
@@ -263,4 +295,20 @@ fn a_new_photo_that_takes_a_freed_inode_is_uploaded_not_taken_for_a_move() {
         Some(&hash(&first)),
         "the deleted photo stays in the album (the watch keeps deletions)"
     );
+}
+
+#[test]
+fn the_systems_pseudo_file_systems_cannot_be_watched() {
+    let env = Env::new();
+    for dir in ["/proc", "/sys", "/dev", "/proc/self"] {
+        let r = env.run(["watch", "add", dir]);
+        assert_ne!(r.code, 0, "{dir} is refused");
+        assert!(
+            r.stderr.contains("not files to back up"),
+            "{dir}: the message says why: {}",
+            r.stderr
+        );
+    }
+    let listed = env.run(["watch", "list", "--json"]).ok().json();
+    assert_eq!(listed.as_array().map_or(0, Vec::len), 0, "{listed}");
 }

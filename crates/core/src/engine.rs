@@ -517,6 +517,13 @@ impl Engine {
                 root.display()
             )));
         }
+        if let Some(kind) = crate::platform::pseudo_fs(&root) {
+            return Err(Error::Invalid(format!(
+                "cannot watch {}: it is the system's {kind} file system, a live view of the \
+                 running computer, not files to back up. Pick a folder of photos",
+                root.display()
+            )));
+        }
         fs::read_dir(&root).map_err(|e| {
             Error::Invalid(format!(
                 "cannot watch {}: it cannot be read ({e}). Check its permissions",

@@ -246,9 +246,8 @@ pub fn watch_limit() -> Option<u64> {
     }
 }
 
-/// The kind of network or FUSE file system `path` is on, if it is one
-/// (those send no change notifications for changes made elsewhere).
-pub fn network_fs(path: &Path) -> Option<&'static str> {
+/// The file system type (`statfs` magic) of `path`, where the OS says.
+fn fs_magic(path: &Path) -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::ffi::OsStrExt;
@@ -264,20 +263,47 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
         // SAFETY: statfs returned 0, so it initialised `st`.
         #[allow(unsafe_code)]
         let magic = unsafe { st.assume_init() }.f_type as u64;
-        match magic {
-            0x6969 => Some("NFS"),
-            0x517B => Some("SMB"),
-            0xFF53_4D42 => Some("CIFS"),
-            0xFE53_4D42 => Some("SMB2"),
-            0x6573_5546 => Some("FUSE"),
-            0x0102_1997 => Some("9P"),
-            _ => None,
-        }
+        Some(magic)
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = path;
         None
+    }
+}
+
+/// The kind of network or FUSE file system `path` is on, if it is one
+/// (those send no change notifications for changes made elsewhere).
+pub fn network_fs(path: &Path) -> Option<&'static str> {
+    match fs_magic(path)? {
+        0x6969 => Some("NFS"),
+        0x517B => Some("SMB"),
+        0xFF53_4D42 => Some("CIFS"),
+        0xFE53_4D42 => Some("SMB2"),
+        0x6573_5546 => Some("FUSE"),
+        0x0102_1997 => Some("9P"),
+        _ => None,
+    }
+}
+
+/// The kernel's own pseudo file system `path` is on, if it is one (`/proc`,
+/// `/sys`, `/dev`…): views of the running system, never photos.
+pub fn pseudo_fs(path: &Path) -> Option<&'static str> {
+    // Device nodes, wherever /dev is mounted from (a tmpfs in containers);
+    // /dev/shm is an ordinary memory-backed folder.
+    if cfg!(target_os = "linux") && path.starts_with("/dev") && !path.starts_with("/dev/shm") {
+        return Some("device");
+    }
+    match fs_magic(path)? {
+        0x9FA0 => Some("proc"),
+        0x6265_6572 => Some("sysfs"),
+        0x1373 => Some("devtmpfs"),
+        0x1CD1 => Some("devpts"),
+        0x6462_6720 => Some("debugfs"),
+        0x7472_6163 => Some("tracefs"),
+        0x6367_7270 => Some("cgroup2"),
+        0x7363_6673 => Some("securityfs"),
+        _ => None,
     }
 }
 
