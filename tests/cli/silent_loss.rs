@@ -17,6 +17,19 @@ fn contents(dir: &Path) -> BTreeSet<String> {
     files_below(dir).into_values().collect()
 }
 
+/// `dest add NAME local --path DIR`, which must succeed.
+fn add_folder_dest(env: &Env, name: &str, dir: &Path) {
+    env.run([
+        "dest",
+        "add",
+        name,
+        "local",
+        "--path",
+        dir.to_str().unwrap(),
+    ])
+    .ok();
+}
+
 #[test]
 fn an_empty_mount_point_where_the_destination_drive_was_is_never_written_into() {
     let env = Env::new();
@@ -25,15 +38,7 @@ fn an_empty_mount_point_where_the_destination_drive_was_is_never_written_into() 
     fs::create_dir_all(&disk).unwrap();
     fs::create_dir_all(&mnt).unwrap();
     let mount = BindMount::mount(&disk, &mnt);
-    env.run([
-        "dest",
-        "add",
-        "usb",
-        "local",
-        "--path",
-        mnt.to_str().unwrap(),
-    ])
-    .ok();
+    add_folder_dest(&env, "usb", &mnt);
     env.write("a.jpg", &bytes("a", 1000));
     env.watch(&["--dest", "usb", "--album", "A"]);
     env.sync().ok();
@@ -144,15 +149,7 @@ fn case_twins_and_names_the_drive_refuses_all_survive_on_an_exfat_drive() {
     let nfd = bytes("nfd", 2000);
     want.insert(hash(&nfd));
     env.write("E\u{301}te\u{301}.jpg", &nfd);
-    env.run([
-        "dest",
-        "add",
-        "usb",
-        "local",
-        "--path",
-        drive.mnt.to_str().unwrap(),
-    ])
-    .ok();
+    add_folder_dest(&env, "usb", &drive.mnt);
     env.watch(&["--dest", "usb", "--album", "Trip"]);
     let s = env.run(["sync", "--json", "--settle", "100ms", "--workers", "4"]);
     let s = s.ok().json();
@@ -182,15 +179,7 @@ fn two_computers_backing_up_into_one_folder_both_end_complete() {
             want.insert(hash(&data));
             env.write(&format!("IMG_{i:04}.jpg"), &data);
         }
-        env.run([
-            "dest",
-            "add",
-            "nas",
-            "local",
-            "--path",
-            nas.to_str().unwrap(),
-        ])
-        .ok();
+        add_folder_dest(env, "nas", &nas);
         env.watch(&["--dest", "nas", "--album", "Family"]);
     }
     // Both at once, as two computers whose schedules meet.
