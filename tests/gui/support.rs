@@ -466,8 +466,11 @@ impl WebDriver {
         wait_until(secs(20), "tauri-driver to listen", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
+        // Every WebDriver request has a bound: a hung request fails the
+        // test with its name instead of hanging the suite.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .timeout_global(Some(secs(90)))
             .build()
             .into();
         let caps =

@@ -8,16 +8,17 @@
 //! nothing pending it wakes only for the hourly rescan (DESIGN.md
 //! invariant 7: idle means idle).
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
 use serde::Serialize;
 
 use crate::coalesce::{DirtySet, Limits, Rescan};
-use crate::deletion::{PolicyOutcome, apply_policy, delete_marked, forget_unconfirmed};
+use crate::deletion::{PolicyOutcome, apply_policy, delete_marked};
 use crate::dest;
 use crate::error::Result;
 use crate::events::Event;
@@ -112,6 +113,28 @@ struct Daemon<'a> {
     rescan_seen: Option<String>,
     /// The last destination edit seen.
     dest_epoch: Option<String>,
+    /// Destinations being opened on a thread of their own, so that a slow
+    /// or stalled server never holds up the others, the watchers or a stop.
+    opening: HashSet<i64>,
+    opened_tx: Sender<Opened>,
+    opened: Receiver<Opened>,
+    /// Destinations reported unavailable and not opened since.
+    reported_down: HashSet<i64>,
+    /// Deletions from the destinations run on a thread of their own (a
+    /// stalled server must not hold up the engine): whether one runs, and
+    /// whether another was asked for meanwhile.
+    deleting: bool,
+    delete_again: bool,
+    deleted_tx: Sender<Vec<Event>>,
+    deleted: Receiver<Vec<Event>>,
+}
+
+/// A destination opened (or not) by an opener thread.
+struct Opened {
+    dest_id: i64,
+    /// The destination settings' epoch it was opened with.
+    epoch: Option<String>,
+    result: std::result::Result<Arc<dyn dest::Destination>, (String, String)>,
 }
 
 /// The first wait before probing a destination that became unavailable.
@@ -133,6 +156,8 @@ pub fn run(
     let control = watch_dir_shallow(&control_dir, hints_tx.clone(), |_| Some(Hint::Control));
     let mut pipeline = Pipeline::new(store, emit, opts.workers, SettleRule::new(opts.settle));
     pipeline.retry_failed_on_schedule();
+    let (opened_tx, opened) = unbounded();
+    let (deleted_tx, deleted) = unbounded();
     let mut d = Daemon {
         store,
         home,
@@ -152,6 +177,14 @@ pub fn run(
         was_drained: true,
         rescan_seen: store.setting(RESCAN_KEY)?,
         dest_epoch: store.setting(DEST_EPOCH_KEY)?,
+        opening: HashSet::new(),
+        opened_tx,
+        opened,
+        reported_down: HashSet::new(),
+        deleting: false,
+        delete_again: false,
+        deleted_tx,
+        deleted,
     };
     d.reload()?;
     let result = d.serve(stop);
@@ -217,38 +250,75 @@ impl Daemon<'_> {
         Ok(())
     }
 
+    /// Starts opening, each on a thread of its own, the destinations the
+    /// watches use that are neither open nor being opened. What comes of
+    /// it arrives on `opened` (see [`Self::on_opened`]).
     fn open_destinations(&mut self, rows: &[WatchRow]) -> Result<()> {
-        let mut failed = false;
         for r in rows {
-            if self.dests.contains_key(&r.dest_id) {
+            if self.dests.contains_key(&r.dest_id) || !self.opening.insert(r.dest_id) {
                 continue;
             }
             let row = self.store.destination(r.dest_id)?;
-            let d = dest::open(self.home, &row)?;
-            // A destination joining has nothing in flight: any reservation
+            // A destination joining has nothing in flight, except what a
+            // destination dropped mid-run still has: any other reservation
             // of it is a crash's leftover.
-            match dest::prepare_checked(self.store, &row, d.as_ref())
-                .and_then(|()| forget_unconfirmed(self.store, d.as_ref(), r.dest_id))
-            {
-                Ok(()) => {
-                    self.dests.insert(r.dest_id, d);
-                }
-                Err(e) => {
-                    if !failed {
-                        (self.emit)(&Event::DestinationUnavailable {
-                            dest: row.name.clone(),
-                            error: e.to_string(),
-                        });
-                    }
-                    failed = true;
-                }
+            let in_flight = self.pipeline.entries_in_flight();
+            let (home, tx, epoch) = (
+                self.home.clone(),
+                self.opened_tx.clone(),
+                self.dest_epoch.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("shoebox-open-{}", row.id))
+                .spawn(move || {
+                    let result = crate::sync::open_destination(&home, &row, &in_flight)
+                        .map_err(|e| (row.name.clone(), e));
+                    let _ = tx.send(Opened {
+                        dest_id: row.id,
+                        epoch,
+                        result,
+                    });
+                });
+            if let Err(e) = spawned {
+                self.opening.remove(&r.dest_id);
+                tracing::error!("cannot start a thread to open a destination: {e}");
+                self.schedule_probe();
             }
         }
-        if failed {
-            self.schedule_probe();
-        } else {
-            self.dest_retry_at = None;
-            self.probe_every = FIRST_PROBE;
+        Ok(())
+    }
+
+    /// Takes in a destination an opener thread opened, or reports why it
+    /// could not.
+    fn on_opened(&mut self, o: Opened) -> Result<()> {
+        self.opening.remove(&o.dest_id);
+        let wanted = self.lives.values().any(|l| l.row.dest_id == o.dest_id);
+        if o.epoch != self.dest_epoch || !wanted {
+            // Its settings changed meanwhile, or no watch uses it now.
+            if wanted {
+                let rows: Vec<WatchRow> = self.lives.values().map(|l| l.row.clone()).collect();
+                self.open_destinations(&rows)?;
+            }
+            return Ok(());
+        }
+        match o.result {
+            Ok(d) => {
+                self.reported_down.remove(&o.dest_id);
+                self.dests.insert(o.dest_id, d);
+                self.configure_pipeline();
+                if self.reported_down.is_empty() && self.opening.is_empty() {
+                    self.dest_retry_at = None;
+                    self.probe_every = FIRST_PROBE;
+                }
+            }
+            Err((name, error)) => {
+                if self.reported_down.insert(o.dest_id) {
+                    (self.emit)(&Event::DestinationUnavailable { dest: name, error });
+                }
+                if self.dest_retry_at.is_none() {
+                    self.schedule_probe();
+                }
+            }
         }
         Ok(())
     }
@@ -330,8 +400,14 @@ impl Daemon<'_> {
         }
         let mode = self.lives[&id].mode.clone();
         let next_full = self.next_full_for(&mode);
+        let Some(row) = self.store.watch_if_any(id)? else {
+            // Removed by a command while it was being scanned.
+            self.lives.remove(&id);
+            self.configure_pipeline();
+            return Ok(());
+        };
         let live = self.lives.get_mut(&id).expect("present");
-        live.row = self.store.watch(id)?;
+        live.row = row;
         live.next_full = next_full;
         if was_missing {
             self.configure_pipeline();
@@ -490,9 +566,9 @@ impl Daemon<'_> {
             }
         }
         if self.dest_retry_at.is_some_and(|t| now >= t) {
+            self.dest_retry_at = None;
             let rows: Vec<WatchRow> = self.lives.values().map(|l| l.row.clone()).collect();
             self.open_destinations(&rows)?;
-            self.configure_pipeline();
         }
         if self.deletions_due.is_some_and(|t| now >= t) {
             self.deletions_due = None;
@@ -512,9 +588,7 @@ impl Daemon<'_> {
         let drained = self.pipeline.is_drained();
         if drained && !self.was_drained {
             // Old versions replaced by edits can go now.
-            for (id, d) in &self.dests {
-                delete_marked(self.store, d.as_ref(), *id, self.emit)?;
-            }
+            self.delete_marked();
         }
         self.was_drained = drained;
         self.publish(false)
@@ -539,7 +613,9 @@ impl Daemon<'_> {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            let row = self.store.watch(id)?;
+            let Some(row) = self.store.watch_if_any(id)? else {
+                continue; // removed meanwhile; the reload drops it
+            };
             if row.on_delete == crate::store::OnDelete::Remove
                 && !self.dests.contains_key(&row.dest_id)
             {
@@ -553,12 +629,59 @@ impl Daemon<'_> {
                     row.root.display()
                 );
             }
-            self.lives.get_mut(&id).expect("present").row = self.store.watch(id)?;
+            if let Some(row) = self.store.watch_if_any(id)? {
+                self.lives.get_mut(&id).expect("present").row = row;
+            }
         }
-        for (id, d) in &self.dests {
-            delete_marked(self.store, d.as_ref(), *id, self.emit)?;
-        }
+        self.delete_marked();
         Ok(())
+    }
+
+    /// Deletes the entries marked for deletion from the open destinations,
+    /// on a thread of its own; what it removed arrives on `deleted`.
+    fn delete_marked(&mut self) {
+        if self.deleting {
+            self.delete_again = true;
+            return;
+        }
+        let dests: Vec<(i64, Arc<dyn dest::Destination>)> =
+            self.dests.iter().map(|(id, d)| (*id, d.clone())).collect();
+        if dests.is_empty() {
+            return;
+        }
+        let (home, tx) = (self.home.clone(), self.deleted_tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("shoebox-delete".into())
+            .spawn(move || {
+                let events = std::cell::RefCell::new(Vec::new());
+                let emit = |e: &Event| events.borrow_mut().push(e.clone());
+                match Store::open(&home.db_path()) {
+                    Ok(store) => {
+                        for (id, d) in &dests {
+                            if let Err(e) = delete_marked(&store, d.as_ref(), *id, &emit) {
+                                tracing::warn!("deleting from {} stopped: {e}", d.name());
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot delete from the destinations now: {e}"),
+                }
+                let _ = tx.send(events.into_inner());
+            });
+        match spawned {
+            Ok(_) => self.deleting = true,
+            Err(e) => tracing::error!("cannot start a thread to delete: {e}"),
+        }
+    }
+
+    /// What a deletion thread removed.
+    fn on_deleted(&mut self, events: Vec<Event>) {
+        for e in &events {
+            (self.emit)(e);
+        }
+        self.deleting = false;
+        if std::mem::take(&mut self.delete_again) {
+            self.delete_marked();
+        }
     }
 
     /// Publishes what is being uploaded, at most once a second.
@@ -616,6 +739,8 @@ impl Daemon<'_> {
             select_biased! {
                 recv(stop) -> _ => return Ok(()),
                 recv(done) -> msg => if let Ok(d) = msg { self.pipeline.handle(d)? },
+                recv(self.opened) -> msg => if let Ok(o) = msg { self.on_opened(o)? },
+                recv(self.deleted) -> msg => if let Ok(e) = msg { self.on_deleted(e) },
                 recv(self.hints) -> msg => if let Ok(h) = msg { self.on_hint(h)? },
                 default(timeout) => {}
             }

@@ -115,12 +115,14 @@ pub fn delete_marked(
 }
 
 /// Reservations that no file refers to are what a crash left between
-/// "name reserved" and "upload recorded": drop them (and whatever object
-/// reached the destination) so the name is free for the upload to redo.
+/// "name reserved" and "upload recorded" (those of uploads still
+/// `in_flight` excepted): drop them, and the object that reached the
+/// destination if it holds our content, so the name is free again.
 pub fn forget_unconfirmed(
     store: &Store,
     dest: &dyn Destination,
     dest_id: i64,
+    in_flight: &std::collections::HashSet<i64>,
 ) -> Result<(), DestError> {
     let unavailable = |e: crate::Error| DestError::Unavailable {
         name: dest.name().to_string(),
@@ -130,6 +132,9 @@ pub fn forget_unconfirmed(
         .entries_to_delete(dest_id, true)
         .map_err(unavailable)?
     {
+        if in_flight.contains(&e.id) {
+            continue; // an upload still under way reserved it
+        }
         // Only what this engine put there goes: on a shared destination the
         // name may since have been taken by another computer's upload.
         let ours = match e.hash {

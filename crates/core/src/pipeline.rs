@@ -22,7 +22,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 
-use crate::album::{AlbumMode, numbered, sanitize_album, sanitize_file_name};
+use crate::album::{AlbumMode, name_key, numbered, sanitize_album, sanitize_file_name};
 use crate::dest::{Destination, Upload};
 use crate::error::{DestError, FileError, Result};
 use crate::events::{Event, Outcome};
@@ -51,6 +51,7 @@ enum Job {
         album: String,
         name: String,
         overwrite: bool,
+        claim: Option<Claim>,
         progress: Arc<AtomicU64>,
     },
     Rename {
@@ -58,13 +59,60 @@ enum Job {
         dest: Arc<dyn Destination>,
         from: (String, String),
         to: (String, String),
+        claim: Option<Claim>,
     },
     Copy {
         token: u64,
         dest: Arc<dyn Destination>,
         from: (String, String),
         to: (String, String),
+        claim: Option<Claim>,
     },
+}
+
+/// A name a job is the first to put something under. The worker asks the
+/// destination whether it is free before sending anything (so that no
+/// network wait ever holds up the thread that decides); with `adopt`, an
+/// object already there with exactly this length and content (left by a
+/// lost or rebuilt store) is taken over instead.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    adopt: Option<(u64, Hash)>,
+}
+
+/// What a finished job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    /// The operation was carried out, sending this many bytes.
+    Sent(u64),
+    /// The name already held exactly this content: nothing was sent.
+    Adopted,
+}
+
+/// Checks a claimed name on the destination: `Ok(None)` when it is free,
+/// `Ok(Some(Adopted))` when it holds the content to adopt, and
+/// [`DestError::NameTaken`] when something else is there.
+fn check_claim(
+    dest: &dyn Destination,
+    (album, name): (&str, &str),
+    claim: Option<&Claim>,
+) -> Result<Option<Transfer>, FileError> {
+    let Some(claim) = claim else {
+        return Ok(None);
+    };
+    if !dest.exists(album, name)? {
+        return Ok(None);
+    }
+    if let Some((len, hash)) = &claim.adopt
+        && dest.holds(album, name, *len, hash)?
+    {
+        return Ok(Some(Transfer::Adopted));
+    }
+    Err(FileError::Dest(DestError::NameTaken {
+        name: dest.name().to_string(),
+        album: album.to_string(),
+        object: name.to_string(),
+    }))
 }
 
 /// What a worker reports back.
@@ -83,7 +131,7 @@ enum DoneKind {
     },
     Finished {
         token: u64,
-        result: Result<u64, FileError>,
+        result: Result<Transfer, FileError>,
     },
 }
 
@@ -185,10 +233,14 @@ struct UploadJob<'a> {
     album: &'a str,
     name: &'a str,
     overwrite: bool,
+    claim: Option<&'a Claim>,
     progress: &'a AtomicU64,
 }
 
-fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<u64, FileError> {
+fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, FileError> {
+    if let Some(done) = check_claim(job.dest, (job.album, job.name), job.claim)? {
+        return Ok(done);
+    }
     job.progress.store(0, Ordering::Relaxed);
     let file = open_version(job.path, job.fp)?;
     let buffered = io::BufReader::with_capacity(256 * 1024, SparseFile::new(&file, job.fp.size));
@@ -216,10 +268,35 @@ fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<u64, FileError> {
         Err(DestError::NameTaken { .. })
             if job.dest.holds(job.album, job.name, job.fp.size, job.hash)? =>
         {
-            Ok(written)
+            Ok(Transfer::Sent(written))
         }
-        other => other.map(|()| written).map_err(FileError::from),
+        other => other
+            .map(|()| Transfer::Sent(written))
+            .map_err(FileError::from),
     }
+}
+
+/// Moves (`copy == false`) or copies an object inside the destination.
+fn relocate(
+    dest: &dyn Destination,
+    from: &(String, String),
+    to: &(String, String),
+    claim: Option<&Claim>,
+    copy: bool,
+) -> Result<Transfer, FileError> {
+    if let Some(done) = check_claim(dest, (&to.0, &to.1), claim)? {
+        return Ok(done);
+    }
+    let (from, to) = (
+        (from.0.as_str(), from.1.as_str()),
+        (to.0.as_str(), to.1.as_str()),
+    );
+    if copy {
+        dest.copy(from, to)?;
+    } else {
+        dest.rename(from, to)?;
+    }
+    Ok(Transfer::Sent(0))
 }
 
 fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
@@ -238,6 +315,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 album,
                 name,
                 overwrite,
+                claim,
                 progress,
             } => {
                 let job = UploadJob {
@@ -248,6 +326,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                     album: &album,
                     name: &name,
                     overwrite,
+                    claim: claim.as_ref(),
                     progress: &progress,
                 };
                 DoneKind::Finished {
@@ -260,12 +339,11 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 dest,
                 from,
                 to,
+                claim,
             } => DoneKind::Finished {
                 token,
                 result: on_dest(&meters, dest.as_ref(), || {
-                    Ok(dest
-                        .rename((&from.0, &from.1), (&to.0, &to.1))
-                        .map(|()| 0)?)
+                    relocate(dest.as_ref(), &from, &to, claim.as_ref(), false)
                 }),
             },
             Job::Copy {
@@ -273,10 +351,11 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 dest,
                 from,
                 to,
+                claim,
             } => DoneKind::Finished {
                 token,
                 result: on_dest(&meters, dest.as_ref(), || {
-                    Ok(dest.copy((&from.0, &from.1), (&to.0, &to.1)).map(|()| 0)?)
+                    relocate(dest.as_ref(), &from, &to, claim.as_ref(), true)
                 }),
             },
         };
@@ -328,14 +407,6 @@ fn reserve_entry(s: &Store, slot: &Slot, name: &str, hash: &Hash) -> Result<i64>
     )
 }
 
-/// A name picked for a new album entry.
-enum Name {
-    /// Nothing is stored under it.
-    Free(String),
-    /// An object with exactly the file's content is already stored under it.
-    Holds(String),
-}
-
 struct InFlight {
     slot: Slot,
     hash: Hash,
@@ -366,6 +437,7 @@ fn upload_job(
     hash: Hash,
     (album, name): (&str, &str),
     overwrite: bool,
+    claim: Option<Claim>,
 ) -> (Job, Arc<AtomicU64>) {
     let progress = Arc::new(AtomicU64::new(0));
     let job = Job::Upload {
@@ -377,6 +449,7 @@ fn upload_job(
         album: album.to_string(),
         name: name.to_string(),
         overwrite,
+        claim,
         progress: progress.clone(),
     };
     (job, progress)
@@ -443,6 +516,9 @@ pub struct Pipeline<'a> {
     parked: HashMap<i64, Vec<Slot>>,
     /// Destinations dropped as unusable, for the driver to probe again.
     lost: Vec<i64>,
+    /// Names (as [`name_key`]s) found taken on each destination by a
+    /// worker's claim: skipped when a name is picked.
+    taken: HashMap<i64, std::collections::HashSet<String>>,
     jobs: Option<Sender<Job>>,
     done_rx: Receiver<Done>,
     handles: Vec<JoinHandle<()>>,
@@ -459,10 +535,20 @@ impl std::fmt::Debug for Pipeline<'_> {
 }
 
 impl Drop for Pipeline<'_> {
+    /// Stops the workers after their current job. A worker still waiting
+    /// on a stalled server after a few seconds is left to end on its own
+    /// (its request has a time bound), so that stopping never waits for it.
     fn drop(&mut self) {
         self.jobs = None;
+        // The done channel disconnects once every worker has ended.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(_late) = self.done_rx.recv_deadline(deadline) {}
         for h in self.handles.drain(..) {
-            let _ = h.join();
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                tracing::info!("a worker is still waiting on a destination; not waiting for it");
+            }
         }
     }
 }
@@ -511,6 +597,7 @@ impl<'a> Pipeline<'a> {
             in_flight: HashMap::new(),
             parked: HashMap::new(),
             lost: Vec::new(),
+            taken: HashMap::new(),
             jobs: Some(job_tx),
             done_rx,
             handles,
@@ -526,6 +613,7 @@ impl<'a> Pipeline<'a> {
     ) {
         self.watches = watches.into_iter().map(|w| (w.id, w)).collect();
         self.dests = dests;
+        self.taken.clear();
         self.meters.down.lock().expect("lock").clear();
         self.rescan_queue();
     }
@@ -593,6 +681,11 @@ impl<'a> Pipeline<'a> {
     /// The channel on which workers report; feed what arrives to [`Self::handle`].
     pub fn done_channel(&self) -> Receiver<Done> {
         self.done_rx.clone()
+    }
+
+    /// The album entries that operations in flight reserved or move.
+    pub fn entries_in_flight(&self) -> std::collections::HashSet<i64> {
+        self.in_flight.values().map(|f| f.entry.id).collect()
     }
 
     pub fn in_flight(&self) -> usize {
@@ -924,51 +1017,42 @@ impl<'a> Pipeline<'a> {
         });
     }
 
-    /// Picks a name in the slot's album that neither the store nor the
-    /// destination uses: `base`, then `base (2)`, `base (3)`, … With `adopt`,
-    /// a name whose object already holds exactly this content (left by a
-    /// store that was lost or rebuilt) is taken over instead of being
-    /// skipped, so the content is not uploaded again beside itself. `None`
-    /// when the destination could not be asked (it is then marked down).
-    fn free_name(&mut self, slot: &Slot, adopt: Option<&Hash>) -> Result<Option<Name>> {
-        let dest = self.dests[&slot.dest_id].clone();
-        for n in 1u32.. {
+    /// Picks the first name in the slot's album that the store does not
+    /// use and the destination was not found to hold: `base`, then
+    /// `base (2)`, `base (3)`, … The destination itself is asked by the
+    /// worker that claims the name (see [`Claim`]): a name found taken there
+    /// is remembered and the file planned again. `None` when the
+    /// destination says every name is taken (it is then marked down).
+    fn free_name(&mut self, slot: &Slot) -> Result<Option<String>> {
+        let taken = self.taken.get(&slot.dest_id);
+        for n in 1..=MAX_SUFFIX {
             let name = if n == 1 {
                 slot.base.clone()
             } else {
                 numbered(&slot.base, n)
             };
-            if self
-                .store
-                .entry_name_taken(slot.dest_id, &slot.album, &name)?
+            let on_dest = taken.is_some_and(|t| t.contains(&name_key(&slot.album, &name)));
+            if !on_dest
+                && !self
+                    .store
+                    .entry_name_taken(slot.dest_id, &slot.album, &name)?
             {
-                continue;
-            }
-            let size = slot.file.fp.size;
-            let found = with_retries(|| {
-                if !dest.exists(&slot.album, &name)? {
-                    return Ok(Some(Name::Free(name.clone())));
-                }
-                match adopt {
-                    Some(h) if dest.holds(&slot.album, &name, size, h)? => {
-                        Ok(Some(Name::Holds(name.clone())))
-                    }
-                    _ => Ok(None),
-                }
-            });
-            match found {
-                Ok(Some(found)) => return Ok(Some(found)),
-                Ok(None) => continue,
-                Err(FileError::Dest(e)) => {
-                    self.destination_down(slot.dest_id, &e)?;
-                    return Ok(None);
-                }
-                Err(other) => {
-                    unreachable!("a destination lookup fails only with DestError: {other}")
-                }
+                return Ok(Some(name));
             }
         }
-        unreachable!("u32 names run out")
+        // No real album holds this many files of one name: a server that
+        // says every name exists is not storing files.
+        let dest = self.dests[&slot.dest_id].name().to_string();
+        let e = crate::dest::http::not_behaving(
+            &dest,
+            "storage",
+            format!(
+                "it says {} and {MAX_SUFFIX} numbered variants of it all exist in {}",
+                slot.base, slot.album
+            ),
+        );
+        self.destination_down(slot.dest_id, &e)?;
+        Ok(None)
     }
 
     /// Decides what to do with a file whose content hash is known.
@@ -1031,6 +1115,7 @@ impl<'a> Pipeline<'a> {
                         dest,
                         from,
                         to: (e.album.clone(), e.name.clone()),
+                        claim: None,
                     },
                     InFlight {
                         slot,
@@ -1057,8 +1142,15 @@ impl<'a> Pipeline<'a> {
                 // Only a version this engine confirmed may be overwritten;
                 // a reservation never confirmed may have lost its name.
                 let overwrite = old_hash.is_some();
-                let (job, progress) =
-                    upload_job(token, dest, &slot, hash, (&e.album, &e.name), overwrite);
+                let (job, progress) = upload_job(
+                    token,
+                    dest,
+                    &slot,
+                    hash,
+                    (&e.album, &e.name),
+                    overwrite,
+                    None,
+                );
                 let kind = OpKind::Replace {
                     old_hash,
                     old_size: e.size,
@@ -1077,7 +1169,7 @@ impl<'a> Pipeline<'a> {
             }
             if e.hash == Some(hash) && e.state == EntryState::Present {
                 // 3. Same content, new place: move the entry, send nothing.
-                let Some(Name::Free(name)) = self.free_name(&slot, None)? else {
+                let Some(name) = self.free_name(&slot)? else {
                     return Ok(());
                 };
                 store.transaction(|s| {
@@ -1091,6 +1183,7 @@ impl<'a> Pipeline<'a> {
                         dest,
                         from: (e.album.clone(), e.name.clone()),
                         to: (slot.album.clone(), name),
+                        claim: Some(Claim { adopt: None }),
                     },
                     InFlight {
                         slot,
@@ -1105,23 +1198,13 @@ impl<'a> Pipeline<'a> {
         }
         // 5. A new entry: copy inside the destination if the content is
         //    already there under the file's old entry, else upload.
-        let adopt = current.is_none().then_some(&hash);
-        let name = match self.free_name(&slot, adopt)? {
-            Some(Name::Free(name)) => name,
-            Some(Name::Holds(name)) => {
-                // 6. The album already holds this content under this name
-                //    (the store was rebuilt): record it, send nothing.
-                let entry_id = store.transaction(|s| {
-                    let id = reserve_entry(s, &slot, &name, &hash)?;
-                    s.update_entry(id, Some(&hash), slot.file.fp.size, EntryState::Present)?;
-                    s.file_done(slot.file.id, id, &hash)?;
-                    Ok(id)
-                })?;
-                let entry = store.entry(entry_id)?.expect("just inserted");
-                self.done(&slot, &entry, Outcome::Linked, 0);
-                return Ok(());
-            }
-            None => return Ok(()),
+        //    The worker claims the name: if the album already holds this
+        //    content under it (the store was rebuilt), it is adopted (6).
+        let Some(name) = self.free_name(&slot)? else {
+            return Ok(());
+        };
+        let claim = Claim {
+            adopt: current.is_none().then_some((slot.file.fp.size, hash)),
         };
         let copy_from = current.filter(|e| e.hash == Some(hash) && e.state == EntryState::Present);
         let entry_id = store.transaction(|s| {
@@ -1137,10 +1220,19 @@ impl<'a> Pipeline<'a> {
                     dest,
                     from: (src.album.clone(), src.name.clone()),
                     to: (slot.album.clone(), name),
+                    claim: Some(claim),
                 },
                 Arc::default(),
             ),
-            None => upload_job(token, dest, &slot, hash, (&slot.album, &name), false),
+            None => upload_job(
+                token,
+                dest,
+                &slot,
+                hash,
+                (&slot.album, &name),
+                false,
+                Some(claim),
+            ),
         };
         let kind = OpKind::New {
             copy: copy_from.is_some(),
@@ -1159,7 +1251,7 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Records the end of an upload, copy or move.
-    fn finished(&mut self, token: u64, result: Result<u64, FileError>) -> Result<()> {
+    fn finished(&mut self, token: u64, result: Result<Transfer, FileError>) -> Result<()> {
         let Some(op) = self.in_flight.remove(&token) else {
             return Ok(());
         };
@@ -1172,7 +1264,7 @@ impl<'a> Pipeline<'a> {
         } = op;
         let store = self.store;
         match result {
-            Ok(bytes) => {
+            Ok(transfer) => {
                 // The file's earlier entry, which it leaves now. When that
                 // held other content (a file moved and edited, or a new
                 // file that took a freed inode), the earlier content left
@@ -1198,9 +1290,14 @@ impl<'a> Pipeline<'a> {
                     s.file_done(slot.file.id, entry.id, &hash)?;
                     release(s, previous.as_ref())
                 })?;
-                let outcome = match kind {
-                    OpKind::Move | OpKind::New { copy: true } => Outcome::Moved,
-                    _ => Outcome::Uploaded,
+                let (outcome, bytes) = match (transfer, kind) {
+                    // The album already held this content under this name
+                    // (the store was rebuilt): recorded, nothing sent.
+                    (Transfer::Adopted, _) => (Outcome::Linked, 0),
+                    (Transfer::Sent(n), OpKind::Move | OpKind::New { copy: true }) => {
+                        (Outcome::Moved, n)
+                    }
+                    (Transfer::Sent(n), _) => (Outcome::Uploaded, n),
                 };
                 self.done(&slot, &entry, outcome, bytes);
                 // Files waiting for this content can now link to it.
@@ -1264,22 +1361,17 @@ impl<'a> Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
-    /// Another writer (a second computer backing up into the same
-    /// destination) took the name this file was to take: nothing was
-    /// overwritten. The name is left to it, and the file is planned again,
-    /// which finds the next free name.
+    /// The destination holds something else under the name this file was
+    /// to take (put there by hand, by a second computer backing up into
+    /// the same destination, or by a store that was lost): nothing was
+    /// overwritten. The name is remembered as taken and the file planned
+    /// again, which picks the next free name.
     fn name_taken(&mut self, mut slot: Slot, entry: &EntryRow, kind: &OpKind) -> Result<()> {
         let store = self.store;
-        let tries = self.rereads.entry(slot.file.id).or_insert(0);
-        *tries += 1;
-        if *tries > MAX_NAME_RACES {
-            return self.fail(
-                &slot,
-                "every name tried in the album was taken by someone else as it was written; \
-                 if the destination is not a plain folder or server, check it. It will be tried \
-                 again later",
-            );
-        }
+        self.taken
+            .entry(slot.dest_id)
+            .or_default()
+            .insert(name_key(&entry.album, &entry.name));
         store.transaction(|s| {
             match kind {
                 OpKind::Move => s.cancel_entry_move(entry.id)?,
@@ -1310,8 +1402,9 @@ impl Pipeline<'_> {
     }
 }
 
-/// How often one file may lose the race for a name before it is reported.
-const MAX_NAME_RACES: u32 = 50;
+/// How many names (`base`, `base (2)` … ) are tried for one file before the
+/// destination is taken for one that does not behave.
+const MAX_SUFFIX: u32 = 1000;
 
 /// After a file stopped using `entry`, an entry nobody uses any more was an
 /// old version: it is deleted from the destination at the end of the pass.
@@ -1547,7 +1640,8 @@ mod tests {
         assert_eq!(p.report.uploaded, 0, "the pass saw the upload fail");
         drop(p);
         // Next pass: the retry goes to the very same name.
-        crate::deletion::forget_unconfirmed(store, library.as_ref(), row.id).unwrap();
+        crate::deletion::forget_unconfirmed(store, library.as_ref(), row.id, &Default::default())
+            .unwrap();
         let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::ZERO));
         p.configure([watch], HashMap::from([(row.id, library)]));
         drain(&mut p);

@@ -80,7 +80,25 @@ impl SyncReport {
 /// Destinations by id.
 pub(crate) type Destinations = HashMap<i64, Arc<dyn Destination>>;
 
-/// Opens and prepares the destinations the watches use. Returns those that
+/// Opens and prepares one destination (with a store connection of its own,
+/// so that it can run on a thread), and forgets the reservations a crash
+/// left on it, except `in_flight` ones. The error is the message for the
+/// user.
+pub(crate) fn open_destination(
+    home: &Home,
+    row: &crate::store::DestRow,
+    in_flight: &std::collections::HashSet<i64>,
+) -> std::result::Result<Arc<dyn Destination>, String> {
+    let store = Store::open(&home.db_path()).map_err(|e| e.to_string())?;
+    let d = dest::open(home, row).map_err(|e| e.to_string())?;
+    dest::prepare_checked(&store, row, d.as_ref())
+        .and_then(|()| forget_unconfirmed(&store, d.as_ref(), row.id, in_flight))
+        .map_err(|e| e.to_string())?;
+    Ok(d)
+}
+
+/// Opens and prepares the destinations the watches use, all at once (a
+/// slow or stalled server delays no other destination). Returns those that
 /// can be used now, and a message for each that cannot.
 pub(crate) fn prepare_destinations(
     store: &Store,
@@ -91,23 +109,33 @@ pub(crate) fn prepare_destinations(
     let mut ids: Vec<i64> = watches.iter().map(|w| w.dest_id).collect();
     ids.sort_unstable();
     ids.dedup();
+    let rows = ids
+        .iter()
+        .map(|id| store.destination(*id))
+        .collect::<Result<Vec<_>>>()?;
+    let opened: Vec<_> = std::thread::scope(|s| {
+        let threads: Vec<_> = rows
+            .iter()
+            .map(|row| s.spawn(move || open_destination(home, row, &Default::default())))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("opening a destination does not panic"))
+            .collect()
+    });
     let mut ready = HashMap::new();
     let mut unavailable = Vec::new();
-    for id in ids {
-        let row = store.destination(id)?;
-        let d = dest::open(home, &row)?;
-        match dest::prepare_checked(store, &row, d.as_ref())
-            .and_then(|()| forget_unconfirmed(store, d.as_ref(), id))
-        {
-            Ok(()) => {
-                ready.insert(id, d);
+    for (row, result) in rows.iter().zip(opened) {
+        match result {
+            Ok(d) => {
+                ready.insert(row.id, d);
             }
-            Err(e) => {
+            Err(error) => {
                 emit(&Event::DestinationUnavailable {
                     dest: row.name.clone(),
-                    error: e.to_string(),
+                    error: error.clone(),
                 });
-                unavailable.push(e.to_string());
+                unavailable.push(error);
             }
         }
     }

@@ -16,8 +16,11 @@ const STALL_SECS: u64 = 60;
 
 /// The client of one destination; `pinned`: the one certificate (DER) its
 /// server may present, instead of one the system's roots vouch for.
+/// Redirects are not followed: a destination answers at its own address,
+/// and one that sends requests elsewhere (a login page, another server that
+/// never sees the credentials) is reported, not believed.
 pub(crate) fn client(name: &str, pinned: Option<&[u8]>) -> Result<Client, DestError> {
-    let mut builder = Client::builder();
+    let mut builder = Client::builder().redirect(reqwest::redirect::Policy::none());
     if let Some(der) = pinned {
         let config = super::tls::pinned_config(der).map_err(|e| DestError::Unavailable {
             name: name.to_string(),
@@ -86,6 +89,49 @@ pub(crate) fn parse_url(
             "{url}: unsupported scheme {other:?}; use https:// (or http://)"
         ))),
     }
+}
+
+/// The error for an answer that sends the request elsewhere (3xx), if it
+/// is one.
+pub(crate) fn redirected(name: &str, what: &str, resp: &Response) -> Option<DestError> {
+    if !resp.status().is_redirection() {
+        return None;
+    }
+    let to = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("another address");
+    Some(DestError::Unavailable {
+        name: name.to_string(),
+        why: format!(
+            "the server sends the request to {what} to {to} (HTTP {}) instead of answering it. \
+             If that is the right server, use its address for the destination \
+             (`shoebox dest edit {name} --url …`); a login or web page there means the address \
+             is not the storage endpoint",
+            resp.status().as_u16()
+        ),
+    })
+}
+
+/// The error for a server that answers, but not as the protocol says a
+/// server does (success for a file that cannot exist, a stored file that is
+/// not there): a web page, a login or a catch-all application at that
+/// address. Nothing more is sent to it.
+pub(crate) fn not_behaving(name: &str, protocol: &str, what: String) -> DestError {
+    DestError::Unavailable {
+        name: name.to_string(),
+        why: format!(
+            "{what}, so it is not behaving like a {protocol} server (is a web page, a login or \
+             another application answering at that address?). Check the destination's address \
+             with `shoebox dest test {name}`"
+        ),
+    }
+}
+
+/// A name under which nothing can exist, to see whether a server says so.
+pub(crate) fn absent_name() -> String {
+    format!("absent-{}", crate::platform::random_hex(12))
 }
 
 /// A request that got no answer: the server is down or unreachable, which

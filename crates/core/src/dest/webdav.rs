@@ -111,6 +111,9 @@ impl WebDav {
     }
 
     fn status_error(&self, what: &str, status: StatusCode, resp: &Response) -> DestError {
+        if let Some(e) = http::redirected(&self.name, what, resp) {
+            return e;
+        }
         let retry_after = http::retry_after(resp);
         match status.as_u16() {
             401 | 403 => DestError::Unavailable {
@@ -187,6 +190,49 @@ impl WebDav {
                 ),
             }),
             other => other.map(drop),
+        }?;
+        // A catch-all server answers success for anything: ask for a file
+        // that cannot exist.
+        let absent = self.url(&[STAGING, &http::absent_name()], false);
+        if self.exists_url(absent)? {
+            return Err(http::not_behaving(
+                &self.name,
+                "WebDAV",
+                "the server says a file that cannot exist is there".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// After a MOVE or upload the server said was done: one HEAD proves
+    /// that the object is there with its full length.
+    fn verify_stored(&self, album: &str, name: &str, len: u64) -> Result<(), DestError> {
+        let resp = self.send(
+            "check the stored file",
+            self.req("HEAD", self.url(&[album, name], false)),
+            &[StatusCode::OK, StatusCode::NOT_FOUND],
+        )?;
+        // The header, not `content_length()`: a HEAD answer has no body.
+        let found = (resp.status() == StatusCode::OK).then(|| {
+            resp.headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        });
+        match found {
+            Some(None) => Ok(()), // no length given: presence is what it proves
+            Some(Some(n)) if n == len => Ok(()),
+            Some(Some(n)) => Err(http::not_behaving(
+                &self.name,
+                "WebDAV",
+                format!(
+                    "the server said {album}/{name} was stored ({len} bytes), but it holds {n} bytes there"
+                ),
+            )),
+            None => Err(http::not_behaving(
+                &self.name,
+                "WebDAV",
+                format!("the server said {album}/{name} was stored, but it is not there"),
+            )),
         }
     }
 
@@ -239,6 +285,7 @@ struct WebDavStaged {
     album: String,
     name: String,
     overwrite: bool,
+    len: u64,
     committed: bool,
 }
 
@@ -265,7 +312,7 @@ impl Staged for WebDavStaged {
         }
         moved?;
         self.committed = true;
-        Ok(())
+        self.dest.verify_stored(&self.album, &self.name, self.len)
     }
 }
 
@@ -364,6 +411,7 @@ impl Destination for WebDav {
             album: upload.album.into(),
             name: upload.name.into(),
             overwrite: upload.overwrite,
+            len: upload.len,
             committed: false,
         };
         // A failed request is the cause of a failed copy (broken pipe).

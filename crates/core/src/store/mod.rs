@@ -320,6 +320,18 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The watch, unless it was removed (by a command racing the engine).
+    pub fn watch_if_any(&self, id: i64) -> Result<Option<WatchRow>> {
+        self.conn
+            .query_row(
+                &format!("{WATCH_SELECT} WHERE w.id = ?1"),
+                [id],
+                WatchRow::from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn watch(&self, id: i64) -> Result<WatchRow> {
         self.conn
             .query_row(

@@ -314,6 +314,52 @@ impl S3 {
         }
     }
 
+    /// Checks that a PUT the server acknowledged stored these bytes. An
+    /// ETag that is an MD5 must be ours (others come from server-side
+    /// encryption and say nothing about the bytes); without one, a HEAD
+    /// must find the object with its full length.
+    fn verify_put(
+        &self,
+        key: &str,
+        resp: &reqwest::blocking::Response,
+        md5: &str,
+        len: u64,
+    ) -> Result<(), DestError> {
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string();
+        if is_md5_hex(&etag) {
+            if etag != md5 {
+                return Err(DestError::Interrupted {
+                    name: self.inner.name.clone(),
+                    what: format!("upload {key}"),
+                    why: format!("the server stored different bytes (MD5 {etag}, sent {md5})"),
+                });
+            }
+            return Ok(());
+        }
+        if !etag.is_empty() {
+            return Ok(());
+        }
+        match self.head(key)? {
+            Some(n) if n == len => Ok(()),
+            found => Err(http::not_behaving(
+                &self.inner.name,
+                "S3",
+                match found {
+                    Some(n) => format!(
+                        "the server said {key} was stored ({len} bytes), but it holds {n} bytes"
+                    ),
+                    None => format!("the server said {key} was stored, but it is not there"),
+                },
+            )),
+        }
+    }
+
     /// One PUT of the whole file from memory, sent only once its content is
     /// proven to be the hashed version.
     fn put_buffered(
@@ -336,11 +382,12 @@ impl S3 {
             // Not the hashed version: nothing is sent; the caller sees why.
             return Ok((Box::new(Visible), read));
         }
-        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&buf));
+        let digest = Md5::digest(&buf);
+        let md5 = base64::engine::general_purpose::STANDARD.encode(digest);
         let url = self.inner.ep.object_url(key, "");
         let mut headers = vec![("content-md5", md5.as_str())];
         headers.extend(Self::no_replace(upload));
-        self.send(
+        let resp = self.send(
             "upload",
             "PUT",
             url,
@@ -348,6 +395,7 @@ impl S3 {
             Some((Body::from(buf), read)),
             &[],
         )?;
+        self.verify_put(key, &resp, &hex(&digest), read)?;
         Ok((Box::new(Visible), read))
     }
 
@@ -397,23 +445,7 @@ impl S3 {
             return Ok((Box::new(Visible), guarded.read));
         }
         let resp = sent?;
-        let etag = resp
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_string();
-        let md5 = hex(&guarded.md5);
-        // An ETag that is an MD5 must be ours (others come from server-side
-        // encryption and say nothing about the bytes).
-        if is_md5_hex(&etag) && etag != md5 {
-            return Err(DestError::Interrupted {
-                name: self.inner.name.clone(),
-                what: format!("upload {key}"),
-                why: format!("the server stored different bytes (MD5 {etag}, sent {md5})"),
-            });
-        }
+        self.verify_put(key, &resp, &hex(&guarded.md5), guarded.read)?;
         Ok((Box::new(Visible), guarded.read))
     }
 
@@ -903,8 +935,18 @@ impl Destination for S3 {
 
     fn reach(&self) -> Result<(), DestError> {
         let url = self.inner.ep.bucket_url();
-        self.send("open the bucket", "HEAD", url, &[], None, &[])
-            .map(drop)
+        self.send("open the bucket", "HEAD", url, &[], None, &[])?;
+        // A catch-all server answers success for anything: ask for an
+        // object that cannot exist.
+        let absent = format!("{}{STAGING}/{}", self.inner.prefix, http::absent_name());
+        if self.head(&absent)?.is_some() {
+            return Err(http::not_behaving(
+                &self.inner.name,
+                "S3",
+                "the server says an object that cannot exist is there".to_string(),
+            ));
+        }
+        Ok(())
     }
 
     fn prepare(&self) -> Result<(), DestError> {
