@@ -1,6 +1,7 @@
 //! Integration tests of the `shoebox` binary: real files in temp dirs, the
 //! real binary, `--home` pointing into the temp dir.
 
+mod hostile;
 mod proxy;
 mod support;
 

@@ -301,3 +301,230 @@ fn the_systems_pseudo_file_systems_cannot_be_watched() {
     let listed = env.run(["watch", "list", "--json"]).ok().json();
     assert_eq!(listed.as_array().map_or(0, Vec::len), 0, "{listed}");
 }
+
+#[test]
+fn a_server_that_answers_200_to_everything_is_refused_not_believed() {
+    use crate::hostile::{Behaviour, Hostile};
+    let env = Env::new();
+    let server = Hostile::start(Behaviour::OkToEverything);
+    env.run(["dest", "add", "web", "webdav", "--url", &server.url()])
+        .ok();
+    let mut add_s3 = env.cmd();
+    add_s3
+        .args(["dest", "add", "bucket", "s3", "--endpoint"])
+        .arg(format!("http://127.0.0.1:{}", server.port))
+        .args([
+            "--bucket",
+            "photos",
+            "--path-style",
+            "--access-key-id",
+            "key",
+        ])
+        .args(["--allow-insecure-http"])
+        .env("SHOEBOX_SECRET_BUCKET", "secret");
+    assert_eq!(run_within(&mut add_s3, SECS(30), "dest add").code, 0);
+    for i in 0..3 {
+        env.write(&format!("p{i}.jpg"), &bytes(&i.to_string(), 1000));
+    }
+    env.watch(&["--dest", "web", "--album", "A"]);
+    let other = env.tmp.path().join("Phone");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("q.jpg"), bytes("q", 1000)).unwrap();
+    env.run(["watch", "add", other.to_str().unwrap(), "--dest", "bucket"])
+        .ok();
+
+    let mut sync = env.cmd();
+    sync.args(["sync", "--json", "--settle", "100ms"])
+        .env("SHOEBOX_SECRET_BUCKET", "secret");
+    let r = run_within(&mut sync, SECS(120), "a sync against a catch-all server");
+    assert_eq!(r.code, 1, "nothing was backed up: {}", r.stdout);
+    let why = r.json()["unavailable_destinations"].to_string();
+    for protocol in ["WebDAV", "S3"] {
+        assert!(
+            why.contains(&format!("not behaving like a {protocol} server")),
+            "the message says what is wrong: {why}"
+        );
+    }
+    assert!(
+        server.requests() < 50,
+        "a handful of requests, not a suffix hunt: {}",
+        server.requests()
+    );
+    for w in env.status()["watches"].as_array().unwrap() {
+        assert_eq!(w["uploaded"], 0, "nothing is recorded as uploaded: {w}");
+    }
+    let mut test = env.cmd();
+    test.args(["dest", "test", "web"]);
+    let t = run_within(&mut test, SECS(60), "dest test");
+    assert_eq!(t.code, 1, "dest test fails: {}", t.stdout);
+    assert!(
+        t.stdout.contains("not behaving like a WebDAV server"),
+        "{}",
+        t.stdout
+    );
+}
+
+#[test]
+fn a_stalled_server_delays_neither_another_destination_nor_a_stop() {
+    use crate::hostile::{Behaviour, Hostile};
+    let env = Env::new();
+    let server = Hostile::start(Behaviour::NeverAnswers);
+    env.run(["dest", "add", "slow", "webdav", "--url", &server.url()])
+        .ok();
+    let other = env.tmp.path().join("Phone");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("q.jpg"), bytes("q", 1000)).unwrap();
+    env.run(["watch", "add", other.to_str().unwrap(), "--dest", "slow"])
+        .ok();
+    env.watch(&["--album", "Local"]);
+    // The engine's requests would wait a minute for an answer.
+    let mut run = env.spawn_run(&[]);
+    let mark = run.mark();
+    env.write("new.jpg", &bytes("new", 1000));
+    run.wait_for(mark, SECS(20), done_for("new.jpg"));
+    assert!(env.library_files().contains_key("Local/new.jpg"));
+    assert!(
+        server.requests() >= 1,
+        "the stalled server was asked meanwhile"
+    );
+    run.signal(libc::SIGTERM);
+    assert!(
+        run.wait_exit(SECS(15)).is_some(),
+        "SIGTERM is obeyed while a server stalls"
+    );
+}
+
+#[test]
+fn commands_racing_a_running_engine_never_crash_it() {
+    use crate::webdav::{PASS, add_dest, setup};
+    let (env, dav) = setup();
+    add_dest(&env, &dav, PASS).ok();
+    let mut want = BTreeSet::new();
+    for i in 0..40 {
+        let data = bytes(&format!("race {i}"), 4_000_000);
+        want.insert(hash(&data));
+        env.write(&format!("IMG_{i:03}.jpg"), &data);
+    }
+    env.watch(&["--dest", "dav", "--album", "Race"]);
+    // One upload at a time, so that the commands below meet uploads in flight.
+    let mut run = env.spawn_run_with_env(&["--workers", "1"], &[("SHOEBOX_SECRET_DAV", PASS)]);
+    let extra = env.tmp.path().join("Extra");
+    fs::create_dir_all(&extra).unwrap();
+    fs::write(extra.join("x.jpg"), bytes("x", 1000)).unwrap();
+    let done = |run: &Running| {
+        run.events_after(0)
+            .iter()
+            .filter(|v| v["event"] == "file_done")
+            .count()
+    };
+    assert!(done(&run) < 40, "the commands meet uploads in flight");
+    for _ in 0..5 {
+        let mut edit = env.cmd();
+        edit.env("SHOEBOX_SECRET_DAV", PASS)
+            .args(["dest", "edit", "dav", "--url", &dav.url()]);
+        assert_eq!(run_within(&mut edit, SECS(60), "dest edit").code, 0);
+        env.run(["watch", "add", extra.to_str().unwrap()]).ok();
+        env.run(["watch", "remove", extra.to_str().unwrap()]).ok();
+        let mut test = env.cmd();
+        test.env("SHOEBOX_SECRET_DAV", PASS)
+            .args(["dest", "test", "dav"]);
+        assert_eq!(run_within(&mut test, SECS(60), "dest test").code, 0);
+    }
+    let photo_done = |v: &serde_json::Value| {
+        v["event"] == "file_done" && v["path"].as_str().is_some_and(|p| p.contains("IMG_"))
+    };
+    run.wait_count(0, 40, SECS(120), photo_done);
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "the engine is still running"
+    );
+    let albums = dav.albums();
+    assert_eq!(albums.len(), 40, "every photo once: {albums:?}");
+    assert_eq!(albums.into_values().collect::<BTreeSet<_>>(), want);
+    let failed = env.status()["watches"][0]["failed"].clone();
+    assert_eq!(failed, 0, "no upload failed because of the commands");
+}
+
+#[test]
+fn a_path_too_long_to_open_is_named_with_its_reason_and_the_sync_fails() {
+    let env = Env::new();
+    env.write("ok.jpg", &bytes("ok", 1000));
+    // 17 folders of 250 bytes: the photo's path is over 4,096 bytes, which
+    // no system call takes. Made one level at a time from inside.
+    let deep = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import os\nfor _ in range(17):\n    os.mkdir('d' * 250)\n    os.chdir('d' * 250)\n\
+             open('deep.jpg', 'w').write('photo')",
+        )
+        .current_dir(&env.src)
+        .status()
+        .unwrap();
+    assert!(deep.success(), "the deep tree was made");
+    env.watch(&["--album", "A"]);
+    let r = env.sync();
+    assert_eq!(r.code, 1, "not every file is in its album: {}", r.stdout);
+    let s = r.json();
+    assert_eq!(s["uploaded"], 1, "the rest is backed up: {s}");
+    assert_eq!(s["unreadable_folders"], 1, "{s}");
+    let skips = s["skips"].to_string();
+    assert!(
+        skips.contains("longer than this system allows"),
+        "the true reason, not a permissions hint: {skips}"
+    );
+    let w = &env.status()["watches"][0];
+    assert_eq!(w["skipped"], 1, "status counts it: {w}");
+}
+
+#[test]
+fn overlaps_are_caught_through_bind_mounts_and_links() {
+    let env = Env::new();
+    env.write("a.jpg", &bytes("a", 1000));
+    env.watch(&["--album", "A"]);
+    // The watched folder again, through a bind mount.
+    let alias = env.tmp.path().join("alias");
+    fs::create_dir_all(&alias).unwrap();
+    let mount = BindMount::mount(&env.src, &alias);
+    let r = env.run(["watch", "add", alias.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "the same folder is not watched twice");
+    assert!(r.stderr.contains("already watched"), "{}", r.stderr);
+    // A destination inside the watch, reached through the bind mount.
+    let inside = alias.join("backup");
+    fs::create_dir_all(&inside).unwrap();
+    let r = env.run([
+        "dest",
+        "add",
+        "inside",
+        "local",
+        "--path",
+        inside.to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0, "a destination inside a watch is refused");
+    assert!(r.stderr.contains("overlaps"), "{}", r.stderr);
+    fs::remove_dir(&inside).unwrap();
+    drop(mount);
+
+    // A destination folder later replaced by a link into the watch.
+    let usb = env.tmp.path().join("usb");
+    fs::create_dir_all(&usb).unwrap();
+    add_folder_dest(&env, "usb", &usb);
+    let phone = env.tmp.path().join("Phone");
+    fs::create_dir_all(&phone).unwrap();
+    fs::write(phone.join("p.jpg"), bytes("p", 1000)).unwrap();
+    env.run(["watch", "add", phone.to_str().unwrap(), "--dest", "usb"])
+        .ok();
+    env.sync().ok();
+    fs::remove_dir_all(&usb).unwrap();
+    std::os::unix::fs::symlink(&env.src, &usb).unwrap();
+    let before = files_below(&env.src);
+    fs::write(phone.join("q.jpg"), bytes("q", 1000)).unwrap();
+    let r = env.sync();
+    assert_eq!(r.code, 1, "q.jpg could not be backed up: {}", r.stdout);
+    let why = r.json()["unavailable_destinations"].to_string();
+    assert!(why.contains("leads into the watched folder"), "{why}");
+    assert_eq!(
+        files_below(&env.src),
+        before,
+        "nothing was written into the watched folder"
+    );
+}

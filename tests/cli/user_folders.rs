@@ -287,3 +287,54 @@ fn an_unmounted_drive_removes_nothing_and_resumes_when_mounted_again() {
     assert_eq!(env.library_files().len(), 4);
     assert_eq!(env.status()["watches"][0]["state"], "up_to_date");
 }
+
+#[test]
+fn a_full_data_disk_makes_run_wait_and_carry_on_instead_of_exiting() {
+    let env = Env::new();
+    // The data folder on a small disk of its own.
+    // (16 MiB: the store's write-ahead log alone grows to 4 MiB.)
+    let _disk = Tmpfs::mount(&env.home, "16m");
+    let backup = env.tmp.path().join("backup");
+    fs::create_dir_all(&backup).unwrap();
+    env.run([
+        "dest",
+        "add",
+        "usb",
+        "local",
+        "--path",
+        backup.to_str().unwrap(),
+    ])
+    .ok();
+    env.watch(&["--dest", "usb", "--album", "A"]);
+    env.write("first.jpg", &bytes("first", 1000));
+    let run = env.spawn_run(&[]);
+    run.wait_for(0, SECS(30), done_for("first.jpg"));
+    // Fill the data disk to the last byte.
+    let filler = env.home.join("filler");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&filler).unwrap();
+        let block = vec![0xA5u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let mark = run.mark();
+    for i in 0..300 {
+        env.write(&format!("burst/{i:03}.jpg"), &bytes(&i.to_string(), 500));
+    }
+    let waiting = run.wait_for(mark, SECS(60), |v| v["event"] == "engine_waiting");
+    assert!(
+        waiting["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("is full")),
+        "it says why: {waiting}"
+    );
+    let mut run = run;
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "the engine waits, it does not exit"
+    );
+    fs::remove_file(&filler).unwrap();
+    run.wait_until(SECS(120), || files_below(&backup).len() == 301);
+    assert!(run.child.try_wait().unwrap().is_none());
+}

@@ -145,6 +145,9 @@ pub fn live_event(e: &Event, json: bool) {
         Event::DestinationUnavailable { error, .. } => {
             eprintln!("destination unavailable: {error}")
         }
+        Event::EngineWaiting { reason, retry_secs } => {
+            eprintln!("waiting: {reason} (trying again every {retry_secs} s)")
+        }
         Event::DeletionsHeld { watch, count } => eprintln!(
             "{count} files vanished at once from {watch}; nothing removed. Confirm with \
              `shoebox watch confirm-deletions {watch}` or keep them with `shoebox watch keep-files {watch}`"
@@ -318,6 +321,9 @@ impl SyncProgress {
         );
         for p in &r.failures {
             println!("failed: {}: {}", p.path, p.reason);
+        }
+        for p in &r.skips {
+            println!("skipped: {}: {}", p.path, p.reason);
         }
         if r.waiting > 0 {
             println!(

@@ -137,6 +137,10 @@ struct Opened {
     result: std::result::Result<Arc<dyn dest::Destination>, (String, String)>,
 }
 
+/// How long the engine waits before trying again when its store cannot be
+/// written (a full disk).
+const STORE_RETRY: Duration = Duration::from_secs(10);
+
 /// The first wait before probing a destination that became unavailable.
 const FIRST_PROBE: Duration = Duration::from_secs(2);
 
@@ -381,6 +385,7 @@ impl Daemon<'_> {
                         Some(Instant::now() + Duration::from_secs(self.grace_secs() as u64 + 1));
                 }
             }
+            Err(e) if e.is_transient_store_error() => return Err(e),
             Err(e) => tracing::error!("scanning {} failed: {e}", row.root.display()),
         }
         let dirs = self.store.dir_count(id)?;
@@ -550,6 +555,7 @@ impl Daemon<'_> {
             for what in &due {
                 match scan(self.store, &row, what, self.emit) {
                     Ok(stats) => vanished += stats.vanished,
+                    Err(e) if e.is_transient_store_error() => return Err(e),
                     Err(e) => {
                         tracing::error!("rescanning part of {} failed: {e}", row.root.display())
                     }
@@ -729,7 +735,53 @@ impl Daemon<'_> {
         next
     }
 
+    /// Serves until stopped. A store that cannot be written for a reason
+    /// that passes (its disk is full) does not end the engine: it says so,
+    /// waits, and starts again from the store, which is the truth.
     fn serve(&mut self, stop: &Receiver<()>) -> Result<()> {
+        let mut result = self.serve_until_error(stop);
+        loop {
+            match result {
+                Err(e) if e.is_transient_store_error() => {
+                    tracing::warn!("{e}");
+                    (self.emit)(&Event::EngineWaiting {
+                        reason: e.to_string(),
+                        retry_secs: STORE_RETRY.as_secs(),
+                    });
+                    match stop.recv_timeout(STORE_RETRY) {
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        _ => return Ok(()),
+                    }
+                    result = self.restart().and_then(|()| self.serve_until_error(stop));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Starts afresh from the store after an error: what was in flight is
+    /// queued again, and the configuration is read anew.
+    fn restart(&mut self) -> Result<()> {
+        let mut pipeline = Pipeline::new(
+            self.store,
+            self.emit,
+            self.opts.workers,
+            SettleRule::new(self.opts.settle),
+        );
+        pipeline.retry_failed_on_schedule();
+        // The old pipeline's workers stop here (a stalled one is left).
+        drop(std::mem::replace(&mut self.pipeline, pipeline));
+        self.store.rollback();
+        self.store.requeue_interrupted()?;
+        self.was_drained = false;
+        self.reload()?;
+        for live in self.lives.values_mut() {
+            live.dirty.mark(Rescan::Watch, Instant::now());
+        }
+        Ok(())
+    }
+
+    fn serve_until_error(&mut self, stop: &Receiver<()>) -> Result<()> {
         let done = self.pipeline.done_channel();
         loop {
             self.tick()?;

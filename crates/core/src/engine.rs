@@ -154,8 +154,10 @@ fn display(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// One folder is the other or inside it, by path or by identity (see
+/// [`crate::platform::folders_overlap`]).
 fn overlaps(a: &Path, b: &Path) -> bool {
-    a.starts_with(b) || b.starts_with(a)
+    a.starts_with(b) || b.starts_with(a) || crate::platform::folders_overlap(a, b)
 }
 
 impl Engine {
@@ -530,11 +532,20 @@ impl Engine {
                 root.display()
             ))
         })?;
+        let identity = dir_identity(&meta);
         for w in self.store.watches()? {
-            if w.root == root {
+            if w.root == root || (cfg!(unix) && w.root_identity == identity) {
                 return Err(Error::Invalid(format!(
-                    "{} is already watched",
-                    root.display()
+                    "{} is already watched{}",
+                    root.display(),
+                    if w.root == root {
+                        String::new()
+                    } else {
+                        format!(
+                            " as {} (the same folder, reached another way)",
+                            w.root.display()
+                        )
+                    }
                 )));
             }
             if overlaps(&root, &w.root) {
@@ -588,7 +599,7 @@ impl Engine {
             dest_id: dest.id,
             on_delete: spec.on_delete,
             all_files: spec.all_files,
-            root_identity: dir_identity(&meta),
+            root_identity: identity,
         })?;
         self.home.signal_change();
         Ok((Engine::watch_info(&self.store.watch(id)?), notices))

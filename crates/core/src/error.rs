@@ -8,11 +8,7 @@ use std::path::PathBuf;
 /// destinations, starting a sync.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "the Shoebox database at {path} could not be used: {source}. If it is damaged, \
-         `shoebox doctor` checks it and `shoebox doctor --repair` rebuilds it (the settings \
-         are kept, the file index is rebuilt by rescanning, nothing is uploaded twice)"
-    )]
+    #[error("{}", store_message(path, source))]
     Store {
         path: PathBuf,
         #[source]
@@ -46,7 +42,53 @@ pub enum Error {
     Invalid(String),
 }
 
+/// What a store error means for the user, by its cause: only damage
+/// points at `shoebox doctor`.
+fn store_message(path: &std::path::Path, source: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode::*;
+    let path = path.display();
+    match source.sqlite_error_code() {
+        Some(DatabaseCorrupt | NotADatabase) => format!(
+            "the Shoebox database at {path} is damaged ({source}). `shoebox doctor` checks it and \
+             `shoebox doctor --repair` rebuilds it (the settings are kept, the file index is \
+             rebuilt by rescanning, nothing is uploaded twice)"
+        ),
+        Some(DiskFull) => format!(
+            "the disk holding the Shoebox database {path} is full ({source}); free some space \
+             there, and Shoebox carries on where it stopped"
+        ),
+        Some(DatabaseBusy | DatabaseLocked) => format!(
+            "the Shoebox database at {path} is busy with another command ({source}); try again \
+             in a moment"
+        ),
+        Some(ReadOnly | PermissionDenied | CannotOpen) => format!(
+            "the Shoebox database at {path} cannot be written ({source}); check that the data \
+             folder is writable by you and its disk is mounted"
+        ),
+        Some(ConstraintViolation) => format!(
+            "the Shoebox database at {path} was changed meanwhile by another command ({source}); \
+             try again"
+        ),
+        Some(SystemIoFailure) => format!(
+            "the disk holding the Shoebox database {path} failed to read or write ({source}); \
+             check the disk. If the database was damaged, `shoebox doctor --repair` rebuilds it"
+        ),
+        _ => format!("the Shoebox database at {path} could not be used: {source}"),
+    }
+}
+
 impl Error {
+    /// True when the store could not be written for a reason that passes
+    /// (a full disk, a busy database): worth waiting for, not stopping.
+    pub fn is_transient_store_error(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        matches!(
+            self,
+            Error::Store { source, .. }
+                if matches!(source.sqlite_error_code(), Some(DiskFull | DatabaseBusy | DatabaseLocked))
+        )
+    }
+
     pub fn io(what: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io {
             what,

@@ -83,4 +83,10 @@ pub enum Event {
         dest: String,
         error: String,
     },
+    /// The engine cannot go on for now (its data disk is full) and waits,
+    /// trying again every `retry_secs`.
+    EngineWaiting {
+        reason: String,
+        retry_secs: u64,
+    },
 }

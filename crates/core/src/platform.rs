@@ -174,6 +174,33 @@ pub fn dir_identity(meta: &Metadata) -> (u64, u64) {
     (f.dev, f.ino)
 }
 
+/// True when one of the two folders is the other or inside it, however
+/// each is reached: compared by device and inode along each one's chain of
+/// parents, so that a bind mount, a symbolic link or a second mount of the
+/// same disk cannot hide an overlap. Where the OS gives no inode numbers,
+/// the resolved paths are compared instead.
+pub fn folders_overlap(a: &Path, b: &Path) -> bool {
+    let (Ok(a), Ok(b)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) else {
+        return false;
+    };
+    if a.starts_with(&b) || b.starts_with(&a) {
+        return true;
+    }
+    if cfg!(unix) {
+        let chain = |p: &Path| -> Vec<(u64, u64)> {
+            p.ancestors()
+                .filter_map(|d| std::fs::metadata(d).ok())
+                .map(|m| dir_identity(&m))
+                .collect()
+        };
+        let (ca, cb) = (chain(&a), chain(&b));
+        if let (Some(ia), Some(ib)) = (ca.first(), cb.first()) {
+            return cb.contains(ia) || ca.contains(ib);
+        }
+    }
+    false
+}
+
 /// Makes a rename or a new entry in `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

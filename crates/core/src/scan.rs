@@ -109,8 +109,30 @@ struct Scan<'a> {
 /// One directory's listing, gathered from the walk.
 struct DirBatch {
     path: PathBuf,
-    unreadable: bool,
+    /// Why the directory could not be read, if it could not.
+    unreadable: Option<String>,
     entries: Vec<DirEntry>,
+}
+
+/// Why a directory cannot be read, in words that say what to do.
+fn unreadable_reason(path: &Path, err: Option<&std::io::Error>) -> String {
+    match err {
+        Some(e) if e.kind() == std::io::ErrorKind::InvalidFilename => format!(
+            "the folder {} cannot be opened: its path is longer than this system allows \
+             (4,096 bytes on Linux), so its files cannot be backed up. Shorten the names of the \
+             folders above it",
+            path.display()
+        ),
+        Some(e) => format!(
+            "the folder {} cannot be read ({e}); its files are kept as they were. Check its \
+             permissions",
+            path.display()
+        ),
+        None => format!(
+            "the folder {} cannot be read; its files are kept as they were. Check its permissions",
+            path.display()
+        ),
+    }
 }
 
 fn parent_rel(rel: &[u8]) -> Vec<u8> {
@@ -246,7 +268,7 @@ impl Scan<'_> {
                     }
                     batch = Some(DirBatch {
                         path: entry.into_path(),
-                        unreadable: false,
+                        unreadable: None,
                         entries: Vec::new(),
                     });
                 }
@@ -272,7 +294,7 @@ impl Scan<'_> {
         let ignored_dirs = std::cell::Cell::new(0u64);
         let mut batch = DirBatch {
             path: dir.clone(),
-            unreadable: false,
+            unreadable: None,
             entries: Vec::new(),
         };
         let mut subdirs = Vec::new();
@@ -288,7 +310,7 @@ impl Scan<'_> {
             }
         }
         batch = batch_opt.take().expect("batch");
-        let unreadable = batch.unreadable;
+        let unreadable = batch.unreadable.is_some();
         self.reconcile_dir(batch)?;
         if unreadable {
             return Ok(());
@@ -314,7 +336,7 @@ impl Scan<'_> {
         if let (Some(b), Some(p)) = (batch.as_mut(), err.path())
             && p == b.path
         {
-            b.unreadable = true;
+            b.unreadable = Some(unreadable_reason(p, err.io_error()));
         }
         tracing::warn!("while scanning {}: {err}", self.watch.root.display());
     }
@@ -335,14 +357,11 @@ impl Scan<'_> {
         let dir_id = self
             .store
             .upsert_dir(self.watch.id, &rel, self.generation)?;
-        if batch.unreadable {
+        if let Some(reason) = batch.unreadable {
             // Unknown content: keep what the index knows, everything below too.
             self.store
                 .protect_subtree(self.watch.id, &rel, self.generation)?;
-            let reason = format!(
-                "the folder {} cannot be read; its files are kept as they were. Check its permissions",
-                batch.path.display()
-            );
+            self.store.set_dir_unreachable(dir_id, &reason)?;
             (self.emit)(&Event::FileSkipped {
                 path: batch.path.display().to_string(),
                 reason,

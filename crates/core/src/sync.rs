@@ -53,6 +53,9 @@ pub struct SyncReport {
     pub removed: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Folders that could not be read (their files are among `skips` with
+    /// the reason): what is in them cannot be backed up.
+    pub unreadable_folders: u64,
     pub ignored: u64,
     /// Files still waiting (their destination was unavailable).
     pub waiting: u64,
@@ -71,6 +74,7 @@ impl SyncReport {
     /// True when every eligible file is in its album.
     pub fn is_complete(&self) -> bool {
         self.failed == 0
+            && self.unreadable_folders == 0
             && self.waiting == 0
             && self.missing_watches.is_empty()
             && self.unavailable_destinations.is_empty()
@@ -241,6 +245,7 @@ fn collect_problems(store: &Store, watches: &[WatchRow], report: &mut SyncReport
                 _ => report.skips.push(p),
             }
         }
+        report.unreadable_folders += store.unreachable_dirs(id)?;
         for (state, n) in store.watch_counts(id)? {
             match state {
                 FileState::Failed => report.failed += n,

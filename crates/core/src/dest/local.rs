@@ -271,6 +271,10 @@ impl Destination for LocalFolder {
         fs::create_dir_all(staging).map_err(|e| self.io_err(staging, e))
     }
 
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
     fn marker(&self) -> Result<Marker, DestError> {
         let path = self.root.join(MARKER_FILE);
         match fs::read_to_string(&path) {

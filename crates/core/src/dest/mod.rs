@@ -28,7 +28,11 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
         })),
         "webdav" => {
             let url = row.url.as_deref().unwrap_or_default();
-            let password = crate::secrets::load(&row.name)?;
+            // A server without accounts needs no secret (nor a keyring).
+            let password = match row.username {
+                Some(_) => crate::secrets::load(&row.name)?,
+                None => None,
+            };
             if row.username.is_some() && password.is_none() {
                 return Err(Error::Invalid(format!(
                     "destination {} has no password: add it again with --password-stdin, or set {}",
@@ -130,6 +134,12 @@ pub trait Destination: Send + Sync {
     /// uploads left behind (never another engine's).
     fn prepare(&self) -> Result<(), DestError>;
 
+    /// The folder on this computer the destination writes into, if it is
+    /// one (a local or NAS folder): it must never be inside a watch.
+    fn local_root(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// Reads the destination's identity marker.
     fn marker(&self) -> Result<Marker, DestError> {
         Ok(Marker::NotKept)
@@ -209,6 +219,21 @@ pub(crate) fn prepare_checked(
         why,
     };
     let store_err = |e: Error| unavailable(e.to_string());
+    // Checked before every pass: the folder may since have been replaced
+    // by a link or a mount that leads into a watched folder.
+    if let Some(root) = dest.local_root() {
+        for w in store.watches().map_err(store_err)? {
+            if crate::platform::folders_overlap(root, &w.root) {
+                return Err(unavailable(format!(
+                    "its folder {} now leads into the watched folder {} (through a link or a \
+                     mount), and Shoebox never writes into a watched folder. Point the destination \
+                     back at a folder outside every watch",
+                    root.display(),
+                    w.root.display()
+                )));
+            }
+        }
+    }
     let recorded = store.destination_marker(row.id).map_err(store_err)?;
     match (with_dest_retries(|| dest.marker())?, recorded) {
         (Marker::NotKept, _) => {}

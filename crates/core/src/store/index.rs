@@ -205,10 +205,31 @@ impl Store {
         self.conn
             .prepare_cached(
                 "INSERT INTO dirs (watch_id, rel, scan_gen) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (watch_id, rel) DO UPDATE SET scan_gen = excluded.scan_gen
+                 ON CONFLICT (watch_id, rel) DO UPDATE SET scan_gen = excluded.scan_gen,
+                                                           unreachable = NULL
                  RETURNING id",
             )
             .and_then(|mut st| st.query_row(params![watch_id, rel, generation], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records why a directory could not be read (it counts as skipped).
+    pub fn set_dir_unreachable(&self, dir_id: i64, reason: &str) -> Result<()> {
+        self.exec(
+            "UPDATE dirs SET unreachable = ?2 WHERE id = ?1",
+            params![dir_id, reason],
+        )
+        .map(drop)
+    }
+
+    /// How many directories of the watch could not be read at the last scan.
+    pub fn unreachable_dirs(&self, watch_id: i64) -> Result<u64> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM dirs WHERE watch_id = ?1 AND unreachable IS NOT NULL",
+            )
+            .and_then(|mut st| st.query_row([watch_id], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
 
@@ -835,7 +856,10 @@ impl Store {
         self.conn
             .prepare_cached(
                 "SELECT f.state, count(*) FROM files f JOIN dirs d ON d.id = f.dir_id
-                 WHERE d.watch_id = ?1 AND f.gone = 0 GROUP BY f.state",
+                 WHERE d.watch_id = ?1 AND f.gone = 0 GROUP BY f.state
+                 UNION ALL
+                 SELECT 'skipped', count(*) FROM dirs
+                 WHERE watch_id = ?1 AND unreachable IS NOT NULL",
             )
             .and_then(|mut st| {
                 st.query_map([watch_id], |r| {
@@ -853,10 +877,15 @@ impl Store {
     pub fn problems(&self, watch_id: i64, limit: usize) -> Result<Vec<ProblemRow>> {
         self.conn
             .prepare_cached(
-                "SELECT d.rel, f.name, f.state, coalesce(f.error, '') FROM files f
-                   JOIN dirs d ON d.id = f.dir_id
-                 WHERE d.watch_id = ?1 AND f.gone = 0 AND f.state IN ('failed', 'skipped')
-                 ORDER BY d.rel, f.name LIMIT ?2",
+                "SELECT rel, name, state, reason FROM (
+                     SELECT d.rel AS rel, f.name AS name, f.state AS state,
+                            coalesce(f.error, '') AS reason FROM files f
+                       JOIN dirs d ON d.id = f.dir_id
+                     WHERE d.watch_id = ?1 AND f.gone = 0 AND f.state IN ('failed', 'skipped')
+                     UNION ALL
+                     SELECT rel, X'', 'skipped', unreachable FROM dirs
+                     WHERE watch_id = ?1 AND unreachable IS NOT NULL)
+                 ORDER BY rel, name LIMIT ?2",
             )
             .and_then(|mut st| {
                 st.query_map(params![watch_id, limit as i64], |r| {

@@ -14,3 +14,8 @@ ALTER TABLE destinations ADD COLUMN marker TEXT;
 -- Birth time (statx btime) where the file system records one: a file that
 -- keeps its inode but not its birth time is a new file, not a move.
 ALTER TABLE files ADD COLUMN btime_ns INTEGER;
+
+-- Why a folder of a watch could not be read at the last scan (a path too
+-- long for the system, no permission): counted and shown with the skipped
+-- files, so that nothing the user has is left out without a word.
+ALTER TABLE dirs ADD COLUMN unreachable TEXT;
