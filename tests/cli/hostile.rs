@@ -15,6 +15,12 @@ pub enum Behaviour {
     OkToEverything,
     /// Connections are accepted and held open; nothing is ever answered.
     NeverAnswers,
+    /// A WebDAV server that says yes to everything and keeps nothing:
+    /// PUT and MOVE succeed, and a HEAD never finds the file.
+    StoresNothing,
+    /// Every request is redirected elsewhere (a login page on another
+    /// server), which never sees the credentials.
+    Redirects,
 }
 
 pub struct Hostile {
@@ -46,9 +52,9 @@ impl Hostile {
                         r.fetch_add(1, Ordering::SeqCst);
                         h.lock().unwrap().push(conn);
                     }
-                    Behaviour::OkToEverything => {
+                    other => {
                         let r = r.clone();
-                        std::thread::spawn(move || answer_ok(conn, &r));
+                        std::thread::spawn(move || answer(conn, other, &r));
                     }
                 }
             }
@@ -72,8 +78,8 @@ impl Hostile {
     }
 }
 
-/// Answers every request on a keep-alive connection with 200 and a page.
-fn answer_ok(conn: TcpStream, requests: &AtomicU64) {
+/// Answers every request on a keep-alive connection as `behaviour` says.
+fn answer(conn: TcpStream, behaviour: Behaviour, requests: &AtomicU64) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {
@@ -101,9 +107,17 @@ fn answer_ok(conn: TcpStream, requests: &AtomicU64) {
             return;
         }
         requests.fetch_add(1, Ordering::SeqCst);
+        let method = line.split(' ').next().unwrap_or_default();
+        let status = match (behaviour, method) {
+            (Behaviour::Redirects, _) => "302 Found\r\nLocation: http://127.0.0.1:9/login",
+            (Behaviour::StoresNothing, "PROPFIND") => "207 Multi-Status",
+            (Behaviour::StoresNothing, "HEAD" | "GET") => "404 Not Found",
+            (Behaviour::StoresNothing, "PUT" | "MOVE" | "COPY" | "MKCOL") => "201 Created",
+            _ => "200 OK",
+        };
         let body = if head { "" } else { PAGE };
         let reply = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
             PAGE.len()
         );
         if out.write_all(reply.as_bytes()).is_err() {

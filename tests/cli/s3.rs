@@ -870,3 +870,41 @@ fn hostile_names_stay_inside_the_album_on_s3() {
         );
     }
 }
+
+/// Two computers backing up into one bucket at the same moment: each name
+/// is claimed before it is written (and the PUT is conditional where the
+/// server honours `If-None-Match`), so neither overwrites the other.
+#[test]
+fn two_computers_backing_up_into_one_bucket_both_end_complete() {
+    let (a, garage) = setup();
+    let b = Env::new();
+    let mut want = std::collections::BTreeSet::new();
+    for (env, who) in [(&a, "laptop"), (&b, "desktop")] {
+        for i in 0..150 {
+            let data = bytes(&format!("{who} {i}"), 3000);
+            want.insert(hash(&data));
+            env.write(&format!("IMG_{i:04}.jpg"), &data);
+        }
+        add_dest(env, garage.s3_port, &["--allow-insecure-http"]).ok();
+        env.watch(&["--album", "Family", "--dest", "garage"]);
+    }
+    let sync = |env: &Env| {
+        env.cmd()
+            .env("SHOEBOX_SECRET_GARAGE", SECRET)
+            .args(["sync", "--json", "--settle", "100ms", "--workers", "4"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut ca, mut cb) = (sync(&a), sync(&b));
+    assert!(ca.wait().unwrap().success() && cb.wait().unwrap().success());
+    let objects = garage.objects();
+    assert_eq!(objects.len(), 300, "{} objects", objects.len());
+    assert_eq!(
+        objects
+            .into_values()
+            .collect::<std::collections::BTreeSet<_>>(),
+        want,
+        "neither computer overwrote the other's photos"
+    );
+}

@@ -528,3 +528,48 @@ fn overlaps_are_caught_through_bind_mounts_and_links() {
         "nothing was written into the watched folder"
     );
 }
+
+#[test]
+fn a_server_that_acknowledges_uploads_but_keeps_nothing_is_caught_at_once() {
+    use crate::hostile::{Behaviour, Hostile};
+    let env = Env::new();
+    let server = Hostile::start(Behaviour::StoresNothing);
+    env.run(["dest", "add", "web", "webdav", "--url", &server.url()])
+        .ok();
+    for i in 0..3 {
+        env.write(&format!("p{i}.jpg"), &bytes(&i.to_string(), 1000));
+    }
+    env.watch(&["--dest", "web", "--album", "A"]);
+    let mut sync = env.cmd();
+    sync.args(["sync", "--json", "--settle", "100ms"]);
+    let r = run_within(
+        &mut sync,
+        SECS(120),
+        "a sync against a server that keeps nothing",
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let s = r.json();
+    assert_eq!(s["uploaded"], 0, "nothing is recorded as uploaded: {s}");
+    let why = s["unavailable_destinations"].to_string();
+    assert!(why.contains("but it is not there"), "{why}");
+    assert_eq!(env.status()["watches"][0]["uploaded"], 0);
+}
+
+#[test]
+fn a_redirect_is_reported_and_never_taken_for_accepted_credentials() {
+    use crate::hostile::{Behaviour, Hostile};
+    let env = Env::new();
+    let server = Hostile::start(Behaviour::Redirects);
+    env.run(["dest", "add", "web", "webdav", "--url", &server.url()])
+        .ok();
+    let mut test = env.cmd();
+    test.args(["dest", "test", "web"]);
+    let t = run_within(&mut test, SECS(60), "dest test");
+    assert_eq!(t.code, 1, "{}", t.stdout);
+    assert!(!t.stdout.contains("accepted"), "{}", t.stdout);
+    assert!(
+        t.stdout.contains("http://127.0.0.1:9/login") && t.stdout.contains("instead of answering"),
+        "it says where the server sends requests: {}",
+        t.stdout
+    );
+}

@@ -125,8 +125,15 @@ struct Daemon<'a> {
     /// whether another was asked for meanwhile.
     deleting: bool,
     delete_again: bool,
-    deleted_tx: Sender<Vec<Event>>,
-    deleted: Receiver<Vec<Event>>,
+    deleted_tx: Sender<Tidied>,
+    deleted: Receiver<Tidied>,
+}
+
+/// What a tidying thread did: the events of what it removed, and how many
+/// files it queued again because another writer took their names.
+struct Tidied {
+    events: Vec<Event>,
+    requeued: u64,
 }
 
 /// A destination opened (or not) by an opener thread.
@@ -661,6 +668,7 @@ impl Daemon<'_> {
             .spawn(move || {
                 let events = std::cell::RefCell::new(Vec::new());
                 let emit = |e: &Event| events.borrow_mut().push(e.clone());
+                let mut requeued = 0;
                 match Store::open(&home.db_path()) {
                     Ok(store) => {
                         for (id, d) in &dests {
@@ -668,10 +676,18 @@ impl Daemon<'_> {
                                 tracing::warn!("deleting from {} stopped: {e}", d.name());
                             }
                         }
+                        let map: crate::sync::Destinations = dests.iter().cloned().collect();
+                        match crate::sync::give_up_lost_names(&store, &map) {
+                            Ok(n) => requeued = n,
+                            Err(e) => tracing::warn!("cannot check what was written: {e}"),
+                        }
                     }
-                    Err(e) => tracing::warn!("cannot delete from the destinations now: {e}"),
+                    Err(e) => tracing::warn!("cannot tidy the destinations now: {e}"),
                 }
-                let _ = tx.send(events.into_inner());
+                let _ = tx.send(Tidied {
+                    events: events.into_inner(),
+                    requeued,
+                });
             });
         match spawned {
             Ok(_) => self.deleting = true,
@@ -680,9 +696,12 @@ impl Daemon<'_> {
     }
 
     /// What a deletion thread removed.
-    fn on_deleted(&mut self, events: Vec<Event>) {
-        for e in &events {
+    fn on_deleted(&mut self, tidied: Tidied) {
+        for e in &tidied.events {
             (self.emit)(e);
+        }
+        if tidied.requeued > 0 {
+            self.pipeline.rescan_queue();
         }
         self.deleting = false;
         if std::mem::take(&mut self.delete_again) {

@@ -223,3 +223,29 @@ pub(crate) fn is_transient_io(e: &io::Error) -> bool {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_error(code: std::ffi::c_int) -> Error {
+        Error::Store {
+            path: PathBuf::from("/data/shoebox.db"),
+            source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+        }
+    }
+
+    #[test]
+    fn only_damage_points_at_doctor_and_a_full_disk_is_worth_waiting_for() {
+        let damaged = store_error(rusqlite::ffi::SQLITE_CORRUPT).to_string();
+        assert!(damaged.contains("damaged") && damaged.contains("shoebox doctor --repair"));
+        let full = store_error(rusqlite::ffi::SQLITE_FULL);
+        assert!(full.to_string().contains("is full") && !full.to_string().contains("doctor"));
+        assert!(full.is_transient_store_error());
+        let busy = store_error(rusqlite::ffi::SQLITE_BUSY);
+        assert!(busy.to_string().contains("busy") && !busy.to_string().contains("damaged"));
+        let raced = store_error(rusqlite::ffi::SQLITE_CONSTRAINT).to_string();
+        assert!(raced.contains("changed meanwhile") && !raced.contains("damaged"));
+        assert!(!store_error(rusqlite::ffi::SQLITE_CORRUPT).is_transient_store_error());
+    }
+}

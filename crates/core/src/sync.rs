@@ -146,6 +146,30 @@ pub(crate) fn prepare_destinations(
     Ok((ready, unavailable))
 }
 
+/// How often one pass looks again for names lost to another writer.
+const MAX_LOST_ROUNDS: u32 = 5;
+
+/// Asks each destination which new names it lost to another writer, and
+/// queues their files again. Returns how many files.
+pub(crate) fn give_up_lost_names(store: &Store, dests: &Destinations) -> Result<u64> {
+    let mut requeued = 0;
+    for (id, d) in dests {
+        match d.names_lost() {
+            Ok(lost) => {
+                for (album, name) in lost {
+                    tracing::warn!(
+                        "{album}/{name} on {} was replaced by another writer; its file is backed up again under a free name",
+                        d.name()
+                    );
+                    requeued += store.give_up_entry(*id, &album, &name)?;
+                }
+            }
+            Err(e) => tracing::warn!("cannot check what was written to {}: {e}", d.name()),
+        }
+    }
+    Ok(requeued)
+}
+
 /// Runs one full sync pass. The caller holds the [`crate::EngineLock`].
 pub fn sync(
     store: &Store,
@@ -182,10 +206,18 @@ pub fn sync(
     let (files, bytes) = store.queue_totals()?;
     emit(&Event::Queue { files, bytes });
     let done = pipeline.done_channel();
+    let mut rounds = 0;
     loop {
         pipeline.pump()?;
         if pipeline.is_drained() {
-            break;
+            // Names another writer took over in the instant between their
+            // check and our write go back to the queue, for a free name.
+            rounds += 1;
+            if rounds > MAX_LOST_ROUNDS || give_up_lost_names(store, &dests)? == 0 {
+                break;
+            }
+            pipeline.rescan_queue();
+            continue;
         }
         let msg = match pipeline.next_deadline_ms() {
             // Files are settling: wake when the first one is due.

@@ -140,6 +140,15 @@ pub trait Destination: Send + Sync {
         None
     }
 
+    /// New names written since the last call whose object another writer
+    /// has replaced since (on a server with no atomic "create if absent",
+    /// in the instant between a name's check and its write): each is given
+    /// up and its file backed up again under a free name. Empty where
+    /// writes of new names cannot replace anything.
+    fn names_lost(&self) -> Result<Vec<(String, String)>, DestError> {
+        Ok(Vec::new())
+    }
+
     /// Reads the destination's identity marker.
     fn marker(&self) -> Result<Marker, DestError> {
         Ok(Marker::NotKept)

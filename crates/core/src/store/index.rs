@@ -799,6 +799,26 @@ impl Store {
         .map(drop)
     }
 
+    /// Gives up an entry whose object another writer replaced: the entry
+    /// goes (nothing is deleted on the destination), and the files that
+    /// used it are queued again. Returns how many.
+    pub fn give_up_entry(&self, dest_id: i64, album: &str, name: &str) -> Result<u64> {
+        self.transaction(|s| {
+            let n = s.exec(
+                "UPDATE files SET state = 'pending', entry_id = NULL, attempts = 0,
+                        next_attempt_at = 0
+                 WHERE entry_id IN (SELECT id FROM entries
+                                    WHERE dest_id = ?1 AND album = ?2 AND name = ?3)",
+                params![dest_id, album, name],
+            )?;
+            s.exec(
+                "DELETE FROM entries WHERE dest_id = ?1 AND album = ?2 AND name = ?3",
+                params![dest_id, album, name],
+            )?;
+            Ok(n as u64)
+        })
+    }
+
     /// The file no longer refers to any entry.
     pub fn set_file_entry_none(&self, file_id: i64) -> Result<()> {
         self.exec("UPDATE files SET entry_id = NULL WHERE id = ?1", [file_id])

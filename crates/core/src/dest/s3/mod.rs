@@ -72,6 +72,18 @@ struct Inner {
     prefix: String,
     client: Client,
     log: MultipartLog,
+    /// New names written since the last [`Destination::names_lost`], with
+    /// the ETag each write got, to check that they are still ours.
+    written: std::sync::Mutex<Vec<Written>>,
+}
+
+/// A new object this engine wrote: album, name, key and the ETag it got.
+#[derive(Debug)]
+struct Written {
+    album: String,
+    name: String,
+    key: String,
+    etag: String,
 }
 
 /// An S3 bucket (cheap to clone).
@@ -129,6 +141,7 @@ impl S3 {
                     secret: cfg.secret,
                 },
                 prefix: normalize_prefix(&cfg.settings.prefix),
+                written: Default::default(),
                 client: http::client(name, cfg.tls_cert.as_deref())?,
                 log,
             }),
@@ -314,6 +327,25 @@ impl S3 {
         }
     }
 
+    /// Remembers a new name written, with the ETag the server gave it.
+    fn remember_write(&self, upload: &Upload<'_>, key: &str, resp: &reqwest::blocking::Response) {
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string();
+        if !upload.overwrite && !etag.is_empty() {
+            self.inner.written.lock().expect("lock").push(Written {
+                album: upload.album.to_string(),
+                name: upload.name.to_string(),
+                key: key.to_string(),
+                etag,
+            });
+        }
+    }
+
     /// Checks that a PUT the server acknowledged stored these bytes. An
     /// ETag that is an MD5 must be ours (others come from server-side
     /// encryption and say nothing about the bytes); without one, a HEAD
@@ -396,6 +428,7 @@ impl S3 {
             &[],
         )?;
         self.verify_put(key, &resp, &hex(&digest), read)?;
+        self.remember_write(upload, key, &resp);
         Ok((Box::new(Visible), read))
     }
 
@@ -446,6 +479,7 @@ impl S3 {
         }
         let resp = sent?;
         self.verify_put(key, &resp, &hex(&guarded.md5), guarded.read)?;
+        self.remember_write(upload, key, &resp);
         Ok((Box::new(Visible), guarded.read))
     }
 
@@ -496,6 +530,8 @@ impl S3 {
                 etag: multipart_etag(&md5s),
                 len: upload.len,
                 state: MultipartState::Pending,
+                new_name: (!upload.overwrite)
+                    .then(|| (upload.album.to_string(), upload.name.to_string())),
             }),
             read,
         ))
@@ -871,6 +907,8 @@ struct Multipart {
     etag: String,
     len: u64,
     state: MultipartState,
+    /// The album and name, when the upload creates a new name.
+    new_name: Option<(String, String)>,
 }
 
 impl Staged for Multipart {
@@ -906,7 +944,17 @@ impl Staged for Multipart {
             .forget(&self.upload_id)
             .map_err(|e| dest.store_err(e))?;
         match stored {
-            Some((len, _)) if len == self.len => Ok(()),
+            Some((len, _)) if len == self.len => {
+                if let Some((album, name)) = self.new_name.take() {
+                    dest.inner.written.lock().expect("lock").push(Written {
+                        album,
+                        name,
+                        key: self.key.clone(),
+                        etag: self.etag.clone(),
+                    });
+                }
+                Ok(())
+            }
             other => Err(DestError::Interrupted {
                 name: dest.inner.name.clone(),
                 what: format!("upload {}", self.key),
@@ -931,6 +979,28 @@ impl Drop for Multipart {
 impl Destination for S3 {
     fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// S3 servers without conditional writes (Garage among them) let a
+    /// second writer replace an object between the name's check and the
+    /// write: each new object written is looked at again (one HEAD), and
+    /// one whose ETag is no longer ours was lost to another writer.
+    fn names_lost(&self) -> Result<Vec<(String, String)>, DestError> {
+        let mut written = std::mem::take(&mut *self.inner.written.lock().expect("lock"));
+        let mut lost = Vec::new();
+        while let Some(w) = written.pop() {
+            match self.head_etag(&w.key) {
+                Ok(Some((_, etag))) if etag == w.etag => {}
+                Ok(_) => lost.push((w.album, w.name)),
+                Err(e) => {
+                    // Looked at again next time.
+                    written.push(w);
+                    self.inner.written.lock().expect("lock").extend(written);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(lost)
     }
 
     fn reach(&self) -> Result<(), DestError> {
