@@ -66,6 +66,35 @@ fn an_empty_mount_point_where_the_destination_drive_was_is_never_written_into() 
 }
 
 #[test]
+fn a_drive_pulled_out_under_run_is_not_written_onto_the_system_disk() {
+    let env = Env::new();
+    let disk = env.tmp.path().join("disk");
+    let mnt = env.tmp.path().join("media/usb");
+    fs::create_dir_all(&disk).unwrap();
+    fs::create_dir_all(&mnt).unwrap();
+    let mount = BindMount::mount(&disk, &mnt);
+    add_folder_dest(&env, "usb", &mnt);
+    env.watch(&["--dest", "usb", "--album", "A"]);
+    let run = env.spawn_run(&["--poll-every", "2s"]);
+    let mark = run.mark();
+    env.write("a.jpg", &bytes("a", 1000));
+    run.wait_for(mark, SECS(30), done_for("a.jpg"));
+
+    drop(mount); // pulled out while the engine runs
+    let mark = run.mark();
+    env.write("b.jpg", &bytes("b", 1000));
+    run.wait_for(mark, SECS(30), |v| v["event"] == "destination_unavailable");
+    assert_eq!(
+        fs::read_dir(&mnt).unwrap().count(),
+        0,
+        "nothing was written onto the system disk under the mount point"
+    );
+    let _mount = BindMount::mount(&disk, &mnt);
+    run.wait_for(mark, SECS(60), done_for("b.jpg"));
+    assert!(files_below(&disk).contains_key("A/b.jpg"));
+}
+
+#[test]
 fn a_deleted_library_is_noticed_and_dest_reset_backs_everything_up_again() {
     let env = Env::new();
     for i in 0..3 {

@@ -79,18 +79,34 @@ impl Home {
     /// each other's uploads in progress.
     pub fn engine_id(&self) -> Result<String> {
         let path = self.dir.join("engine-id");
-        if let Ok(id) = fs::read_to_string(&path) {
-            let id = id.trim();
-            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Ok(id.to_string());
-            }
+        let read = || {
+            fs::read_to_string(&path).ok().and_then(|id| {
+                let id = id.trim();
+                (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| id.to_string())
+            })
+        };
+        if let Some(id) = read() {
+            return Ok(id);
         }
         let id = crate::platform::random_hex(8);
-        let temp = self.dir.join("engine-id.new");
-        fs::write(&temp, format!("{id}\n"))
-            .and_then(|()| fs::rename(&temp, &path))
-            .map_err(|e| Error::io("cannot write the engine id in", &path, e))?;
-        Ok(id)
+        // Made by whoever comes first (threads and processes may race): a
+        // private temp file, renamed only where none is yet (or over a
+        // damaged one).
+        let temp = self.dir.join(format!("engine-id.{id}.new"));
+        let damaged = path.exists();
+        let made = fs::write(&temp, format!("{id}\n")).and_then(|()| {
+            if damaged {
+                fs::rename(&temp, &path)
+            } else {
+                crate::platform::rename_no_replace(&temp, &path)
+            }
+        });
+        let _ = fs::remove_file(&temp);
+        match made {
+            Ok(()) => Ok(id),
+            Err(e) => read().ok_or_else(|| Error::io("cannot write the engine id in", &path, e)),
+        }
     }
 
     /// Where the embedded default destination keeps its albums.

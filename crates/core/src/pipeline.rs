@@ -1025,23 +1025,29 @@ impl<'a> Pipeline<'a> {
     /// destination says every name is taken (it is then marked down).
     fn free_name(&mut self, slot: &Slot) -> Result<Option<String>> {
         let taken = self.taken.get(&slot.dest_id);
-        for n in 1..=MAX_SUFFIX {
+        let mut found_on_dest = 0;
+        for n in 1u32.. {
             let name = if n == 1 {
                 slot.base.clone()
             } else {
                 numbered(&slot.base, n)
             };
-            let on_dest = taken.is_some_and(|t| t.contains(&name_key(&slot.album, &name)));
-            if !on_dest
-                && !self
-                    .store
-                    .entry_name_taken(slot.dest_id, &slot.album, &name)?
+            if taken.is_some_and(|t| t.contains(&name_key(&slot.album, &name))) {
+                found_on_dest += 1;
+                if found_on_dest > MAX_SUFFIX {
+                    break;
+                }
+                continue;
+            }
+            if !self
+                .store
+                .entry_name_taken(slot.dest_id, &slot.album, &name)?
             {
                 return Ok(Some(name));
             }
         }
-        // No real album holds this many files of one name: a server that
-        // says every name exists is not storing files.
+        // No real album holds this many unknown files of one name: a
+        // server that says every name exists is not storing files.
         let dest = self.dests[&slot.dest_id].name().to_string();
         let e = crate::dest::http::not_behaving(
             &dest,
@@ -1402,8 +1408,9 @@ impl Pipeline<'_> {
     }
 }
 
-/// How many names (`base`, `base (2)` … ) are tried for one file before the
-/// destination is taken for one that does not behave.
+/// How many names (`base`, `base (2)` … ) the destination may be found to
+/// hold, beyond those this engine put there, before it is taken for one
+/// that does not behave.
 const MAX_SUFFIX: u32 = 1000;
 
 /// After a file stopped using `entry`, an entry nobody uses any more was an

@@ -193,9 +193,27 @@ impl LocalFolder {
         }
     }
 
+    /// A new staged file. The engine's staging folder is made inside
+    /// `.shoebox-staging` only, which [`Destination::prepare`] makes once the
+    /// marker proved the folder: on the empty mount point of a drive pulled
+    /// out since, this fails instead of writing onto the system disk.
     fn new_temp(&self) -> Result<NamedTempFile, DestError> {
         let staging = &self.staging;
-        fs::create_dir_all(staging).map_err(|e| self.io_err(staging, e))?;
+        match fs::create_dir(staging) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(DestError::Unavailable {
+                    name: self.name.clone(),
+                    why: format!(
+                        "the folder {} no longer holds the backup (its staging folder is gone): \
+                         is the drive still mounted? Connect or mount it again",
+                        self.root.display()
+                    ),
+                });
+            }
+            Err(e) => return Err(self.io_err(staging, e)),
+        }
         tempfile::Builder::new()
             .prefix("upload-")
             .suffix(".part")
@@ -271,6 +289,29 @@ impl Destination for LocalFolder {
         fs::create_dir_all(staging).map_err(|e| self.io_err(staging, e))
     }
 
+    /// Reachable, then a test file written in the folder and removed
+    /// (nothing is left, even on the empty mount point of a pulled drive).
+    fn check(&self) -> Vec<super::Check> {
+        let reached = self.reach();
+        let mut out = vec![super::Check::new(
+            "reachable",
+            reached
+                .as_ref()
+                .map(|()| "yes".to_string())
+                .map_err(ToString::to_string),
+        )];
+        if reached.is_ok() {
+            let write = tempfile::Builder::new()
+                .prefix(".shoebox-write-test-")
+                .tempfile_in(&self.root)
+                .and_then(|mut f| f.write_all(b"shoebox write test"))
+                .map(|()| "a test file was written and removed".to_string())
+                .map_err(|e| self.io_err(&self.root, e).to_string());
+            out.push(super::Check::new("write permission", write));
+        }
+        out
+    }
+
     fn local_root(&self) -> Option<&Path> {
         Some(&self.root)
     }
@@ -300,6 +341,7 @@ impl Destination for LocalFolder {
     fn write_marker(&self, id: &str) -> Result<String, DestError> {
         self.reach()?;
         let path = self.root.join(MARKER_FILE);
+        fs::create_dir_all(&self.staging).map_err(|e| self.io_err(&self.staging, e))?;
         let text = format!(
             "# This folder holds a Shoebox backup. Shoebox writes into it only while this\n\
              # file is here, so that an unmounted drive's empty mount point is never\n\
