@@ -221,10 +221,17 @@ impl Drop for Garage {
     }
 }
 
-/// rclone with an S3 remote `g:` for the Garage on `port`.
+/// rclone with an S3 remote `g:` for the Garage on `port`, run to its end.
 fn rclone(port: u16, args: &[&str]) -> std::process::Output {
-    Command::new("rclone")
-        .args(args)
+    rclone_command(port, args)
+        .output()
+        .expect("rclone is installed (scripts/install-deps)")
+}
+
+/// The rclone command with an S3 remote `g:` for the Garage on `port`.
+fn rclone_command(port: u16, args: &[&str]) -> Command {
+    let mut c = Command::new("rclone");
+    c.args(args)
         .env("RCLONE_CONFIG", "/dev/null")
         .env("RCLONE_CONFIG_G_TYPE", "s3")
         .env("RCLONE_CONFIG_G_PROVIDER", "Other")
@@ -236,9 +243,8 @@ fn rclone(port: u16, args: &[&str]) -> std::process::Output {
         .env("RCLONE_CONFIG_G_SECRET_ACCESS_KEY", SECRET)
         .env("RCLONE_CONFIG_G_REGION", "garage")
         .env("RCLONE_CONFIG_G_FORCE_PATH_STYLE", "true")
-        .env_remove("AWS_CA_BUNDLE")
-        .output()
-        .expect("rclone is installed (scripts/install-deps)")
+        .env_remove("AWS_CA_BUNDLE");
+    c
 }
 
 /// `dest add garage s3 …` pointing at `port` (Garage or a proxy in front of it).
@@ -907,4 +913,65 @@ fn two_computers_backing_up_into_one_bucket_both_end_complete() {
         want,
         "neither computer overwrote the other's photos"
     );
+}
+
+/// Another program's multipart upload in progress in the same bucket (here
+/// a real `rclone copyto`, slowed down) is not aborted when Shoebox opens
+/// the destination: rclone's upload completes.
+#[test]
+fn a_concurrent_rclone_multipart_upload_is_left_to_finish() {
+    let (env, garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    env.write("a.jpg", &bytes("a", 1000));
+    env.watch(&["--album", "A", "--dest", "garage"]);
+    let big = env.tmp.path().join("archive.bin");
+    fs::write(&big, bytes("archive", 12 * 1024 * 1024)).unwrap();
+    let mut upload = rclone_command(
+        garage.s3_port,
+        &[
+            "copyto",
+            big.to_str().unwrap(),
+            &format!("g:{BUCKET}/other-program/archive.bin"),
+            "--s3-upload-cutoff",
+            "5M",
+            "--s3-chunk-size",
+            "5M",
+            "--bwlimit",
+            "2M",
+            // One try: an upload aborted under it fails instead of being
+            // sent again from the start.
+            "--retries",
+            "1",
+            "--low-level-retries",
+            "1",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while garage.unfinished_uploads().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "rclone's multipart upload did not start within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sync_s3(&env, SECRET).ok();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(st) = upload.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = upload.kill();
+            panic!("rclone's upload did not end within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut upload.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "rclone's upload was not disturbed: {err}");
+    assert!(garage.objects().contains_key("other-program/archive.bin"));
 }

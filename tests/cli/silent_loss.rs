@@ -30,15 +30,22 @@ fn add_folder_dest(env: &Env, name: &str, dir: &Path) {
     .ok();
 }
 
-#[test]
-fn an_empty_mount_point_where_the_destination_drive_was_is_never_written_into() {
-    let env = Env::new();
+/// A "drive" (a folder of the test, `disk`) mounted at `mnt` and added as
+/// the destination `usb`.
+fn usb_drive(env: &Env) -> (PathBuf, PathBuf, BindMount) {
     let disk = env.tmp.path().join("disk");
     let mnt = env.tmp.path().join("media/usb");
     fs::create_dir_all(&disk).unwrap();
     fs::create_dir_all(&mnt).unwrap();
     let mount = BindMount::mount(&disk, &mnt);
-    add_folder_dest(&env, "usb", &mnt);
+    add_folder_dest(env, "usb", &mnt);
+    (disk, mnt, mount)
+}
+
+#[test]
+fn an_empty_mount_point_where_the_destination_drive_was_is_never_written_into() {
+    let env = Env::new();
+    let (disk, mnt, mount) = usb_drive(&env);
     env.write("a.jpg", &bytes("a", 1000));
     env.watch(&["--dest", "usb", "--album", "A"]);
     env.sync().ok();
@@ -68,12 +75,7 @@ fn an_empty_mount_point_where_the_destination_drive_was_is_never_written_into() 
 #[test]
 fn a_drive_pulled_out_under_run_is_not_written_onto_the_system_disk() {
     let env = Env::new();
-    let disk = env.tmp.path().join("disk");
-    let mnt = env.tmp.path().join("media/usb");
-    fs::create_dir_all(&disk).unwrap();
-    fs::create_dir_all(&mnt).unwrap();
-    let mount = BindMount::mount(&disk, &mnt);
-    add_folder_dest(&env, "usb", &mnt);
+    let (disk, mnt, mount) = usb_drive(&env);
     env.watch(&["--dest", "usb", "--album", "A"]);
     let run = env.spawn_run(&["--poll-every", "2s"]);
     let mark = run.mark();

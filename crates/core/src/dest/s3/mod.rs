@@ -329,13 +329,7 @@ impl S3 {
 
     /// Remembers a new name written, with the ETag the server gave it.
     fn remember_write(&self, upload: &Upload<'_>, key: &str, resp: &reqwest::blocking::Response) {
-        let etag = resp
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_string();
+        let etag = etag_of(resp);
         if !upload.overwrite && !etag.is_empty() {
             self.inner.written.lock().expect("lock").push(Written {
                 album: upload.album.to_string(),
@@ -357,13 +351,7 @@ impl S3 {
         md5: &str,
         len: u64,
     ) -> Result<(), DestError> {
-        let etag = resp
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_string();
+        let etag = etag_of(resp);
         if is_md5_hex(&etag) {
             if etag != md5 {
                 return Err(DestError::Interrupted {
@@ -870,6 +858,16 @@ fn multipart_etag(md5s: &[[u8; 16]]) -> String {
         all.update(m);
     }
     format!("{}-{}", hex(&all.finalize()), md5s.len())
+}
+
+/// The ETag of an answer, without its quotes ("" when there is none).
+fn etag_of(resp: &reqwest::blocking::Response) -> String {
+    resp.headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string()
 }
 
 fn hex(bytes: &[u8]) -> String {
