@@ -333,13 +333,24 @@ fn the_systems_pseudo_file_systems_cannot_be_watched() {
     assert_eq!(listed.as_array().map_or(0, Vec::len), 0, "{listed}");
 }
 
+/// A misbehaving server started for the test, added as the WebDAV
+/// destination `name` (no account).
+fn webdav_at(
+    env: &Env,
+    name: &str,
+    behaviour: crate::hostile::Behaviour,
+) -> crate::hostile::Hostile {
+    let server = crate::hostile::Hostile::start(behaviour);
+    env.run(["dest", "add", name, "webdav", "--url", &server.url()])
+        .ok();
+    server
+}
+
 #[test]
 fn a_server_that_answers_200_to_everything_is_refused_not_believed() {
-    use crate::hostile::{Behaviour, Hostile};
+    use crate::hostile::Behaviour;
     let env = Env::new();
-    let server = Hostile::start(Behaviour::OkToEverything);
-    env.run(["dest", "add", "web", "webdav", "--url", &server.url()])
-        .ok();
+    let server = webdav_at(&env, "web", Behaviour::OkToEverything);
     let mut add_s3 = env.cmd();
     add_s3
         .args(["dest", "add", "bucket", "s3", "--endpoint"])
@@ -397,11 +408,9 @@ fn a_server_that_answers_200_to_everything_is_refused_not_believed() {
 
 #[test]
 fn a_stalled_server_delays_neither_another_destination_nor_a_stop() {
-    use crate::hostile::{Behaviour, Hostile};
+    use crate::hostile::Behaviour;
     let env = Env::new();
-    let server = Hostile::start(Behaviour::NeverAnswers);
-    env.run(["dest", "add", "slow", "webdav", "--url", &server.url()])
-        .ok();
+    let server = webdav_at(&env, "slow", Behaviour::NeverAnswers);
     let other = env.tmp.path().join("Phone");
     fs::create_dir_all(&other).unwrap();
     fs::write(other.join("q.jpg"), bytes("q", 1000)).unwrap();
@@ -562,11 +571,9 @@ fn overlaps_are_caught_through_bind_mounts_and_links() {
 
 #[test]
 fn a_server_that_acknowledges_uploads_but_keeps_nothing_is_caught_at_once() {
-    use crate::hostile::{Behaviour, Hostile};
+    use crate::hostile::Behaviour;
     let env = Env::new();
-    let server = Hostile::start(Behaviour::StoresNothing);
-    env.run(["dest", "add", "web", "webdav", "--url", &server.url()])
-        .ok();
+    let _server = webdav_at(&env, "web", Behaviour::StoresNothing);
     for i in 0..3 {
         env.write(&format!("p{i}.jpg"), &bytes(&i.to_string(), 1000));
     }
@@ -588,11 +595,9 @@ fn a_server_that_acknowledges_uploads_but_keeps_nothing_is_caught_at_once() {
 
 #[test]
 fn a_redirect_is_reported_and_never_taken_for_accepted_credentials() {
-    use crate::hostile::{Behaviour, Hostile};
+    use crate::hostile::Behaviour;
     let env = Env::new();
-    let server = Hostile::start(Behaviour::Redirects);
-    env.run(["dest", "add", "web", "webdav", "--url", &server.url()])
-        .ok();
+    let _server = webdav_at(&env, "web", Behaviour::Redirects);
     let mut test = env.cmd();
     test.args(["dest", "test", "web"]);
     let t = run_within(&mut test, SECS(60), "dest test");

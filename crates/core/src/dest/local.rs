@@ -293,13 +293,7 @@ impl Destination for LocalFolder {
     /// (nothing is left, even on the empty mount point of a pulled drive).
     fn check(&self) -> Vec<super::Check> {
         let reached = self.reach();
-        let mut out = vec![super::Check::new(
-            "reachable",
-            reached
-                .as_ref()
-                .map(|()| "yes".to_string())
-                .map_err(ToString::to_string),
-        )];
+        let mut out = vec![super::reach_check(&reached)];
         if reached.is_ok() {
             let write = tempfile::Builder::new()
                 .prefix(".shoebox-write-test-")

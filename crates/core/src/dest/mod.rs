@@ -191,15 +191,9 @@ pub trait Destination: Send + Sync {
     /// Checks reachability, credentials and write permission, one line each
     /// (`shoebox dest test`).
     fn check(&self) -> Vec<Check> {
-        let prepared = self.reach();
-        let mut out = vec![Check::new(
-            "reachable",
-            prepared
-                .as_ref()
-                .map(|()| "yes".to_string())
-                .map_err(ToString::to_string),
-        )];
-        if prepared.is_ok() {
+        let reached = self.reach();
+        let mut out = vec![reach_check(&reached)];
+        if reached.is_ok() {
             out.push(write_check(self));
         }
         out
@@ -307,6 +301,17 @@ pub(crate) fn content_is(body: &mut dyn Read, len: u64, hash: &Hash) -> std::io:
     // One byte more than expected is enough to tell a longer object.
     let read = std::io::copy(&mut body.take(len + 1), &mut hasher)?;
     Ok(read == len && hasher.finalize().as_bytes() == hash)
+}
+
+/// The "reachable" line of `shoebox dest test`.
+pub(crate) fn reach_check(reached: &Result<(), DestError>) -> Check {
+    Check::new(
+        "reachable",
+        reached
+            .as_ref()
+            .map(|()| "yes".to_string())
+            .map_err(ToString::to_string),
+    )
 }
 
 /// Stages a small file (never committed: it is discarded at once), to show
