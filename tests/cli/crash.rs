@@ -64,6 +64,66 @@ fn a_sync_killed_at_any_point_and_rerun_ends_with_every_file_exactly_once() {
     assert_eq!(st["watches"][0]["uploaded"], 600);
 }
 
+/// Uploads a crash left stored but unrecorded (the engine had not yet
+/// written down that they finished): the next sync takes them up again
+/// where they are. They are never deleted from the backup and sent again.
+#[cfg(unix)]
+#[test]
+fn uploads_a_crash_left_unrecorded_stay_in_place_and_are_adopted() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let want: std::collections::BTreeMap<_, _> = big_tree(&env, 600, 16_384).into_iter().collect();
+    env.watch(&[]);
+    let (mut child, mut out) = env.spawn_sync();
+    read_until(&mut out, 1, |v| v["event"] == "file_done");
+    // Its stdout unread, the engine soon blocks on the full pipe while the
+    // workers finish the uploads they hold: stored, not yet recorded.
+    let unrecorded = || -> Vec<std::path::PathBuf> {
+        let conn = rusqlite::Connection::open(env.home.join("shoebox.db")).unwrap();
+        let mut st = conn
+            .prepare("SELECT album, name FROM entries WHERE state = 'reserved'")
+            .unwrap();
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap();
+        rows.map(|r| r.unwrap())
+            .map(|(album, name)| env.library().join(album).join(name))
+            .filter(|p| p.exists())
+            .collect()
+    };
+    poll_until(SECS(60), "uploads stored but not yet recorded", || {
+        !unrecorded().is_empty()
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // A hard link to each keeps its inode taken: a copy sent again could
+    // not get the same inode number back.
+    let witness = env.home.join("witness");
+    fs::create_dir(&witness).unwrap();
+    let before: Vec<_> = unrecorded()
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            fs::hard_link(&p, witness.join(i.to_string())).unwrap();
+            let ino = fs::metadata(&p).unwrap().ino();
+            (p, ino)
+        })
+        .collect();
+    assert!(!before.is_empty());
+    let s = env.sync().ok().json();
+    assert_eq!(s["complete"], true);
+    for (p, ino) in &before {
+        let now = fs::metadata(p).map(|m| m.ino());
+        assert_eq!(
+            now.as_ref().ok(),
+            Some(ino),
+            "{} was kept in place, not deleted and sent again",
+            p.display()
+        );
+    }
+    assert_eq!(env.library_files(), want, "every file exactly once");
+}
+
 #[test]
 fn a_second_sync_is_refused_while_one_runs_and_names_the_holder() {
     let env = Env::new();

@@ -21,18 +21,32 @@ fn backed_up(env: &Env, n: usize) -> std::collections::BTreeMap<String, String> 
     want
 }
 
-/// Overwrites 4 pages near the end of the database file, where the file
-/// index lives (the configuration tables are created first, at its start).
+/// Overwrites the root page of the file index (the `files` table) with
+/// garbage, as a failing disk would.
 fn damage_the_index(env: &Env) {
     let db = env.home.join("shoebox.db");
     assert!(
         !env.home.join("shoebox.db-wal").exists(),
         "the last engine checkpointed its WAL on exit, so the pages are in the file"
     );
-    let len = fs::metadata(&db).unwrap().len();
+    let (root, page_size): (i64, i64) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let root = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'files'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let size = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        (root, size)
+    };
     let mut f = fs::OpenOptions::new().write(true).open(&db).unwrap();
-    f.seek(SeekFrom::Start((len / 4096 - 6) * 4096)).unwrap();
-    f.write_all(&bytes("garbage", 4 * 4096)).unwrap();
+    f.seek(SeekFrom::Start(((root - 1) * page_size) as u64))
+        .unwrap();
+    f.write_all(&bytes("garbage", page_size as usize)).unwrap();
 }
 
 #[test]

@@ -610,3 +610,18 @@ pub fn run_within(cmd: &mut Command, timeout: std::time::Duration, what: &str) -
         stderr: err.join().unwrap(),
     }
 }
+
+/// Checks `cond` every 20 ms until it holds; panics naming `what` after
+/// `timeout`. For conditions no event announces (a file on disk, a row in
+/// the store).
+#[track_caller]
+pub fn poll_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {timeout:?} for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

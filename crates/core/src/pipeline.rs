@@ -397,14 +397,15 @@ struct Slot {
 /// An operation in flight on a destination, and how to record its end.
 /// Inserts a new (reserved) album entry `name` for the slot's file.
 fn reserve_entry(s: &Store, slot: &Slot, name: &str, hash: &Hash) -> Result<i64> {
-    s.insert_entry(
-        slot.dest_id,
-        &slot.album,
+    s.reserve_entry(&crate::store::Reservation {
+        dest_id: slot.dest_id,
+        album: &slot.album,
         name,
-        &slot.base,
+        base: &slot.base,
         hash,
-        slot.file.fp.size,
-    )
+        size: slot.file.fp.size,
+        file_id: slot.file.id,
+    })
 }
 
 struct InFlight {
@@ -1086,10 +1087,28 @@ impl<'a> Pipeline<'a> {
             self.done(&slot, e, Outcome::Unchanged, 0);
             return Ok(());
         }
-        // 2. The same content is already in the album: link, send nothing.
         let except = current.as_ref().map_or(-1, |e| e.id);
-        if let Some(x) = store.entry_with_hash(slot.dest_id, &slot.album, &hash, except)? {
-            if x.state == EntryState::Reserved && may_park {
+        // A name this file reserved for this content and never confirmed (a
+        // crash or a lost answer came between): taken up again below (5),
+        // and adopted there if the destination holds the content already.
+        let resumed = store
+            .reservation_for(slot.file.id, slot.dest_id)?
+            .filter(|r| {
+                r.id != except
+                    && r.album == slot.album
+                    && r.base_name == slot.base
+                    && r.hash == Some(hash)
+            });
+        // 2. The same content is already in the album: link, send nothing.
+        if resumed.is_none()
+            && let Some(x) = store.entry_with_hash(slot.dest_id, &slot.album, &hash, except)?
+        {
+            // Content on its way there: wait for it. (A reservation left
+            // by a failed upload is not on its way; its own file resumes it.)
+            if x.state == EntryState::Reserved
+                && may_park
+                && self.in_flight.values().any(|f| f.entry.id == x.id)
+            {
                 self.parked.entry(x.id).or_default().push(slot);
                 return Ok(());
             }
@@ -1110,6 +1129,7 @@ impl<'a> Pipeline<'a> {
         let dest = self.dests[&slot.dest_id].clone();
         let token = slot.file.id as u64;
         if let Some(e) = current.clone()
+            && resumed.is_none()
             && store.entry_refs(e.id)? == 1
         {
             if let Some(from) = e.moving_from.clone() {
@@ -1206,19 +1226,34 @@ impl<'a> Pipeline<'a> {
         //    already there under the file's old entry, else upload.
         //    The worker claims the name: if the album already holds this
         //    content under it (the store was rebuilt), it is adopted (6).
-        let Some(name) = self.free_name(&slot)? else {
-            return Ok(());
+        let copy_from = current
+            .as_ref()
+            .filter(|e| e.hash == Some(hash) && e.state == EntryState::Present)
+            .cloned();
+        let (entry, claim) = match resumed {
+            Some(r) => {
+                store.set_file_state(slot.file.id, FileState::Uploading)?;
+                let adopt = Some((slot.file.fp.size, hash));
+                (r, Claim { adopt })
+            }
+            None => {
+                let Some(name) = self.free_name(&slot)? else {
+                    return Ok(());
+                };
+                let entry_id = store.transaction(|s| {
+                    s.release_reservations(slot.file.id, slot.dest_id)?;
+                    let id = reserve_entry(s, &slot, &name, &hash)?;
+                    s.set_file_state(slot.file.id, FileState::Uploading)?;
+                    Ok(id)
+                })?;
+                let adopt = current.is_none().then_some((slot.file.fp.size, hash));
+                (
+                    store.entry(entry_id)?.expect("just inserted"),
+                    Claim { adopt },
+                )
+            }
         };
-        let claim = Claim {
-            adopt: current.is_none().then_some((slot.file.fp.size, hash)),
-        };
-        let copy_from = current.filter(|e| e.hash == Some(hash) && e.state == EntryState::Present);
-        let entry_id = store.transaction(|s| {
-            let id = reserve_entry(s, &slot, &name, &hash)?;
-            s.set_file_state(slot.file.id, FileState::Uploading)?;
-            Ok(id)
-        })?;
-        let entry = store.entry(entry_id)?.expect("just inserted");
+        let name = entry.name.clone();
         let (job, progress) = match &copy_from {
             Some(src) => (
                 Job::Copy {
@@ -1315,16 +1350,14 @@ impl<'a> Pipeline<'a> {
                 self.name_taken(slot, &entry, &kind)?;
             }
             Err(err) => {
-                let mut slot = slot;
                 store.transaction(|s| {
                     match &kind {
                         // The upload may have completed with its answer lost
                         // (a reset, a timeout): a new file keeps the name
-                        // reserved, so its retry overwrites that name rather
-                        // than taking a second one beside a complete copy.
-                        OpKind::New { .. } if slot.file.entry_id.is_none() => {
-                            s.update_entry(entry.id, None, entry.size, EntryState::Reserved)?;
-                        }
+                        // reserved, and its retry takes it up again (and
+                        // adopts what is there if it is this content) rather
+                        // than taking a second name beside a complete copy.
+                        OpKind::New { .. } if slot.file.entry_id.is_none() => {}
                         // A file with an earlier entry goes back to it; what
                         // may have reached the reserved name is deleted at
                         // the end of the pass.
@@ -1349,9 +1382,6 @@ impl<'a> Pipeline<'a> {
                     }
                     s.set_file_state(slot.file.id, FileState::Pending)
                 })?;
-                if matches!(kind, OpKind::New { .. }) && slot.file.entry_id.is_none() {
-                    slot.file.entry_id = Some(entry.id);
-                }
                 let waiting = self.parked.remove(&entry.id).unwrap_or_default();
                 let dest_id = slot.dest_id;
                 self.read_failed(slot, err)?;

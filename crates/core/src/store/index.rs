@@ -77,6 +77,19 @@ pub enum EntryState {
     Deleting,
 }
 
+/// A name reserved on a destination for a new upload of a file.
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    pub dest_id: i64,
+    pub album: &'a str,
+    pub name: &'a str,
+    /// The name before any " (n)" suffix.
+    pub base: &'a str,
+    pub hash: &'a Hash,
+    pub size: u64,
+    pub file_id: i64,
+}
+
 /// One object in a destination, as the store records it.
 #[derive(Debug, Clone)]
 pub struct EntryRow {
@@ -731,33 +744,58 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    pub fn insert_entry(
-        &self,
-        dest_id: i64,
-        album: &str,
-        name: &str,
-        base: &str,
-        hash: &Hash,
-        size: u64,
-    ) -> Result<i64> {
+    /// Reserves `album/name` on a destination for a new upload of a file.
+    pub fn reserve_entry(&self, r: &Reservation<'_>) -> Result<i64> {
         self.conn
             .prepare_cached(
-                "INSERT INTO entries (dest_id, album, name, base_name, hash, size, state, name_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'reserved', ?7)",
+                "INSERT INTO entries (dest_id, album, name, base_name, hash, size, state, name_key,
+                                      file_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'reserved', ?7, ?8)",
             )
             .and_then(|mut st| {
                 st.execute(params![
-                    dest_id,
-                    album,
-                    name,
-                    base,
-                    hash.as_slice(),
-                    size as i64,
-                    crate::album::name_key(album, name)
+                    r.dest_id,
+                    r.album,
+                    r.name,
+                    r.base,
+                    r.hash.as_slice(),
+                    r.size as i64,
+                    crate::album::name_key(r.album, r.name),
+                    r.file_id
                 ])
             })
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The name a new upload of this file reserved on the destination and
+    /// never confirmed (a crash, a lost answer, a failure), if any: the
+    /// file's next attempt takes it up again.
+    pub fn reservation_for(&self, file_id: i64, dest_id: i64) -> Result<Option<EntryRow>> {
+        self.conn
+            .prepare_cached(&format!(
+                "{ENTRY_SELECT} WHERE file_id = ?1 AND dest_id = ?2 AND state = 'reserved'
+                   AND from_album IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM files WHERE entry_id = entries.id)
+                 ORDER BY id DESC LIMIT 1"
+            ))
+            .and_then(|mut st| {
+                st.query_row(params![file_id, dest_id], entry_from_row)
+                    .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// The file no longer stands behind its unconfirmed reservations on this
+    /// destination (it took another name): they are cleaned up as crash
+    /// leftovers.
+    pub fn release_reservations(&self, file_id: i64, dest_id: i64) -> Result<()> {
+        self.exec(
+            "UPDATE entries SET file_id = NULL
+             WHERE file_id = ?1 AND dest_id = ?2 AND state = 'reserved'",
+            params![file_id, dest_id],
+        )
+        .map(drop)
     }
 
     /// Sets an entry's content record and state.
@@ -850,10 +888,15 @@ impl Store {
 
     /// Entries of a destination to delete there: those marked `deleting`,
     /// or (`unconfirmed`) reservations that no file refers to, which only a
-    /// crash between reserving a name and recording the upload leaves.
+    /// crash between reserving a name and recording the upload leaves. A
+    /// reservation whose file is still queued is not one of them: that file
+    /// takes it up again if its content is the same
+    /// ([`Store::reservation_for`]), or releases it.
     pub fn entries_to_delete(&self, dest_id: i64, unconfirmed: bool) -> Result<Vec<EntryRow>> {
         let filter = if unconfirmed {
-            "state = 'reserved' AND NOT EXISTS (SELECT 1 FROM files WHERE entry_id = entries.id)"
+            "state = 'reserved' AND NOT EXISTS (SELECT 1 FROM files WHERE entry_id = entries.id)
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.id = entries.file_id
+                                AND f.gone = 0 AND f.state IN ('pending', 'uploading', 'failed'))"
         } else {
             "state = 'deleting'"
         };

@@ -29,6 +29,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v4.sql")),
         M::up(include_str!("schema_v5.sql")),
         M::up_with_hook(include_str!("schema_v6.sql"), fill_name_keys),
+        M::up(include_str!("schema_v7.sql")),
     ]
 }
 
