@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use shoebox_core::{AlbumMode, OnDelete, WatchInfo, WatchSpec};
-use tauri::{AppHandle, Manager, State};
+use tauri::{AppHandle, State};
 use tauri_plugin_autostart::ManagerExt;
 
 use crate::host::{AUTOSTART_ASKED_KEY, Host, UiState, WORKERS_KEY};
@@ -138,21 +138,6 @@ pub fn set_paused(host: State<'_, Host>, paused: bool) -> Res<()> {
     host.engine.lock().expect("lock").set_paused(paused)?;
     host.nudge();
     Ok(())
-}
-
-/// The tray's Pause / Resume item.
-pub fn toggle_pause(app: &AppHandle) {
-    let host = app.state::<Host>();
-    if writable(&host).is_err() {
-        return;
-    }
-    let engine = host.engine.lock().expect("lock");
-    let result = engine.paused().and_then(|p| engine.set_paused(!p));
-    drop(engine);
-    if let Err(e) = result {
-        tracing::error!("could not change pause: {e}");
-    }
-    host.nudge();
 }
 
 #[tauri::command]

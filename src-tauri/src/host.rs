@@ -45,7 +45,7 @@ pub struct UiState {
     /// Set when another engine (a headless `shoebox run`) holds the store.
     pub read_only: Option<String>,
     pub recent: Vec<Recent>,
-    pub failures: Vec<shoebox_core::sync::Problem>,
+    pub failures: Vec<shoebox_core::Problem>,
     pub library: String,
     pub logs: String,
     pub workers: u64,
@@ -127,6 +127,21 @@ impl Host {
             recent: Mutex::new(VecDeque::new()),
             progress: Mutex::new(Progress::default()),
         })
+    }
+
+    /// The tray's Pause / Resume item. Does nothing while another engine
+    /// owns the data folder (the app only shows its status then).
+    pub fn toggle_pause(&self) {
+        if self.read_only.is_some() {
+            return;
+        }
+        let engine = self.engine.lock().expect("lock");
+        let result = engine.paused().and_then(|p| engine.set_paused(!p));
+        drop(engine);
+        if let Err(e) = result {
+            tracing::error!("could not change pause: {e}");
+        }
+        self.nudge();
     }
 
     pub fn nudge(&self) {

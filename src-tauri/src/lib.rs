@@ -104,7 +104,9 @@ pub fn run() {
                 }
             };
             app.manage(host);
-            app.manage(tray::build(app.handle())?);
+            app.manage(tray::build(app.handle(), |app| {
+                app.state::<Host>().toggle_pause()
+            })?);
             if !args.minimized {
                 window::show(app.handle(), false);
             }

@@ -30,7 +30,9 @@ fn icon(state: Overall) -> Image<'static> {
     Image::from_bytes(bytes).expect("bundled tray icons are valid PNGs")
 }
 
-pub fn build(app: &AppHandle) -> tauri::Result<TrayItems> {
+/// Builds the tray. `toggle_pause` is what the Pause / Resume item does
+/// (the engine's host owns pausing; the tray only shows it).
+pub fn build(app: &AppHandle, toggle_pause: fn(&AppHandle)) -> tauri::Result<TrayItems> {
     let status = MenuItem::with_id(app, "status", "Starting…", false, None::<&str>)?;
     let open = MenuItem::with_id(app, "open", "Open Shoebox", true, None::<&str>)?;
     let add = MenuItem::with_id(app, "add", "Add folder…", true, None::<&str>)?;
@@ -54,10 +56,10 @@ pub fn build(app: &AppHandle) -> tauri::Result<TrayItems> {
         .title("Shoebox")
         .menu(&menu)
         .show_menu_on_left_click(true)
-        .on_menu_event(|app, event| match event.id.as_ref() {
+        .on_menu_event(move |app, event| match event.id.as_ref() {
             "open" => crate::window::show(app, false),
             "add" => crate::window::show(app, true),
-            "pause" => crate::commands::toggle_pause(app),
+            "pause" => toggle_pause(app),
             "quit" => crate::quit(app),
             _ => {}
         })

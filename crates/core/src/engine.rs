@@ -14,8 +14,9 @@ use crate::events::Event;
 use crate::home::{Home, LIBRARY_DEST};
 use crate::lock::EngineLock;
 use crate::platform::dir_identity;
+use crate::report::SyncReport;
 use crate::store::{DestRow, FileState, NewWatch, OnDelete, Store, WatchRow, WatchState};
-use crate::sync::{SyncOptions, SyncReport, sync};
+use crate::sync::{SyncOptions, sync};
 
 /// A destination as hosts show it.
 #[derive(Debug, Clone, Serialize)]
@@ -723,7 +724,7 @@ impl Engine {
     }
 
     /// Files of every watch that failed or were skipped, with reasons.
-    pub fn problems(&self, limit: usize) -> Result<Vec<crate::sync::Problem>> {
+    pub fn problems(&self, limit: usize) -> Result<Vec<crate::report::Problem>> {
         let mut out = Vec::new();
         for w in self.store.watches()? {
             for row in self.store.problems(w.id, limit)? {
@@ -732,7 +733,7 @@ impl Engine {
                 }
                 let path = crate::scan::rel_path(&w.root, &row.dir_rel)
                     .join(crate::platform::bytes_to_os(&row.name));
-                out.push(crate::sync::Problem {
+                out.push(crate::report::Problem {
                     path: path.display().to_string(),
                     reason: row.reason,
                 });

@@ -28,12 +28,13 @@ use crate::error::{DestError, FileError, Result};
 use crate::events::{Event, Outcome};
 use crate::hash::{HashingReader, SparseFile, check_unchanged, hash_file, open_version};
 use crate::platform::{Fingerprint, bytes_to_os};
+use crate::report::SyncReport;
+use crate::retry::Backoff;
 use crate::scan::rel_path;
 use crate::settle::{SettleRule, Verdict};
 use crate::store::{
     EntryRow, EntryState, FileState, Hash, QueuedFile, Store, WatchRow, now_ms, now_secs,
 };
-use crate::sync::SyncReport;
 
 /// What a worker is asked to do.
 enum Job {
@@ -161,7 +162,7 @@ fn on_dest<T>(
             why: why.clone(),
         }));
     }
-    let result = with_retries(op);
+    let result = Backoff::OPERATION.retry(op);
     if let Err(FileError::Dest(e)) = &result
         && e.is_destination_wide()
     {
@@ -186,43 +187,6 @@ impl<R: Read> Read for Metered<'_, R> {
         self.progress.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
-}
-
-const RETRIES: usize = 3;
-/// The longest Retry-After a worker waits for; a server asking for more
-/// gets the file back later (the failed file's own backoff).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// Runs `op`, retrying transient failures with exponential backoff and
-/// jitter, and waiting at least as long as the server asked (Retry-After).
-pub(crate) fn with_retries<T>(
-    mut op: impl FnMut() -> Result<T, FileError>,
-) -> Result<T, FileError> {
-    use backon::{BlockingRetryable, ExponentialBuilder};
-    use std::cell::Cell;
-    use std::rc::Rc;
-    let asked = Rc::new(Cell::new(Duration::ZERO));
-    let asked_by_server = asked.clone();
-    (|| op())
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .with_max_times(RETRIES)
-                .with_jitter(),
-        )
-        .sleep(move |backoff: Duration| std::thread::sleep(backoff.max(asked.take())))
-        .when(|e: &FileError| {
-            e.is_transient()
-                && !matches!(e, FileError::Changed)
-                && e.retry_after().is_none_or(|d| d <= MAX_RETRY_AFTER)
-        })
-        .notify(|e, backoff| {
-            let asked = e.retry_after().unwrap_or_default();
-            asked_by_server.set(asked);
-            tracing::info!("retrying in {:?} after: {e}", backoff.max(asked));
-        })
-        .call()
 }
 
 struct UploadJob<'a> {
@@ -304,7 +268,8 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
         let msg = match job {
             Job::Hash { slot, path, fp } => DoneKind::Hashed {
                 slot,
-                result: with_retries(|| hash_file(&path, &fp, &meters.read, &meters.cancel)),
+                result: Backoff::OPERATION
+                    .retry(|| hash_file(&path, &fp, &meters.read, &meters.cancel)),
             },
             Job::Upload {
                 token,
@@ -970,7 +935,9 @@ impl<'a> Pipeline<'a> {
 
     fn fail(&mut self, slot: &Slot, message: &str) -> Result<()> {
         // Retried after 1 min, 2, 4, … up to a day (sooner by a new sync).
-        let backoff = 60i64 << slot.file.attempts.clamp(0, 10);
+        let backoff = Backoff::FILE
+            .delay(slot.file.attempts.max(0) as u32)
+            .as_secs() as i64;
         self.store
             .file_failed(slot.file.id, message, now_secs() + backoff.min(86_400))?;
         (self.emit)(&Event::FileFailed {
@@ -1478,55 +1445,6 @@ mod tests {
         let watch = store.watches().unwrap().remove(0);
         crate::scan::scan_watch(store, &watch, &|_| {}).unwrap();
         (home, engine)
-    }
-
-    fn throttled(retry_after: Option<u64>) -> FileError {
-        FileError::Dest(DestError::Http {
-            name: "s3".into(),
-            what: "upload".into(),
-            status: 503,
-            transient: true,
-            retry_after,
-        })
-    }
-
-    #[test]
-    fn a_retry_waits_at_least_as_long_as_the_server_asked() {
-        let start = std::time::Instant::now();
-        let mut calls = 0;
-        let r = with_retries(|| {
-            calls += 1;
-            if calls == 1 {
-                Err(throttled(Some(1)))
-            } else {
-                Ok(calls)
-            }
-        });
-        assert_eq!(r.unwrap(), 2, "the second attempt succeeds");
-        // The backoff alone starts at 200 ms; Retry-After: 1 asks for 1 s.
-        assert!(
-            start.elapsed() >= Duration::from_secs(1),
-            "waited only {:?}",
-            start.elapsed()
-        );
-    }
-
-    #[test]
-    fn retries_are_bounded_and_a_long_retry_after_is_not_waited_for_in_a_worker() {
-        let mut calls = 0;
-        let r: Result<(), _> = with_retries(|| {
-            calls += 1;
-            Err(throttled(None))
-        });
-        assert!(r.is_err());
-        assert_eq!(calls, RETRIES + 1, "one attempt and {RETRIES} retries");
-        let mut calls = 0;
-        let r: Result<(), _> = with_retries(|| {
-            calls += 1;
-            Err(throttled(Some(3600)))
-        });
-        assert!(r.is_err());
-        assert_eq!(calls, 1, "an hour's wait is left to the file's own backoff");
     }
 
     /// After `pump()`, the pipeline is either done or waits for something

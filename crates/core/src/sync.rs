@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::deletion::{PolicyOutcome, apply_policy, delete_marked, forget_unconfirmed};
 use crate::dest::{self, Destination};
 use crate::error::Result;
@@ -15,6 +13,7 @@ use crate::events::Event;
 use crate::home::Home;
 use crate::pipeline::Pipeline;
 use crate::platform::bytes_to_os;
+use crate::report::{Problem, SyncReport};
 use crate::scan::{RootCheck, check_root, mark_missing, rel_path, scan_watch};
 use crate::settle::SettleRule;
 use crate::store::{FileState, OnDelete, Store, WatchRow, now_ms};
@@ -33,51 +32,6 @@ impl Default for SyncOptions {
             workers: 4,
             settle: Duration::from_secs(2),
         }
-    }
-}
-
-/// A file that could not be backed up, or was skipped, and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct Problem {
-    pub path: String,
-    pub reason: String,
-}
-
-/// What a sync pass did.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct SyncReport {
-    pub uploaded: u64,
-    pub linked: u64,
-    pub moved: u64,
-    pub unchanged: u64,
-    pub removed: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    /// Folders that could not be read (their files are among `skips` with
-    /// the reason): what is in them cannot be backed up.
-    pub unreadable_folders: u64,
-    pub ignored: u64,
-    /// Files still waiting (their destination was unavailable).
-    pub waiting: u64,
-    pub missing_watches: Vec<String>,
-    /// Watches whose deletions are held for the user to confirm.
-    pub deletions_held: Vec<String>,
-    pub unavailable_destinations: Vec<String>,
-    pub bytes_uploaded: u64,
-    /// Bytes read from the watched folders (hashing and uploading).
-    pub bytes_read: u64,
-    pub failures: Vec<Problem>,
-    pub skips: Vec<Problem>,
-}
-
-impl SyncReport {
-    /// True when every eligible file is in its album.
-    pub fn is_complete(&self) -> bool {
-        self.failed == 0
-            && self.unreadable_folders == 0
-            && self.waiting == 0
-            && self.missing_watches.is_empty()
-            && self.unavailable_destinations.is_empty()
     }
 }
 

@@ -287,12 +287,8 @@ pub(crate) fn prepare_checked(
 }
 
 /// Runs a destination operation with retries of transient failures.
-fn with_dest_retries<T>(mut op: impl FnMut() -> Result<T, DestError>) -> Result<T, DestError> {
-    match crate::pipeline::with_retries(|| Ok(op()?)) {
-        Ok(v) => Ok(v),
-        Err(crate::error::FileError::Dest(e)) => Err(e),
-        Err(other) => unreachable!("only a DestError is returned: {other}"),
-    }
+fn with_dest_retries<T>(op: impl FnMut() -> Result<T, DestError>) -> Result<T, DestError> {
+    crate::retry::Backoff::OPERATION.retry(op)
 }
 
 /// True when `body` is exactly `len` bytes whose BLAKE3 is `hash`.
