@@ -477,15 +477,25 @@ impl WebDriver {
             json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": APP}}}});
         // tauri-driver listens before its WebKitWebDriver is up; until it
         // is, a session request gets its connection closed. Wait for that.
-        let deadline = Instant::now() + secs(30);
+        // A session starts the app and its WebKit: on a machine busy with
+        // builds that alone can take more than a minute, so it has a
+        // longer bound than other requests.
+        let bound = secs(180);
+        let deadline = Instant::now() + bound;
         let reply: Value = loop {
-            match agent.post(format!("{base}/session")).send_json(&caps) {
+            let sent = agent
+                .post(format!("{base}/session"))
+                .config()
+                .timeout_global(Some(bound))
+                .build()
+                .send_json(&caps);
+            match sent {
                 Ok(mut r) => break r.body_mut().read_json().unwrap(),
                 Err(e) if Instant::now() < deadline => {
                     eprintln!("WebDriver not ready yet ({e}); trying again");
                     std::thread::sleep(Duration::from_millis(250));
                 }
-                Err(e) => panic!("no WebDriver session after 30 s: {e}"),
+                Err(e) => panic!("no WebDriver session within {bound:?}: {e}"),
             }
         };
         let session = reply["value"]["sessionId"]

@@ -1,8 +1,9 @@
-//! Coalescing watcher hints (DESIGN.md: events are hints). Each event marks
-//! a directory of a watch dirty; a directory is rescanned once events for it
-//! have been quiet for a moment (or have gone on too long). Too many dirty
-//! directories in one watch collapse into one rescan of the whole watch, so a
-//! storm of 100,000 events costs bounded memory. Pure logic over `Instant`s.
+//! Coalescing watcher hints (events are hints: docs/ARCHITECTURE.md,
+//! invariant 1). Each event marks a directory of a watch dirty; a directory
+//! is rescanned once events for it have been quiet for a moment (or have
+//! gone on too long). Too many dirty directories in one watch collapse into
+//! one rescan of the whole watch, so a storm of 100,000 events costs bounded
+//! memory. Pure logic over `Instant`s.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! One thread owns the store and the decisions; it sleeps until a watcher
 //! hint, a worker result, a stop request, or the next scheduled moment (a
 //! dirty directory going quiet, a file settling, a periodic scan). With
-//! nothing pending it wakes only for the hourly rescan (DESIGN.md
+//! nothing pending it wakes only for the hourly rescan (docs/ARCHITECTURE.md
 //! invariant 7: idle means idle).
 
 use std::collections::hash_map::RandomState;
@@ -23,11 +23,11 @@ use crate::dest;
 use crate::error::Result;
 use crate::events::Event;
 use crate::home::Home;
-use crate::pipeline::{Pipeline, Uploading};
 use crate::scan::{RootCheck, check_root, mark_missing, scan};
 use crate::settle::SettleRule;
 use crate::store::{Store, WatchRow, WatchState, now_ms};
 use crate::sync::Destinations;
+use crate::upload::{Pipeline, Uploading};
 use crate::watcher::{
     FolderWatcher, Hint, Mode, existing_ancestor, watch_dir_shallow, watch_folder,
 };

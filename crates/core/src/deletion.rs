@@ -1,5 +1,5 @@
 //! What happens to album entries when files leave a watched folder
-//! (DESIGN.md invariant 5): the watch's policy (`keep` or `remove`), the
+//! (docs/ARCHITECTURE.md invariant 5): the watch's policy (`keep` or `remove`), the
 //! guard that holds deletions when too many files vanish at once, and the
 //! clean-up of objects that replaced versions or interrupted uploads left.
 

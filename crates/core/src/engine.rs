@@ -139,7 +139,7 @@ pub struct Status {
     pub watches: Vec<WatchStatus>,
     pub queue: QueueStatus,
     /// Uploads in progress (while an engine runs).
-    pub uploading: Vec<crate::pipeline::Uploading>,
+    pub uploading: Vec<crate::upload::Uploading>,
     /// Files waiting for their content to stop changing.
     pub settling: u64,
 }

@@ -1,5 +1,5 @@
 //! The scanner: walks a watched folder directory by directory and reconciles
-//! what it finds with the store (DESIGN.md invariant 1: a fresh `lstat`
+//! what it finds with the store (docs/ARCHITECTURE.md invariant 1: a fresh `lstat`
 //! decides, never an event). Unchanged files are recognised by their
 //! fingerprint without reading them; vanished files are marked `gone` and
 //! matched against new ones to detect moves. Memory is bounded by the

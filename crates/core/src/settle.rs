@@ -1,4 +1,4 @@
-//! The settle gate (DESIGN.md invariant 2): a file is read only once its
+//! The settle gate (docs/ARCHITECTURE.md invariant 2): a file is read only once its
 //! fingerprint has been unchanged for the settle window and its mtime is at
 //! least that old. A file that keeps changing waits, up to a cap; past the
 //! cap it is read as soon as it holds still for one read (the read itself

@@ -11,12 +11,12 @@ use crate::dest::{self, Destination};
 use crate::error::Result;
 use crate::events::Event;
 use crate::home::Home;
-use crate::pipeline::Pipeline;
 use crate::platform::bytes_to_os;
 use crate::report::{Problem, SyncReport};
 use crate::scan::{RootCheck, check_root, mark_missing, rel_path, scan_watch};
 use crate::settle::SettleRule;
 use crate::store::{FileState, OnDelete, Store, WatchRow, now_ms};
+use crate::upload::Pipeline;
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {

@@ -1,5 +1,5 @@
 //! OS change notifications for watched folders (inotify, FSEvents,
-//! ReadDirectoryChangesW through `notify`). Events are only hints (DESIGN.md
+//! ReadDirectoryChangesW through `notify`). Events are only hints (docs/ARCHITECTURE.md
 //! invariant 1): each becomes "rescan this directory / subtree / watch",
 //! and the scanner decides what changed. Our own reads (`Access` events) are
 //! dropped so hashing a file does not wake the engine.

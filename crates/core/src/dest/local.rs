@@ -243,6 +243,14 @@ impl Destination for LocalFolder {
         &self.name
     }
 
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities {
+            server_side_copy: true,
+            rename: true,
+            reads_back: true,
+        }
+    }
+
     fn reach(&self) -> Result<(), DestError> {
         let unavailable = |why: String| DestError::Unavailable {
             name: self.name.clone(),

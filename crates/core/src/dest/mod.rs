@@ -121,6 +121,19 @@ pub trait Staged: Send {
     fn commit(self: Box<Self>) -> Result<(), DestError>;
 }
 
+/// What a destination can do, which decides how a change reaches it: a
+/// destination without server-side copy or rename gets an upload instead,
+/// and one that cannot read content back never adopts what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Copies an object into a new place without sending it again.
+    pub server_side_copy: bool,
+    /// Moves or renames an object without sending it again.
+    pub rename: bool,
+    /// Reads an object's content back (to prove it is the one expected).
+    pub reads_back: bool,
+}
+
 /// A place that stores albums.
 pub trait Destination: Send + Sync {
     /// The destination's name, for messages.
@@ -133,6 +146,9 @@ pub trait Destination: Send + Sync {
     /// [`Destination::reach`], then removes what this engine's interrupted
     /// uploads left behind (never another engine's).
     fn prepare(&self) -> Result<(), DestError>;
+
+    /// What the destination can do, for the planner.
+    fn capabilities(&self) -> Capabilities;
 
     /// The folder on this computer the destination writes into, if it is
     /// one (a local or NAS folder): it must never be inside a watch.

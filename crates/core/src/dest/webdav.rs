@@ -330,6 +330,15 @@ impl Destination for WebDav {
         &self.name
     }
 
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities {
+            // COPY and MOVE (RFC 4918); GET reads back.
+            server_side_copy: true,
+            rename: true,
+            reads_back: true,
+        }
+    }
+
     fn reach(&self) -> Result<(), DestError> {
         self.open_root()
     }

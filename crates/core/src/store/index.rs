@@ -91,7 +91,7 @@ pub struct Reservation<'a> {
 }
 
 /// One object in a destination, as the store records it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EntryRow {
     pub id: i64,
     pub dest_id: i64,

@@ -979,6 +979,15 @@ impl Destination for S3 {
         &self.inner.name
     }
 
+    fn capabilities(&self) -> crate::dest::Capabilities {
+        crate::dest::Capabilities {
+            // CopyObject; a rename is a copy and a delete.
+            server_side_copy: true,
+            rename: true,
+            reads_back: true,
+        }
+    }
+
     /// S3 servers without conditional writes (Garage among them) let a
     /// second writer replace an object between the name's check and the
     /// write: each new object written is looked at again (one HEAD), and

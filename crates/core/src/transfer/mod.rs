@@ -1,0 +1,263 @@
+//! Carrying out: the worker pool, the jobs it takes and what it reports.
+//!
+//! Workers do the slow parts (hashing, uploading, server-side copies and
+//! moves) and never decide anything: the upload path (`upload`) decides and
+//! records, then hands a [`Job`] here; the [`Done`] comes back on a channel.
+//! A worker retries a failed operation a few times ([`crate::retry`]) and
+//! marks a destination found unusable in [`Meters::down`], so that jobs
+//! still queued for it are not sent one by one. See docs/ARCHITECTURE.md.
+
+mod ops;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use crate::dest::Destination;
+use crate::error::FileError;
+use crate::hash::hash_file;
+use crate::platform::Fingerprint;
+use crate::retry::Backoff;
+use crate::store::Hash;
+
+use ops::{UploadJob, on_dest, relocate, upload};
+
+/// What a worker is asked to do.
+pub(crate) enum Job {
+    Hash {
+        slot: u64,
+        path: PathBuf,
+        fp: Fingerprint,
+    },
+    Upload {
+        token: u64,
+        dest: Arc<dyn Destination>,
+        path: PathBuf,
+        fp: Fingerprint,
+        hash: Hash,
+        album: String,
+        name: String,
+        overwrite: bool,
+        claim: Option<Claim>,
+        progress: Arc<AtomicU64>,
+    },
+    Rename {
+        token: u64,
+        dest: Arc<dyn Destination>,
+        from: (String, String),
+        to: (String, String),
+        claim: Option<Claim>,
+    },
+    Copy {
+        token: u64,
+        dest: Arc<dyn Destination>,
+        from: (String, String),
+        to: (String, String),
+        claim: Option<Claim>,
+    },
+}
+
+/// A name a job is the first to put something under. The worker asks the
+/// destination whether it is free before sending anything (so that no
+/// network wait ever holds up the thread that decides); with `adopt`, an
+/// object already there with exactly this length and content (left by a
+/// lost or rebuilt store) is taken over instead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claim {
+    pub adopt: Option<(u64, Hash)>,
+}
+
+/// What a finished job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transfer {
+    /// The operation was carried out, sending this many bytes.
+    Sent(u64),
+    /// The name already held exactly this content: nothing was sent.
+    Adopted,
+}
+
+/// What a worker reports back.
+pub struct Done(pub(crate) DoneKind);
+
+impl std::fmt::Debug for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Done")
+    }
+}
+
+pub(crate) enum DoneKind {
+    Hashed {
+        slot: u64,
+        result: Result<Hash, FileError>,
+    },
+    Finished {
+        token: u64,
+        result: Result<Transfer, FileError>,
+    },
+}
+
+/// Counters and the cancel switch shared with the workers.
+#[derive(Default)]
+pub(crate) struct Meters {
+    /// Bytes read from watched folders.
+    pub read: AtomicU64,
+    /// Set to abort reads in progress (shutdown, pause).
+    pub cancel: AtomicBool,
+    /// Destinations (by name) found unusable since the last configure:
+    /// jobs still queued for them are skipped, not sent one by one.
+    pub down: std::sync::Mutex<HashMap<String, String>>,
+}
+
+fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
+    for job in jobs {
+        let msg = match job {
+            Job::Hash { slot, path, fp } => DoneKind::Hashed {
+                slot,
+                result: Backoff::OPERATION
+                    .retry(|| hash_file(&path, &fp, &meters.read, &meters.cancel)),
+            },
+            Job::Upload {
+                token,
+                dest,
+                path,
+                fp,
+                hash,
+                album,
+                name,
+                overwrite,
+                claim,
+                progress,
+            } => {
+                let job = UploadJob {
+                    dest: dest.as_ref(),
+                    path: &path,
+                    fp: &fp,
+                    hash: &hash,
+                    album: &album,
+                    name: &name,
+                    overwrite,
+                    claim: claim.as_ref(),
+                    progress: &progress,
+                };
+                DoneKind::Finished {
+                    token,
+                    result: on_dest(&meters, dest.as_ref(), || upload(&meters, &job)),
+                }
+            }
+            Job::Rename {
+                token,
+                dest,
+                from,
+                to,
+                claim,
+            } => DoneKind::Finished {
+                token,
+                result: on_dest(&meters, dest.as_ref(), || {
+                    relocate(dest.as_ref(), &from, &to, claim.as_ref(), false)
+                }),
+            },
+            Job::Copy {
+                token,
+                dest,
+                from,
+                to,
+                claim,
+            } => DoneKind::Finished {
+                token,
+                result: on_dest(&meters, dest.as_ref(), || {
+                    relocate(dest.as_ref(), &from, &to, claim.as_ref(), true)
+                }),
+            },
+        };
+        // A cancelled read is not the file's fault.
+        let msg = match msg {
+            DoneKind::Hashed {
+                slot,
+                result: Err(_),
+            } if meters.cancel.load(Ordering::Relaxed) => DoneKind::Hashed {
+                slot,
+                result: Err(FileError::Cancelled),
+            },
+            DoneKind::Finished {
+                token,
+                result: Err(_),
+            } if meters.cancel.load(Ordering::Relaxed) => DoneKind::Finished {
+                token,
+                result: Err(FileError::Cancelled),
+            },
+            other => other,
+        };
+        if done.send(Done(msg)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The worker pool: threads that take [`Job`]s and report [`Done`].
+/// Dropping it stops the workers after their current job.
+pub(crate) struct Workers {
+    jobs: Option<Sender<Job>>,
+    done_rx: Receiver<Done>,
+    handles: Vec<JoinHandle<()>>,
+    pub meters: Arc<Meters>,
+}
+
+impl Workers {
+    /// Starts `count` workers (at least one).
+    pub fn start(count: usize) -> Workers {
+        let (job_tx, job_rx) = unbounded::<Job>();
+        let (done_tx, done_rx) = unbounded::<Done>();
+        let meters = Arc::new(Meters::default());
+        let handles = (0..count.max(1))
+            .map(|i| {
+                let (rx, tx, m) = (job_rx.clone(), done_tx.clone(), meters.clone());
+                std::thread::Builder::new()
+                    .name(format!("shoebox-worker-{i}"))
+                    .spawn(move || work(rx, tx, m))
+                    .expect("spawn a worker thread")
+            })
+            .collect();
+        Workers {
+            jobs: Some(job_tx),
+            done_rx,
+            handles,
+            meters,
+        }
+    }
+
+    pub fn send(&self, job: Job) {
+        if let Some(tx) = &self.jobs {
+            // Workers only stop when the channel closes, so this cannot fail.
+            let _ = tx.send(job);
+        }
+    }
+
+    /// The channel on which workers report.
+    pub fn done_channel(&self) -> Receiver<Done> {
+        self.done_rx.clone()
+    }
+}
+
+impl Drop for Workers {
+    /// Stops the workers after their current job. A worker still waiting
+    /// on a stalled server after a few seconds is left to end on its own
+    /// (its request has a time bound), so that stopping never waits for it.
+    fn drop(&mut self) {
+        self.jobs = None;
+        // The done channel disconnects once every worker has ended.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(_late) = self.done_rx.recv_deadline(deadline) {}
+        for h in self.handles.drain(..) {
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                tracing::info!("a worker is still waiting on a destination; not waiting for it");
+            }
+        }
+    }
+}

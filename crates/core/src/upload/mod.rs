@@ -1,0 +1,379 @@
+//! The upload path: from the queue to a committed upload.
+//!
+//! [`Pipeline`] takes files from the queue (`queue`: cursor, window, settle
+//! gate), has them hashed by the workers ([`crate::transfer`]), asks the
+//! planner (`plan`, a pure function) what each needs, records that in the
+//! store through the ledger (`ledger`) and hands the work to the workers;
+//! `execute` carries out plans and records what the workers report. Names
+//! come from `naming`.
+//!
+//! The thread that owns the pipeline owns the store and makes every
+//! decision, in queue order, so that names and duplicates come out the same
+//! however the workers race. Every state change is committed before it is
+//! acted on. Files are taken only once they have settled (see `settle`).
+//! Both `sync` (one pass) and `daemon` (live) drive it. See
+//! docs/ARCHITECTURE.md.
+
+mod execute;
+mod ledger;
+mod naming;
+mod plan;
+mod queue;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::Receiver;
+use serde::Serialize;
+
+use crate::dest::Destination;
+use crate::error::{FileError, Result};
+use crate::events::Event;
+use crate::report::SyncReport;
+use crate::settle::SettleRule;
+use crate::store::{EntryRow, Hash, QueuedFile, Store, WatchRow, now_secs};
+use crate::transfer::{Claim, Done, DoneKind, Job, Meters, Workers};
+
+/// A queued file with what the pipeline knows about it.
+struct Slot {
+    file: QueuedFile,
+    path: PathBuf,
+    dest_id: i64,
+    album: String,
+    /// The file name as stored in the album.
+    base: String,
+    hashed: Option<Result<Hash, FileError>>,
+}
+
+/// The reservation of `name` in the slot's album for its file.
+fn reservation<'a>(slot: &'a Slot, name: &'a str, hash: &'a Hash) -> crate::store::Reservation<'a> {
+    crate::store::Reservation {
+        dest_id: slot.dest_id,
+        album: &slot.album,
+        name,
+        base: &slot.base,
+        hash,
+        size: slot.file.fp.size,
+        file_id: slot.file.id,
+    }
+}
+
+/// An operation in flight on a destination, and how to record its end.
+struct InFlight {
+    slot: Slot,
+    hash: Hash,
+    entry: EntryRow,
+    kind: OpKind,
+    progress: Arc<AtomicU64>,
+}
+
+enum OpKind {
+    /// A new entry was reserved for this upload or copy.
+    New { copy: bool },
+    /// The file's own entry is being overwritten with new content.
+    Replace {
+        old_hash: Option<Hash>,
+        old_size: u64,
+    },
+    /// The file's own entry is being moved to a new album or name.
+    Move,
+}
+
+/// The job that uploads a slot's file to `album/name`, and its progress.
+/// With `overwrite` it replaces this engine's own earlier version there;
+/// without, the name must still be free when the upload commits.
+fn upload_job(
+    token: u64,
+    dest: Arc<dyn Destination>,
+    slot: &Slot,
+    hash: Hash,
+    (album, name): (&str, &str),
+    overwrite: bool,
+    claim: Option<Claim>,
+) -> (Job, Arc<AtomicU64>) {
+    let progress = Arc::new(AtomicU64::new(0));
+    let job = Job::Upload {
+        token,
+        dest,
+        path: slot.path.clone(),
+        fp: slot.file.fp,
+        hash,
+        album: album.to_string(),
+        name: name.to_string(),
+        overwrite,
+        claim,
+        progress: progress.clone(),
+    };
+    (job, progress)
+}
+
+/// An upload in progress, for status displays.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Uploading {
+    pub path: String,
+    pub album: String,
+    pub size: u64,
+    pub done: u64,
+}
+
+/// Only this many files are between "read from the queue" and "decided".
+const WINDOW_PER_WORKER: usize = 4;
+/// A file that keeps changing while it is read is tried this often before
+/// it is reported.
+const MAX_REREADS: u32 = 3;
+
+/// The upload pipeline and its worker pool. Dropping it stops the workers
+/// after their current job.
+pub struct Pipeline<'a> {
+    store: &'a Store,
+    emit: &'a dyn Fn(&Event),
+    dests: HashMap<i64, Arc<dyn Destination>>,
+    watches: HashMap<i64, WatchRow>,
+    workers: usize,
+    settle: SettleRule,
+    paused: bool,
+    pub(crate) report: SyncReport,
+    pub(crate) meters: Arc<Meters>,
+    cursor: (i64, Vec<u8>, Vec<u8>),
+    exhausted: bool,
+    /// Files read from the queue, decided strictly in this order.
+    window: VecDeque<u64>,
+    slots: HashMap<u64, Slot>,
+    next_slot: u64,
+    /// Files to look at again soon (they changed while being read).
+    again: VecDeque<QueuedFile>,
+    /// Files waiting to settle, with the time to look again (unix ms).
+    settling: HashMap<i64, (i64, QueuedFile)>,
+    /// The files in `window`.
+    window_files: std::collections::HashSet<i64>,
+    /// Failed files are retried when their time has come (`i64::MAX`:
+    /// every failed file, once per pass).
+    retry_failed_before: i64,
+    /// When each waiting file first waited (unix ms), for the settle cap.
+    waiting_since: HashMap<i64, i64>,
+    rereads: HashMap<i64, u32>,
+    in_flight: HashMap<u64, InFlight>,
+    /// Files whose content is being uploaded by an earlier file: they wait
+    /// for that entry, then link to it.
+    parked: HashMap<i64, Vec<Slot>>,
+    /// Destinations dropped as unusable, for the driver to probe again.
+    lost: Vec<i64>,
+    /// Names (as [`name_key`]s) found taken on each destination by a
+    /// worker's claim: skipped when a name is picked.
+    taken: HashMap<i64, std::collections::HashSet<String>>,
+    pool: Workers,
+}
+
+impl std::fmt::Debug for Pipeline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("in_flight", &self.in_flight.len())
+            .field("window", &self.window.len())
+            .field("settling", &self.settling.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(
+        store: &'a Store,
+        emit: &'a dyn Fn(&Event),
+        workers: usize,
+        settle: SettleRule,
+    ) -> Pipeline<'a> {
+        let workers = workers.max(1);
+        let pool = Workers::start(workers);
+        let meters = pool.meters.clone();
+        Pipeline {
+            store,
+            emit,
+            dests: HashMap::new(),
+            watches: HashMap::new(),
+            workers,
+            settle,
+            paused: false,
+            report: SyncReport::default(),
+            meters,
+            cursor: (0, Vec::new(), Vec::new()),
+            exhausted: false,
+            window: VecDeque::new(),
+            slots: HashMap::new(),
+            next_slot: 0,
+            again: VecDeque::new(),
+            settling: HashMap::new(),
+            window_files: Default::default(),
+            retry_failed_before: i64::MAX,
+            waiting_since: HashMap::new(),
+            rereads: HashMap::new(),
+            in_flight: HashMap::new(),
+            parked: HashMap::new(),
+            lost: Vec::new(),
+            taken: HashMap::new(),
+            pool,
+        }
+    }
+
+    /// Which watches and destinations the pipeline serves. Files of a
+    /// watch or destination not listed stay queued.
+    pub fn configure(
+        &mut self,
+        watches: impl IntoIterator<Item = WatchRow>,
+        dests: HashMap<i64, Arc<dyn Destination>>,
+    ) {
+        self.watches = watches.into_iter().map(|w| (w.id, w)).collect();
+        self.dests = dests;
+        self.taken.clear();
+        self.meters.down.lock().expect("lock").clear();
+        self.rescan_queue();
+    }
+
+    /// Destinations dropped since the last call because they became
+    /// unusable (down, refusing, full); their files stay queued.
+    pub fn take_lost_destinations(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.lost)
+    }
+
+    /// Live mode: failed files wait for their backoff instead of being
+    /// retried once per pass.
+    pub fn retry_failed_on_schedule(&mut self) {
+        self.retry_failed_before = 0;
+    }
+
+    /// New work may have been queued: read the queue from the start again.
+    pub fn rescan_queue(&mut self) {
+        if self.retry_failed_before != i64::MAX {
+            self.retry_failed_before = now_secs();
+        }
+        self.cursor = (0, Vec::new(), Vec::new());
+        self.exhausted = false;
+    }
+
+    /// While paused, nothing new is started and what was waiting is let
+    /// go (it stays queued); work in flight finishes.
+    pub fn set_paused(&mut self, paused: bool) {
+        if paused == self.paused {
+            return;
+        }
+        self.paused = paused;
+        if paused {
+            for id in self.window.drain(..) {
+                self.slots.remove(&id);
+            }
+            self.window_files.clear();
+            self.again.clear();
+            self.settling.clear();
+            self.waiting_since.clear();
+            self.parked.clear();
+        } else {
+            self.rescan_queue();
+        }
+    }
+
+    /// Aborts reads in progress; their files go back to the queue.
+    pub fn cancel(&self) {
+        self.meters.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.meters.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Lets reads run again after [`Self::cancel`].
+    pub fn uncancel(&self) {
+        self.meters.cancel.store(false, Ordering::Relaxed);
+    }
+
+    pub fn settling_count(&self) -> usize {
+        self.settling.len()
+    }
+
+    /// The channel on which workers report; feed what arrives to [`Self::handle`].
+    pub fn done_channel(&self) -> Receiver<Done> {
+        self.pool.done_channel()
+    }
+
+    /// The album entries that operations in flight reserved or move.
+    pub fn entries_in_flight(&self) -> std::collections::HashSet<i64> {
+        self.in_flight.values().map(|f| f.entry.id).collect()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len() + self.window.len()
+    }
+
+    /// True when nothing is queued, waiting, or in flight.
+    pub fn is_drained(&self) -> bool {
+        self.window.is_empty()
+            && self.in_flight.is_empty()
+            && self.exhausted
+            && self.again.is_empty()
+            && self.settling.is_empty()
+            && self.parked.is_empty()
+    }
+
+    /// When a waiting file should be looked at again.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.settling.values().map(|(t, _)| *t).min()
+    }
+
+    pub fn uploads(&self) -> Vec<Uploading> {
+        let mut v: Vec<Uploading> = self
+            .in_flight
+            .values()
+            .map(|f| Uploading {
+                path: f.slot.path.display().to_string(),
+                album: f.entry.album.clone(),
+                size: f.slot.file.fp.size,
+                done: f.progress.load(Ordering::Relaxed),
+            })
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
+    /// Starts whatever can start now.
+    pub fn pump(&mut self) -> Result<()> {
+        loop {
+            if self.paused {
+                return Ok(());
+            }
+            self.wake_settled()?;
+            self.refill()?;
+            if self.decide_ready()? > 0 {
+                // Decisions that needed no worker (linked, unchanged) freed
+                // room in the window: read on, or nothing would wake us.
+                continue;
+            }
+            let quiet =
+                self.window.is_empty() && self.in_flight.is_empty() && self.again.is_empty();
+            if !(quiet && self.exhausted && !self.parked.is_empty()) {
+                return Ok(());
+            }
+            // Whatever still waits on an entry that nobody is uploading
+            // now uploads for itself.
+            for (_, slots) in std::mem::take(&mut self.parked) {
+                for slot in slots {
+                    self.plan(slot, false)?;
+                }
+            }
+        }
+    }
+
+    /// Records what a worker reported.
+    pub fn handle(&mut self, done: Done) -> Result<()> {
+        match done.0 {
+            DoneKind::Hashed { slot, result } => {
+                if let Some(s) = self.slots.get_mut(&slot) {
+                    s.hashed = Some(result);
+                }
+                Ok(())
+            }
+            DoneKind::Finished { token, result } => self.finished(token, result),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

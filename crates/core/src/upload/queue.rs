@@ -1,0 +1,190 @@
+//! The queue side of the pipeline: reading the queue in order through a
+//! bounded window, the settle gate, and handing files to be hashed. See
+//! docs/ARCHITECTURE.md.
+
+use std::fs;
+use std::path::Path;
+
+use super::InFlight;
+use super::naming::album_for;
+use super::{Pipeline, Slot, WINDOW_PER_WORKER};
+use crate::album::sanitize_file_name;
+use crate::error::Result;
+use crate::platform::{Fingerprint, bytes_to_os};
+use crate::scan::rel_path;
+use crate::settle::Verdict;
+use crate::store::{QueuedFile, now_ms};
+use crate::transfer::Job;
+
+impl Pipeline<'_> {
+    /// Moves files whose settle time has come back to the front.
+    pub(super) fn wake_settled(&mut self) -> Result<()> {
+        let now = now_ms();
+        let due: Vec<i64> = self
+            .settling
+            .iter()
+            .filter(|(_, (t, _))| *t <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut files: Vec<QueuedFile> = due
+            .iter()
+            .filter_map(|id| self.settling.remove(id))
+            .map(|(_, f)| f)
+            .collect();
+        // Queue order, so names are given out in the same order every time.
+        files.sort_by(|a, b| {
+            (a.watch_id, &a.dir_rel, &a.name).cmp(&(b.watch_id, &b.dir_rel, &b.name))
+        });
+        self.again.extend(files);
+        Ok(())
+    }
+
+    /// True when the pipeline already holds this file (so a fresh read of
+    /// the queue does not take it twice).
+    pub(super) fn is_held(&self, file_id: i64) -> bool {
+        self.window_files.contains(&file_id)
+            || self.settling.contains_key(&file_id)
+            || self.in_flight.contains_key(&(file_id as u64))
+            || self.parked.values().flatten().any(|s| s.file.id == file_id)
+    }
+
+    /// Applies the settle gate to a file about to be taken: `Some` when it
+    /// may be read now.
+    pub(super) fn settled(
+        &mut self,
+        mut file: QueuedFile,
+        path: &Path,
+    ) -> Result<Option<QueuedFile>> {
+        if self.settle.window_ms <= 0 {
+            return Ok(Some(file));
+        }
+        let now = now_ms();
+        match fs::symlink_metadata(path) {
+            Ok(meta) => {
+                let fp = Fingerprint::of(&meta);
+                if fp != file.fp {
+                    self.store.file_requeue(file.id, &fp)?;
+                    file.fp = fp;
+                    file.fp_since_ms = now;
+                    file.hash = None;
+                }
+            }
+            Err(_) => {
+                // Gone since it was queued: the watch's delete policy applies.
+                self.store.set_gone(file.id, true)?;
+                return Ok(None);
+            }
+        }
+        let since = self.waiting_since.get(&file.id).copied();
+        match self
+            .settle
+            .verdict(now, file.fp_since_ms, file.fp.mtime_ns / 1_000_000, since)
+        {
+            Verdict::Ready => {
+                self.waiting_since.remove(&file.id);
+                Ok(Some(file))
+            }
+            Verdict::WaitUntil(t) => {
+                self.waiting_since.entry(file.id).or_insert(now);
+                self.settling.insert(file.id, (t, file));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Hands `job` to the workers and remembers what it is for.
+    pub(super) fn start(&mut self, job: Job, flight: InFlight) {
+        let token = flight.slot.file.id as u64;
+        self.send(job);
+        self.in_flight.insert(token, flight);
+    }
+
+    /// Reads more of the queue while the window has room.
+    pub(super) fn refill(&mut self) -> Result<()> {
+        let cap = self.workers * WINDOW_PER_WORKER;
+        while self.window.len() < cap {
+            let file = match self.again.pop_front() {
+                Some(f) => f,
+                None if self.exhausted => return Ok(()),
+                None => {
+                    let batch =
+                        self.store
+                            .next_queued(&self.cursor, self.retry_failed_before, cap)?;
+                    match batch.last() {
+                        Some(last) => {
+                            self.cursor = (last.watch_id, last.dir_rel.clone(), last.name.clone())
+                        }
+                        None => {
+                            self.exhausted = true;
+                            return Ok(());
+                        }
+                    }
+                    self.again.extend(batch);
+                    continue;
+                }
+            };
+            if self.is_held(file.id) {
+                continue;
+            }
+            let Some(watch) = self.watches.get(&file.watch_id) else {
+                continue;
+            };
+            if !self.dests.contains_key(&watch.dest_id) {
+                continue; // destination unavailable: the file stays queued
+            }
+            let path = rel_path(&watch.root, &file.dir_rel).join(bytes_to_os(&file.name));
+            let (dest_id, album) = (watch.dest_id, album_for(watch, &file.dir_rel));
+            let Some(file) = self.settled(file, &path)? else {
+                continue;
+            };
+            let slot = Slot {
+                path,
+                dest_id,
+                album,
+                base: sanitize_file_name(&bytes_to_os(&file.name)),
+                hashed: file.hash.map(Ok),
+                file,
+            };
+            let id = self.next_slot;
+            self.next_slot += 1;
+            if slot.hashed.is_none() {
+                self.send(Job::Hash {
+                    slot: id,
+                    path: slot.path.clone(),
+                    fp: slot.file.fp,
+                });
+            }
+            self.window_files.insert(slot.file.id);
+            self.slots.insert(id, slot);
+            self.window.push_back(id);
+        }
+        Ok(())
+    }
+
+    /// Decides the files at the front of the window whose hash is known;
+    /// returns how many.
+    pub(super) fn decide_ready(&mut self) -> Result<usize> {
+        let mut decided = 0;
+        while let Some(&id) = self.window.front() {
+            if self.slots.get(&id).is_none_or(|s| s.hashed.is_none()) {
+                return Ok(decided);
+            }
+            decided += 1;
+            self.window.pop_front();
+            let mut slot = self.slots.remove(&id).expect("slot in window");
+            self.window_files.remove(&slot.file.id);
+            match slot.hashed.take().expect("checked above") {
+                Ok(hash) => {
+                    slot.file.hash = Some(hash);
+                    self.plan(slot, true)?;
+                }
+                Err(e) => self.read_failed(slot, e)?,
+            }
+        }
+        Ok(decided)
+    }
+
+    pub(super) fn send(&self, job: Job) {
+        self.pool.send(job);
+    }
+}
