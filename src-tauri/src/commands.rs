@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use shoebox_core::{AlbumMode, OnDelete, WatchInfo, WatchSpec};
+use shoebox_core::{AlbumMode, DestKind, OnDelete, WatchInfo, WatchSpec};
 use tauri::{AppHandle, State};
 use tauri_plugin_autostart::ManagerExt;
 
@@ -224,7 +224,7 @@ pub fn answer_autostart_question(
         .lock()
         .expect("lock")
         .store()
-        .set_setting(AUTOSTART_ASKED_KEY, "yes")?;
+        .set_flag(AUTOSTART_ASKED_KEY, true)?;
     host.nudge();
     Ok(on)
 }
@@ -265,7 +265,7 @@ pub fn open_location(app: AppHandle, host: State<'_, Host>, which: String) -> Re
 pub struct NewDestination {
     name: String,
     /// "local", "webdav" or "s3".
-    kind: String,
+    kind: DestKind,
     #[serde(default)]
     path: String,
     /// WebDAV URL or S3 endpoint.
@@ -307,7 +307,7 @@ fn non_empty(s: &str) -> Option<String> {
 /// The checked text of the certificate file a form names, if it names one.
 fn certificate(path: &str) -> Res<Option<Vec<u8>>> {
     non_empty(path)
-        .map(|p| shoebox_core::dest::tls::read_pem_file(std::path::Path::new(&p)))
+        .map(|p| shoebox_core::read_pem_file(std::path::Path::new(&p)))
         .transpose()
         .map_err(|why| invalid("invalid", why))
 }
@@ -319,23 +319,23 @@ pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestA
     let secret = non_empty(&dest.secret);
     // A folder has no server, so no certificate (the field may hold a
     // value typed before the kind was changed).
-    let pem = match dest.kind.as_str() {
-        "local" => None,
-        _ => certificate(&dest.trust_certificate)?,
+    let pem = match dest.kind {
+        DestKind::Local => None,
+        DestKind::Webdav | DestKind::S3 => certificate(&dest.trust_certificate)?,
     };
-    let (mut info, notices) = match dest.kind.as_str() {
-        "local" => (
+    let (mut info, notices) = match dest.kind {
+        DestKind::Local => (
             engine.add_local_destination(&dest.name, &PathBuf::from(dest.path.trim()))?,
             Vec::new(),
         ),
-        "webdav" => engine.add_webdav_destination(
+        DestKind::Webdav => engine.add_webdav_destination(
             &dest.name,
             dest.url.trim(),
             non_empty(&dest.user).as_deref(),
             secret.as_deref(),
             dest.allow_insecure_http,
         )?,
-        "s3" => engine.add_s3_destination(&shoebox_core::S3Spec {
+        DestKind::S3 => engine.add_s3_destination(&shoebox_core::S3Spec {
             name: dest.name.clone(),
             endpoint: dest.url.trim().to_string(),
             bucket: dest.bucket.trim().to_string(),
@@ -346,12 +346,6 @@ pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestA
             secret,
             allow_insecure_http: dest.allow_insecure_http,
         })?,
-        other => {
-            return Err(invalid(
-                "invalid",
-                format!("unknown destination kind {other:?}"),
-            ));
-        }
     };
     if pem.is_some() {
         info = engine.pin_certificate(&info.name, pem)?;
@@ -412,10 +406,7 @@ pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<Des
 }
 
 #[tauri::command]
-pub fn test_destination(
-    host: State<'_, Host>,
-    name: String,
-) -> Res<Vec<shoebox_core::dest::Check>> {
+pub fn test_destination(host: State<'_, Host>, name: String) -> Res<Vec<shoebox_core::Check>> {
     // Read-only is fine: a test changes nothing.
     Ok(host.engine.lock().expect("lock").test_destination(&name)?)
 }

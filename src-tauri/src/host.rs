@@ -78,11 +78,7 @@ impl Host {
         let engine = Engine::open(home.clone())?;
         let (nudges, nudge_rx) = unbounded();
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
-        let workers = engine
-            .store()
-            .setting(WORKERS_KEY)?
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(4);
+        let workers = engine.store().number(WORKERS_KEY)?.unwrap_or(4) as usize;
         let (read_only, engine_thread) = match engine.lock("Shoebox app") {
             Ok(lock) => {
                 let home = home.clone();
@@ -185,13 +181,9 @@ impl Host {
             read_only: self.read_only.clone(),
             library: self.home.library_dir().display().to_string(),
             logs: self.home.logs_dir().display().to_string(),
-            workers: engine
-                .store()
-                .setting(WORKERS_KEY)?
-                .and_then(|w| w.parse().ok())
-                .unwrap_or(4),
+            workers: engine.store().number(WORKERS_KEY)?.unwrap_or(4),
             autostart: app.autolaunch().is_enabled().unwrap_or(false),
-            autostart_asked: engine.store().setting(AUTOSTART_ASKED_KEY)?.is_some(),
+            autostart_asked: engine.store().flag(AUTOSTART_ASKED_KEY)?,
             status,
         })
     }

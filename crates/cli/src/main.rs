@@ -287,7 +287,7 @@ fn print_notes(notices: &[String]) {
 
 /// The text of a certificate file given with --trust-certificate, checked.
 fn read_certificate(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>> {
-    path.map(shoebox_core::dest::tls::read_pem_file)
+    path.map(shoebox_core::read_pem_file)
         .transpose()
         .map_err(anyhow::Error::msg)
 }
@@ -324,8 +324,8 @@ fn read_secret(needed: bool, from_stdin: bool, prompt: &str) -> Result<Option<St
 /// `shoebox doctor`: exit 0 when the database is usable (healthy, missing
 /// or repaired), 1 when it is damaged and was only checked.
 fn doctor(home: &Home, repair: bool, json: bool) -> Result<ExitCode> {
-    use shoebox_core::store::repair::Health;
-    let health = shoebox_core::engine::check_store(home)?;
+    use shoebox_core::Health;
+    let health = shoebox_core::check_store(home)?;
     if !repair || !matches!(health, Health::Damaged { .. }) {
         output::health(&health, &home.db_path(), json)?;
         return Ok(match health {
@@ -334,7 +334,7 @@ fn doctor(home: &Home, repair: bool, json: bool) -> Result<ExitCode> {
             Health::Healthy | Health::Missing => ExitCode::SUCCESS,
         });
     }
-    let r = shoebox_core::engine::repair_store(home)?;
+    let r = shoebox_core::repair_store(home)?;
     output::repaired(&r, json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,8 +6,8 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use shoebox_core::store::repair::{Health, Repair};
 use shoebox_core::{DestInfo, Event, Status, SyncReport, WatchInfo};
+use shoebox_core::{Health, Repair};
 
 fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();

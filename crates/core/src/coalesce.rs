@@ -129,11 +129,13 @@ impl DirtySet {
         due
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.whole.is_none() && self.dirty.is_empty()
     }
 
     /// How many entries are held (memory is bounded by `max_dirty`).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.dirty.len() + usize::from(self.whole.is_some())
     }
@@ -153,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_burst_in_one_directory_is_one_rescan_after_it_goes_quiet() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut d = DirtySet::new(Limits::default());
         for i in 0..100 {
             d.mark(dir("DCIM"), ms(t0, i));
@@ -169,7 +171,7 @@ mod tests {
 
     #[test]
     fn continuous_events_are_rescanned_at_the_max_delay() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut d = DirtySet::new(Limits::default());
         for i in (0..=2000).step_by(50) {
             d.mark(dir("a"), ms(t0, i));
@@ -184,7 +186,7 @@ mod tests {
 
     #[test]
     fn overflow_without_a_path_rescans_the_whole_watch() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut d = DirtySet::new(Limits::default());
         d.mark(dir("a"), t0);
         d.mark(Rescan::Watch, ms(t0, 10));
@@ -195,7 +197,7 @@ mod tests {
 
     #[test]
     fn ten_thousand_events_in_many_directories_stay_bounded() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut d = DirtySet::new(Limits::default());
         for i in 0..10_000u64 {
             d.mark(dir(&format!("d{}", i % 2000)), ms(t0, i / 100));
@@ -212,7 +214,7 @@ mod tests {
     #[test]
     fn create_then_delete_and_rename_chains_end_in_rescans_of_each_place() {
         // Events only say where to look; the rescan decides what is there.
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut d = DirtySet::new(Limits::default());
         d.mark(dir("in"), t0); // create in/a.jpg
         d.mark(dir("in"), ms(t0, 1)); // delete in/a.jpg

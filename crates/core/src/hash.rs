@@ -135,6 +135,14 @@ impl<R: Read> Read for HashingReader<'_, R> {
     }
 }
 
+/// The content hash the engine gives the file at `path`, read the way the
+/// engine reads it (for tools that compare with it, such as `bench/run`).
+pub fn content_hash(path: &Path) -> Result<Hash, String> {
+    let meta = fs::metadata(path).map_err(|e| e.to_string())?;
+    let fp = Fingerprint::of(&meta);
+    hash_file(path, &fp, &AtomicU64::new(0), &AtomicBool::new(false)).map_err(|e| e.to_string())
+}
+
 /// Hashes the version `expected` of the file at `path`; fails with
 /// [`FileError::Changed`] if it changes while being read.
 pub fn hash_file(

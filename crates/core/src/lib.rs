@@ -2,46 +2,51 @@
 //! and upload queue in SQLite, and copies photos and videos into albums on a
 //! destination. No GUI dependency: the CLI and the tray app are thin hosts.
 //!
-//! Layout: [`engine`] is the API hosts call; [`scan`] reconciles folders with
-//! the [`store`]; [`sync`] runs the upload pipeline into a [`dest`]ination;
-//! [`album`] and [`filter`] hold the naming and selection rules.
+//! Hosts use [`Engine`] and the types re-exported here; the store, the
+//! upload path, the live engine and the scanner are private to the crate.
+//! The map of the code is docs/ARCHITECTURE.md.
 
 pub mod album;
-pub mod coalesce;
-pub mod daemon;
-pub mod deletion;
-pub mod dest;
-pub mod engine;
-pub mod error;
-pub mod events;
-pub mod filter;
-pub mod hash;
-pub mod home;
-pub mod lock;
+mod clock;
+mod coalesce;
+mod daemon;
+mod deletion;
+mod dest;
+mod engine;
+mod error;
+mod events;
+mod filter;
+mod hash;
+mod home;
+mod lock;
 pub mod logging;
-pub mod platform;
+mod platform;
 pub mod progress;
-pub mod report;
+mod report;
 mod retry;
-pub mod scan;
-pub mod secrets;
-pub mod settle;
-pub mod store;
-pub mod sync;
+mod scan;
+mod secrets;
+mod settle;
+mod store;
+mod sync;
 mod transfer;
 mod upload;
-pub mod watcher;
+mod watcher;
 
 pub use album::AlbumMode;
 pub use daemon::RunOptions;
+pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
     DestEdit, DestInfo, Engine, QueueStatus, S3Spec, Status, WatchInfo, WatchSpec, WatchStatus,
+    check_store, repair_store,
 };
 pub use error::{Error, Result};
 pub use events::{Event, Outcome};
+pub use hash::content_hash;
 pub use home::{Home, LIBRARY_DEST};
 pub use lock::EngineLock;
 pub use report::{Problem, SyncReport};
-pub use store::OnDelete;
+pub use store::repair::{Health, Repair};
+pub use store::{DestKind, OnDelete};
 pub use sync::SyncOptions;
 pub use upload::Uploading;

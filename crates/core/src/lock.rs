@@ -79,5 +79,5 @@ impl Drop for EngineLock {
 }
 
 fn humantime_now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    humantime::format_rfc3339_seconds(crate::clock::wall()).to_string()
 }

@@ -66,9 +66,7 @@ pub fn birth_time_ns(meta: &Metadata) -> Option<i64> {
 pub fn random_hex(bytes: usize) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::with_capacity(bytes * 2);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let now = crate::clock::unix_nanos();
     while out.len() < bytes * 2 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u128(now);

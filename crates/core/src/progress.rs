@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_run_of_uploads_counts_up_with_its_rate() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut p = Progress::default();
         assert_eq!(
             p.summary(&status(340, 0, false), t0).line,
@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn when_the_queue_empties_the_next_run_counts_from_zero() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut p = Progress::default();
         p.on_event(&done(1), t0);
         assert_eq!(p.summary(&status(0, 0, false), t0).line, "Up to date");
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn paused_and_attention_states() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut p = Progress::default();
         assert_eq!(
             p.summary(&status(3, 0, true), t0),

@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_retry_waits_at_least_as_long_as_the_server_asked() {
-        let start = std::time::Instant::now();
+        let start = crate::clock::now();
         let mut calls = 0;
         let r = Backoff::OPERATION.retry(|| {
             calls += 1;

@@ -336,9 +336,9 @@ mod tests {
     #[test]
     fn an_editor_atomic_save_becomes_one_rescan_of_its_folder() {
         use crate::coalesce::{DirtySet, Limits};
-        use std::time::{Duration, Instant};
+        use std::time::Duration;
         let root = Path::new(ROOT);
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let seq = [
             ev(
                 EventKind::Create(CreateKind::File),

@@ -113,10 +113,6 @@ impl LocalFolder {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn object(&self, album: &str, name: &str) -> PathBuf {
         self.root.join(album).join(name)
     }

@@ -17,16 +17,16 @@ use std::sync::Arc;
 
 use crate::error::{DestError, Error, Result};
 use crate::home::Home;
-use crate::store::{DestRow, Hash};
+use crate::store::{DestKind, DestRow, Hash};
 
 /// Builds the destination object for a destination row.
 pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
-    match row.kind.as_str() {
-        "local" => Ok(Arc::new(match &row.path {
+    match row.kind {
+        DestKind::Local => Ok(Arc::new(match &row.path {
             Some(p) => LocalFolder::new(&row.name, p.clone(), false, &home.engine_id()?),
             None => LocalFolder::new(&row.name, home.library_dir(), true, &home.engine_id()?),
         })),
-        "webdav" => {
+        DestKind::Webdav => {
             let url = row.url.as_deref().unwrap_or_default();
             // A server without accounts needs no secret (nor a keyring).
             let password = match row.username {
@@ -52,7 +52,7 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
             .map(|d| Arc::new(d) as Arc<dyn Destination>)
             .map_err(|e| Error::Invalid(e.to_string()))
         }
-        "s3" => {
+        DestKind::S3 => {
             let secret = crate::secrets::load(&row.name)?.ok_or_else(|| {
                 Error::Invalid(format!(
                     "destination {} has no secret key: add it again with --secret-stdin, or set {}",
@@ -77,10 +77,6 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
                 .map(|d| Arc::new(d) as Arc<dyn Destination>)
                 .map_err(|e| Error::Invalid(e.to_string()))
         }
-        other => Err(Error::Invalid(format!(
-            "destination {} has kind {other:?}, which this version of Shoebox does not know; update Shoebox",
-            row.name
-        ))),
     }
 }
 
@@ -90,7 +86,9 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
 pub struct Upload<'a> {
     pub album: &'a str,
     pub name: &'a str,
+    /// The length of the bytes the reader yields (what is stored).
     pub len: u64,
+    /// The content hash of the source file.
     pub hash: &'a Hash,
     /// True when the object replaces this engine's own earlier version of
     /// the entry; otherwise the name must be free when the upload commits,

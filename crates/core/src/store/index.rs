@@ -2,7 +2,7 @@
 //! holds (`dirs`, `files`, `entries`). Every state change is one statement or
 //! one transaction, committed before the engine acts on it.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Row, params};
 
 use super::{Store, now_ms, now_secs};
 use crate::error::Result;
@@ -20,27 +20,13 @@ pub enum FileState {
     Skipped,
 }
 
-impl FileState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileState::Pending => "pending",
-            FileState::Uploading => "uploading",
-            FileState::Uploaded => "uploaded",
-            FileState::Failed => "failed",
-            FileState::Skipped => "skipped",
-        }
-    }
-
-    fn parse(s: &str) -> FileState {
-        match s {
-            "uploading" => FileState::Uploading,
-            "uploaded" => FileState::Uploaded,
-            "failed" => FileState::Failed,
-            "skipped" => FileState::Skipped,
-            _ => FileState::Pending,
-        }
-    }
-}
+super::codes::stored_as_text!(FileState, "file state", {
+    Pending => "pending",
+    Uploading => "uploading",
+    Uploaded => "uploaded",
+    Failed => "failed",
+    Skipped => "skipped",
+});
 
 /// A file of one directory as the index knows it.
 #[derive(Debug, Clone)]
@@ -66,43 +52,6 @@ pub struct QueuedFile {
     pub attempts: i64,
     /// When the current fingerprint was first seen (unix ms).
     pub fp_since_ms: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryState {
-    /// Name taken for an upload that is not confirmed yet.
-    Reserved,
-    Present,
-    /// To be deleted from the destination.
-    Deleting,
-}
-
-/// A name reserved on a destination for a new upload of a file.
-#[derive(Debug)]
-pub struct Reservation<'a> {
-    pub dest_id: i64,
-    pub album: &'a str,
-    pub name: &'a str,
-    /// The name before any " (n)" suffix.
-    pub base: &'a str,
-    pub hash: &'a Hash,
-    pub size: u64,
-    pub file_id: i64,
-}
-
-/// One object in a destination, as the store records it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EntryRow {
-    pub id: i64,
-    pub dest_id: i64,
-    pub album: String,
-    pub name: String,
-    pub base_name: String,
-    pub hash: Option<Hash>,
-    pub size: u64,
-    pub state: EntryState,
-    /// Where the object is while a move to `album/name` is unfinished.
-    pub moving_from: Option<(String, String)>,
 }
 
 /// A file that failed or was skipped.
@@ -141,31 +90,8 @@ fn fp_from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<Fingerprint> {
     })
 }
 
-fn hash_from(v: Option<Vec<u8>>) -> Option<Hash> {
+pub(super) fn hash_from(v: Option<Vec<u8>>) -> Option<Hash> {
     v.and_then(|b| b.try_into().ok())
-}
-
-const ENTRY_SELECT: &str = "SELECT id, dest_id, album, name, base_name, hash, size, state, from_album, from_name FROM entries";
-
-fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
-    Ok(EntryRow {
-        id: r.get(0)?,
-        dest_id: r.get(1)?,
-        album: r.get(2)?,
-        name: r.get(3)?,
-        base_name: r.get(4)?,
-        hash: hash_from(r.get(5)?),
-        size: r.get::<_, i64>(6)? as u64,
-        state: match r.get::<_, String>(7)?.as_str() {
-            "reserved" => EntryState::Reserved,
-            "deleting" => EntryState::Deleting,
-            _ => EntryState::Present,
-        },
-        moving_from: match (r.get(8)?, r.get(9)?) {
-            (Some(a), Some(n)) => Some((a, n)),
-            _ => None,
-        },
-    })
 }
 
 /// Upper bound (exclusive) and lower bound of the keys of everything below
@@ -271,7 +197,7 @@ impl Store {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 fp: fp_from_row(r, 2)?,
-                state: FileState::parse(&r.get::<_, String>(7)?),
+                state: r.get(7)?,
                 gone: r.get(8)?,
                 error: r.get(9)?,
             })
@@ -679,233 +605,6 @@ impl Store {
         .map(drop)
     }
 
-    // ---- entries -----------------------------------------------------------
-
-    pub fn entry(&self, id: i64) -> Result<Option<EntryRow>> {
-        self.conn
-            .prepare_cached(&format!("{ENTRY_SELECT} WHERE id = ?1"))
-            .and_then(|mut st| st.query_row([id], entry_from_row).optional())
-            .map_err(|e| self.err(e))
-    }
-
-    /// An entry of the album with this content, if any (other than `except`).
-    pub fn entry_with_hash(
-        &self,
-        dest_id: i64,
-        album: &str,
-        hash: &Hash,
-        except: i64,
-    ) -> Result<Option<EntryRow>> {
-        self.conn
-            .prepare_cached(&format!(
-                "{ENTRY_SELECT} WHERE dest_id = ?1 AND album = ?2 AND hash = ?3 AND id != ?4
-                   AND state != 'deleting'
-                 ORDER BY state = 'present' DESC, id LIMIT 1"
-            ))
-            .and_then(|mut st| {
-                st.query_row(
-                    params![dest_id, album, hash.as_slice(), except],
-                    entry_from_row,
-                )
-                .optional()
-            })
-            .map_err(|e| self.err(e))
-    }
-
-    pub fn entry_name_taken(&self, dest_id: i64, album: &str, name: &str) -> Result<bool> {
-        self.conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM entries WHERE dest_id = ?1 AND name_key = ?2)",
-            )
-            .and_then(|mut st| {
-                st.query_row(params![dest_id, crate::album::name_key(album, name)], |r| {
-                    r.get(0)
-                })
-            })
-            .map_err(|e| self.err(e))
-    }
-
-    /// One entry the destination is recorded to hold, if any.
-    pub fn any_present_entry(&self, dest_id: i64) -> Result<Option<EntryRow>> {
-        self.conn
-            .prepare_cached(&format!(
-                "{ENTRY_SELECT} WHERE dest_id = ?1 AND state = 'present' LIMIT 1"
-            ))
-            .and_then(|mut st| st.query_row([dest_id], entry_from_row).optional())
-            .map_err(|e| self.err(e))
-    }
-
-    /// How many files (present or vanished) refer to the entry.
-    pub fn entry_refs(&self, id: i64) -> Result<u64> {
-        self.conn
-            .prepare_cached("SELECT count(*) FROM files WHERE entry_id = ?1")
-            .and_then(|mut st| st.query_row([id], |r| r.get::<_, i64>(0)))
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
-    }
-
-    /// Reserves `album/name` on a destination for a new upload of a file.
-    pub fn reserve_entry(&self, r: &Reservation<'_>) -> Result<i64> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO entries (dest_id, album, name, base_name, hash, size, state, name_key,
-                                      file_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'reserved', ?7, ?8)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    r.dest_id,
-                    r.album,
-                    r.name,
-                    r.base,
-                    r.hash.as_slice(),
-                    r.size as i64,
-                    crate::album::name_key(r.album, r.name),
-                    r.file_id
-                ])
-            })
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// The name a new upload of this file reserved on the destination and
-    /// never confirmed (a crash, a lost answer, a failure), if any: the
-    /// file's next attempt takes it up again.
-    pub fn reservation_for(&self, file_id: i64, dest_id: i64) -> Result<Option<EntryRow>> {
-        self.conn
-            .prepare_cached(&format!(
-                "{ENTRY_SELECT} WHERE file_id = ?1 AND dest_id = ?2 AND state = 'reserved'
-                   AND from_album IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM files WHERE entry_id = entries.id)
-                 ORDER BY id DESC LIMIT 1"
-            ))
-            .and_then(|mut st| {
-                st.query_row(params![file_id, dest_id], entry_from_row)
-                    .optional()
-            })
-            .map_err(|e| self.err(e))
-    }
-
-    /// The file no longer stands behind its unconfirmed reservations on this
-    /// destination (it took another name): they are cleaned up as crash
-    /// leftovers.
-    pub fn release_reservations(&self, file_id: i64, dest_id: i64) -> Result<()> {
-        self.exec(
-            "UPDATE entries SET file_id = NULL
-             WHERE file_id = ?1 AND dest_id = ?2 AND state = 'reserved'",
-            params![file_id, dest_id],
-        )
-        .map(drop)
-    }
-
-    /// Sets an entry's content record and state.
-    pub fn update_entry(
-        &self,
-        id: i64,
-        hash: Option<&Hash>,
-        size: u64,
-        state: EntryState,
-    ) -> Result<()> {
-        let state = match state {
-            EntryState::Reserved => "reserved",
-            EntryState::Present => "present",
-            EntryState::Deleting => "deleting",
-        };
-        self.conn
-            .prepare_cached(
-                "UPDATE entries SET hash = ?2, size = ?3, state = ?4,
-                        from_album = CASE ?4 WHEN 'reserved' THEN from_album END,
-                        from_name = CASE ?4 WHEN 'reserved' THEN from_name END
-                 WHERE id = ?1",
-            )
-            .and_then(|mut st| {
-                st.execute(params![id, hash.map(|h| h.to_vec()), size as i64, state])
-            })
-            .map(drop)
-            .map_err(|e| self.err(e))
-    }
-
-    /// Records that the entry is being moved to `album/name` (the old place
-    /// is kept until the move is confirmed, so a crash can finish it).
-    pub fn start_entry_move(&self, id: i64, album: &str, name: &str, base: &str) -> Result<()> {
-        self.exec(
-            "UPDATE entries SET from_album = album, from_name = name, album = ?2, name = ?3,
-                        base_name = ?4, state = 'reserved', name_key = ?5
-                 WHERE id = ?1",
-            params![id, album, name, base, crate::album::name_key(album, name)],
-        )
-        .map(drop)
-    }
-
-    /// Gives up an entry whose object another writer replaced: the entry
-    /// goes (nothing is deleted on the destination), and the files that
-    /// used it are queued again. Returns how many.
-    pub fn give_up_entry(&self, dest_id: i64, album: &str, name: &str) -> Result<u64> {
-        self.transaction(|s| {
-            let n = s.exec(
-                "UPDATE files SET state = 'pending', entry_id = NULL, attempts = 0,
-                        next_attempt_at = 0
-                 WHERE entry_id IN (SELECT id FROM entries
-                                    WHERE dest_id = ?1 AND album = ?2 AND name = ?3)",
-                params![dest_id, album, name],
-            )?;
-            s.exec(
-                "DELETE FROM entries WHERE dest_id = ?1 AND album = ?2 AND name = ?3",
-                params![dest_id, album, name],
-            )?;
-            Ok(n as u64)
-        })
-    }
-
-    /// The file no longer refers to any entry.
-    pub fn set_file_entry_none(&self, file_id: i64) -> Result<()> {
-        self.exec("UPDATE files SET entry_id = NULL WHERE id = ?1", [file_id])
-            .map(drop)
-    }
-
-    /// Undoes a move that could not be made (its target name was taken):
-    /// the entry is back at its old place.
-    pub fn cancel_entry_move(&self, id: i64) -> Result<()> {
-        let Some(e) = self.entry(id)? else {
-            return Ok(());
-        };
-        let Some((album, name)) = e.moving_from else {
-            return Ok(());
-        };
-        self.exec(
-            "UPDATE entries SET album = ?2, name = ?3, base_name = ?3, name_key = ?4,
-                    from_album = NULL, from_name = NULL, state = 'present'
-             WHERE id = ?1",
-            params![id, album, name, crate::album::name_key(&album, &name)],
-        )
-        .map(drop)
-    }
-
-    pub fn delete_entry(&self, id: i64) -> Result<()> {
-        self.exec("DELETE FROM entries WHERE id = ?1", [id])
-            .map(drop)
-    }
-
-    /// Entries of a destination to delete there: those marked `deleting`,
-    /// or (`unconfirmed`) reservations that no file refers to, which only a
-    /// crash between reserving a name and recording the upload leaves. A
-    /// reservation whose file is still queued is not one of them: that file
-    /// takes it up again if its content is the same
-    /// ([`Store::reservation_for`]), or releases it.
-    pub fn entries_to_delete(&self, dest_id: i64, unconfirmed: bool) -> Result<Vec<EntryRow>> {
-        let filter = if unconfirmed {
-            "state = 'reserved' AND NOT EXISTS (SELECT 1 FROM files WHERE entry_id = entries.id)
-             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.id = entries.file_id
-                                AND f.gone = 0 AND f.state IN ('pending', 'uploading', 'failed'))"
-        } else {
-            "state = 'deleting'"
-        };
-        self.conn
-            .prepare_cached(&format!("{ENTRY_SELECT} WHERE dest_id = ?1 AND {filter}"))
-            .and_then(|mut st| st.query_map([dest_id], entry_from_row)?.collect())
-            .map_err(|e| self.err(e))
-    }
-
     /// Failed files go back to the queue now.
     pub fn retry_failed(&self) -> Result<u64> {
         self.exec("UPDATE files SET state = 'pending', next_attempt_at = 0, attempts = 0 WHERE state = 'failed'",
@@ -925,13 +624,8 @@ impl Store {
                  WHERE watch_id = ?1 AND unreachable IS NOT NULL",
             )
             .and_then(|mut st| {
-                st.query_map([watch_id], |r| {
-                    Ok((
-                        FileState::parse(&r.get::<_, String>(0)?),
-                        r.get::<_, i64>(1)? as u64,
-                    ))
-                })?
-                .collect()
+                st.query_map([watch_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                    .collect()
             })
             .map_err(|e| self.err(e))
     }
@@ -955,7 +649,7 @@ impl Store {
                     Ok(ProblemRow {
                         dir_rel: r.get(0)?,
                         name: r.get(1)?,
-                        state: FileState::parse(&r.get::<_, String>(2)?),
+                        state: r.get(2)?,
                         reason: r.get(3)?,
                     })
                 })?

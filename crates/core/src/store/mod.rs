@@ -3,12 +3,15 @@
 //! This module opens it (WAL, foreign keys, busy timeout, append-only
 //! migrations) and owns the configuration tables; `index` owns the file index.
 
+mod codes;
+mod entries;
 mod index;
 mod multipart;
 pub mod repair;
 
+pub use entries::*;
 pub use index::*;
-pub use multipart::{MultipartLog, MultipartRecord};
+pub use multipart::MultipartLog;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,17 +71,7 @@ pub(crate) fn bytes_path(b: &[u8]) -> PathBuf {
     PathBuf::from(bytes_to_os(b))
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub(crate) use crate::clock::{unix_ms as now_ms, unix_secs as now_secs};
 
 impl Store {
     /// Opens (creating if needed) and migrates the store at `path`.
@@ -157,6 +150,37 @@ impl Store {
         .map(drop)
     }
 
+    /// A yes/no setting; absent means no. Any other text is an error that
+    /// names it, never a silent default.
+    pub fn flag(&self, key: &str) -> Result<bool> {
+        match self.setting(key)?.as_deref() {
+            None | Some("false" | "no") => Ok(false),
+            Some("true" | "yes") => Ok(true),
+            Some(other) => Err(Error::Invalid(format!(
+                "the setting {key} holds {other:?}, which is neither true nor false; \
+                 set it again (or `shoebox doctor` if the store is damaged)"
+            ))),
+        }
+    }
+
+    pub fn set_flag(&self, key: &str, on: bool) -> Result<()> {
+        self.set_setting(key, if on { "true" } else { "false" })
+    }
+
+    /// A whole-number setting, if set. Text that is not a whole number is
+    /// an error that names it.
+    pub fn number(&self, key: &str) -> Result<Option<u64>> {
+        self.setting(key)?
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    Error::Invalid(format!(
+                        "the setting {key} holds {v:?}, which is not a whole number; set it again"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     // ---- destinations ------------------------------------------------------
 
     pub fn destinations(&self) -> Result<Vec<DestRow>> {
@@ -232,7 +256,12 @@ impl Store {
         })
     }
 
-    pub fn insert_destination(&self, name: &str, kind: &str, path: Option<&Path>) -> Result<()> {
+    pub fn insert_destination(
+        &self,
+        name: &str,
+        kind: DestKind,
+        path: Option<&Path>,
+    ) -> Result<()> {
         self.exec(
             "INSERT INTO destinations (name, kind, path, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO NOTHING",
@@ -272,7 +301,7 @@ impl Store {
     ) -> Result<()> {
         self.exec(
             "INSERT INTO destinations (name, kind, url, username, insecure_http, bucket, region, prefix, path_style, created_at)
-             VALUES (?1, 's3', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 name,
                 endpoint,
@@ -282,7 +311,8 @@ impl Store {
                 s3.region,
                 s3.prefix,
                 s3.path_style,
-                now_secs()
+                now_secs(),
+                DestKind::S3
             ],
         )
         .map(drop)
@@ -291,7 +321,7 @@ impl Store {
     pub fn insert_remote_destination(
         &self,
         name: &str,
-        kind: &str,
+        kind: DestKind,
         url: &str,
         username: Option<&str>,
         insecure_http: bool,
@@ -420,7 +450,7 @@ const WATCH_SELECT: &str = "SELECT w.id, w.root, w.mode, w.album, w.dest_id, d.n
 pub struct DestRow {
     pub id: i64,
     pub name: String,
-    pub kind: String,
+    pub kind: DestKind,
     /// `None` for the embedded library.
     pub path: Option<PathBuf>,
     /// Remote destinations: the server address and the account.
@@ -431,6 +461,28 @@ pub struct DestRow {
     pub s3: Option<S3Settings>,
     /// The one server certificate (DER) this destination trusts, if any.
     pub tls_cert: Option<Vec<u8>>,
+}
+
+/// What a destination is, which decides how it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestKind {
+    /// A folder on this computer, a drive or a mounted NAS share.
+    Local,
+    Webdav,
+    S3,
+}
+
+codes::stored_as_text!(DestKind, "destination kind", {
+    Local => "local",
+    Webdav => "webdav",
+    S3 => "s3",
+});
+
+impl std::fmt::Display for DestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// Where an S3 destination's objects go (`url` holds the endpoint).
@@ -505,15 +557,11 @@ pub enum WatchState {
     Missing,
 }
 
-impl WatchState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WatchState::New => "new",
-            WatchState::Ok => "ok",
-            WatchState::Missing => "missing",
-        }
-    }
-}
+codes::stored_as_text!(WatchState, "watch state", {
+    New => "new",
+    Ok => "ok",
+    Missing => "missing",
+});
 
 #[derive(Debug, Clone)]
 pub struct NewWatch {
@@ -565,11 +613,7 @@ impl WatchRow {
             on_delete: text(6)?.parse().map_err(|e| bad(6, e))?,
             all_files: r.get(7)?,
             root_identity: (r.get::<_, i64>(8)? as u64, r.get::<_, i64>(9)? as u64),
-            state: match text(10)?.as_str() {
-                "ok" => WatchState::Ok,
-                "missing" => WatchState::Missing,
-                _ => WatchState::New,
-            },
+            state: r.get(10)?,
             state_detail: r.get(11)?,
             ignored: r.get::<_, i64>(12)? as u64,
             scan_gen: r.get(13)?,
@@ -584,6 +628,24 @@ impl WatchRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_are_read_as_types_and_a_value_of_no_type_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        assert!(!store.flag("paused").unwrap(), "absent is no");
+        store.set_flag("paused", true).unwrap();
+        assert!(store.flag("paused").unwrap());
+        store.set_setting("paused", "sometimes").unwrap();
+        let e = store.flag("paused").unwrap_err().to_string();
+        assert!(e.contains("\"sometimes\""), "{e}");
+        assert_eq!(store.number("workers").unwrap(), None);
+        store.set_setting("workers", "6").unwrap();
+        assert_eq!(store.number("workers").unwrap(), Some(6));
+        store.set_setting("workers", "six").unwrap();
+        let e = store.number("workers").unwrap_err().to_string();
+        assert!(e.contains("\"six\""), "{e}");
+    }
 
     #[test]
     fn a_store_from_a_newer_version_is_refused_and_left_untouched() {

@@ -201,7 +201,7 @@ mod tests {
         let db = dir.path().join("store.db");
         let store = Store::open(&db).unwrap();
         store
-            .insert_destination("lib", "local", None)
+            .insert_destination("lib", crate::store::DestKind::Local, None)
             .expect("a destination row for the foreign key");
         let dest_id = store.destination_by_name("lib").unwrap().unwrap().id;
         let content = [7u8; 32];

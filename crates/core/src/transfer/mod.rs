@@ -250,7 +250,7 @@ impl Drop for Workers {
     fn drop(&mut self) {
         self.jobs = None;
         // The done channel disconnects once every worker has ended.
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let deadline = crate::clock::now() + Duration::from_secs(3);
         while let Ok(_late) = self.done_rx.recv_deadline(deadline) {}
         for h in self.handles.drain(..) {
             if h.is_finished() {

@@ -3,10 +3,11 @@
 //! moves. See docs/ARCHITECTURE.md.
 //!
 //! The reader stack, innermost first: [`SparseFile`] (holes read as zeros
-//! without I/O) → a 256 KiB buffer → [`Metered`] (progress) →
-//! [`HashingReader`] (the content hash, checked against the planned one
-//! before the upload is committed). A gate (pause, rate limit) and an
-//! encoding stage belong between the buffer and the meter.
+//! without I/O) → a 256 KiB buffer → [`HashingReader`] (the source's content
+//! hash, checked against the planned one before the upload is committed) →
+//! [`Metered`] (the bytes handed to the destination: progress, and what the
+//! destination must say it stored). A gate (pause, rate limit) and an
+//! encoding stage belong between the hash and the meter.
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -73,15 +74,18 @@ pub(super) fn on_dest<T>(
     result
 }
 
-/// Counts the bytes of one upload, for progress.
+/// Counts the bytes handed to the destination: the upload's progress, and
+/// what the destination must report it stored.
 struct Metered<'a, R> {
     inner: R,
     progress: &'a AtomicU64,
+    sent: u64,
 }
 
 impl<R: Read> Read for Metered<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        self.sent += n as u64;
         self.progress.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -106,11 +110,15 @@ pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, F
     job.progress.store(0, Ordering::Relaxed);
     let file = open_version(job.path, job.fp)?;
     let buffered = io::BufReader::with_capacity(256 * 1024, SparseFile::new(&file, job.fp.size));
-    let metered = Metered {
-        inner: buffered,
+    let hashing = HashingReader::new(buffered, &meters.read, &meters.cancel);
+    // The source's bytes are hashed above; what goes out is counted below.
+    // A gate (pause, rate limit) and an encoding stage go in between, and
+    // then `len` is the length of the encoded bytes.
+    let mut outgoing = Metered {
+        inner: hashing,
         progress: job.progress,
+        sent: 0,
     };
-    let mut reader = HashingReader::new(metered, &meters.read, &meters.cancel);
     let upload = Upload {
         album: job.album,
         name: job.name,
@@ -118,9 +126,11 @@ pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, F
         hash: job.hash,
         overwrite: job.overwrite,
     };
-    let (staged, written) = job.dest.stage(&upload, &mut reader)?;
-    // Only the exact version that was hashed may be committed.
-    if reader.finish() != *job.hash || written != job.fp.size {
+    let (staged, written) = job.dest.stage(&upload, &mut outgoing)?;
+    // Only the exact version that was hashed, read to its end, may be
+    // committed, and only if the destination took every byte it was given.
+    let sent = outgoing.sent;
+    if outgoing.inner.finish() != *job.hash || written != sent {
         return Err(FileError::Changed);
     }
     check_unchanged(&file, job.path, job.fp)?;

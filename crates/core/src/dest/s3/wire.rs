@@ -2,8 +2,6 @@
 //! request signing (the `aws-sigv4` crate), key encoding, the XML bodies
 //! Shoebox reads and writes, and S3 error codes turned into [`DestError`]s.
 
-use std::time::SystemTime;
-
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
@@ -91,7 +89,7 @@ impl Endpoint {
             .identity(&identity)
             .region(&self.region)
             .name("s3")
-            .time(SystemTime::now())
+            .time(crate::clock::wall())
             .settings(settings)
             .build()
             .map_err(|e| e.to_string())?

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
 use serde::Serialize;
 
+use crate::clock;
 use crate::coalesce::{DirtySet, Limits, Rescan};
 use crate::deletion::{PolicyOutcome, apply_policy, delete_marked};
 use crate::dest;
@@ -28,6 +29,9 @@ use crate::settle::SettleRule;
 use crate::store::{Store, WatchRow, WatchState, now_ms};
 use crate::sync::Destinations;
 use crate::upload::{Pipeline, Uploading};
+mod destinations;
+mod watches;
+
 use crate::watcher::{
     FolderWatcher, Hint, Mode, existing_ancestor, watch_dir_shallow, watch_folder,
 };
@@ -213,17 +217,6 @@ impl Daemon<'_> {
         (self.opts.settle.as_secs() as i64) + 3
     }
 
-    fn next_full_for(&self, mode: &Mode) -> Instant {
-        let every = match mode {
-            Mode::Live => self
-                .opts
-                .full_scan_every
-                .mul_f64(0.75 + 0.5 * random_unit()),
-            _ => self.opts.poll_every,
-        };
-        Instant::now() + every
-    }
-
     /// Reads the configuration from the store and applies it: new and
     /// removed watches and destinations, pause.
     fn reload(&mut self) -> Result<()> {
@@ -245,100 +238,20 @@ impl Daemon<'_> {
             }
         }
         self.configure_pipeline();
-        self.want_paused = self.store.setting(PAUSED_KEY)?.as_deref() == Some("true");
+        self.want_paused = self.store.flag(PAUSED_KEY)?;
         if self.want_paused {
             self.pipeline.set_paused(true);
             self.pipeline.cancel();
         }
-        self.deletions_due = Some(Instant::now());
+        self.deletions_due = Some(clock::now());
         let rescan = self.store.setting(RESCAN_KEY)?;
         if rescan != self.rescan_seen {
             self.rescan_seen = rescan;
             for live in self.lives.values_mut() {
-                live.dirty.mark(Rescan::Watch, Instant::now());
+                live.dirty.mark(Rescan::Watch, clock::now());
             }
         }
         Ok(())
-    }
-
-    /// Starts opening, each on a thread of its own, the destinations the
-    /// watches use that are neither open nor being opened. What comes of
-    /// it arrives on `opened` (see [`Self::on_opened`]).
-    fn open_destinations(&mut self, rows: &[WatchRow]) -> Result<()> {
-        for r in rows {
-            if self.dests.contains_key(&r.dest_id) || !self.opening.insert(r.dest_id) {
-                continue;
-            }
-            let row = self.store.destination(r.dest_id)?;
-            // A destination joining has nothing in flight, except what a
-            // destination dropped mid-run still has: any other reservation
-            // of it is a crash's leftover.
-            let in_flight = self.pipeline.entries_in_flight();
-            let (home, tx, epoch) = (
-                self.home.clone(),
-                self.opened_tx.clone(),
-                self.dest_epoch.clone(),
-            );
-            let spawned = std::thread::Builder::new()
-                .name(format!("shoebox-open-{}", row.id))
-                .spawn(move || {
-                    let result = crate::sync::open_destination(&home, &row, &in_flight)
-                        .map_err(|e| (row.name.clone(), e));
-                    let _ = tx.send(Opened {
-                        dest_id: row.id,
-                        epoch,
-                        result,
-                    });
-                });
-            if let Err(e) = spawned {
-                self.opening.remove(&r.dest_id);
-                tracing::error!("cannot start a thread to open a destination: {e}");
-                self.schedule_probe();
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes in a destination an opener thread opened, or reports why it
-    /// could not.
-    fn on_opened(&mut self, o: Opened) -> Result<()> {
-        self.opening.remove(&o.dest_id);
-        let wanted = self.lives.values().any(|l| l.row.dest_id == o.dest_id);
-        if o.epoch != self.dest_epoch || !wanted {
-            // Its settings changed meanwhile, or no watch uses it now.
-            if wanted {
-                let rows: Vec<WatchRow> = self.lives.values().map(|l| l.row.clone()).collect();
-                self.open_destinations(&rows)?;
-            }
-            return Ok(());
-        }
-        match o.result {
-            Ok(d) => {
-                self.reported_down.remove(&o.dest_id);
-                self.dests.insert(o.dest_id, d);
-                self.configure_pipeline();
-                if self.reported_down.is_empty() && self.opening.is_empty() {
-                    self.dest_retry_at = None;
-                    self.probe_every = FIRST_PROBE;
-                }
-            }
-            Err((name, error)) => {
-                if self.reported_down.insert(o.dest_id) {
-                    (self.emit)(&Event::DestinationUnavailable { dest: name, error });
-                }
-                if self.dest_retry_at.is_none() {
-                    self.schedule_probe();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits before trying unavailable destinations again, longer each
-    /// time they are still down (no retries are burnt meanwhile).
-    fn schedule_probe(&mut self) {
-        self.dest_retry_at = Some(Instant::now() + self.probe_every);
-        self.probe_every = (self.probe_every * 2).min(self.opts.poll_every.max(FIRST_PROBE));
     }
 
     fn configure_pipeline(&mut self) {
@@ -350,193 +263,9 @@ impl Daemon<'_> {
         self.pipeline.configure(rows, self.dests.clone());
     }
 
-    fn add(&mut self, row: WatchRow) -> Result<()> {
-        let id = row.id;
-        let live = Live {
-            row,
-            watcher: None,
-            mode: Mode::Live,
-            dirty: DirtySet::new(Limits::default()),
-            next_full: Instant::now(),
-            missing: false,
-            parent_watcher: None,
-            dirs: 0,
-        };
-        self.lives.insert(id, live);
-        self.full_scan(id)
-    }
-
-    /// Checks the root, then (re)starts its watcher if needed and scans the
-    /// whole watch.
-    fn full_scan(&mut self, id: i64) -> Result<()> {
-        let Some(live) = self.lives.get(&id) else {
-            return Ok(());
-        };
-        let row = live.row.clone();
-        if let RootCheck::Missing(reason) = check_root(&row) {
-            return self.go_missing(id, &reason);
-        }
-        let was_missing = live.missing;
-        let needs_watcher = live.watcher.is_none() && (live.mode == Mode::Live || was_missing);
-        let first_scan = row.last_scan.is_none();
-        if needs_watcher && !first_scan {
-            self.start_watcher(id)?;
-        }
-        if was_missing {
-            self.store.set_watch_state(id, WatchState::Ok, None)?;
-        }
-        match scan(self.store, &row, &Rescan::Watch, self.emit) {
-            Ok(stats) => {
-                if stats.vanished > 0 {
-                    self.deletions_due =
-                        Some(Instant::now() + Duration::from_secs(self.grace_secs() as u64 + 1));
-                }
-            }
-            Err(e) if e.is_transient_store_error() => return Err(e),
-            Err(e) => tracing::error!("scanning {} failed: {e}", row.root.display()),
-        }
-        let dirs = self.store.dir_count(id)?;
-        let live = self.lives.get_mut(&id).expect("present");
-        live.missing = false;
-        live.parent_watcher = None;
-        live.dirs = dirs;
-        if needs_watcher && first_scan {
-            // Never scanned before: the directory count is known only now.
-            // Changes made during that first scan are caught by one more.
-            self.start_watcher(id)?;
-            self.lives
-                .get_mut(&id)
-                .expect("present")
-                .dirty
-                .mark(Rescan::Watch, Instant::now());
-        }
-        let mode = self.lives[&id].mode.clone();
-        let next_full = self.next_full_for(&mode);
-        let Some(row) = self.store.watch_if_any(id)? else {
-            // Removed by a command while it was being scanned.
-            self.lives.remove(&id);
-            self.configure_pipeline();
-            return Ok(());
-        };
-        let live = self.lives.get_mut(&id).expect("present");
-        live.row = row;
-        live.next_full = next_full;
-        if was_missing {
-            self.configure_pipeline();
-        }
-        self.pipeline.rescan_queue();
-        Ok(())
-    }
-
-    fn start_watcher(&mut self, id: i64) -> Result<()> {
-        let in_use: u64 = self
-            .lives
-            .iter()
-            .filter(|(other, l)| **other != id && l.watcher.is_some())
-            .map(|(_, l)| l.dirs)
-            .sum();
-        let live = self.lives.get_mut(&id).expect("present");
-        let dirs = self.store.dir_count(id)?.max(1);
-        let limit = self.opts.watch_limit.or_else(crate::platform::watch_limit);
-        let mode = match watch_folder(
-            id,
-            &live.row.root,
-            dirs,
-            in_use,
-            limit,
-            self.hints_tx.clone(),
-        ) {
-            Ok(w) => {
-                live.watcher = Some(w);
-                Mode::Live
-            }
-            Err(not) => not.mode,
-        };
-        self.set_mode(id, mode)
-    }
-
-    fn set_mode(&mut self, id: i64, mode: Mode) -> Result<()> {
-        let live = self.lives.get_mut(&id).expect("present");
-        if mode != Mode::Live {
-            live.watcher = None;
-            tracing::warn!("{}: {}", live.row.root.display(), mode.describe());
-        }
-        let text = mode.describe();
-        live.mode = mode;
-        self.store.set_watcher(id, Some(&text))?;
-        (self.emit)(&Event::Watcher {
-            watch: live.row.root.display().to_string(),
-            state: text,
-        });
-        Ok(())
-    }
-
-    fn go_missing(&mut self, id: i64, reason: &str) -> Result<()> {
-        let Some(live) = self.lives.get_mut(&id) else {
-            return Ok(());
-        };
-        let newly = !live.missing;
-        live.watcher = None;
-        live.missing = true;
-        live.dirty = DirtySet::new(Limits::default());
-        // Notice the folder's return as soon as it happens; a slow periodic
-        // check covers what the parent's watcher cannot see.
-        live.parent_watcher = existing_ancestor(&live.row.root).and_then(|p| {
-            watch_dir_shallow(&p, self.hints_tx.clone(), move |_| {
-                Some(Hint::Root { watch_id: id })
-            })
-        });
-        live.next_full = Instant::now() + self.opts.poll_every;
-        if newly {
-            let row = live.row.clone();
-            mark_missing(self.store, &row, reason, self.emit)?;
-            self.store.set_watcher(id, None)?;
-            self.configure_pipeline();
-        }
-        Ok(())
-    }
-
-    fn on_hint(&mut self, hint: Hint) -> Result<()> {
-        match hint {
-            Hint::Control => self.reload()?,
-            Hint::Rescan { watch_id, what } => {
-                if let Some(live) = self.lives.get_mut(&watch_id)
-                    && !live.missing
-                {
-                    live.dirty.mark(what, Instant::now());
-                }
-            }
-            Hint::Root { watch_id } => {
-                let Some(live) = self.lives.get(&watch_id) else {
-                    return Ok(());
-                };
-                match check_root(&live.row) {
-                    RootCheck::Missing(reason) => self.go_missing(watch_id, &reason)?,
-                    RootCheck::Present if live.missing => self.full_scan(watch_id)?,
-                    RootCheck::Present => {}
-                }
-            }
-            Hint::Failed {
-                watch_id, error, ..
-            } => {
-                if self
-                    .lives
-                    .get(&watch_id)
-                    .is_some_and(|l| l.watcher.is_some())
-                {
-                    self.set_mode(watch_id, Mode::Degraded(error))?;
-                    let live = self.lives.get_mut(&watch_id).expect("present");
-                    live.dirty.mark(Rescan::Watch, Instant::now());
-                    live.next_full = Instant::now() + self.opts.poll_every;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Does everything that is due now.
     fn tick(&mut self) -> Result<()> {
-        let now = Instant::now();
+        let now = clock::now();
         let ids: Vec<i64> = self.lives.keys().copied().collect();
         for id in ids {
             let live = self.lives.get_mut(&id).expect("present");
@@ -548,7 +277,7 @@ impl Daemon<'_> {
             }
             if now >= live.next_full {
                 live.dirty
-                    .take_due(Instant::now() + Duration::from_secs(3600));
+                    .take_due(clock::now() + Duration::from_secs(3600));
                 self.full_scan(id)?;
                 continue;
             }
@@ -618,97 +347,6 @@ impl Daemon<'_> {
         }
     }
 
-    fn apply_deletions(&mut self) -> Result<()> {
-        let ids: Vec<i64> = self
-            .lives
-            .iter()
-            .filter(|(_, l)| !l.missing)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            let Some(row) = self.store.watch_if_any(id)? else {
-                continue; // removed meanwhile; the reload drops it
-            };
-            if row.on_delete == crate::store::OnDelete::Remove
-                && !self.dests.contains_key(&row.dest_id)
-            {
-                continue;
-            }
-            if let PolicyOutcome::Held(n) =
-                apply_policy(self.store, &row, self.grace_secs(), self.emit)?
-            {
-                tracing::warn!(
-                    "{n} files vanished at once from {}: deletions held",
-                    row.root.display()
-                );
-            }
-            if let Some(row) = self.store.watch_if_any(id)? {
-                self.lives.get_mut(&id).expect("present").row = row;
-            }
-        }
-        self.delete_marked();
-        Ok(())
-    }
-
-    /// Deletes the entries marked for deletion from the open destinations,
-    /// on a thread of its own; what it removed arrives on `deleted`.
-    fn delete_marked(&mut self) {
-        if self.deleting {
-            self.delete_again = true;
-            return;
-        }
-        let dests: Vec<(i64, Arc<dyn dest::Destination>)> =
-            self.dests.iter().map(|(id, d)| (*id, d.clone())).collect();
-        if dests.is_empty() {
-            return;
-        }
-        let (home, tx) = (self.home.clone(), self.deleted_tx.clone());
-        let spawned = std::thread::Builder::new()
-            .name("shoebox-delete".into())
-            .spawn(move || {
-                let events = std::cell::RefCell::new(Vec::new());
-                let emit = |e: &Event| events.borrow_mut().push(e.clone());
-                let mut requeued = 0;
-                match Store::open(&home.db_path()) {
-                    Ok(store) => {
-                        for (id, d) in &dests {
-                            if let Err(e) = delete_marked(&store, d.as_ref(), *id, &emit) {
-                                tracing::warn!("deleting from {} stopped: {e}", d.name());
-                            }
-                        }
-                        let map: crate::sync::Destinations = dests.iter().cloned().collect();
-                        match crate::sync::give_up_lost_names(&store, &map) {
-                            Ok(n) => requeued = n,
-                            Err(e) => tracing::warn!("cannot check what was written: {e}"),
-                        }
-                    }
-                    Err(e) => tracing::warn!("cannot tidy the destinations now: {e}"),
-                }
-                let _ = tx.send(Tidied {
-                    events: events.into_inner(),
-                    requeued,
-                });
-            });
-        match spawned {
-            Ok(_) => self.deleting = true,
-            Err(e) => tracing::error!("cannot start a thread to delete: {e}"),
-        }
-    }
-
-    /// What a deletion thread removed.
-    fn on_deleted(&mut self, tidied: Tidied) {
-        for e in &tidied.events {
-            (self.emit)(e);
-        }
-        if tidied.requeued > 0 {
-            self.pipeline.rescan_queue();
-        }
-        self.deleting = false;
-        if std::mem::take(&mut self.delete_again) {
-            self.delete_marked();
-        }
-    }
-
     /// Publishes what is being uploaded, at most once a second.
     fn publish(&mut self, force: bool) -> Result<()> {
         let busy = self.pipeline.in_flight() > 0;
@@ -724,13 +362,13 @@ impl Daemon<'_> {
         };
         let json = serde_json::to_string(&activity).expect("serialisable");
         self.store.set_setting(ACTIVITY_KEY, &json)?;
-        self.published = busy.then(Instant::now);
+        self.published = busy.then(clock::now);
         Ok(())
     }
 
     /// The next moment something is due, if any.
     fn next_wake(&self) -> Option<Instant> {
-        let now = Instant::now();
+        let now = clock::now();
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         for live in self.lives.values() {
@@ -795,7 +433,7 @@ impl Daemon<'_> {
         self.was_drained = false;
         self.reload()?;
         for live in self.lives.values_mut() {
-            live.dirty.mark(Rescan::Watch, Instant::now());
+            live.dirty.mark(Rescan::Watch, clock::now());
         }
         Ok(())
     }
@@ -805,7 +443,7 @@ impl Daemon<'_> {
         loop {
             self.tick()?;
             let timeout = self.next_wake().map_or(Duration::from_secs(3600), |t| {
-                t.saturating_duration_since(Instant::now())
+                t.saturating_duration_since(clock::now())
             });
             select_biased! {
                 recv(stop) -> _ => return Ok(()),
@@ -823,10 +461,10 @@ impl Daemon<'_> {
     fn shutdown(&mut self) -> Result<()> {
         self.pipeline.set_paused(true);
         let done = self.pipeline.done_channel();
-        let finish_by = Instant::now() + Duration::from_secs(5);
+        let finish_by = clock::now() + Duration::from_secs(5);
         let cancel_by = finish_by + Duration::from_secs(3);
         while self.pipeline.in_flight() > 0 {
-            let now = Instant::now();
+            let now = clock::now();
             if now >= finish_by {
                 self.pipeline.cancel();
             }

@@ -1,0 +1,178 @@
+//! The live engine's destinations: opened on threads of their own, probed
+//! again while down, and the deletions and clean-up done on the tidy
+//! thread. See docs/ARCHITECTURE.md.
+
+use super::*;
+
+impl Daemon<'_> {
+    /// Starts opening, each on a thread of its own, the destinations the
+    /// watches use that are neither open nor being opened. What comes of
+    /// it arrives on `opened` (see [`Self::on_opened`]).
+    pub(super) fn open_destinations(&mut self, rows: &[WatchRow]) -> Result<()> {
+        for r in rows {
+            if self.dests.contains_key(&r.dest_id) || !self.opening.insert(r.dest_id) {
+                continue;
+            }
+            let row = self.store.destination(r.dest_id)?;
+            // A destination joining has nothing in flight, except what a
+            // destination dropped mid-run still has: any other reservation
+            // of it is a crash's leftover.
+            let in_flight = self.pipeline.entries_in_flight();
+            let (home, tx, epoch) = (
+                self.home.clone(),
+                self.opened_tx.clone(),
+                self.dest_epoch.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("shoebox-open-{}", row.id))
+                .spawn(move || {
+                    let result = crate::sync::open_destination(&home, &row, &in_flight)
+                        .map_err(|e| (row.name.clone(), e));
+                    let _ = tx.send(Opened {
+                        dest_id: row.id,
+                        epoch,
+                        result,
+                    });
+                });
+            if let Err(e) = spawned {
+                self.opening.remove(&r.dest_id);
+                tracing::error!("cannot start a thread to open a destination: {e}");
+                self.schedule_probe();
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in a destination an opener thread opened, or reports why it
+    /// could not.
+    pub(super) fn on_opened(&mut self, o: Opened) -> Result<()> {
+        self.opening.remove(&o.dest_id);
+        let wanted = self.lives.values().any(|l| l.row.dest_id == o.dest_id);
+        if o.epoch != self.dest_epoch || !wanted {
+            // Its settings changed meanwhile, or no watch uses it now.
+            if wanted {
+                let rows: Vec<WatchRow> = self.lives.values().map(|l| l.row.clone()).collect();
+                self.open_destinations(&rows)?;
+            }
+            return Ok(());
+        }
+        match o.result {
+            Ok(d) => {
+                self.reported_down.remove(&o.dest_id);
+                self.dests.insert(o.dest_id, d);
+                self.configure_pipeline();
+                if self.reported_down.is_empty() && self.opening.is_empty() {
+                    self.dest_retry_at = None;
+                    self.probe_every = FIRST_PROBE;
+                }
+            }
+            Err((name, error)) => {
+                if self.reported_down.insert(o.dest_id) {
+                    (self.emit)(&Event::DestinationUnavailable { dest: name, error });
+                }
+                if self.dest_retry_at.is_none() {
+                    self.schedule_probe();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits before trying unavailable destinations again, longer each
+    /// time they are still down (no retries are burnt meanwhile).
+    pub(super) fn schedule_probe(&mut self) {
+        self.dest_retry_at = Some(clock::now() + self.probe_every);
+        self.probe_every = (self.probe_every * 2).min(self.opts.poll_every.max(FIRST_PROBE));
+    }
+
+    pub(super) fn apply_deletions(&mut self) -> Result<()> {
+        let ids: Vec<i64> = self
+            .lives
+            .iter()
+            .filter(|(_, l)| !l.missing)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(row) = self.store.watch_if_any(id)? else {
+                continue; // removed meanwhile; the reload drops it
+            };
+            if row.on_delete == crate::store::OnDelete::Remove
+                && !self.dests.contains_key(&row.dest_id)
+            {
+                continue;
+            }
+            if let PolicyOutcome::Held(n) =
+                apply_policy(self.store, &row, self.grace_secs(), self.emit)?
+            {
+                tracing::warn!(
+                    "{n} files vanished at once from {}: deletions held",
+                    row.root.display()
+                );
+            }
+            if let Some(row) = self.store.watch_if_any(id)? {
+                self.lives.get_mut(&id).expect("present").row = row;
+            }
+        }
+        self.delete_marked();
+        Ok(())
+    }
+
+    /// Deletes the entries marked for deletion from the open destinations,
+    /// on a thread of its own; what it removed arrives on `deleted`.
+    pub(super) fn delete_marked(&mut self) {
+        if self.deleting {
+            self.delete_again = true;
+            return;
+        }
+        let dests: Vec<(i64, Arc<dyn dest::Destination>)> =
+            self.dests.iter().map(|(id, d)| (*id, d.clone())).collect();
+        if dests.is_empty() {
+            return;
+        }
+        let (home, tx) = (self.home.clone(), self.deleted_tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("shoebox-delete".into())
+            .spawn(move || {
+                let events = std::cell::RefCell::new(Vec::new());
+                let emit = |e: &Event| events.borrow_mut().push(e.clone());
+                let mut requeued = 0;
+                match Store::open(&home.db_path()) {
+                    Ok(store) => {
+                        for (id, d) in &dests {
+                            if let Err(e) = delete_marked(&store, d.as_ref(), *id, &emit) {
+                                tracing::warn!("deleting from {} stopped: {e}", d.name());
+                            }
+                        }
+                        let map: crate::sync::Destinations = dests.iter().cloned().collect();
+                        match crate::sync::give_up_lost_names(&store, &map) {
+                            Ok(n) => requeued = n,
+                            Err(e) => tracing::warn!("cannot check what was written: {e}"),
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot tidy the destinations now: {e}"),
+                }
+                let _ = tx.send(Tidied {
+                    events: events.into_inner(),
+                    requeued,
+                });
+            });
+        match spawned {
+            Ok(_) => self.deleting = true,
+            Err(e) => tracing::error!("cannot start a thread to delete: {e}"),
+        }
+    }
+
+    /// What a deletion thread removed.
+    pub(super) fn on_deleted(&mut self, tidied: Tidied) {
+        for e in &tidied.events {
+            (self.emit)(e);
+        }
+        if tidied.requeued > 0 {
+            self.pipeline.rescan_queue();
+        }
+        self.deleting = false;
+        if std::mem::take(&mut self.delete_again) {
+            self.delete_marked();
+        }
+    }
+}

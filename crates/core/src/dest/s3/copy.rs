@@ -1,0 +1,139 @@
+//! Server-side copies (CopyObject, part by part above 5 GiB), and the
+//! guarded reader that withholds the end of a body until its content is
+//! proven to be the hashed version.
+
+use super::*;
+
+impl S3 {
+    /// Server-side copy: CopyObject, or part by part above 5 GiB.
+    pub(super) fn copy_key(&self, from: &str, to: &str) -> Result<(), DestError> {
+        let source = format!("/{}/{}", self.inner.ep.bucket, encode_key(from));
+        let Some(len) = self.head(from)? else {
+            return Err(DestError::Http {
+                name: self.inner.name.clone(),
+                what: format!("copy {from} (it is not in the bucket)"),
+                status: 404,
+                transient: false,
+                retry_after: None,
+            });
+        };
+        if len > MAX_COPY {
+            return self.copy_multipart(&source, to, len);
+        }
+        let url = self.inner.ep.object_url(to, "");
+        let resp = self.send(
+            "copy",
+            "PUT",
+            url,
+            &[("x-amz-copy-source", &source)],
+            None,
+            &[],
+        )?;
+        self.read_ok_body("copy", resp).map(drop)
+    }
+
+    pub(super) fn copy_multipart(&self, source: &str, to: &str, len: u64) -> Result<(), DestError> {
+        const PART: u64 = 1024 * 1024 * 1024;
+        let url = self.inner.ep.object_url(to, "uploads=");
+        let resp = self.send("start a multipart copy", "POST", url, &[], None, &[])?;
+        let text = self.read_ok_body("start a multipart copy", resp)?;
+        let id = wire::xml_text(&text, "UploadId").unwrap_or_default();
+        let mut parts = Vec::new();
+        let result = (|| {
+            for (i, start) in (0..len).step_by(PART as usize).enumerate() {
+                let n = i as u32 + 1;
+                let end = (start + PART).min(len) - 1;
+                let q = format!("partNumber={n}&uploadId={}", encode_key(&id));
+                let range = format!("bytes={start}-{end}");
+                let resp = self.send(
+                    "copy a part",
+                    "PUT",
+                    self.inner.ep.object_url(to, &q),
+                    &[
+                        ("x-amz-copy-source", source),
+                        ("x-amz-copy-source-range", &range),
+                    ],
+                    None,
+                    &[],
+                )?;
+                let text = self.read_ok_body("copy a part", resp)?;
+                parts.push((n, wire::xml_text(&text, "ETag").unwrap_or_default()));
+            }
+            self.complete(to, &id, &parts)
+        })();
+        if result.is_err() {
+            let q = format!("uploadId={}", encode_key(&id));
+            let _ = self.send(
+                "abort",
+                "DELETE",
+                self.inner.ep.object_url(to, &q),
+                &[],
+                None,
+                &[],
+            );
+        }
+        result
+    }
+}
+
+/// What a guarded copy saw.
+pub(super) struct Guarded {
+    pub(super) read: u64,
+    pub(super) matches: bool,
+    /// The request stopped taking the body (the connection failed).
+    pub(super) receiver_gone: bool,
+    pub(super) md5: [u8; 16],
+}
+
+/// Copies `len` bytes of `source` to `out`, holding back the last chunk
+/// until the BLAKE3 hash of everything read equals `expected`. A mismatch
+/// (or a short file) ends the output early, so the request body is cut
+/// short and the server stores nothing.
+pub(super) fn guarded_copy(
+    source: &mut (dyn Read + Send),
+    out: &mut impl Write,
+    len: u64,
+    expected: &Hash,
+) -> io::Result<Guarded> {
+    let mut blake = blake3::Hasher::new();
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut read = 0u64;
+    let mut limited = source.take(len);
+    loop {
+        let n = match limited.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        read += n as u64;
+        blake.update(&buf[..n]);
+        md5.update(&buf[..n]);
+        if read == len && blake.finalize().as_bytes() != expected {
+            return Ok(Guarded {
+                read,
+                matches: false,
+                receiver_gone: false,
+                md5: md5.finalize().into(),
+            });
+        }
+        // The receiver may be gone (the request failed): the request's
+        // own error says why.
+        if out.write_all(&buf[..n]).is_err() {
+            return Ok(Guarded {
+                read,
+                matches: false,
+                receiver_gone: true,
+                md5: md5.finalize().into(),
+            });
+        }
+    }
+    let matches = read == len && blake.finalize().as_bytes() == expected;
+    Ok(Guarded {
+        read,
+        matches,
+        receiver_gone: false,
+        md5: md5.finalize().into(),
+    })
+}

@@ -1,0 +1,392 @@
+//! Destinations as hosts configure them: add (a folder, WebDAV, S3), edit,
+//! test, pin a certificate, reset, remove. Secrets go to the keyring. See
+//! docs/ARCHITECTURE.md.
+
+use super::*;
+use crate::store::DestKind;
+
+/// A destination as hosts show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestInfo {
+    pub name: String,
+    pub kind: DestKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// S3 only: the bucket, its region and the key prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// The user allowed plain http:// for this destination.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_http: bool,
+    /// The destination trusts one certificate of its own (not the system's roots).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pinned_certificate: bool,
+}
+
+/// What a host gives to add an S3-compatible destination.
+#[derive(Debug, Clone, Default)]
+pub struct S3Spec {
+    pub name: String,
+    pub endpoint: String,
+    pub bucket: String,
+    /// Defaults to us-east-1.
+    pub region: Option<String>,
+    pub prefix: String,
+    pub path_style: bool,
+    pub access_key_id: String,
+    /// `None`: taken from the keyring or the environment variable.
+    pub secret: Option<String>,
+    pub allow_insecure_http: bool,
+}
+
+/// Changes to a remote destination's connection; `None` keeps a setting.
+#[derive(Debug, Clone, Default)]
+pub struct DestEdit {
+    pub name: String,
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub secret: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub allow_insecure_http: Option<bool>,
+    /// `Some(Some(pem))`: trust exactly this server certificate (PEM text);
+    /// `Some(None)`: trust the system's roots only again.
+    pub trust_certificate: Option<Option<Vec<u8>>>,
+}
+
+impl Engine {
+    pub(super) fn dest_path(&self, d: &DestRow) -> PathBuf {
+        d.path.clone().unwrap_or_else(|| self.home.library_dir())
+    }
+
+    pub(super) fn dest_info(&self, d: &DestRow) -> DestInfo {
+        DestInfo {
+            name: d.name.clone(),
+            kind: d.kind,
+            path: (d.kind == DestKind::Local).then(|| display(&self.dest_path(d))),
+            url: d.url.clone(),
+            user: d.username.clone(),
+            bucket: d.s3.as_ref().map(|s| s.bucket.clone()),
+            region: d.s3.as_ref().map(|s| s.region.clone()),
+            prefix: d.s3.as_ref().map(|s| s.prefix.clone()),
+            path_style: d.s3.as_ref().map(|s| s.path_style),
+            insecure_http: d.insecure_http,
+            pinned_certificate: d.tls_cert.is_some(),
+        }
+    }
+
+    pub fn destinations(&self) -> Result<Vec<DestInfo>> {
+        Ok(self
+            .store
+            .destinations()?
+            .iter()
+            .map(|d| self.dest_info(d))
+            .collect())
+    }
+
+    pub(super) fn check_new_dest_name(&self, name: &str) -> Result<()> {
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(Error::Invalid(
+                "a destination needs a name of printable characters".into(),
+            ));
+        }
+        if self.store.destination_by_name(name)?.is_some() {
+            return Err(Error::Invalid(format!(
+                "a destination named {name:?} already exists; choose another name or remove it first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a WebDAV destination. The password goes to the OS keyring (or,
+    /// where there is none, must come from the environment variable the
+    /// error names); it is never stored anywhere else.
+    pub fn add_webdav_destination(
+        &self,
+        name: &str,
+        url: &str,
+        user: Option<&str>,
+        password: Option<&str>,
+        allow_insecure_http: bool,
+    ) -> Result<(DestInfo, Vec<String>)> {
+        let name = name.trim();
+        self.check_new_dest_name(name)?;
+        let mut notices = Vec::new();
+        let secret = match password {
+            Some(p) => Some(p.to_string()),
+            // Only to validate the plain-HTTP rule: a missing keyring is fine here.
+            None => crate::secrets::load(name).ok().flatten(),
+        };
+        // Validates the URL and the plain-HTTP rule before anything is saved.
+        crate::dest::WebDav::new(
+            name,
+            url,
+            user.map(str::to_string),
+            secret,
+            allow_insecure_http,
+            None,
+            &self.home.engine_id()?,
+        )
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        if password.is_some() {
+            notices = self.keep_secret(name, password, "password")?;
+        }
+        self.store.insert_remote_destination(
+            name,
+            DestKind::Webdav,
+            url,
+            user,
+            allow_insecure_http,
+        )?;
+        self.home.signal_change();
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok((self.dest_info(&row), notices))
+    }
+
+    /// Adds an S3-compatible destination. The secret key goes to the OS
+    /// keyring (or, where there is none, must come from the environment
+    /// variable the error names); it is never stored anywhere else.
+    pub fn add_s3_destination(&self, spec: &S3Spec) -> Result<(DestInfo, Vec<String>)> {
+        let name = spec.name.trim();
+        self.check_new_dest_name(name)?;
+        let settings = crate::store::S3Settings {
+            bucket: spec.bucket.clone(),
+            region: spec.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            prefix: crate::dest::s3::normalize_prefix(&spec.prefix),
+            path_style: spec.path_style,
+        };
+        crate::dest::s3::check_bucket_name(&settings.bucket).map_err(Error::Invalid)?;
+        if spec.access_key_id.trim().is_empty() {
+            return Err(Error::Invalid("--access-key-id must not be empty".into()));
+        }
+        // Validates the endpoint and the plain-HTTP rule before anything is saved.
+        crate::dest::http::parse_url(name, &spec.endpoint, true, spec.allow_insecure_http)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let notices = self.keep_secret(name, spec.secret.as_deref(), "secret key")?;
+        self.store.insert_s3_destination(
+            name,
+            &spec.endpoint,
+            spec.access_key_id.trim(),
+            spec.allow_insecure_http,
+            &settings,
+        )?;
+        self.home.signal_change();
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok((self.dest_info(&row), notices))
+    }
+
+    /// Puts a secret in the keyring; without a keyring the environment
+    /// variable must hold it (a notice says so), else the error says how.
+    pub(super) fn keep_secret(
+        &self,
+        name: &str,
+        secret: Option<&str>,
+        what: &str,
+    ) -> Result<Vec<String>> {
+        let var = crate::secrets::env_var(name);
+        match secret {
+            Some(s) => match crate::secrets::store(name, s) {
+                Ok(()) => Ok(Vec::new()),
+                Err(_) if std::env::var_os(&var).is_some() => Ok(vec![format!(
+                    "no system keyring is available; the {what} is taken from {var} each time"
+                )]),
+                Err(e) => Err(e),
+            },
+            None if std::env::var_os(&var).is_some() => {
+                Ok(vec![format!("the {what} is taken from {var} each time")])
+            }
+            None => Err(Error::Invalid(format!(
+                "destination {name} needs a {what}: give it on the prompt or with --secret-stdin, or set {var}"
+            ))),
+        }
+    }
+
+    /// Checks that a destination can be used: one line per check.
+    pub fn test_destination(&self, name: &str) -> Result<Vec<crate::dest::Check>> {
+        let Some(row) = self.store.destination_by_name(name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {name:?}; see `shoebox dest list`"
+            )));
+        };
+        Ok(crate::dest::open(&self.home, &row)?.check())
+    }
+
+    pub fn add_local_destination(&self, name: &str, path: &Path) -> Result<DestInfo> {
+        let name = name.trim();
+        self.check_new_dest_name(name)?;
+        let path = fs::canonicalize(path).map_err(|e| {
+            Error::Invalid(format!(
+                "the folder {} cannot be used as a destination: {e}. Create it (or connect its drive) first",
+                path.display()
+            ))
+        })?;
+        if !path.is_dir() {
+            return Err(Error::Invalid(format!(
+                "{} is not a folder",
+                path.display()
+            )));
+        }
+        for w in self.store.watches()? {
+            if overlaps(&path, &w.root) {
+                return Err(Error::Invalid(format!(
+                    "{} overlaps the watched folder {}; a destination must be outside every watched folder",
+                    path.display(),
+                    w.root.display()
+                )));
+            }
+        }
+        self.store
+            .insert_destination(name, DestKind::Local, Some(&path))?;
+        self.home.signal_change();
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok(self.dest_info(&row))
+    }
+
+    /// Changes how a remote destination is reached: its address, account,
+    /// secret, region, addressing and the plain-HTTP consent. Where the
+    /// albums live (bucket, prefix, local folder) cannot change: the index
+    /// records what is there. The new settings are checked before saving,
+    /// and a running engine reopens its destinations.
+    pub fn edit_destination(&self, edit: &DestEdit) -> Result<(DestInfo, Vec<String>)> {
+        let Some(mut row) = self.store.destination_by_name(&edit.name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {:?}; see `shoebox dest list`",
+                edit.name
+            )));
+        };
+        if row.kind == DestKind::Local {
+            return Err(Error::Invalid(format!(
+                "destination {:?} is a folder: it has no connection settings to edit",
+                edit.name
+            )));
+        }
+        if let Some(url) = &edit.url {
+            row.url = Some(url.trim().to_string());
+        }
+        if let Some(user) = &edit.user {
+            let user = user.trim();
+            row.username = (!user.is_empty()).then(|| user.to_string());
+        }
+        if let Some(insecure) = edit.allow_insecure_http {
+            row.insecure_http = insecure;
+        }
+        if let Some(pem) = &edit.trust_certificate {
+            row.tls_cert = match pem {
+                Some(pem) => Some(crate::dest::tls::parse_pem(pem).map_err(|why| {
+                    Error::Invalid(format!("the certificate for {:?}: {why}", row.name))
+                })?),
+                None => None,
+            };
+        }
+        if let Some(s3) = row.s3.as_mut() {
+            if let Some(region) = &edit.region {
+                s3.region = region.trim().to_string();
+            }
+            if let Some(path_style) = edit.path_style {
+                s3.path_style = path_style;
+            }
+        }
+        let has_secret =
+            edit.secret.is_some() || crate::secrets::load(&row.name).ok().flatten().is_some();
+        let url = row.url.clone().unwrap_or_default();
+        crate::dest::http::parse_url(
+            &row.name,
+            &url,
+            row.kind == DestKind::S3 || row.username.is_some() && has_secret,
+            row.insecure_http,
+        )
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        if row.kind == DestKind::S3 && row.username.is_none() {
+            return Err(Error::Invalid(
+                "an S3 destination needs an access key id".into(),
+            ));
+        }
+        let notices = match edit.secret.as_deref() {
+            Some(secret) => self.keep_secret(&row.name, Some(secret), "secret")?,
+            None => Vec::new(),
+        };
+        self.store.update_destination(&row)?;
+        self.store.set_setting(
+            crate::daemon::DEST_EPOCH_KEY,
+            &crate::store::now_ms().to_string(),
+        )?;
+        self.home.signal_change();
+        Ok((self.dest_info(&row), notices))
+    }
+
+    /// Trusts exactly the certificate in the PEM text `pem` for the remote
+    /// destination `name` (`None`: the system's roots only again).
+    pub fn pin_certificate(&self, name: &str, pem: Option<Vec<u8>>) -> Result<DestInfo> {
+        let edit = DestEdit {
+            name: name.to_string(),
+            trust_certificate: Some(pem),
+            ..DestEdit::default()
+        };
+        Ok(self.edit_destination(&edit)?.0)
+    }
+
+    /// Starts a destination's backup again: forgets what the store recorded
+    /// there and its identity marker, so that the next sync writes a new
+    /// marker and backs every file up to it again (objects still there
+    /// whole are adopted, not sent twice). For a drive replaced on purpose
+    /// or a backup folder that was deleted. Refused while an engine runs.
+    /// Returns how many files were queued again.
+    pub fn reset_destination(&self, name: &str) -> Result<u64> {
+        let Some(d) = self.store.destination_by_name(name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {name:?}; see `shoebox dest list`"
+            )));
+        };
+        let _lock = self.lock("dest reset")?;
+        self.store.reset_destination(d.id)
+    }
+
+    pub fn remove_destination(&self, name: &str) -> Result<()> {
+        let Some(d) = self.store.destination_by_name(name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {name:?}; see `shoebox dest list`"
+            )));
+        };
+        if name == LIBRARY_DEST {
+            return Err(Error::Invalid(
+                "the built-in library destination cannot be removed".into(),
+            ));
+        }
+        let users: Vec<_> = self
+            .store
+            .watches()?
+            .into_iter()
+            .filter(|w| w.dest_id == d.id)
+            .collect();
+        if let Some(w) = users.first() {
+            return Err(Error::Invalid(format!(
+                "destination {name:?} is used by the watch of {} ({} watch(es) in all); remove those watches first",
+                w.root.display(),
+                users.len()
+            )));
+        }
+        self.store.delete_destination(d.id)?;
+        crate::secrets::forget(name);
+        self.home.signal_change();
+        Ok(())
+    }
+}
