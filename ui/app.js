@@ -32,6 +32,9 @@ const STATE_TEXT = {
   needs_attention: 'needs attention', folder_missing: 'folder missing', deletions_held: 'deletions held',
 };
 
+// Error codes (`{code, message}`) that mean the chosen folder cannot be watched.
+const FOLDER_CODES = ['folder_missing', 'not_a_folder', 'folder_unreadable', 'folder_is_system_view'];
+
 function toast(message) {
   const t = $('#toast');
   t.textContent = message;
@@ -191,6 +194,7 @@ async function updatePreview() {
 async function openAdd(path) {
   $('#add-error').hidden = true;
   $('#add-form').reset();
+  $('#add-folder').removeAttribute('aria-invalid');
   if (path) $('#add-folder').value = path;
   const dests = await call('list_destinations');
   $('#add-dest').replaceChildren(...dests.map((d) => el('option', { value: d.name, text: d.path ? `${d.name} (${d.path})` : d.name })));
@@ -224,8 +228,14 @@ $('#add-form').addEventListener('submit', async (e) => {
   } catch (err) {
     $('#add-error').textContent = err.message || String(err);
     $('#add-error').hidden = false;
+    // The folder itself is the problem: mark its field, for a new choice.
+    if (FOLDER_CODES.includes(err.code)) {
+      $('#add-folder').setAttribute('aria-invalid', 'true');
+      $('#add-folder').focus();
+    }
   }
 });
+$('#add-folder').addEventListener('input', () => $('#add-folder').removeAttribute('aria-invalid'));
 
 // ---- remove, pause, activity, settings -------------------------------------
 

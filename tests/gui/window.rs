@@ -78,6 +78,12 @@ fn adding_a_missing_folder_says_why_in_the_dialog() {
         "{msg}"
     );
     assert!(sb.status().watches.is_empty());
+    // The window read the error's code (folder_missing): the folder field
+    // is marked for a new choice.
+    assert_eq!(
+        wd.exec("return document.querySelector('#add-folder').getAttribute('aria-invalid')"),
+        serde_json::json!("true")
+    );
 }
 
 #[test]

@@ -36,10 +36,41 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A folder that cannot be watched; `why` says why and what to do.
+    #[error("cannot watch {}: {why}", folder.display())]
+    Folder {
+        folder: PathBuf,
+        problem: FolderProblem,
+        why: String,
+    },
     /// A request that cannot be carried out as given; the message says why
     /// and what to do instead.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Why a folder cannot be watched, for UIs to act on (the window marks the
+/// folder field for these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderProblem {
+    /// It does not exist (or a part of its path does not).
+    Missing,
+    NotAFolder,
+    /// It exists but cannot be read.
+    Unreadable,
+    /// One of the system's live views (/proc, /sys …), not files.
+    SystemView,
+}
+
+impl FolderProblem {
+    pub fn code(self) -> &'static str {
+        match self {
+            FolderProblem::Missing => "folder_missing",
+            FolderProblem::NotAFolder => "not_a_folder",
+            FolderProblem::Unreadable => "folder_unreadable",
+            FolderProblem::SystemView => "folder_is_system_view",
+        }
+    }
 }
 
 /// What a store error means for the user, by its cause: only damage
@@ -100,11 +131,20 @@ impl Error {
     /// A stable, machine-readable code for UIs (`{code, message}`).
     pub fn code(&self) -> &'static str {
         match self {
+            Error::Store { source, .. }
+                if matches!(
+                    source.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                ) =>
+            {
+                "store_damaged"
+            }
             Error::Store { .. } => "store",
             Error::StoreTooNew { .. } => "store_too_new",
             Error::StoreSchema { .. } => "store",
             Error::Locked { .. } => "locked",
             Error::Io { .. } => "io",
+            Error::Folder { problem, .. } => problem.code(),
             Error::Invalid(_) => "invalid",
         }
     }

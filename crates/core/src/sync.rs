@@ -15,7 +15,7 @@ use crate::platform::bytes_to_os;
 use crate::report::{Problem, SyncReport};
 use crate::scan::{RootCheck, check_root, mark_missing, rel_path, scan_watch};
 use crate::settle::SettleRule;
-use crate::store::{FileState, OnDelete, Store, WatchRow, now_ms};
+use crate::store::{FileState, OnDelete, Store, WatchRow};
 use crate::upload::Pipeline;
 
 #[derive(Debug, Clone)]
@@ -159,31 +159,7 @@ pub fn sync(
     pipeline.configure(live.iter().cloned(), dests.clone());
     let (files, bytes) = store.queue_totals()?;
     emit(&Event::Queue { files, bytes });
-    let done = pipeline.done_channel();
-    let mut rounds = 0;
-    loop {
-        pipeline.pump()?;
-        if pipeline.is_drained() {
-            // Names another writer took over in the instant between their
-            // check and our write go back to the queue, for a free name.
-            rounds += 1;
-            if rounds > MAX_LOST_ROUNDS || give_up_lost_names(store, &dests)? == 0 {
-                break;
-            }
-            pipeline.rescan_queue();
-            continue;
-        }
-        let msg = match pipeline.next_deadline_ms() {
-            // Files are settling: wake when the first one is due.
-            Some(t) => done
-                .recv_timeout(Duration::from_millis((t - now_ms()).clamp(1, 60_000) as u64))
-                .ok(),
-            None => done.recv().ok(),
-        };
-        if let Some(d) = msg {
-            pipeline.handle(d)?;
-        }
-    }
+    drain(&mut pipeline, store, &dests)?;
     let mut report = std::mem::take(&mut pipeline.report);
     report.bytes_read = pipeline.meters.read.load(Ordering::Relaxed);
     drop(pipeline);
@@ -211,6 +187,25 @@ pub fn sync(
     }
     collect_problems(store, &all, &mut report)?;
     Ok(report)
+}
+
+/// Runs the pipeline until nothing is left to do; then names another
+/// writer took over in the instant between their check and our write go
+/// back to the queue, for a free name.
+fn drain(pipeline: &mut Pipeline<'_>, store: &Store, dests: &Destinations) -> Result<()> {
+    let mut rounds = 0;
+    loop {
+        pipeline.pump()?;
+        if pipeline.is_drained() {
+            rounds += 1;
+            if rounds > MAX_LOST_ROUNDS || give_up_lost_names(store, dests)? == 0 {
+                return Ok(());
+            }
+            pipeline.rescan_queue();
+            continue;
+        }
+        pipeline.handle_next(None)?;
+    }
 }
 
 fn collect_problems(store: &Store, watches: &[WatchRow], report: &mut SyncReport) -> Result<()> {

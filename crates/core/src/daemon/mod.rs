@@ -460,7 +460,6 @@ impl Daemon<'_> {
     /// then cancels the rest (they stay queued).
     fn shutdown(&mut self) -> Result<()> {
         self.pipeline.set_paused(true);
-        let done = self.pipeline.done_channel();
         let finish_by = clock::now() + Duration::from_secs(5);
         let cancel_by = finish_by + Duration::from_secs(3);
         while self.pipeline.in_flight() > 0 {
@@ -471,13 +470,12 @@ impl Daemon<'_> {
             if now >= cancel_by {
                 break;
             }
-            let wait = if now < finish_by {
-                finish_by - now
+            let until = if now < finish_by {
+                finish_by
             } else {
-                cancel_by - now
+                cancel_by
             };
-            if let Ok(d) = done.recv_timeout(wait) {
-                self.pipeline.handle(d)?;
+            if self.pipeline.handle_next(Some(until))? {
                 self.pipeline.set_paused(true);
             }
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::album::{AlbumMode, sanitize_album};
 use crate::daemon::{ACTIVITY_KEY, Activity, PAUSED_KEY, RunOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, FolderProblem, Result};
 use crate::events::Event;
 use crate::home::{Home, LIBRARY_DEST};
 use crate::lock::EngineLock;
@@ -133,43 +133,15 @@ impl Engine {
         }
     }
 
-    /// Adds a watch. Returns it and notices for the user (e.g. an album name
-    /// that had to be changed).
-    pub fn add_watch(&self, spec: &WatchSpec) -> Result<(WatchInfo, Vec<String>)> {
-        let folder = &spec.folder;
-        let root = fs::canonicalize(folder).map_err(|e| {
-            Error::Invalid(format!(
-                "cannot watch {}: {e}. Check the path",
-                folder.display()
-            ))
-        })?;
-        let meta = fs::metadata(&root).map_err(|e| Error::io("cannot read", &root, e))?;
-        if !meta.is_dir() {
-            return Err(Error::Invalid(format!(
-                "cannot watch {}: it is not a folder",
-                root.display()
-            )));
-        }
-        if let Some(kind) = crate::platform::pseudo_fs(&root) {
-            return Err(Error::Invalid(format!(
-                "cannot watch {}: it is the system's {kind} file system, a live view of the \
-                 running computer, not files to back up. Pick a folder of photos",
-                root.display()
-            )));
-        }
-        fs::read_dir(&root).map_err(|e| {
-            Error::Invalid(format!(
-                "cannot watch {}: it cannot be read ({e}). Check its permissions",
-                root.display()
-            ))
-        })?;
-        let identity = dir_identity(&meta);
+    /// Refuses a folder that is, contains or lies inside a watched folder
+    /// or Shoebox's data folder.
+    fn check_overlaps(&self, root: &Path, identity: (u64, u64)) -> Result<()> {
         for w in self.store.watches()? {
-            if w.root == root || (cfg!(unix) && w.root_identity == identity) {
+            if w.root == *root || (cfg!(unix) && w.root_identity == identity) {
                 return Err(Error::Invalid(format!(
                     "{} is already watched{}",
                     root.display(),
-                    if w.root == root {
+                    if w.root == *root {
                         String::new()
                     } else {
                         format!(
@@ -179,7 +151,7 @@ impl Engine {
                     }
                 )));
             }
-            if overlaps(&root, &w.root) {
+            if overlaps(root, &w.root) {
                 return Err(Error::Invalid(format!(
                     "cannot watch {}: it overlaps the watched folder {}. A folder can only be in one \
                      watch; remove that watch first, or pick a folder outside it",
@@ -188,13 +160,22 @@ impl Engine {
                 )));
             }
         }
-        if overlaps(&root, self.home.dir()) {
+        if overlaps(root, self.home.dir()) {
             return Err(Error::Invalid(format!(
                 "cannot watch {}: Shoebox keeps its own data in {}, and the two must not overlap",
                 root.display(),
                 self.home.dir().display()
             )));
         }
+        Ok(())
+    }
+
+    /// Adds a watch. Returns it and notices for the user (e.g. an album name
+    /// that had to be changed).
+    pub fn add_watch(&self, spec: &WatchSpec) -> Result<(WatchInfo, Vec<String>)> {
+        let (root, meta) = readable_folder(&spec.folder)?;
+        let identity = dir_identity(&meta);
+        self.check_overlaps(&root, identity)?;
         let Some(dest) = self.store.destination_by_name(&spec.dest)? else {
             return Err(Error::Invalid(format!(
                 "there is no destination named {:?}; see `shoebox dest list`",
@@ -461,6 +442,41 @@ impl Engine {
     ) -> Result<SyncReport> {
         sync(&self.store, &self.home, opts, emit)
     }
+}
+
+/// The folder a watch is asked for, resolved, if it can be watched: a
+/// readable folder that is not one of the system's live views.
+fn readable_folder(folder: &Path) -> Result<(PathBuf, fs::Metadata)> {
+    let refuse = |folder: &Path, problem, why: String| Error::Folder {
+        folder: folder.to_path_buf(),
+        problem,
+        why,
+    };
+    let root = fs::canonicalize(folder).map_err(|e| {
+        let problem = if e.kind() == std::io::ErrorKind::NotFound {
+            FolderProblem::Missing
+        } else {
+            FolderProblem::Unreadable
+        };
+        refuse(folder, problem, format!("{e}. Check the path"))
+    })?;
+    let meta = fs::metadata(&root).map_err(|e| Error::io("cannot read", &root, e))?;
+    if !meta.is_dir() {
+        let why = "it is not a folder".to_string();
+        return Err(refuse(&root, FolderProblem::NotAFolder, why));
+    }
+    if let Some(kind) = crate::platform::pseudo_fs(&root) {
+        let why = format!(
+            "it is the system's {kind} file system, a live view of the running computer, \
+             not files to back up. Pick a folder of photos"
+        );
+        return Err(refuse(&root, FolderProblem::SystemView, why));
+    }
+    fs::read_dir(&root).map_err(|e| {
+        let why = format!("it cannot be read ({e}). Check its permissions");
+        refuse(&root, FolderProblem::Unreadable, why)
+    })?;
+    Ok((root, meta))
 }
 
 /// Checks the store of `home` without opening the engine (which would fail

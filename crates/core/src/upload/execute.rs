@@ -13,7 +13,7 @@ use crate::error::{DestError, FileError, Result};
 use crate::events::{Event, Outcome};
 use crate::platform::Fingerprint;
 use crate::retry::Backoff;
-use crate::store::{EntryRow, EntryState, now_secs};
+use crate::store::{EntryRow, EntryState, Hash, now_secs};
 use crate::transfer::{Claim, Job, Transfer};
 
 impl Pipeline<'_> {
@@ -110,43 +110,14 @@ impl Pipeline<'_> {
             return Ok(()); // destination went down: stays queued
         };
         let hash = slot.file.hash.expect("planned files are hashed");
-        let store = self.store;
-        let current = match slot.file.entry_id {
-            Some(id) => store
-                .entry(id)?
-                .filter(|e| e.dest_id == slot.dest_id && e.state != EntryState::Deleting),
-            None => None,
-        };
-        let except = current.as_ref().map_or(-1, |e| e.id);
-        let reservation = store
-            .reservation_for(slot.file.id, slot.dest_id)?
-            .filter(|r| {
-                r.id != except
-                    && r.album == slot.album
-                    && r.base_name == slot.base
-                    && r.hash == Some(hash)
-            });
-        let twin = store.entry_with_hash(slot.dest_id, &slot.album, &hash, except)?;
-        let current_shared = match &current {
-            Some(e) => store.entry_refs(e.id)? != 1,
-            None => false,
-        };
-        let known = Known {
-            current: current.as_ref(),
-            current_shared,
-            reservation: reservation.as_ref(),
-            twin: twin.as_ref(),
-            twin_in_flight: twin
-                .as_ref()
-                .is_some_and(|x| self.in_flight.values().any(|f| f.entry.id == x.id)),
-            may_wait: may_park,
-        };
+        let facts = self.facts(&slot, &hash)?;
+        let (current, known) = (facts.current.as_ref(), facts.known(may_park));
         let item = Item {
             hash,
             album: &slot.album,
             base: &slot.base,
         };
-        let ledger = Ledger(store);
+        let ledger = Ledger(self.store);
         let token = slot.file.id as u64;
         let size = slot.file.fp.size;
         match plan(&item, &known, dest.capabilities()) {
@@ -155,7 +126,7 @@ impl Pipeline<'_> {
                 self.done(&slot, e, Outcome::Unchanged, 0);
             }
             Plan::Link { to, moved } => {
-                ledger.link(slot.file.id, to, &hash, current.as_ref())?;
+                ledger.link(slot.file.id, to, &hash, current)?;
                 let outcome = if moved {
                     Outcome::Moved
                 } else {
@@ -210,6 +181,41 @@ impl Pipeline<'_> {
             Plan::Upload { to, adopt } => self.start_new(slot, dest, None, to, adopt)?,
         }
         Ok(())
+    }
+
+    /// What the ledger knows about the slot's file on its destination.
+    fn facts(&self, slot: &Slot, hash: &Hash) -> Result<Facts> {
+        let store = self.store;
+        let current = match slot.file.entry_id {
+            Some(id) => store
+                .entry(id)?
+                .filter(|e| e.dest_id == slot.dest_id && e.state != EntryState::Deleting),
+            None => None,
+        };
+        let except = current.as_ref().map_or(-1, |e| e.id);
+        let reservation = store
+            .reservation_for(slot.file.id, slot.dest_id)?
+            .filter(|r| {
+                r.id != except
+                    && r.album == slot.album
+                    && r.base_name == slot.base
+                    && r.hash == Some(*hash)
+            });
+        let twin = store.entry_with_hash(slot.dest_id, &slot.album, hash, except)?;
+        let current_shared = match &current {
+            Some(e) => store.entry_refs(e.id)? != 1,
+            None => false,
+        };
+        let twin_in_flight = twin
+            .as_ref()
+            .is_some_and(|x| self.in_flight.values().any(|f| f.entry.id == x.id));
+        Ok(Facts {
+            current,
+            current_shared,
+            reservation,
+            twin,
+            twin_in_flight,
+        })
     }
 
     /// Starts a new object for the file under `to`: copied from `copy_from`
@@ -270,7 +276,7 @@ impl Pipeline<'_> {
         &mut self,
         job: Job,
         slot: Slot,
-        hash: crate::store::Hash,
+        hash: Hash,
         entry: EntryRow,
         kind: OpKind,
         progress: Arc<std::sync::atomic::AtomicU64>,
@@ -392,5 +398,28 @@ impl Pipeline<'_> {
             self.again.push_back(w.file);
         }
         Ok(())
+    }
+}
+
+/// What the ledger knows about a file, owned; the planner borrows it as
+/// [`Known`].
+struct Facts {
+    current: Option<EntryRow>,
+    current_shared: bool,
+    reservation: Option<EntryRow>,
+    twin: Option<EntryRow>,
+    twin_in_flight: bool,
+}
+
+impl Facts {
+    fn known(&self, may_wait: bool) -> Known<'_> {
+        Known {
+            current: self.current.as_ref(),
+            current_shared: self.current_shared,
+            reservation: self.reservation.as_ref(),
+            twin: self.twin.as_ref(),
+            twin_in_flight: self.twin_in_flight,
+            may_wait,
+        }
     }
 }

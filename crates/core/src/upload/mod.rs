@@ -361,6 +361,31 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// Waits for the next worker report, no longer than until the first
+    /// settling file is due or `until`, and records it. False when nothing
+    /// came in time.
+    pub fn handle_next(&mut self, until: Option<std::time::Instant>) -> Result<bool> {
+        let now = crate::clock::now();
+        let settle = self.next_deadline_ms().map(|t| {
+            now + std::time::Duration::from_millis(
+                (t - crate::store::now_ms()).clamp(1, 60_000) as u64
+            )
+        });
+        let deadline = match (settle, until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let done = self.pool.done_channel();
+        let msg = match deadline {
+            Some(t) => done.recv_deadline(t).ok(),
+            None => done.recv().ok(),
+        };
+        match msg {
+            Some(d) => self.handle(d).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Records what a worker reported.
     pub fn handle(&mut self, done: Done) -> Result<()> {
         match done.0 {
