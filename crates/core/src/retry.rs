@@ -1,8 +1,9 @@
 //! Trying again: the one backoff type behind every wait before a retry.
 //!
 //! A worker retrying one operation a few times ([`Backoff::OPERATION`],
-//! also used for destination probes) and a failed file's schedule in the
-//! queue ([`Backoff::FILE`]) use the same type. What is worth retrying, and
+//! also used for the checks made when a destination is opened), a failed
+//! file's schedule in the queue ([`Backoff::FILE`]) and the live engine's
+//! probes of a destination that is down use the same type. What is worth retrying, and
 //! how long a server asked to be left alone, is the error's to say
 //! ([`Retryable`]). See docs/ARCHITECTURE.md.
 

@@ -3,6 +3,7 @@
 //! thread. See docs/ARCHITECTURE.md.
 
 use super::*;
+use crate::retry::Backoff;
 
 impl Daemon<'_> {
     /// Starts opening, each on a thread of its own, the destinations the
@@ -63,7 +64,7 @@ impl Daemon<'_> {
                 self.configure_pipeline();
                 if self.reported_down.is_empty() && self.opening.is_empty() {
                     self.dest_retry_at = None;
-                    self.probe_every = FIRST_PROBE;
+                    self.probes = 0;
                 }
             }
             Err((name, error)) => {
@@ -81,8 +82,13 @@ impl Daemon<'_> {
     /// Waits before trying unavailable destinations again, longer each
     /// time they are still down (no retries are burnt meanwhile).
     pub(super) fn schedule_probe(&mut self) {
-        self.dest_retry_at = Some(clock::now() + self.probe_every);
-        self.probe_every = (self.probe_every * 2).min(self.opts.poll_every.max(FIRST_PROBE));
+        let backoff = Backoff {
+            first: FIRST_PROBE,
+            max: self.opts.poll_every.max(FIRST_PROBE),
+            retries: usize::MAX,
+        };
+        self.dest_retry_at = Some(clock::now() + backoff.delay(self.probes));
+        self.probes = self.probes.saturating_add(1);
     }
 
     pub(super) fn apply_deletions(&mut self) -> Result<()> {

@@ -108,9 +108,9 @@ struct Daemon<'a> {
     want_paused: bool,
     deletions_due: Option<Instant>,
     dest_retry_at: Option<Instant>,
-    /// How long to wait before probing an unavailable destination again:
-    /// doubles from 2 s up to `poll_every` while it stays down.
-    probe_every: Duration,
+    /// Probes of unavailable destinations in a row that found one still
+    /// down: the wait before the next doubles from 2 s up to `poll_every`.
+    probes: u32,
     published: Option<Instant>,
     was_drained: bool,
     /// The last rescan request seen.
@@ -187,7 +187,7 @@ pub fn run(
         want_paused: false,
         deletions_due: None,
         dest_retry_at: None,
-        probe_every: FIRST_PROBE,
+        probes: 0,
         published: None,
         was_drained: true,
         rescan_seen: store.setting(RESCAN_KEY)?,
