@@ -240,11 +240,7 @@ impl Destination for LocalFolder {
     }
 
     fn capabilities(&self) -> super::Capabilities {
-        super::Capabilities {
-            server_side_copy: true,
-            rename: true,
-            reads_back: true,
-        }
+        super::Capabilities::ALL
     }
 
     fn reach(&self) -> Result<(), DestError> {

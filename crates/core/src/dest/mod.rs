@@ -132,6 +132,15 @@ pub struct Capabilities {
     pub reads_back: bool,
 }
 
+impl Capabilities {
+    /// Copies and renames server-side, and reads content back.
+    pub const ALL: Capabilities = Capabilities {
+        server_side_copy: true,
+        rename: true,
+        reads_back: true,
+    };
+}
+
 /// A place that stores albums.
 pub trait Destination: Send + Sync {
     /// The destination's name, for messages.

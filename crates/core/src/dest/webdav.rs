@@ -331,12 +331,8 @@ impl Destination for WebDav {
     }
 
     fn capabilities(&self) -> super::Capabilities {
-        super::Capabilities {
-            // COPY and MOVE (RFC 4918); GET reads back.
-            server_side_copy: true,
-            rename: true,
-            reads_back: true,
-        }
+        // COPY and MOVE (RFC 4918); GET reads back.
+        super::Capabilities::ALL
     }
 
     fn reach(&self) -> Result<(), DestError> {

@@ -168,11 +168,7 @@ mod tests {
         entry(id, album, name, hash, EntryState::Reserved)
     }
 
-    const FULL: Capabilities = Capabilities {
-        server_side_copy: true,
-        rename: true,
-        reads_back: true,
-    };
+    const FULL: Capabilities = Capabilities::ALL;
     const NO_COPY: Capabilities = Capabilities {
         server_side_copy: false,
         ..FULL

@@ -505,12 +505,8 @@ impl Destination for S3 {
     }
 
     fn capabilities(&self) -> crate::dest::Capabilities {
-        crate::dest::Capabilities {
-            // CopyObject; a rename is a copy and a delete.
-            server_side_copy: true,
-            rename: true,
-            reads_back: true,
-        }
+        // CopyObject; a rename is a copy and a delete.
+        crate::dest::Capabilities::ALL
     }
 
     /// S3 servers without conditional writes (Garage among them) let a
