@@ -46,19 +46,14 @@ pub(crate) enum Job {
         claim: Option<Claim>,
         progress: Arc<AtomicU64>,
     },
-    Rename {
+    /// A server-side move (`copy == false`) or copy of an object.
+    Relocate {
         token: u64,
         dest: Arc<dyn Destination>,
         from: (String, String),
         to: (String, String),
         claim: Option<Claim>,
-    },
-    Copy {
-        token: u64,
-        dest: Arc<dyn Destination>,
-        from: (String, String),
-        to: (String, String),
-        claim: Option<Claim>,
+        copy: bool,
     },
 }
 
@@ -149,28 +144,17 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                     result: on_dest(&meters, dest.as_ref(), || upload(&meters, &job)),
                 }
             }
-            Job::Rename {
+            Job::Relocate {
                 token,
                 dest,
                 from,
                 to,
                 claim,
+                copy,
             } => DoneKind::Finished {
                 token,
                 result: on_dest(&meters, dest.as_ref(), || {
-                    relocate(dest.as_ref(), &from, &to, claim.as_ref(), false)
-                }),
-            },
-            Job::Copy {
-                token,
-                dest,
-                from,
-                to,
-                claim,
-            } => DoneKind::Finished {
-                token,
-                result: on_dest(&meters, dest.as_ref(), || {
-                    relocate(dest.as_ref(), &from, &to, claim.as_ref(), true)
+                    relocate(dest.as_ref(), &from, &to, claim.as_ref(), copy)
                 }),
             },
         };

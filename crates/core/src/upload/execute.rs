@@ -137,12 +137,13 @@ impl Pipeline<'_> {
             Plan::Wait(twin) => self.parked.entry(twin.id).or_default().push(slot),
             Plan::FinishMove(e) => {
                 ledger.begin(slot.file.id)?;
-                let job = Job::Rename {
+                let job = Job::Relocate {
                     token,
                     dest,
                     from: e.moving_from.clone().expect("a move under way"),
                     to: (e.album.clone(), e.name.clone()),
                     claim: None,
+                    copy: false,
                 };
                 self.start_on(job, slot, hash, e.clone(), OpKind::Move, Arc::default());
             }
@@ -165,12 +166,13 @@ impl Pipeline<'_> {
                 };
                 let place = (slot.album.as_str(), name.as_str(), slot.base.as_str());
                 let entry = ledger.begin_move(slot.file.id, e, place)?;
-                let job = Job::Rename {
+                let job = Job::Relocate {
                     token,
                     dest,
                     from: (e.album.clone(), e.name.clone()),
                     to: (slot.album.clone(), name),
                     claim: Some(Claim { adopt: None }),
+                    copy: false,
                 };
                 self.start_on(job, slot, hash, entry, OpKind::Move, Arc::default());
             }
@@ -253,12 +255,13 @@ impl Pipeline<'_> {
         };
         let (job, progress) = match copy_from {
             Some(from) => (
-                Job::Copy {
+                Job::Relocate {
                     token,
                     dest,
                     from,
                     to: (entry.album.clone(), entry.name.clone()),
                     claim: Some(claim),
+                    copy: true,
                 },
                 Arc::default(),
             ),
