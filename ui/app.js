@@ -58,7 +58,7 @@ async function refresh() {
 }
 
 function watchState(w) {
-  if (w.watcher && w.watcher.startsWith('degraded')) return 'watcher degraded';
+  if (w.watcher_kind === 'degraded') return 'watcher degraded';
   if (state.status.paused && w.state !== 'folder_missing') return 'paused';
   return STATE_TEXT[w.state] || w.state;
 }

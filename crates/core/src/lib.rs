@@ -47,6 +47,6 @@ pub use home::{Home, LIBRARY_DEST};
 pub use lock::EngineLock;
 pub use report::{Problem, SyncReport};
 pub use store::repair::{Health, Repair};
-pub use store::{DestKind, OnDelete};
+pub use store::{DestKind, OnDelete, WatcherKind};
 pub use sync::SyncOptions;
 pub use upload::Uploading;

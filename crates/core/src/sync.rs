@@ -1,13 +1,10 @@
 //! One sync pass (`shoebox sync`): scan every watch, run the upload
 //! pipeline until the queue is empty, then apply each watch's delete policy.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::deletion::{PolicyOutcome, apply_policy, delete_marked, forget_unconfirmed};
-use crate::dest::{self, Destination};
+use crate::deletion::{PolicyOutcome, apply_policy, delete_marked};
 use crate::error::Result;
 use crate::events::Event;
 use crate::home::Home;
@@ -16,6 +13,7 @@ use crate::report::{Problem, SyncReport};
 use crate::scan::{RootCheck, check_root, mark_missing, rel_path, scan_watch};
 use crate::settle::SettleRule;
 use crate::store::{FileState, OnDelete, Store, WatchRow};
+use crate::transfer::{give_up_lost_names, open_all};
 use crate::upload::Pipeline;
 
 #[derive(Debug, Clone)]
@@ -35,94 +33,8 @@ impl Default for SyncOptions {
     }
 }
 
-/// Destinations by id.
-pub(crate) type Destinations = HashMap<i64, Arc<dyn Destination>>;
-
-/// Opens and prepares one destination (with a store connection of its own,
-/// so that it can run on a thread), and forgets the reservations a crash
-/// left on it, except `in_flight` ones. The error is the message for the
-/// user.
-pub(crate) fn open_destination(
-    home: &Home,
-    row: &crate::store::DestRow,
-    in_flight: &std::collections::HashSet<i64>,
-) -> std::result::Result<Arc<dyn Destination>, String> {
-    let store = Store::open(&home.db_path()).map_err(|e| e.to_string())?;
-    let d = dest::open(home, row).map_err(|e| e.to_string())?;
-    dest::prepare_checked(&store, row, d.as_ref())
-        .and_then(|()| forget_unconfirmed(&store, d.as_ref(), row.id, in_flight))
-        .map_err(|e| e.to_string())?;
-    Ok(d)
-}
-
-/// Opens and prepares the destinations the watches use, all at once (a
-/// slow or stalled server delays no other destination). Returns those that
-/// can be used now, and a message for each that cannot.
-pub(crate) fn prepare_destinations(
-    store: &Store,
-    home: &Home,
-    watches: &[WatchRow],
-    emit: &dyn Fn(&Event),
-) -> Result<(Destinations, Vec<String>)> {
-    let mut ids: Vec<i64> = watches.iter().map(|w| w.dest_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let rows = ids
-        .iter()
-        .map(|id| store.destination(*id))
-        .collect::<Result<Vec<_>>>()?;
-    let opened: Vec<_> = std::thread::scope(|s| {
-        let threads: Vec<_> = rows
-            .iter()
-            .map(|row| s.spawn(move || open_destination(home, row, &Default::default())))
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().expect("opening a destination does not panic"))
-            .collect()
-    });
-    let mut ready = HashMap::new();
-    let mut unavailable = Vec::new();
-    for (row, result) in rows.iter().zip(opened) {
-        match result {
-            Ok(d) => {
-                ready.insert(row.id, d);
-            }
-            Err(error) => {
-                emit(&Event::DestinationUnavailable {
-                    dest: row.name.clone(),
-                    error: error.clone(),
-                });
-                unavailable.push(error);
-            }
-        }
-    }
-    Ok((ready, unavailable))
-}
-
 /// How often one pass looks again for names lost to another writer.
 const MAX_LOST_ROUNDS: u32 = 5;
-
-/// Asks each destination which new names it lost to another writer, and
-/// queues their files again. Returns how many files.
-pub(crate) fn give_up_lost_names(store: &Store, dests: &Destinations) -> Result<u64> {
-    let mut requeued = 0;
-    for (id, d) in dests {
-        match d.names_lost() {
-            Ok(lost) => {
-                for (album, name) in lost {
-                    tracing::warn!(
-                        "{album}/{name} on {} was replaced by another writer; its file is backed up again under a free name",
-                        d.name()
-                    );
-                    requeued += store.give_up_entry(*id, &album, &name)?;
-                }
-            }
-            Err(e) => tracing::warn!("cannot check what was written to {}: {e}", d.name()),
-        }
-    }
-    Ok(requeued)
-}
 
 /// Runs one full sync pass. The caller holds the [`crate::EngineLock`].
 pub fn sync(
@@ -133,7 +45,8 @@ pub fn sync(
 ) -> Result<SyncReport> {
     store.requeue_interrupted()?;
     let all = store.watches()?;
-    let (dests, unavailable) = prepare_destinations(store, home, &all, emit)?;
+    let mut pipeline = Pipeline::new(store, emit, opts.workers, SettleRule::new(opts.settle));
+    let unavailable = open_all(pipeline.destinations_mut(), store, home, &all, emit)?;
     let mut present = Vec::new();
     let mut missing = Vec::new();
     let mut ignored = 0;
@@ -155,11 +68,11 @@ pub fn sync(
         .filter(|w| present.contains(&w.id))
         .collect();
 
-    let mut pipeline = Pipeline::new(store, emit, opts.workers, SettleRule::new(opts.settle));
-    pipeline.configure(live.iter().cloned(), dests.clone());
+    pipeline.configure(live);
     let (files, bytes) = store.queue_totals()?;
     emit(&Event::Queue { files, bytes });
-    drain(&mut pipeline, store, &dests)?;
+    drain(&mut pipeline, store)?;
+    let dests = pipeline.destinations().snapshot();
     let mut report = std::mem::take(&mut pipeline.report);
     report.bytes_read = pipeline.meters.read.load(Ordering::Relaxed);
     drop(pipeline);
@@ -192,13 +105,14 @@ pub fn sync(
 /// Runs the pipeline until nothing is left to do; then names another
 /// writer took over in the instant between their check and our write go
 /// back to the queue, for a free name.
-fn drain(pipeline: &mut Pipeline<'_>, store: &Store, dests: &Destinations) -> Result<()> {
+fn drain(pipeline: &mut Pipeline<'_>, store: &Store) -> Result<()> {
     let mut rounds = 0;
     loop {
         pipeline.pump()?;
         if pipeline.is_drained() {
             rounds += 1;
-            if rounds > MAX_LOST_ROUNDS || give_up_lost_names(store, dests)? == 0 {
+            let dests = pipeline.destinations().snapshot();
+            if rounds > MAX_LOST_ROUNDS || give_up_lost_names(store, &dests)? == 0 {
                 return Ok(());
             }
             pipeline.rescan_queue();

@@ -14,6 +14,7 @@ use crate::coalesce::Rescan;
 use crate::filter::{ignore_dir, ignore_file};
 use crate::platform;
 use crate::scan::rel_key;
+use crate::store::WatcherMode;
 
 /// What the watchers tell the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,28 +84,6 @@ pub fn hints_for(watch_id: i64, root: &Path, event: &notify::Event) -> Vec<Hint>
     out
 }
 
-/// How a watch is being watched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// OS notifications.
-    Live,
-    /// No notifications (limit reached, watcher failed): periodic scans.
-    Degraded(String),
-    /// A network or FUSE file system: periodic scans by design.
-    Polling(String),
-}
-
-impl Mode {
-    /// The text `status` shows: `ok`, `degraded: …`, `polling: …`.
-    pub fn describe(&self) -> String {
-        match self {
-            Mode::Live => "ok".into(),
-            Mode::Degraded(why) => format!("degraded: {why}"),
-            Mode::Polling(why) => format!("polling: {why}"),
-        }
-    }
-}
-
 /// A live watcher of one folder (or of the parent of a missing root).
 pub struct FolderWatcher {
     _inner: RecommendedWatcher,
@@ -119,7 +98,7 @@ impl std::fmt::Debug for FolderWatcher {
 /// Why a folder cannot be watched live.
 #[derive(Debug, Clone)]
 pub struct NotWatched {
-    pub mode: Mode,
+    pub mode: WatcherMode,
 }
 
 /// Advice for raising the inotify limit to fit `needed` more watches.
@@ -146,7 +125,7 @@ pub fn watch_folder(
 ) -> Result<FolderWatcher, NotWatched> {
     if let Some(fs) = platform::network_fs(root) {
         return Err(NotWatched {
-            mode: Mode::Polling(format!(
+            mode: WatcherMode::Polling(format!(
                 "{fs} file systems send no change notifications; rescanned periodically"
             )),
         });
@@ -155,7 +134,7 @@ pub fn watch_folder(
         && in_use + dirs > limit
     {
         return Err(NotWatched {
-            mode: Mode::Degraded(limit_advice(in_use + dirs, limit)),
+            mode: WatcherMode::Degraded(limit_advice(in_use + dirs, limit)),
         });
     }
     let root_owned = root.to_path_buf();
@@ -170,7 +149,7 @@ pub fn watch_folder(
         }
     };
     let mut inner = notify::recommended_watcher(handler).map_err(|e| NotWatched {
-        mode: Mode::Degraded(format!(
+        mode: WatcherMode::Degraded(format!(
             "the system refused a watcher ({e}); rescanned periodically"
         )),
     })?;
@@ -178,7 +157,7 @@ pub fn watch_folder(
         Ok(()) => Ok(FolderWatcher { _inner: inner }),
         Err(e) => match failure(watch_id, &e, in_use + dirs, limit) {
             Hint::Failed { error, .. } => Err(NotWatched {
-                mode: Mode::Degraded(error),
+                mode: WatcherMode::Degraded(error),
             }),
             _ => unreachable!("failure() returns Failed"),
         },

@@ -3,7 +3,7 @@
 //! thread. See docs/ARCHITECTURE.md.
 
 use super::*;
-use crate::retry::Backoff;
+use crate::transfer::{give_up_lost_names, open_destination};
 
 impl Daemon<'_> {
     /// Starts opening, each on a thread of its own, the destinations the
@@ -11,7 +11,7 @@ impl Daemon<'_> {
     /// it arrives on `opened` (see [`Self::on_opened`]).
     pub(super) fn open_destinations(&mut self, rows: &[WatchRow]) -> Result<()> {
         for r in rows {
-            if self.dests.contains_key(&r.dest_id) || !self.opening.insert(r.dest_id) {
+            if !self.pipeline.destinations_mut().begin_opening(r.dest_id) {
                 continue;
             }
             let row = self.store.destination(r.dest_id)?;
@@ -27,7 +27,7 @@ impl Daemon<'_> {
             let spawned = std::thread::Builder::new()
                 .name(format!("shoebox-open-{}", row.id))
                 .spawn(move || {
-                    let result = crate::sync::open_destination(&home, &row, &in_flight)
+                    let result = open_destination(&home, &row, &in_flight)
                         .map_err(|e| (row.name.clone(), e));
                     let _ = tx.send(Opened {
                         dest_id: row.id,
@@ -36,9 +36,10 @@ impl Daemon<'_> {
                     });
                 });
             if let Err(e) = spawned {
-                self.opening.remove(&r.dest_id);
+                let dests = self.pipeline.destinations_mut();
+                dests.abandon_opening(r.dest_id);
+                dests.schedule_probe();
                 tracing::error!("cannot start a thread to open a destination: {e}");
-                self.schedule_probe();
             }
         }
         Ok(())
@@ -47,10 +48,10 @@ impl Daemon<'_> {
     /// Takes in a destination an opener thread opened, or reports why it
     /// could not.
     pub(super) fn on_opened(&mut self, o: Opened) -> Result<()> {
-        self.opening.remove(&o.dest_id);
         let wanted = self.lives.values().any(|l| l.row.dest_id == o.dest_id);
         if o.epoch != self.dest_epoch || !wanted {
             // Its settings changed meanwhile, or no watch uses it now.
+            self.pipeline.destinations_mut().abandon_opening(o.dest_id);
             if wanted {
                 let rows: Vec<WatchRow> = self.lives.values().map(|l| l.row.clone()).collect();
                 self.open_destinations(&rows)?;
@@ -59,36 +60,20 @@ impl Daemon<'_> {
         }
         match o.result {
             Ok(d) => {
-                self.reported_down.remove(&o.dest_id);
-                self.dests.insert(o.dest_id, d);
+                self.pipeline.destinations_mut().opened(o.dest_id, d);
                 self.configure_pipeline();
-                if self.reported_down.is_empty() && self.opening.is_empty() {
-                    self.dest_retry_at = None;
-                    self.probes = 0;
-                }
             }
             Err((name, error)) => {
-                if self.reported_down.insert(o.dest_id) {
+                if self
+                    .pipeline
+                    .destinations_mut()
+                    .unavailable(o.dest_id, &error)
+                {
                     (self.emit)(&Event::DestinationUnavailable { dest: name, error });
-                }
-                if self.dest_retry_at.is_none() {
-                    self.schedule_probe();
                 }
             }
         }
         Ok(())
-    }
-
-    /// Waits before trying unavailable destinations again, longer each
-    /// time they are still down (no retries are burnt meanwhile).
-    pub(super) fn schedule_probe(&mut self) {
-        let backoff = Backoff {
-            first: FIRST_PROBE,
-            max: self.opts.poll_every.max(FIRST_PROBE),
-            retries: usize::MAX,
-        };
-        self.dest_retry_at = Some(clock::now() + backoff.delay(self.probes));
-        self.probes = self.probes.saturating_add(1);
     }
 
     pub(super) fn apply_deletions(&mut self) -> Result<()> {
@@ -103,7 +88,7 @@ impl Daemon<'_> {
                 continue; // removed meanwhile; the reload drops it
             };
             if row.on_delete == crate::store::OnDelete::Remove
-                && !self.dests.contains_key(&row.dest_id)
+                && !self.pipeline.destinations().is_open(row.dest_id)
             {
                 continue;
             }
@@ -130,8 +115,7 @@ impl Daemon<'_> {
             self.delete_again = true;
             return;
         }
-        let dests: Vec<(i64, Arc<dyn dest::Destination>)> =
-            self.dests.iter().map(|(id, d)| (*id, d.clone())).collect();
+        let dests = self.pipeline.destinations().snapshot();
         if dests.is_empty() {
             return;
         }
@@ -149,8 +133,7 @@ impl Daemon<'_> {
                                 tracing::warn!("deleting from {} stopped: {e}", d.name());
                             }
                         }
-                        let map: crate::sync::Destinations = dests.iter().cloned().collect();
-                        match crate::sync::give_up_lost_names(&store, &map) {
+                        match give_up_lost_names(&store, &dests) {
                             Ok(n) => requeued = n,
                             Err(e) => tracing::warn!("cannot check what was written: {e}"),
                         }

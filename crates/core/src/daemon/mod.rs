@@ -27,14 +27,12 @@ use crate::home::Home;
 use crate::scan::{RootCheck, check_root, mark_missing, scan};
 use crate::settle::SettleRule;
 use crate::store::{Store, WatchRow, WatchState, now_ms};
-use crate::sync::Destinations;
 use crate::upload::{Pipeline, Uploading};
 mod destinations;
 mod watches;
 
-use crate::watcher::{
-    FolderWatcher, Hint, Mode, existing_ancestor, watch_dir_shallow, watch_folder,
-};
+use crate::store::WatcherMode;
+use crate::watcher::{FolderWatcher, Hint, existing_ancestor, watch_dir_shallow, watch_folder};
 
 /// Settings key: "true" while syncing is paused (persisted).
 pub const PAUSED_KEY: &str = "paused";
@@ -83,7 +81,7 @@ pub struct Activity {
 struct Live {
     row: WatchRow,
     watcher: Option<FolderWatcher>,
-    mode: Mode,
+    mode: WatcherMode,
     dirty: DirtySet,
     next_full: Instant,
     missing: bool,
@@ -101,29 +99,21 @@ struct Daemon<'a> {
     hints: Receiver<Hint>,
     _control: Option<FolderWatcher>,
     lives: HashMap<i64, Live>,
-    dests: Destinations,
     pipeline: Pipeline<'a>,
     /// What the user asked for; the pipeline follows once in-flight work
     /// has been cancelled.
     want_paused: bool,
     deletions_due: Option<Instant>,
-    dest_retry_at: Option<Instant>,
-    /// Probes of unavailable destinations in a row that found one still
-    /// down: the wait before the next doubles from 2 s up to `poll_every`.
-    probes: u32,
     published: Option<Instant>,
     was_drained: bool,
     /// The last rescan request seen.
     rescan_seen: Option<String>,
     /// The last destination edit seen.
     dest_epoch: Option<String>,
-    /// Destinations being opened on a thread of their own, so that a slow
+    /// Destinations are opened on a thread of their own, so that a slow
     /// or stalled server never holds up the others, the watchers or a stop.
-    opening: HashSet<i64>,
     opened_tx: Sender<Opened>,
     opened: Receiver<Opened>,
-    /// Destinations reported unavailable and not opened since.
-    reported_down: HashSet<i64>,
     /// Deletions from the destinations run on a thread of their own (a
     /// stalled server must not hold up the engine): whether one runs, and
     /// whether another was asked for meanwhile.
@@ -152,9 +142,6 @@ struct Opened {
 /// written (a full disk).
 const STORE_RETRY: Duration = Duration::from_secs(10);
 
-/// The first wait before probing a destination that became unavailable.
-const FIRST_PROBE: Duration = Duration::from_secs(2);
-
 /// Runs the live engine until `stop` receives (or is closed). The caller
 /// holds the [`crate::EngineLock`].
 pub fn run(
@@ -169,8 +156,7 @@ pub fn run(
     let control_dir = home.control_dir();
     let _ = std::fs::create_dir_all(&control_dir);
     let control = watch_dir_shallow(&control_dir, hints_tx.clone(), |_| Some(Hint::Control));
-    let mut pipeline = Pipeline::new(store, emit, opts.workers, SettleRule::new(opts.settle));
-    pipeline.retry_failed_on_schedule();
+    let pipeline = live_pipeline(store, opts, emit);
     let (opened_tx, opened) = unbounded();
     let (deleted_tx, deleted) = unbounded();
     let mut d = Daemon {
@@ -182,20 +168,15 @@ pub fn run(
         hints,
         _control: control,
         lives: HashMap::new(),
-        dests: HashMap::new(),
         pipeline,
         want_paused: false,
         deletions_due: None,
-        dest_retry_at: None,
-        probes: 0,
         published: None,
         was_drained: true,
         rescan_seen: store.setting(RESCAN_KEY)?,
         dest_epoch: store.setting(DEST_EPOCH_KEY)?,
-        opening: HashSet::new(),
         opened_tx,
         opened,
-        reported_down: HashSet::new(),
         deleting: false,
         delete_again: false,
         deleted_tx,
@@ -205,6 +186,22 @@ pub fn run(
     let result = d.serve(stop);
     d.shutdown()?;
     result
+}
+
+/// The live engine's pipeline: failed files wait for their backoff, and
+/// destinations that are down are probed from 2 s, doubling, up to the
+/// poll interval.
+fn live_pipeline<'a>(
+    store: &'a Store,
+    opts: &RunOptions,
+    emit: &'a dyn Fn(&Event),
+) -> Pipeline<'a> {
+    let mut pipeline = Pipeline::new(store, emit, opts.workers, SettleRule::new(opts.settle));
+    pipeline.retry_failed_on_schedule();
+    pipeline
+        .destinations_mut()
+        .probe_at_most_every(opts.poll_every);
+    pipeline
 }
 
 /// A random fraction in [0, 1), for jitter.
@@ -224,12 +221,12 @@ impl Daemon<'_> {
         if epoch != self.dest_epoch {
             // Edited settings or secrets: open every destination afresh.
             self.dest_epoch = epoch;
-            self.dests.clear();
+            self.pipeline.destinations_mut().close_all();
         }
         let rows = self.store.watches()?;
         self.lives.retain(|id, _| rows.iter().any(|r| r.id == *id));
-        let wanted: Vec<i64> = rows.iter().map(|r| r.dest_id).collect();
-        self.dests.retain(|id, _| wanted.contains(id));
+        let wanted: HashSet<i64> = rows.iter().map(|r| r.dest_id).collect();
+        self.pipeline.destinations_mut().retain(&wanted);
         self.open_destinations(&rows)?;
         for row in rows {
             match self.lives.get_mut(&row.id) {
@@ -260,7 +257,7 @@ impl Daemon<'_> {
             .values()
             .filter(|l| !l.missing)
             .map(|l| l.row.clone());
-        self.pipeline.configure(rows, self.dests.clone());
+        self.pipeline.configure(rows);
     }
 
     /// Does everything that is due now.
@@ -307,8 +304,7 @@ impl Daemon<'_> {
                 self.deletions_due = Some(now + Duration::from_secs(self.grace_secs() as u64 + 1));
             }
         }
-        if self.dest_retry_at.is_some_and(|t| now >= t) {
-            self.dest_retry_at = None;
+        if self.pipeline.destinations_mut().probe_due(now) {
             let rows: Vec<WatchRow> = self.lives.values().map(|l| l.row.clone()).collect();
             self.open_destinations(&rows)?;
         }
@@ -318,15 +314,6 @@ impl Daemon<'_> {
         }
         self.follow_pause();
         self.pipeline.pump()?;
-        let lost = self.pipeline.take_lost_destinations();
-        if !lost.is_empty() {
-            for id in lost {
-                self.dests.remove(&id);
-            }
-            if self.dest_retry_at.is_none() {
-                self.schedule_probe();
-            }
-        }
         let drained = self.pipeline.is_drained();
         if drained && !self.was_drained {
             // Old versions replaced by edits can go now.
@@ -380,9 +367,12 @@ impl Daemon<'_> {
         if let Some(ms) = self.pipeline.next_deadline_ms() {
             consider(now + Duration::from_millis((ms - now_ms()).max(0) as u64));
         }
-        for t in [self.deletions_due, self.dest_retry_at]
-            .into_iter()
-            .flatten()
+        for t in [
+            self.deletions_due,
+            self.pipeline.destinations().next_probe(),
+        ]
+        .into_iter()
+        .flatten()
         {
             consider(t);
         }
@@ -419,13 +409,7 @@ impl Daemon<'_> {
     /// Starts afresh from the store after an error: what was in flight is
     /// queued again, and the configuration is read anew.
     fn restart(&mut self) -> Result<()> {
-        let mut pipeline = Pipeline::new(
-            self.store,
-            self.emit,
-            self.opts.workers,
-            SettleRule::new(self.opts.settle),
-        );
-        pipeline.retry_failed_on_schedule();
+        let pipeline = live_pipeline(self.store, self.opts, self.emit);
         // The old pipeline's workers stop here (a stalled one is left).
         drop(std::mem::replace(&mut self.pipeline, pipeline));
         self.store.rollback();

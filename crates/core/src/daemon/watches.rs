@@ -10,7 +10,7 @@ impl Daemon<'_> {
         let live = Live {
             row,
             watcher: None,
-            mode: Mode::Live,
+            mode: WatcherMode::Live,
             dirty: DirtySet::new(Limits::default()),
             next_full: clock::now(),
             missing: false,
@@ -32,7 +32,8 @@ impl Daemon<'_> {
             return self.go_missing(id, &reason);
         }
         let was_missing = live.missing;
-        let needs_watcher = live.watcher.is_none() && (live.mode == Mode::Live || was_missing);
+        let needs_watcher =
+            live.watcher.is_none() && (live.mode == WatcherMode::Live || was_missing);
         let first_scan = row.last_scan.is_none();
         if needs_watcher && !first_scan {
             self.start_watcher(id)?;
@@ -103,22 +104,22 @@ impl Daemon<'_> {
         ) {
             Ok(w) => {
                 live.watcher = Some(w);
-                Mode::Live
+                WatcherMode::Live
             }
             Err(not) => not.mode,
         };
         self.set_mode(id, mode)
     }
 
-    pub(super) fn set_mode(&mut self, id: i64, mode: Mode) -> Result<()> {
+    pub(super) fn set_mode(&mut self, id: i64, mode: WatcherMode) -> Result<()> {
         let live = self.lives.get_mut(&id).expect("present");
-        if mode != Mode::Live {
+        if mode != WatcherMode::Live {
             live.watcher = None;
             tracing::warn!("{}: {}", live.row.root.display(), mode.describe());
         }
         let text = mode.describe();
+        self.store.set_watcher(id, Some(&mode))?;
         live.mode = mode;
-        self.store.set_watcher(id, Some(&text))?;
         (self.emit)(&Event::Watcher {
             watch: live.row.root.display().to_string(),
             state: text,
@@ -179,7 +180,7 @@ impl Daemon<'_> {
                     .get(&watch_id)
                     .is_some_and(|l| l.watcher.is_some())
                 {
-                    self.set_mode(watch_id, Mode::Degraded(error))?;
+                    self.set_mode(watch_id, WatcherMode::Degraded(error))?;
                     let live = self.lives.get_mut(&watch_id).expect("present");
                     live.dirty.mark(Rescan::Watch, clock::now());
                     live.next_full = clock::now() + self.opts.poll_every;
@@ -189,9 +190,9 @@ impl Daemon<'_> {
         Ok(())
     }
 
-    pub(super) fn next_full_for(&self, mode: &Mode) -> Instant {
+    pub(super) fn next_full_for(&self, mode: &WatcherMode) -> Instant {
         let every = match mode {
-            Mode::Live => self
+            WatcherMode::Live => self
                 .opts
                 .full_scan_every
                 .mul_f64(0.75 + 0.5 * random_unit()),

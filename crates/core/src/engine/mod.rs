@@ -15,7 +15,9 @@ use crate::home::{Home, LIBRARY_DEST};
 use crate::lock::EngineLock;
 use crate::platform::dir_identity;
 use crate::report::SyncReport;
-use crate::store::{DestRow, FileState, NewWatch, OnDelete, Store, WatchRow, WatchState};
+use crate::store::{
+    DestRow, FileState, NewWatch, OnDelete, Store, WatchRow, WatchState, WatcherKind, WatcherMode,
+};
 use crate::sync::{SyncOptions, sync};
 
 mod destinations;
@@ -63,6 +65,9 @@ pub struct WatchStatus {
     /// (absent when no engine runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watcher: Option<String>,
+    /// The same, as a kind to branch on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watcher_kind: Option<WatcherKind>,
     /// Deletions waiting for `watch confirm-deletions` / `watch keep-files`.
     pub deletions_held: u64,
 }
@@ -280,6 +285,7 @@ impl Engine {
                 WatchState::Ok if pending > 0 => "pending",
                 WatchState::Ok => "up_to_date",
             };
+            let watcher = w.watcher.as_ref().filter(|_| engine.is_some());
             watches.push(WatchStatus {
                 watch: Engine::watch_info(&w),
                 state,
@@ -294,7 +300,8 @@ impl Engine {
                     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64);
                     humantime::format_rfc3339_seconds(t).to_string()
                 }),
-                watcher: w.watcher.clone().filter(|_| engine.is_some()),
+                watcher: watcher.map(WatcherMode::describe),
+                watcher_kind: watcher.map(WatcherMode::kind),
                 deletions_held: w.deletions_held,
             });
         }

@@ -9,6 +9,7 @@ mod index;
 mod multipart;
 pub mod repair;
 
+pub use codes::{WatcherKind, WatcherMode};
 pub use entries::*;
 pub use index::*;
 pub use multipart::MultipartLog;
@@ -403,7 +404,7 @@ impl Store {
             .map(drop)
     }
 
-    pub fn set_watcher(&self, id: i64, watcher: Option<&str>) -> Result<()> {
+    pub fn set_watcher(&self, id: i64, watcher: Option<&WatcherMode>) -> Result<()> {
         self.exec(
             "UPDATE watches SET watcher = ?2 WHERE id = ?1",
             params![id, watcher],
@@ -590,8 +591,8 @@ pub struct WatchRow {
     pub ignored: u64,
     pub scan_gen: i64,
     pub last_scan: Option<i64>,
-    /// How a running engine watches it ("ok", "degraded: …", "polling: …").
-    pub watcher: Option<String>,
+    /// How a running engine watches it.
+    pub watcher: Option<WatcherMode>,
     /// Deletions held for the user to confirm (their count).
     pub deletions_held: u64,
     pub release_deletions: bool,

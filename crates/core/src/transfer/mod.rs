@@ -4,12 +4,17 @@
 //! moves) and never decide anything: the upload path (`upload`) decides and
 //! records, then hands a [`Job`] here; the [`Done`] comes back on a channel.
 //! A worker retries a failed operation a few times ([`crate::retry`]) and
-//! marks a destination found unusable in [`Meters::down`], so that jobs
-//! still queued for it are not sent one by one. See docs/ARCHITECTURE.md.
+//! marks a destination found unusable as [`Tripped`], so that jobs still
+//! queued for it are not sent one by one. The destinations in use and their
+//! health are in `destinations`. See docs/ARCHITECTURE.md.
 
+mod destinations;
 mod ops;
 
-use std::collections::HashMap;
+pub(crate) use destinations::{
+    DestinationSet, Tripped, give_up_lost_names, open_all, open_destination,
+};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,9 +108,9 @@ pub(crate) struct Meters {
     pub read: AtomicU64,
     /// Set to abort reads in progress (shutdown, pause).
     pub cancel: AtomicBool,
-    /// Destinations (by name) found unusable since the last configure:
-    /// jobs still queued for them are skipped, not sent one by one.
-    pub down: std::sync::Mutex<HashMap<String, String>>,
+    /// Destinations found unusable: jobs still queued for them are
+    /// skipped, not sent one by one.
+    pub tripped: Arc<Tripped>,
 }
 
 fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {

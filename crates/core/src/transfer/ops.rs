@@ -54,22 +54,17 @@ pub(super) fn on_dest<T>(
     dest: &dyn Destination,
     op: impl FnMut() -> Result<T, FileError>,
 ) -> Result<T, FileError> {
-    let name = dest.name().to_string();
-    if let Some(why) = meters.down.lock().expect("lock").get(&name) {
+    if let Some(why) = meters.tripped.why(dest.name()) {
         return Err(FileError::Dest(DestError::Unavailable {
-            name,
-            why: why.clone(),
+            name: dest.name().to_string(),
+            why,
         }));
     }
     let result = Backoff::OPERATION.retry(op);
     if let Err(FileError::Dest(e)) = &result
         && e.is_destination_wide()
     {
-        meters
-            .down
-            .lock()
-            .expect("lock")
-            .insert(name, e.to_string());
+        meters.tripped.trip(dest.name(), e.to_string());
     }
     result
 }

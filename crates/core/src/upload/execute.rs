@@ -67,8 +67,7 @@ impl Pipeline<'_> {
     }
 
     pub(super) fn destination_down(&mut self, dest_id: i64, err: &DestError) -> Result<()> {
-        if let Some(dest) = self.dests.remove(&dest_id) {
-            self.lost.push(dest_id);
+        if let Some(dest) = self.dests.lose(dest_id, &err.to_string()) {
             (self.emit)(&Event::DestinationUnavailable {
                 dest: dest.name().to_string(),
                 error: err.to_string(),
@@ -106,7 +105,7 @@ impl Pipeline<'_> {
     /// Decides what a file whose content hash is known needs (see
     /// [`plan`]), records it and starts it.
     pub(super) fn plan(&mut self, slot: Slot, may_park: bool) -> Result<()> {
-        let Some(dest) = self.dests.get(&slot.dest_id).cloned() else {
+        let Some(dest) = self.dests.get(slot.dest_id).cloned() else {
             return Ok(()); // destination went down: stays queued
         };
         let hash = slot.file.hash.expect("planned files are hashed");
@@ -360,7 +359,7 @@ impl Pipeline<'_> {
                 let dest_id = slot.dest_id;
                 self.read_failed(slot, err)?;
                 for w in waiting {
-                    if self.dests.contains_key(&dest_id) {
+                    if self.dests.is_open(dest_id) {
                         self.plan(w, true)?;
                     }
                 }

@@ -34,7 +34,7 @@ use crate::events::Event;
 use crate::report::SyncReport;
 use crate::settle::SettleRule;
 use crate::store::{EntryRow, Hash, QueuedFile, Store, WatchRow, now_secs};
-use crate::transfer::{Claim, Done, DoneKind, Job, Meters, Workers};
+use crate::transfer::{Claim, DestinationSet, Done, DoneKind, Job, Meters, Workers};
 
 /// A queued file with what the pipeline knows about it.
 struct Slot {
@@ -129,7 +129,7 @@ const MAX_REREADS: u32 = 3;
 pub struct Pipeline<'a> {
     store: &'a Store,
     emit: &'a dyn Fn(&Event),
-    dests: HashMap<i64, Arc<dyn Destination>>,
+    dests: DestinationSet,
     watches: HashMap<i64, WatchRow>,
     workers: usize,
     settle: SettleRule,
@@ -158,8 +158,6 @@ pub struct Pipeline<'a> {
     /// Files whose content is being uploaded by an earlier file: they wait
     /// for that entry, then link to it.
     parked: HashMap<i64, Vec<Slot>>,
-    /// Destinations dropped as unusable, for the driver to probe again.
-    lost: Vec<i64>,
     /// Names (as [`name_key`]s) found taken on each destination by a
     /// worker's claim: skipped when a name is picked.
     taken: HashMap<i64, std::collections::HashSet<String>>,
@@ -189,7 +187,7 @@ impl<'a> Pipeline<'a> {
         Pipeline {
             store,
             emit,
-            dests: HashMap::new(),
+            dests: DestinationSet::new(meters.tripped.clone()),
             watches: HashMap::new(),
             workers,
             settle,
@@ -209,30 +207,29 @@ impl<'a> Pipeline<'a> {
             rereads: HashMap::new(),
             in_flight: HashMap::new(),
             parked: HashMap::new(),
-            lost: Vec::new(),
             taken: HashMap::new(),
             pool,
         }
     }
 
-    /// Which watches and destinations the pipeline serves. Files of a
-    /// watch or destination not listed stay queued.
-    pub fn configure(
-        &mut self,
-        watches: impl IntoIterator<Item = WatchRow>,
-        dests: HashMap<i64, Arc<dyn Destination>>,
-    ) {
+    /// Which watches the pipeline serves, once their destinations are in
+    /// [`Self::destinations`]. Files of a watch not listed, or whose
+    /// destination is not open, stay queued.
+    pub fn configure(&mut self, watches: impl IntoIterator<Item = WatchRow>) {
         self.watches = watches.into_iter().map(|w| (w.id, w)).collect();
-        self.dests = dests;
         self.taken.clear();
-        self.meters.down.lock().expect("lock").clear();
         self.rescan_queue();
     }
 
-    /// Destinations dropped since the last call because they became
-    /// unusable (down, refusing, full); their files stay queued.
-    pub fn take_lost_destinations(&mut self) -> Vec<i64> {
-        std::mem::take(&mut self.lost)
+    /// The destinations the pipeline uploads to, and their health. One
+    /// that an operation finds unusable (down, refusing, full) is dropped
+    /// from it, and its files stay queued.
+    pub fn destinations(&self) -> &DestinationSet {
+        &self.dests
+    }
+
+    pub fn destinations_mut(&mut self) -> &mut DestinationSet {
+        &mut self.dests
     }
 
     /// Live mode: failed files wait for their backoff instead of being

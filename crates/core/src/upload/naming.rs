@@ -55,7 +55,12 @@ impl Pipeline<'_> {
         }
         // No real album holds this many unknown files of one name: a
         // server that says every name exists is not storing files.
-        let dest = self.dests[&slot.dest_id].name().to_string();
+        let dest = self
+            .dests
+            .get(slot.dest_id)
+            .expect("planned for an open destination")
+            .name()
+            .to_string();
         let e = crate::dest::http::not_behaving(
             &dest,
             "storage",

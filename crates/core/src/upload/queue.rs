@@ -129,7 +129,7 @@ impl Pipeline<'_> {
             let Some(watch) = self.watches.get(&file.watch_id) else {
                 continue;
             };
-            if !self.dests.contains_key(&watch.dest_id) {
+            if !self.dests.is_open(watch.dest_id) {
                 continue; // destination unavailable: the file stays queued
             }
             let path = rel_path(&watch.root, &file.dir_rel).join(bytes_to_os(&file.name));

@@ -53,7 +53,8 @@ fn a_window_of_files_needing_no_upload_does_not_stall_the_pipeline() {
     dest.prepare().unwrap();
     let emit = |_: &Event| {};
     let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::ZERO));
-    p.configure([watch], HashMap::from([(row.id, dest)]));
+    p.destinations_mut().opened(row.id, dest);
+    p.configure([watch]);
     let done = p.done_channel();
     for _ in 0..10_000 {
         p.pump().unwrap();
@@ -178,7 +179,8 @@ fn a_lost_commit_answer_is_retried_under_the_same_name() {
     let emit = |_: &Event| {};
     // First pass: the upload lands, but its answer is lost.
     let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::ZERO));
-    p.configure([watch.clone()], HashMap::from([(row.id, lossy)]));
+    p.destinations_mut().opened(row.id, lossy);
+    p.configure([watch.clone()]);
     drain(&mut p);
     assert_eq!(p.report.uploaded, 0, "the pass saw the upload fail");
     drop(p);
@@ -186,7 +188,8 @@ fn a_lost_commit_answer_is_retried_under_the_same_name() {
     crate::deletion::forget_unconfirmed(store, library.as_ref(), row.id, &Default::default())
         .unwrap();
     let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::ZERO));
-    p.configure([watch], HashMap::from([(row.id, library)]));
+    p.destinations_mut().opened(row.id, library);
+    p.configure([watch]);
     drain(&mut p);
     // The complete copy is adopted (it holds exactly this content), or
     // uploaded again over itself: either way one file, sent at most once more.
