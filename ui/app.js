@@ -57,9 +57,18 @@ async function refresh() {
   render();
 }
 
+// What the running engine says of a destination it cannot use now, by code.
+const DEST_DOWN_TEXT = { dest_unreachable: 'destination unreachable', dest_full: 'destination full' };
+
+function destDown(name) {
+  return ((state && state.status.destinations_down) || []).find((d) => d.dest === name);
+}
+
 function watchState(w) {
   if (w.watcher_kind === 'degraded') return 'watcher degraded';
   if (state.status.paused && w.state !== 'folder_missing') return 'paused';
+  const down = w.state !== 'folder_missing' && destDown(w.dest);
+  if (down) return DEST_DOWN_TEXT[down.code] || 'destination unavailable';
   return STATE_TEXT[w.state] || w.state;
 }
 
@@ -95,6 +104,7 @@ function renderWatches() {
         el('b', { class: 'ignored', text: String(w.ignored + w.skipped) }), ' ignored'),
       w.detail ? el('div', { class: 'detail', text: w.detail }) : null,
       w.watcher && w.watcher !== 'ok' ? el('div', { class: 'detail', text: w.watcher }) : null,
+      destDown(w.dest) ? el('div', { class: 'detail dest-down', text: destDown(w.dest).message }) : null,
       actions);
     list.append(li);
   }
@@ -149,7 +159,13 @@ function render() {
   renderWatches();
   renderActivity();
   renderSettings();
+  if (!$('#destinations').hidden && downKey() !== shownDown) renderDestinations();
 }
+
+// The destinations' health the Destinations tab shows, to redraw it when
+// a destination goes down or comes back.
+let shownDown = '[]';
+function downKey() { return JSON.stringify((state && state.status.destinations_down) || []); }
 
 // ---- tabs -----------------------------------------------------------------
 
@@ -277,6 +293,7 @@ const KIND_TEXT = { local: 'folder', webdav: 'WebDAV', s3: 'S3' };
 let editing = null;
 
 async function renderDestinations() {
+  shownDown = downKey();
   const dests = await call('list_destinations');
   const ro = !!(state && state.read_only);
   const list = $('#dest-list');
@@ -305,10 +322,13 @@ async function renderDestinations() {
         onclick: () => call('remove_destination', { name: d.name }).then(renderDestinations) }));
     }
     for (const b of actions.querySelectorAll('.edit-dest-btn, .remove-dest-btn')) b.disabled = ro;
+    const down = destDown(d.name);
     list.append(el('li', { class: 'dest-row', 'data-name': d.name },
       el('div', { class: 'watch-head' }, el('span', { class: 'folder', text: d.name }),
-        el('span', { class: 'state', text: KIND_TEXT[d.kind] || d.kind })),
-      el('div', { class: 'meta', text: where || '' }), actions, checks));
+        el('span', { class: 'state', text: KIND_TEXT[d.kind] || d.kind }),
+        down ? el('span', { class: 'state dest-down', text: DEST_DOWN_TEXT[down.code] || 'unavailable' }) : null),
+      el('div', { class: 'meta', text: where || '' }),
+      down ? el('div', { class: 'detail dest-down', text: down.message }) : null, actions, checks));
   }
   $('#add-dest-btn').disabled = ro;
 }

@@ -90,9 +90,20 @@ fn a_full_destination_disk_pauses_that_destination_and_resumes_when_space_return
         files_below(&nas.0).len() < 8,
         "the disk really was too small for everything"
     );
+    // Hosts are told, and `status` says so, with a code a window reads.
+    let health = run.wait_for(mark, SECS(30), |v| v["event"] == "destination_health");
+    assert_eq!(health["down"][0]["code"], "dest_full", "{health}");
+    let st = env.status();
+    assert_eq!(st["destinations_down"][0]["dest"], "nas", "{st}");
+    assert_eq!(st["destinations_down"][0]["code"], "dest_full", "{st}");
     // Space comes back: the engine finds out by itself.
+    let back = run.mark();
     nas.resize("64m");
     run.wait_until(SECS(60), || files_below(&nas.0) == want);
+    run.wait_for(back, SECS(30), |v| {
+        v["event"] == "destination_health" && v["down"].as_array().is_some_and(|d| d.is_empty())
+    });
+    assert_eq!(env.status()["destinations_down"], serde_json::json!([]));
     let mut staged = Vec::new();
     walk_all(&nas.0.join(".shoebox-staging"), &mut staged);
     assert_eq!(staged.len(), 0, "no half-written file is left on the disk");

@@ -6,6 +6,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use shoebox_core::{AlbumMode, EngineLock, Home, OnDelete, SyncOptions, WatchSpec};
+
 use crate::support::*;
 
 #[test]
@@ -160,4 +162,71 @@ fn a_failed_file_shows_its_reason_and_can_be_retried() {
         sb.library_files().len() == 2
     });
     wd.wait_text("#no-failures", secs(10), |t| t == "Nothing failed.");
+}
+
+#[test]
+fn a_destination_that_cannot_be_used_is_marked_with_its_reason_until_it_is_back() {
+    let sb = Sandbox::new();
+    let nas = sb.tmp.path().join("nas");
+    let away = sb.tmp.path().join("nas-unplugged");
+    fs::create_dir_all(&nas).unwrap();
+    sb.engine().add_local_destination("nas", &nas).unwrap();
+    sb.engine()
+        .add_watch(&WatchSpec {
+            folder: sb.photos.clone(),
+            mode: AlbumMode::Single,
+            album: Some("Phone".into()),
+            dest: "nas".into(),
+            on_delete: OnDelete::Keep,
+            all_files: false,
+        })
+        .unwrap();
+    sb.write("IMG_1.jpg", &bytes("1", 1000));
+    // A first backup marks the folder as this backup's; then the drive is
+    // "unplugged" before the app starts.
+    {
+        let home = Home::open(Some(sb.data.clone())).unwrap();
+        let lock = EngineLock::acquire(&home, "the test").unwrap();
+        let report = sb
+            .engine()
+            .sync(&lock, &SyncOptions::default(), &|_| {})
+            .unwrap();
+        assert_eq!(report.uploaded, 1);
+    }
+    fs::rename(&nas, &away).unwrap();
+
+    let wd = WebDriver::start(&sb, &[]);
+    let row = format!(".watch-row[data-folder='{}']", sb.photos.display());
+    wd.wait_text(&format!("{row} .state"), secs(30), |t| {
+        t == "destination unreachable"
+    });
+    let why = wd.text(&format!("{row} .dest-down"));
+    assert!(why.contains("is the drive mounted"), "{why}");
+    wd.wait_text("#status-line", secs(10), |t| t == "Cannot reach nas");
+    wd.click("#tab-destinations");
+    let dest = ".dest-row[data-name='nas']";
+    wd.wait_text(&format!("{dest} .state.dest-down"), secs(10), |t| {
+        t == "destination unreachable"
+    });
+    assert!(
+        wd.text(&format!("{dest} .detail.dest-down"))
+            .contains("is the drive mounted")
+    );
+
+    // Plugged back in: the engine's next probe finds it, the marks go and
+    // what waited is backed up.
+    sb.write("IMG_2.jpg", &bytes("2", 1000));
+    fs::rename(&away, &nas).unwrap();
+    wd.wait_text(&format!("{dest} .watch-head"), secs(90), |t| {
+        !t.contains("unreachable")
+    });
+    wait_until(
+        secs(30),
+        "the waiting photo to reach the destination",
+        || nas.join("Phone/IMG_2.jpg").exists(),
+    );
+    wd.click("#tab-folders");
+    wd.wait_text(&format!("{row} .state"), secs(10), |t| t == "up to date");
+    assert!(wd.text(&format!("{row} .dest-down")).is_empty());
+    wd.wait_text("#status-line", secs(10), |t| t == "Up to date");
 }

@@ -169,6 +169,9 @@ pub fn status(s: &Status, json: bool) -> Result<()> {
     if s.paused {
         println!("syncing is PAUSED; `shoebox resume` resumes it");
     }
+    for d in &s.destinations_down {
+        println!("destination {} cannot be used now: {}", d.dest, d.message);
+    }
     for u in &s.uploading {
         println!(
             "uploading {} → {} ({} of {} bytes)",

@@ -150,6 +150,48 @@ impl Error {
     }
 }
 
+/// Why a destination cannot be used now, for UIs to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DestProblem {
+    /// It cannot be reached, refuses the credentials, is not the backup it
+    /// was (its drive unmounted), or its settings are incomplete.
+    #[serde(rename = "dest_unreachable")]
+    Unreachable,
+    /// Its disk is full.
+    #[serde(rename = "dest_full")]
+    Full,
+}
+
+/// A destination that cannot be used now: the code a UI reads and the
+/// message it shows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DestDown {
+    pub dest: String,
+    pub code: DestProblem,
+    pub message: String,
+}
+
+impl DestDown {
+    pub(crate) fn unreachable(dest: &str, message: String) -> DestDown {
+        DestDown {
+            dest: dest.to_string(),
+            code: DestProblem::Unreachable,
+            message,
+        }
+    }
+
+    pub(crate) fn from_error(dest: &str, error: &DestError) -> DestDown {
+        DestDown {
+            dest: dest.to_string(),
+            code: match error {
+                DestError::Full { .. } => DestProblem::Full,
+                _ => DestProblem::Unreachable,
+            },
+            message: error.to_string(),
+        }
+    }
+}
+
 /// Why a destination could not take a file.
 #[derive(Debug, thiserror::Error)]
 pub enum DestError {

@@ -83,6 +83,11 @@ pub enum Event {
         dest: String,
         error: String,
     },
+    /// The destinations that cannot be used now changed (one went down or
+    /// came back); `down` lists them all, as `status` shows them.
+    DestinationHealth {
+        down: Vec<crate::error::DestDown>,
+    },
     /// The engine cannot go on for now (its data disk is full) and waits,
     /// trying again every `retry_secs`.
     EngineWaiting {

@@ -40,7 +40,7 @@ pub use engine::{
     DestEdit, DestInfo, Engine, QueueStatus, S3Spec, Status, WatchInfo, WatchSpec, WatchStatus,
     check_store, repair_store,
 };
-pub use error::{Error, FolderProblem, Result};
+pub use error::{DestDown, DestProblem, Error, FolderProblem, Result};
 pub use events::{Event, Outcome};
 pub use hash::content_hash;
 pub use home::{Home, LIBRARY_DEST};

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::engine::Status;
+use crate::error::DestProblem;
 use crate::events::Event;
 
 /// The overall state, for the tray icon.
@@ -90,6 +91,17 @@ impl Progress {
                 line: "Paused".into(),
             };
         }
+        // Files waiting for a destination that cannot be used are not
+        // "uploading": say what holds them.
+        if let Some(d) = status.destinations_down.first() {
+            return Summary {
+                state: Overall::Attention,
+                line: match d.code {
+                    DestProblem::Unreachable => format!("Cannot reach {}", d.dest),
+                    DestProblem::Full => format!("{} is full", d.dest),
+                },
+            };
+        }
         if remaining > 0 {
             let total = self.done_in_batch + remaining;
             let rate = self.rate(now);
@@ -154,6 +166,7 @@ mod tests {
             },
             uploading: Vec::new(),
             settling: 0,
+            destinations_down: Vec::new(),
         }
     }
 
@@ -222,6 +235,20 @@ mod tests {
         assert_eq!(
             p.summary(&status(0, 1, false), t0).state,
             Overall::Attention
+        );
+        let mut held = status(5, 0, false);
+        held.destinations_down.push(crate::DestDown {
+            dest: "nas".into(),
+            code: DestProblem::Unreachable,
+            message: "is the drive mounted?".into(),
+        });
+        assert_eq!(
+            p.summary(&held, t0),
+            Summary {
+                state: Overall::Attention,
+                line: "Cannot reach nas".into()
+            },
+            "files held by a destination are not shown as uploading"
         );
     }
 

@@ -27,8 +27,7 @@ impl Daemon<'_> {
             let spawned = std::thread::Builder::new()
                 .name(format!("shoebox-open-{}", row.id))
                 .spawn(move || {
-                    let result = open_destination(&home, &row, &in_flight)
-                        .map_err(|e| (row.name.clone(), e));
+                    let result = open_destination(&home, &row, &in_flight);
                     let _ = tx.send(Opened {
                         dest_id: row.id,
                         epoch,
@@ -63,13 +62,17 @@ impl Daemon<'_> {
                 self.pipeline.destinations_mut().opened(o.dest_id, d);
                 self.configure_pipeline();
             }
-            Err((name, error)) => {
+            Err(down) => {
+                let event = Event::DestinationUnavailable {
+                    dest: down.dest.clone(),
+                    error: down.message.clone(),
+                };
                 if self
                     .pipeline
                     .destinations_mut()
-                    .unavailable(o.dest_id, &error)
+                    .unavailable(o.dest_id, down)
                 {
-                    (self.emit)(&Event::DestinationUnavailable { dest: name, error });
+                    (self.emit)(&event);
                 }
             }
         }

@@ -75,6 +75,9 @@ pub struct Activity {
     pub uploading: Vec<Uploading>,
     /// Files waiting for their content to stop changing.
     pub settling: u64,
+    /// Destinations that cannot be used now.
+    #[serde(default)]
+    pub destinations_down: Vec<crate::DestDown>,
 }
 
 /// A watch as the running engine holds it.
@@ -105,6 +108,8 @@ struct Daemon<'a> {
     want_paused: bool,
     deletions_due: Option<Instant>,
     published: Option<Instant>,
+    /// The destinations last published as down.
+    published_down: Vec<crate::DestDown>,
     was_drained: bool,
     /// The last rescan request seen.
     rescan_seen: Option<String>,
@@ -135,7 +140,7 @@ struct Opened {
     dest_id: i64,
     /// The destination settings' epoch it was opened with.
     epoch: Option<String>,
-    result: std::result::Result<Arc<dyn dest::Destination>, (String, String)>,
+    result: std::result::Result<Arc<dyn dest::Destination>, crate::DestDown>,
 }
 
 /// How long the engine waits before trying again when its store cannot be
@@ -172,6 +177,7 @@ pub fn run(
         want_paused: false,
         deletions_due: None,
         published: None,
+        published_down: Vec::new(),
         was_drained: true,
         rescan_seen: store.setting(RESCAN_KEY)?,
         dest_epoch: store.setting(DEST_EPOCH_KEY)?,
@@ -335,21 +341,29 @@ impl Daemon<'_> {
     }
 
     /// Publishes what is being uploaded, at most once a second.
+    /// A destination going down or coming back is published at once.
     fn publish(&mut self, force: bool) -> Result<()> {
         let busy = self.pipeline.in_flight() > 0;
         let recently = self
             .published
             .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
-        if !force && (recently || (!busy && self.published.is_none())) {
+        let down = self.pipeline.destinations().down();
+        let news = down != self.published_down;
+        if !force && !news && (recently || (!busy && self.published.is_none())) {
             return Ok(());
         }
         let activity = Activity {
             uploading: self.pipeline.uploads(),
             settling: self.pipeline.settling_count() as u64,
+            destinations_down: down.clone(),
         };
         let json = serde_json::to_string(&activity).expect("serialisable");
         self.store.set_setting(ACTIVITY_KEY, &json)?;
         self.published = busy.then(clock::now);
+        if news {
+            (self.emit)(&Event::DestinationHealth { down: down.clone() });
+            self.published_down = down;
+        }
         Ok(())
     }
 

@@ -91,6 +91,9 @@ pub struct Status {
     pub uploading: Vec<crate::upload::Uploading>,
     /// Files waiting for their content to stop changing.
     pub settling: u64,
+    /// Destinations the running engine cannot use now, with the code the
+    /// window reads (`dest_unreachable`, `dest_full`) and why.
+    pub destinations_down: Vec<crate::DestDown>,
 }
 
 /// The engine for one data directory.
@@ -321,6 +324,7 @@ impl Engine {
             queue,
             uploading: activity.uploading,
             settling: activity.settling,
+            destinations_down: activity.destinations_down,
         })
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::clock;
 use crate::deletion::forget_unconfirmed;
 use crate::dest::{self, Destination};
-use crate::error::Result;
+use crate::error::{DestDown, Result};
 use crate::events::Event;
 use crate::home::Home;
 use crate::retry::Backoff;
@@ -56,7 +56,7 @@ pub(crate) struct DestinationSet {
     open: Destinations,
     opening: HashSet<i64>,
     /// Destinations reported unavailable and not opened since, with why.
-    down: HashMap<i64, String>,
+    down: HashMap<i64, DestDown>,
     tripped: Arc<Tripped>,
     probe: Backoff,
     /// Probes in a row that found a destination still down.
@@ -133,21 +133,28 @@ impl DestinationSet {
     /// Records that `id` could not be opened, and schedules a probe. True
     /// when this is news: it was not known to be down, or for another
     /// reason.
-    pub fn unavailable(&mut self, id: i64, why: &str) -> bool {
+    pub fn unavailable(&mut self, id: i64, why: DestDown) -> bool {
         self.opening.remove(&id);
-        let news = self.down.get(&id).is_none_or(|w| w != why);
-        self.down.insert(id, why.to_string());
+        let news = self.down.get(&id) != Some(&why);
+        self.down.insert(id, why);
         self.schedule_probe();
         news
     }
 
     /// Drops an open destination that an operation found unusable, and
     /// schedules a probe. Returns it if it was open.
-    pub fn lose(&mut self, id: i64, why: &str) -> Option<Arc<dyn Destination>> {
+    pub fn lose(&mut self, id: i64, why: DestDown) -> Option<Arc<dyn Destination>> {
         let dest = self.open.remove(&id)?;
-        self.down.insert(id, why.to_string());
+        self.down.insert(id, why);
         self.schedule_probe();
         Some(dest)
+    }
+
+    /// The destinations that cannot be used now, by name.
+    pub fn down(&self) -> Vec<DestDown> {
+        let mut v: Vec<DestDown> = self.down.values().cloned().collect();
+        v.sort_by(|a, b| a.dest.cmp(&b.dest));
+        v
     }
 
     /// Forgets every open destination (their settings changed): they are
@@ -188,18 +195,18 @@ impl DestinationSet {
 
 /// Opens and prepares one destination (with a store connection of its own,
 /// so that it can run on a thread), and forgets the reservations a crash
-/// left on it, except `in_flight` ones. The error is the message for the
-/// user.
+/// left on it, except `in_flight` ones.
 pub(crate) fn open_destination(
     home: &Home,
     row: &DestRow,
     in_flight: &HashSet<i64>,
-) -> std::result::Result<Arc<dyn Destination>, String> {
-    let store = Store::open(&home.db_path()).map_err(|e| e.to_string())?;
-    let d = dest::open(home, row).map_err(|e| e.to_string())?;
+) -> std::result::Result<Arc<dyn Destination>, DestDown> {
+    let not_opened = |e: crate::Error| DestDown::unreachable(&row.name, e.to_string());
+    let store = Store::open(&home.db_path()).map_err(not_opened)?;
+    let d = dest::open(home, row).map_err(not_opened)?;
     dest::prepare_checked(&store, row, d.as_ref())
         .and_then(|()| forget_unconfirmed(&store, d.as_ref(), row.id, in_flight))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DestDown::from_error(&row.name, &e))?;
     Ok(d)
 }
 
@@ -234,13 +241,13 @@ pub(crate) fn open_all(
     for (row, result) in rows.iter().zip(opened) {
         match result {
             Ok(d) => set.opened(row.id, d),
-            Err(error) => {
-                set.unavailable(row.id, &error);
+            Err(down) => {
                 emit(&Event::DestinationUnavailable {
                     dest: row.name.clone(),
-                    error: error.clone(),
+                    error: down.message.clone(),
                 });
-                unavailable.push(error);
+                unavailable.push(down.message.clone());
+                set.unavailable(row.id, down);
             }
         }
     }
@@ -292,9 +299,15 @@ mod tests {
         set.opened(1, folder("nas"));
         assert!(set.is_open(1) && set.next_probe().is_none());
 
+        let full = DestDown {
+            dest: "nas".into(),
+            code: crate::DestProblem::Full,
+            message: "the disk is full".into(),
+        };
         tripped.trip("nas", "the disk is full".into());
-        assert!(set.lose(1, "the disk is full").is_some());
-        assert!(set.lose(1, "the disk is full").is_none(), "lost once");
+        assert!(set.lose(1, full.clone()).is_some());
+        assert!(set.lose(1, full.clone()).is_none(), "lost once");
+        assert_eq!(set.down(), vec![full.clone()], "the window can say why");
         let first = set.next_probe().expect("a probe is scheduled");
         let now = clock::now();
         assert!(first <= now + FIRST_PROBE && first > now);
@@ -302,17 +315,19 @@ mod tests {
         assert!(set.probe_due(first) && set.next_probe().is_none());
 
         assert!(set.begin_opening(1));
-        assert!(!set.unavailable(1, "the disk is full"), "already reported");
+        assert!(!set.unavailable(1, full), "already reported");
         let second = set.next_probe().expect("probed again");
         assert!(second >= clock::now() + FIRST_PROBE, "the wait doubles");
         assert!(set.probe_due(second));
         assert!(set.begin_opening(1));
-        assert!(set.unavailable(1, "no such host"), "a new reason is news");
+        let gone = DestDown::unreachable("nas", "no such host".into());
+        assert!(set.unavailable(1, gone), "a new reason is news");
         let third = set.next_probe().expect("probed again");
         assert!(third <= clock::now() + Duration::from_secs(5), "capped");
 
         set.opened(1, folder("nas"));
         assert!(set.next_probe().is_none(), "nothing left to probe");
+        assert!(set.down().is_empty());
         assert_eq!(tripped.why("nas"), None, "workers may use it again");
     }
 

@@ -9,7 +9,7 @@ use super::ledger::Ledger;
 use super::plan::{Item, Known, Plan, Target, plan};
 use super::{InFlight, MAX_REREADS, OpKind, Pipeline, Slot, reservation, upload_job};
 use crate::album::name_key;
-use crate::error::{DestError, FileError, Result};
+use crate::error::{DestDown, DestError, FileError, Result};
 use crate::events::{Event, Outcome};
 use crate::platform::Fingerprint;
 use crate::retry::Backoff;
@@ -67,13 +67,18 @@ impl Pipeline<'_> {
     }
 
     pub(super) fn destination_down(&mut self, dest_id: i64, err: &DestError) -> Result<()> {
-        if let Some(dest) = self.dests.lose(dest_id, &err.to_string()) {
-            (self.emit)(&Event::DestinationUnavailable {
-                dest: dest.name().to_string(),
-                error: err.to_string(),
-            });
-            self.report.unavailable_destinations.push(err.to_string());
-        }
+        let Some(name) = self.dests.get(dest_id).map(|d| d.name().to_string()) else {
+            return Ok(()); // dropped already
+        };
+        let down = DestDown::from_error(&name, err);
+        (self.emit)(&Event::DestinationUnavailable {
+            dest: name,
+            error: down.message.clone(),
+        });
+        self.report
+            .unavailable_destinations
+            .push(down.message.clone());
+        self.dests.lose(dest_id, down);
         Ok(())
     }
 

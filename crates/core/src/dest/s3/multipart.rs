@@ -22,6 +22,43 @@ pub(super) fn multipart_etag(md5s: &[[u8; 16]]) -> String {
     format!("{}-{}", hex(&all.finalize()), md5s.len())
 }
 
+/// What one multipart upload reads and sends: the object's key, the part
+/// size, the length to read, the part count and the parts the server
+/// already holds (by number: ETag and MD5).
+struct Feed<'a> {
+    key: &'a str,
+    size: u64,
+    len: u64,
+    count: u32,
+    done: &'a HashMap<u32, (String, [u8; 16])>,
+}
+
+/// What the parts of one upload came to: the parts sent or kept (number
+/// and ETag), every part's MD5 in order, the bytes read, the first failure.
+#[derive(Default)]
+struct PartsRead {
+    parts: Vec<(u32, String)>,
+    md5s: Vec<[u8; 16]>,
+    read: u64,
+    failure: Option<DestError>,
+}
+
+impl PartsRead {
+    /// Records a part's answer; false when it failed.
+    fn record(&mut self, n: u32, answer: Result<String, DestError>) -> bool {
+        match answer {
+            Ok(etag) => {
+                self.parts.push((n, etag));
+                true
+            }
+            Err(e) => {
+                self.failure.get_or_insert(e);
+                false
+            }
+        }
+    }
+}
+
 impl S3 {
     /// Starts or continues the multipart upload of `key`.
     pub(super) fn put_multipart(
@@ -113,18 +150,10 @@ impl S3 {
         done: &HashMap<u32, (String, [u8; 16])>,
         source: &mut (dyn Read + Send),
     ) -> Result<SentParts, DestError> {
-        let io_err = |e: io::Error| DestError::Io {
-            name: self.inner.name.clone(),
-            path: key.to_string(),
-            source: e,
-        };
         let count = len.div_ceil(size).max(1) as u32;
         let (tx, rx) = crossbeam_channel::bounded::<(u32, Vec<u8>, [u8; 16])>(0);
         let (res_tx, res_rx) = crossbeam_channel::unbounded();
-        let mut parts = Vec::with_capacity(count as usize);
-        let mut md5s = Vec::with_capacity(count as usize);
-        let mut read = 0u64;
-        let mut failure = None;
+        let mut out = PartsRead::default();
         std::thread::scope(|s| {
             for _ in 0..PARTS_IN_FLIGHT {
                 let rx = rx.clone();
@@ -140,57 +169,72 @@ impl S3 {
             }
             drop(rx);
             drop(res_tx);
-            for n in 1..=count {
-                let want = size.min(len - read);
-                let mut buf = Vec::with_capacity(want as usize);
-                match source.take(want).read_to_end(&mut buf) {
-                    Ok(got) if got as u64 == want => {}
-                    Ok(got) => {
-                        read += got as u64;
-                        break; // shorter than recorded: the caller sees it
-                    }
-                    Err(e) => {
-                        failure = Some(io_err(e));
-                        break;
-                    }
-                }
-                read += want;
-                let md5: [u8; 16] = Md5::digest(&buf).into();
-                md5s.push(md5);
-                match done.get(&n) {
-                    Some((etag, sent_md5)) if *sent_md5 == md5 => parts.push((n, etag.clone())),
-                    _ => {
-                        if tx.send((n, buf, md5)).is_err() {
-                            break;
-                        }
-                    }
-                }
-                // Stop reading once a part failed.
-                if let Ok((n, r)) = res_rx.try_recv() {
-                    match r {
-                        Ok(etag) => parts.push((n, etag)),
-                        Err(e) => {
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                }
-            }
+            let feed = Feed {
+                key,
+                size,
+                len,
+                count,
+                done,
+            };
+            self.feed_parts(&feed, source, &tx, &res_rx, &mut out);
             drop(tx);
             for (n, r) in res_rx.iter() {
-                match r {
-                    Ok(etag) => parts.push((n, etag)),
-                    Err(e) => {
-                        failure.get_or_insert(e);
+                out.record(n, r);
+            }
+        });
+        if let Some(e) = out.failure {
+            return Err(e);
+        }
+        out.parts.sort_by_key(|(n, _)| *n);
+        Ok((out.parts, out.md5s, out.read))
+    }
+
+    /// Reads the parts from `source` in order and hands those the server
+    /// does not hold yet to the senders; stops at the first failure.
+    fn feed_parts(
+        &self,
+        feed: &Feed<'_>,
+        source: &mut (dyn Read + Send),
+        tx: &crossbeam_channel::Sender<(u32, Vec<u8>, [u8; 16])>,
+        results: &crossbeam_channel::Receiver<(u32, Result<String, DestError>)>,
+        out: &mut PartsRead,
+    ) {
+        for n in 1..=feed.count {
+            let want = feed.size.min(feed.len - out.read);
+            let mut buf = Vec::with_capacity(want as usize);
+            match source.take(want).read_to_end(&mut buf) {
+                Ok(got) if got as u64 == want => {}
+                Ok(got) => {
+                    out.read += got as u64;
+                    return; // shorter than recorded: the caller sees it
+                }
+                Err(e) => {
+                    out.failure = Some(DestError::Io {
+                        name: self.inner.name.clone(),
+                        path: feed.key.to_string(),
+                        source: e,
+                    });
+                    return;
+                }
+            }
+            out.read += want;
+            let md5: [u8; 16] = Md5::digest(&buf).into();
+            out.md5s.push(md5);
+            match feed.done.get(&n) {
+                Some((etag, sent_md5)) if *sent_md5 == md5 => out.parts.push((n, etag.clone())),
+                _ => {
+                    if tx.send((n, buf, md5)).is_err() {
+                        return;
                     }
                 }
             }
-        });
-        if let Some(e) = failure {
-            return Err(e);
+            // Stop reading once a part failed.
+            if let Ok((n, r)) = results.try_recv()
+                && !out.record(n, r)
+            {
+                return;
+            }
         }
-        parts.sort_by_key(|(n, _)| *n);
-        Ok((parts, md5s, read))
     }
 
     pub(super) fn send_part(
