@@ -138,7 +138,7 @@ pub fn forget_unconfirmed(
         // Only what this engine put there goes: on a shared destination the
         // name may since have been taken by another computer's upload.
         let ours = match e.hash {
-            Some(h) => dest.holds(&e.album, &e.name, e.size, &h)?,
+            Some(h) => crate::dest::holds(dest, &e.album, &e.name, e.size, &h)?,
             None => false,
         };
         if ours {

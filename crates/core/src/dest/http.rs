@@ -162,22 +162,14 @@ pub(crate) fn transport_error(
     }
 }
 
-/// True when a GET answer's body is exactly `len` bytes hashing to `hash`
-/// (a body cut short by the network is an interruption, not "different").
-pub(crate) fn body_is(
-    name: &str,
-    mut resp: Response,
-    len: u64,
-    hash: &crate::store::Hash,
-) -> Result<bool, DestError> {
+/// A GET answer's body to read back, unless the server announced another
+/// length than `len`. (A body cut short by the network is then a read
+/// error: an interruption, not "different".)
+pub(crate) fn body_of(resp: Response, len: u64) -> Option<super::StoredBytes> {
     if resp.content_length().is_some_and(|n| n != len) {
-        return Ok(false);
+        return None;
     }
-    super::content_is(&mut resp, len, hash).map_err(|e| DestError::Interrupted {
-        name: name.to_string(),
-        what: "read an existing object back".to_string(),
-        why: e.to_string(),
-    })
+    Some(Box::new(resp))
 }
 
 /// What to do when a server's certificate is not trusted.

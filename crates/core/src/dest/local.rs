@@ -15,7 +15,6 @@ use tempfile::NamedTempFile;
 use super::{Destination, MARKER_FILE, Marker, Staged, Upload};
 use crate::error::DestError;
 use crate::platform::{is_disk_full, rename_no_replace, sync_dir};
-use crate::store::Hash;
 
 /// Where staged uploads live; album names never start with a dot, so this
 /// cannot collide with an album.
@@ -374,17 +373,22 @@ impl Destination for LocalFolder {
             })
     }
 
-    fn holds(&self, album: &str, name: &str, len: u64, hash: &Hash) -> Result<bool, DestError> {
+    fn read_back(
+        &self,
+        album: &str,
+        name: &str,
+        len: u64,
+    ) -> Result<Option<super::StoredBytes>, DestError> {
         let p = self.object(album, name);
-        let mut file = match fs::symlink_metadata(&p) {
+        match fs::symlink_metadata(&p) {
             Ok(m) if m.is_file() && m.len() == len => {
-                fs::File::open(&p).map_err(|e| self.io_err(&p, e))?
+                let file = fs::File::open(&p).map_err(|e| self.io_err(&p, e))?;
+                Ok(Some(Box::new(file)))
             }
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(self.io_err(&p, e)),
-        };
-        super::content_is(&mut file, len, hash).map_err(|e| self.io_err(&p, e))
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io_err(&p, e)),
+        }
     }
 
     fn stage(

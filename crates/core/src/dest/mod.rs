@@ -141,7 +141,12 @@ impl Capabilities {
     };
 }
 
-/// A place that stores albums.
+/// An object's stored bytes, being read back.
+pub type StoredBytes = Box<dyn Read + Send>;
+
+/// A place that stores albums. It stores and returns bytes as it is given
+/// them, and knows nothing of what they mean (their content hash, or an
+/// encoding): the upload path checks what it reads back.
 pub trait Destination: Send + Sync {
     /// The destination's name, for messages.
     fn name(&self) -> &str;
@@ -188,11 +193,16 @@ pub trait Destination: Send + Sync {
     /// put it there), so that nothing is ever overwritten by accident.
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError>;
 
-    /// True when the object `<album>/<name>` exists and holds exactly `len`
-    /// bytes hashing to `hash`: a copy Shoebox made before its index was
-    /// lost, which is adopted rather than uploaded again beside itself.
-    /// Objects of another size are ruled out without reading them.
-    fn holds(&self, album: &str, name: &str, len: u64, hash: &Hash) -> Result<bool, DestError>;
+    /// The stored bytes of `<album>/<name>`, to read back, when it exists
+    /// and holds exactly `len` of them; `None` when it is absent or of
+    /// another length (ruled out without reading it where the destination
+    /// can tell). See [`holds`].
+    fn read_back(
+        &self,
+        album: &str,
+        name: &str,
+        len: u64,
+    ) -> Result<Option<StoredBytes>, DestError>;
 
     /// Streams `source` (`upload.len` bytes) into a staged object for
     /// `<album>/<name>`; returns the staged upload and the bytes written.
@@ -315,7 +325,29 @@ fn with_dest_retries<T>(op: impl FnMut() -> Result<T, DestError>) -> Result<T, D
 }
 
 /// True when `body` is exactly `len` bytes whose BLAKE3 is `hash`.
-pub(crate) fn content_is(body: &mut dyn Read, len: u64, hash: &Hash) -> std::io::Result<bool> {
+/// True when `<album>/<name>` exists and holds exactly `len` bytes hashing
+/// to `hash`: a copy Shoebox made before its index was lost, which is
+/// adopted rather than uploaded again beside itself (and, before a name is
+/// deleted, proof that it is still ours). The bytes are the stored ones;
+/// an encoding stage would decode them here before they are compared.
+pub(crate) fn holds(
+    dest: &dyn Destination,
+    album: &str,
+    name: &str,
+    len: u64,
+    hash: &Hash,
+) -> Result<bool, DestError> {
+    let Some(mut stored) = dest.read_back(album, name, len)? else {
+        return Ok(false);
+    };
+    content_is(&mut stored, len, hash).map_err(|e| DestError::Interrupted {
+        name: dest.name().to_string(),
+        what: "read an existing object back".to_string(),
+        why: e.to_string(),
+    })
+}
+
+fn content_is(body: &mut dyn Read, len: u64, hash: &Hash) -> std::io::Result<bool> {
     let mut hasher = blake3::Hasher::new();
     // One byte more than expected is enough to tell a longer object.
     let read = std::io::copy(&mut body.take(len + 1), &mut hasher)?;

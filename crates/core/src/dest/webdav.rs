@@ -15,7 +15,6 @@ use url::Url;
 
 use super::{Check, Destination, Staged, Upload, http};
 use crate::error::DestError;
-use crate::store::Hash;
 
 const STAGING: &str = ".shoebox-staging";
 
@@ -356,7 +355,12 @@ impl Destination for WebDav {
         self.exists_url(self.url(&[album, name], false))
     }
 
-    fn holds(&self, album: &str, name: &str, len: u64, hash: &Hash) -> Result<bool, DestError> {
+    fn read_back(
+        &self,
+        album: &str,
+        name: &str,
+        len: u64,
+    ) -> Result<Option<super::StoredBytes>, DestError> {
         let r = self
             .req("GET", self.url(&[album, name], false))
             .timeout(http::timeout_for(len));
@@ -366,9 +370,9 @@ impl Destination for WebDav {
             &[StatusCode::OK, StatusCode::NOT_FOUND],
         )?;
         if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(false);
+            return Ok(None);
         }
-        http::body_is(&self.name, resp, len, hash)
+        Ok(http::body_of(resp, len))
     }
 
     fn stage(

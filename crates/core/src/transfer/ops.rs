@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Claim, Meters, Transfer};
-use crate::dest::{Destination, Upload};
+use crate::dest::{Destination, Upload, holds};
 use crate::error::{DestError, FileError};
 use crate::hash::{HashingReader, SparseFile, check_unchanged, open_version};
 use crate::platform::Fingerprint;
@@ -36,7 +36,7 @@ pub(super) fn check_claim(
         return Ok(None);
     }
     if let Some((len, hash)) = &claim.adopt
-        && dest.holds(album, name, *len, hash)?
+        && holds(dest, album, name, *len, hash)?
     {
         return Ok(Some(Transfer::Adopted));
     }
@@ -133,7 +133,7 @@ pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, F
         // The name was reserved by an upload whose answer was lost: what
         // holds it now is that upload itself when its content is ours.
         Err(DestError::NameTaken { .. })
-            if job.dest.holds(job.album, job.name, job.fp.size, job.hash)? =>
+            if holds(job.dest, job.album, job.name, job.fp.size, job.hash)? =>
         {
             Ok(Transfer::Sent(written))
         }

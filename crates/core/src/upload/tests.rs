@@ -119,14 +119,13 @@ impl Destination for LostAnswer {
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
         self.inner.exists(album, name)
     }
-    fn holds(
+    fn read_back(
         &self,
         album: &str,
         name: &str,
         len: u64,
-        hash: &crate::store::Hash,
-    ) -> Result<bool, DestError> {
-        self.inner.holds(album, name, len, hash)
+    ) -> Result<Option<crate::dest::StoredBytes>, DestError> {
+        self.inner.read_back(album, name, len)
     }
     fn stage(
         &self,
