@@ -12,6 +12,7 @@ mod cli_contract;
 mod crash;
 mod live;
 mod odd_input;
+mod photos;
 mod s3;
 mod security;
 mod silent_loss;

@@ -194,6 +194,24 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         files
     }
 
+    /// Every object's modification time as rclone reads it (the `mtime`
+    /// metadata, else the upload time): key → RFC 3339.
+    pub fn modified(&self) -> BTreeMap<String, String> {
+        let r = rclone(
+            self.s3_port,
+            &["lsjson", "-R", "--files-only", &format!("g:{BUCKET}")],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let listed: Vec<serde_json::Value> = serde_json::from_slice(&r.stdout).unwrap();
+        listed
+            .iter()
+            .map(|o| {
+                let key = o["Path"].as_str().unwrap().to_string();
+                (key, o["ModTime"].as_str().unwrap().to_string())
+            })
+            .collect()
+    }
+
     /// Multipart uploads started and neither completed nor aborted.
     pub fn unfinished_uploads(&self) -> String {
         let r = rclone(
@@ -409,7 +427,8 @@ fn a_200_mib_video_goes_up_in_parts_and_leaves_no_unfinished_upload() {
     let (env, garage) = setup();
     add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
     let video = bytes("video", 200 * 1024 * 1024);
-    env.write("clip.mov", &video);
+    let clip = env.write("clip.mov", &video);
+    set_mtime(&clip, old_date());
     env.watch(&["--album", "Videos", "--dest", "garage"]);
     let s = sync_s3(&env, SECRET).ok().json();
     assert_eq!(s["uploaded"], 1, "{s}");
@@ -419,6 +438,31 @@ fn a_200_mib_video_goes_up_in_parts_and_leaves_no_unfinished_upload() {
         "",
         "the multipart upload was completed"
     );
+    assert_eq!(
+        garage.modified()["Videos/clip.mov"],
+        OLD_DATE_RFC3339,
+        "a multipart upload keeps the source's date too"
+    );
+}
+
+#[test]
+fn objects_keep_the_source_date_as_rclone_reads_it() {
+    let (env, garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    // One small file (a PUT from memory), one streamed.
+    let small = env.write("IMG_1.jpg", &bytes("1", 5000));
+    let streamed = env.write("IMG_2.jpg", &bytes("2", 20 << 20));
+    set_mtime(&small, old_date());
+    set_mtime(&streamed, old_date());
+    env.watch(&["--album", "Trip", "--dest", "garage"]);
+    sync_s3(&env, SECRET).ok();
+    fs::rename(&small, env.src.join("Beach.jpg")).unwrap();
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["moved"], 1, "{s}");
+    let dates = garage.modified();
+    for key in ["Trip/Beach.jpg", "Trip/IMG_2.jpg"] {
+        assert_eq!(dates[key], OLD_DATE_RFC3339, "{key}: {dates:?}");
+    }
 }
 
 #[test]

@@ -81,6 +81,37 @@ pub fn hash(data: &[u8]) -> String {
     blake3::hash(data).to_hex().to_string()
 }
 
+/// A date long past, with nanoseconds, for files whose date must survive.
+pub fn old_date() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::new(1_500_000_000, 123_456_789)
+}
+
+/// The date as rclone prints a modification time (`lsjson`'s `ModTime`).
+pub const OLD_DATE_RFC3339: &str = "2017-07-14T02:40:00.123456789Z";
+
+pub fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+pub fn mtime(path: &Path) -> std::time::SystemTime {
+    fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// This process's umask, which the shoebox it starts inherits.
+pub fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("the kernel reports the umask");
+    u32::from_str_radix(line.trim(), 8).unwrap()
+}
+
 pub struct Env {
     pub tmp: tempfile::TempDir,
     pub home: PathBuf,

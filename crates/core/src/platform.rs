@@ -163,6 +163,28 @@ impl Fingerprint {
             }
         }
     }
+
+    /// The modification time it records (none before 1970).
+    pub fn modified(&self) -> Option<std::time::SystemTime> {
+        let ns = u64::try_from(self.mtime_ns).ok().filter(|&ns| ns > 0)?;
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
+    }
+}
+
+/// Creates a new file's permissions as `cp` would for a photo: readable by
+/// everyone, writable by the owner, under the umask (0644 with the usual
+/// umask), so that a media server running as another user can read the
+/// library.
+pub fn new_file_permissions() -> Option<std::fs::Permissions> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(std::fs::Permissions::from_mode(0o666))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// The identity of a directory (device, inode), used to notice that a

@@ -346,7 +346,7 @@ impl Daemon<'_> {
         let busy = self.pipeline.in_flight() > 0;
         let recently = self
             .published
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+            .is_some_and(|t| clock::now().duration_since(t) < Duration::from_secs(1));
         let down = self.pipeline.destinations().down();
         let news = down != self.published_down;
         if !force && !news && (recently || (!busy && self.published.is_none())) {

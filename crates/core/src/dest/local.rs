@@ -74,11 +74,13 @@ pub struct LocalFolder {
 
 impl LocalFolder {
     /// Writes `source` to a durable temporary file that commits to `<album>/<name>`.
+    /// Writes `source` to a staged file, with the modification time
+    /// `modified` (set before the file is renamed into place).
     fn write_temp(
         &self,
-        album: &str,
-        name: &str,
+        (album, name): (&str, &str),
         overwrite: bool,
+        modified: Option<std::time::SystemTime>,
         source: &mut (dyn Read + Send),
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
         let mut temp = self.new_temp()?;
@@ -87,6 +89,11 @@ impl LocalFolder {
         temp.as_file_mut()
             .flush()
             .map_err(|e| self.io_err(&path, e))?;
+        if let Some(t) = modified {
+            temp.as_file()
+                .set_modified(t)
+                .map_err(|e| self.io_err(&path, e))?;
+        }
         temp.as_file()
             .sync_all()
             .map_err(|e| self.io_err(&path, e))?;
@@ -209,9 +216,12 @@ impl LocalFolder {
             }
             Err(e) => return Err(self.io_err(staging, e)),
         }
-        tempfile::Builder::new()
-            .prefix("upload-")
-            .suffix(".part")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("upload-").suffix(".part");
+        if let Some(mode) = crate::platform::new_file_permissions() {
+            builder.permissions(mode);
+        }
+        builder
             .tempfile_in(staging)
             .map_err(|e| self.io_err(staging, e))
     }
@@ -396,7 +406,12 @@ impl Destination for LocalFolder {
         upload: &Upload<'_>,
         source: &mut (dyn Read + Send),
     ) -> Result<(Box<dyn Staged>, u64), DestError> {
-        self.write_temp(upload.album, upload.name, upload.overwrite, source)
+        self.write_temp(
+            (upload.album, upload.name),
+            upload.overwrite,
+            upload.modified,
+            source,
+        )
     }
 
     fn rename(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
@@ -419,7 +434,9 @@ impl Destination for LocalFolder {
     fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
         let src = self.object(from.0, from.1);
         let mut file = fs::File::open(&src).map_err(|e| self.io_err(&src, e))?;
-        let (staged, _) = self.write_temp(to.0, to.1, false, &mut file)?;
+        // The copy keeps the original's date.
+        let modified = file.metadata().and_then(|m| m.modified()).ok();
+        let (staged, _) = self.write_temp(to, false, modified, &mut file)?;
         staged.commit()
     }
 

@@ -94,6 +94,19 @@ pub struct Upload<'a> {
     /// the entry; otherwise the name must be free when the upload commits,
     /// and [`DestError::NameTaken`] says it no longer was.
     pub overwrite: bool,
+    /// The source's modification time, which the copy keeps where the
+    /// destination can hold it (for many photos the only date they have).
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// A modification time as S3 metadata and WebDAV's `X-OC-Mtime` carry it:
+/// seconds since 1970, with the fraction rclone and Nextcloud read.
+pub(crate) fn mtime_text(t: std::time::SystemTime) -> Option<String> {
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(match d.subsec_nanos() {
+        0 => d.as_secs().to_string(),
+        ns => format!("{}.{ns:09}", d.as_secs()),
+    })
 }
 
 /// What a destination's identity marker says.
@@ -376,6 +389,7 @@ pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
         len: probe.len() as u64,
         hash: hash.as_bytes(),
         overwrite: false,
+        modified: None,
     };
     let write = dest
         .stage(&upload, &mut &probe[..])

@@ -399,6 +399,14 @@ impl Destination for WebDav {
         // The body must own its reader: stream through a pipe from a thread
         // that borrows ours (nothing is held in memory).
         let (pipe_r, mut pipe_w) = io::pipe().map_err(io_err)?;
+        let mut put = self
+            .req("PUT", temp.clone())
+            .timeout(http::timeout_for(upload.len));
+        // The source's date, where the server keeps it (Nextcloud, ownCloud
+        // and rclone read this header; the MOVE into place keeps it).
+        if let Some(mtime) = upload.modified.and_then(super::mtime_text) {
+            put = put.header("X-OC-Mtime", mtime);
+        }
         let (sent, copied) = std::thread::scope(|s| {
             let copier = s.spawn(move || {
                 let r = io::copy(source, &mut pipe_w);
@@ -407,9 +415,7 @@ impl Destination for WebDav {
             });
             let sent = self.send(
                 "upload",
-                self.req("PUT", temp.clone())
-                    .timeout(http::timeout_for(upload.len))
-                    .body(Body::sized(pipe_r, upload.len)),
+                put.body(Body::sized(pipe_r, upload.len)),
                 &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
             );
             (sent, copier.join().expect("the copier does not panic"))

@@ -323,6 +323,23 @@ impl S3 {
         }
     }
 
+    /// The headers of a PUT of `upload`: the condition of a new name, and
+    /// the source's modification time as the `mtime` metadata rclone reads
+    /// (`mtime` holds its text).
+    fn put_headers<'a>(
+        upload: &Upload<'_>,
+        mtime: &'a Option<String>,
+    ) -> Vec<(&'static str, &'a str)> {
+        let mut headers = Self::no_replace(upload);
+        headers.extend(Self::metadata(mtime));
+        headers
+    }
+
+    /// The object metadata headers: the source's modification time.
+    fn metadata(mtime: &Option<String>) -> Option<(&'static str, &str)> {
+        mtime.as_deref().map(|m| ("x-amz-meta-mtime", m))
+    }
+
     /// Remembers a new name written, with the ETag the server gave it.
     fn remember_write(&self, upload: &Upload<'_>, key: &str, resp: &reqwest::blocking::Response) {
         let etag = etag_of(resp);
@@ -401,8 +418,9 @@ impl S3 {
         let digest = Md5::digest(&buf);
         let md5 = base64::engine::general_purpose::STANDARD.encode(digest);
         let url = self.inner.ep.object_url(key, "");
+        let mtime = upload.modified.and_then(super::mtime_text);
         let mut headers = vec![("content-md5", md5.as_str())];
-        headers.extend(Self::no_replace(upload));
+        headers.extend(Self::put_headers(upload, &mtime));
         let resp = self.send(
             "upload",
             "PUT",
@@ -432,13 +450,15 @@ impl S3 {
         let (pipe_r, mut pipe_w) = io::pipe().map_err(io_err)?;
         let len = upload.len;
         let url = self.inner.ep.object_url(key, "");
+        let mtime = upload.modified.and_then(super::mtime_text);
+        let headers = Self::put_headers(upload, &mtime);
         let (sent, guarded) = std::thread::scope(|s| {
             let copier = s.spawn(move || guarded_copy(source, &mut pipe_w, len, upload.hash));
             let sent = self.send(
                 "upload",
                 "PUT",
                 url,
-                &Self::no_replace(upload),
+                &headers,
                 Some((Body::sized(pipe_r, len), len)),
                 &[],
             );

@@ -121,7 +121,9 @@ impl S3 {
         size: u64,
     ) -> Result<String, DestError> {
         let url = self.inner.ep.object_url(key, "uploads=");
-        let resp = self.send("start a multipart upload", "POST", url, &[], None, &[])?;
+        let mtime = upload.modified.and_then(crate::dest::mtime_text);
+        let headers: Vec<_> = Self::metadata(&mtime).into_iter().collect();
+        let resp = self.send("start a multipart upload", "POST", url, &headers, None, &[])?;
         let text = self.read_ok_body("start a multipart upload", resp)?;
         let id = wire::xml_text(&text, "UploadId").ok_or_else(|| DestError::Http {
             name: self.inner.name.clone(),
