@@ -1,5 +1,7 @@
 //! Album modes, name collisions, duplicates and the file filters.
 
+use std::fs;
+
 use crate::support::*;
 
 #[test]
@@ -103,26 +105,46 @@ fn a_file_already_in_the_library_folder_is_never_overwritten() {
 }
 
 #[test]
-fn identical_content_is_stored_once_per_album() {
+fn identical_content_is_sent_once_and_every_name_is_kept() {
+    use std::os::unix::fs::MetadataExt;
     let env = Env::new();
     let data = bytes("same", 30_000);
     env.write("a/IMG_1.jpg", &data);
     env.write("b/copy of IMG_1.jpg", &data);
     env.write("c/other.jpg", &bytes("other", 30_000));
+    env.write("d/IMG_1.jpg", &data);
     env.watch(&[]);
     let summary = env.sync().ok().json();
-    assert_eq!(summary["uploaded"], 2, "the copy's bytes are not sent");
+    assert_eq!(summary["uploaded"], 2, "the copies' bytes are not sent");
     assert_eq!(
-        summary["linked"], 1,
-        "the copy is recorded as already in the album"
+        summary["linked"], 2,
+        "the copies are recorded as already in the album"
     );
     assert_eq!(summary["bytes_uploaded"], 60_000);
     let lib = env.library_files();
-    assert_eq!(lib.len(), 2, "{lib:?}");
+    assert_eq!(
+        lib.keys().collect::<Vec<_>>(),
+        [
+            "Photos/IMG_1.jpg",
+            "Photos/copy of IMG_1.jpg",
+            "Photos/other.jpg"
+        ],
+        "every name the user had is in the album, the same name once"
+    );
+    let inode = |n: &str| {
+        fs::metadata(env.library().join("Photos").join(n))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(
+        inode("IMG_1.jpg"),
+        inode("copy of IMG_1.jpg"),
+        "a hard link: the content is stored once"
+    );
     let st = env.status();
     assert_eq!(
-        st["watches"][0]["uploaded"], 3,
-        "all three files count as backed up"
+        st["watches"][0]["uploaded"], 4,
+        "all four files count as backed up"
     );
 }
 

@@ -101,26 +101,38 @@ fn sockets_and_device_files_are_skipped_with_a_reason_and_never_read() {
 
 #[test]
 fn hard_links_are_backed_up_and_deleting_one_name_keeps_the_content() {
+    use std::os::unix::fs::MetadataExt;
     let env = Env::new();
     let data = bytes("linked", 5000);
     let a = env.write("a.jpg", &data);
     fs::hard_link(&a, env.src.join("b.jpg")).unwrap();
     env.watch(&["--on-delete", "remove"]);
-    env.sync().ok();
+    let s = env.sync().ok().json();
+    assert_eq!(s["bytes_uploaded"], 5000, "the content is sent once: {s}");
     let lib = env.library_files();
+    assert_eq!(lib.get("Photos/a.jpg"), Some(&hash(&data)), "{lib:?}");
     assert_eq!(
-        lib.values().filter(|h| **h == hash(&data)).count(),
-        1,
-        "one content, stored once in the album: {lib:?}"
+        lib.get("Photos/b.jpg"),
+        Some(&hash(&data)),
+        "both names: {lib:?}"
+    );
+    let inode = |n: &str| {
+        fs::metadata(env.library().join("Photos").join(n))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(
+        inode("a.jpg"),
+        inode("b.jpg"),
+        "stored once, as a hard link"
     );
     fs::remove_file(&a).unwrap();
     env.sync().ok();
+    let lib = env.library_files();
+    assert!(!lib.contains_key("Photos/a.jpg"), "{lib:?}");
     assert_eq!(
-        env.library_files()
-            .values()
-            .filter(|h| **h == hash(&data))
-            .count(),
-        1,
+        lib.get("Photos/b.jpg"),
+        Some(&hash(&data)),
         "b.jpg still needs the content: it stays"
     );
     assert_eq!(

@@ -446,6 +446,23 @@ fn a_200_mib_video_goes_up_in_parts_and_leaves_no_unfinished_upload() {
 }
 
 #[test]
+fn identical_content_under_another_name_is_a_server_side_copy() {
+    let (env, garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    let photo = bytes("cover", 300_000);
+    env.write("IMG_0001.JPG", &photo);
+    env.write("Selects/Cover.jpg", &photo);
+    env.watch(&["--album", "Trip", "--dest", "garage"]);
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["bytes_uploaded"], 300_000, "sent once: {s}");
+    assert_eq!(
+        garage.objects(),
+        map(&[("Trip/IMG_0001.JPG", &photo), ("Trip/Cover.jpg", &photo)]),
+        "no name the user had is missing"
+    );
+}
+
+#[test]
 fn objects_keep_the_source_date_as_rclone_reads_it() {
     let (env, garage) = setup();
     add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();

@@ -233,13 +233,13 @@ fn a_100k_file_deletion_under_remove_policy_is_held_not_executed() {
             fs::write(dir.join(format!("{i}.jpg")), b"x").unwrap();
         }
     }
-    // Identical content is stored once per album: 100 album objects that
-    // 100,000 files point at, each of which would be removed with its
-    // last file.
+    // Identical content is sent once per album and kept under every name
+    // (hard links): 100,000 album names, each of which would be removed
+    // with its file.
     env.watch(&["--on-delete", "remove", "--mode", "per-folder"]);
     env.run(["sync", "--settle", "0s"]).ok();
     let before = env.library_files();
-    assert_eq!(before.len(), 100);
+    assert_eq!(before.len(), 100_000);
     for d in 0..100 {
         fs::remove_dir_all(env.src.join(format!("d{d:02}"))).unwrap();
     }

@@ -431,8 +431,22 @@ impl Destination for LocalFolder {
         self.tidy_album(from.0)
     }
 
+    /// A hard link where the file system has them (the bytes are stored
+    /// once; replacing or deleting one name leaves the other), else a copy
+    /// of the bytes. Either way an existing name is never replaced.
     fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
         let src = self.object(from.0, from.1);
+        let dir = self.album_dir(to.0)?;
+        let dst = dir.join(to.1);
+        match fs::hard_link(&src, &dst) {
+            Ok(()) => return sync_dir(&dir).map_err(|e| self.io_err(&dir, e)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(self.name_taken(to.0, to.1));
+            }
+            // No hard links here (FAT, exFAT, some network shares), or
+            // across a mount inside the destination: copy the bytes.
+            Err(_) => {}
+        }
         let mut file = fs::File::open(&src).map_err(|e| self.io_err(&src, e))?;
         // The copy keeps the original's date.
         let modified = file.metadata().and_then(|m| m.modified()).ok();

@@ -181,8 +181,10 @@ impl Pipeline<'_> {
                 self.start_on(job, slot, hash, entry, OpKind::Move, Arc::default());
             }
             Plan::Copy { from, to, adopt } => {
+                let own = current.is_some_and(|c| c.id == from.id);
+                let outcome = if own { Outcome::Moved } else { Outcome::Linked };
                 let from = (from.album.clone(), from.name.clone());
-                self.start_new(slot, dest, Some(from), to, adopt)?;
+                self.start_new(slot, dest, Some((from, outcome)), to, adopt)?;
             }
             Plan::Upload { to, adopt } => self.start_new(slot, dest, None, to, adopt)?,
         }
@@ -232,7 +234,7 @@ impl Pipeline<'_> {
         &mut self,
         slot: Slot,
         dest: Arc<dyn crate::dest::Destination>,
-        copy_from: Option<(String, String)>,
+        copy_from: Option<((String, String), Outcome)>,
         to: Target<'_>,
         adopt: bool,
     ) -> Result<()> {
@@ -255,10 +257,10 @@ impl Pipeline<'_> {
         };
         let token = slot.file.id as u64;
         let kind = OpKind::New {
-            copy: copy_from.is_some(),
+            copied: copy_from.as_ref().map(|(_, outcome)| *outcome),
         };
         let (job, progress) = match copy_from {
-            Some(from) => (
+            Some((from, _)) => (
                 Job::Relocate {
                     token,
                     dest,
@@ -344,9 +346,13 @@ impl Pipeline<'_> {
                     // The album already held this content under this name
                     // (the store was rebuilt): recorded, nothing sent.
                     (Transfer::Adopted, _) => (Outcome::Linked, 0),
-                    (Transfer::Sent(n), OpKind::Move | OpKind::New { copy: true }) => {
-                        (Outcome::Moved, n)
-                    }
+                    (Transfer::Sent(n), OpKind::Move) => (Outcome::Moved, n),
+                    (
+                        Transfer::Sent(n),
+                        OpKind::New {
+                            copied: Some(outcome),
+                        },
+                    ) => (outcome, n),
                     (Transfer::Sent(n), _) => (Outcome::Uploaded, n),
                 };
                 self.done(&slot, &entry, outcome, bytes);

@@ -70,8 +70,12 @@ struct InFlight {
 }
 
 enum OpKind {
-    /// A new entry was reserved for this upload or copy.
-    New { copy: bool },
+    /// A new entry was reserved for this upload or copy; a copy is reported
+    /// as `copied` (moved: the file's own content; linked: the same content
+    /// under another name).
+    New {
+        copied: Option<crate::events::Outcome>,
+    },
     /// The file's own entry is being overwritten with new content.
     Replace {
         old_hash: Option<Hash>,

@@ -58,9 +58,11 @@ pub(super) enum Target<'a> {
 pub(super) enum Plan<'a> {
     /// Stored as it is: nothing to do.
     Unchanged(&'a EntryRow),
-    /// The album holds the content already: the item is recorded there,
-    /// nothing is sent. `moved`: it is the item's own content under another
-    /// name (a rename or move inside the watch).
+    /// The album holds the content already under the item's name (or a
+    /// numbered form of it; or under any name, where the destination
+    /// cannot copy): the item is recorded there, nothing is sent. `moved`:
+    /// it is the item's own content under another name (a rename or move
+    /// inside the watch).
     Link { to: &'a EntryRow, moved: bool },
     /// The same content is on its way into the album for another file:
     /// wait for it, then link.
@@ -75,7 +77,9 @@ pub(super) enum Plan<'a> {
     },
     /// Same content, new place: move the object on the destination.
     Move(&'a EntryRow),
-    /// A new object copied from one the destination holds.
+    /// A new object copied from one the destination holds: the item's own
+    /// entry elsewhere, or the same content under another name, so that
+    /// every name the user had is kept without sending the bytes again.
     Copy {
         from: &'a EntryRow,
         to: Target<'a>,
@@ -104,7 +108,11 @@ pub(super) fn plan<'a>(item: &Item<'_>, known: &Known<'a>, can: Capabilities) ->
         if twin.state == EntryState::Reserved && known.twin_in_flight && known.may_wait {
             return Plan::Wait(twin);
         }
-        if present(twin) {
+        // The album holds the content already. Under the item's own name
+        // (or a numbered form of it) it is linked: nothing is sent, no name
+        // is missing. Under another name, the item's name is added by a
+        // server-side copy below, unless the destination cannot copy.
+        if present(twin) && (twin.base_name == item.base || !can.server_side_copy) {
             let moved = known.current.is_some_and(|c| c.hash == hash);
             return Plan::Link { to: twin, moved };
         }
@@ -131,10 +139,14 @@ pub(super) fn plan<'a>(item: &Item<'_>, known: &Known<'a>, can: Capabilities) ->
     // back and proven to be this content: a name reserved before, or any
     // name for an item the ledger has never seen (the store was rebuilt).
     let adopt = can.reads_back && (known.reservation.is_some() || known.current.is_none());
-    match known.current {
-        Some(from) if can.server_side_copy && from.hash == hash && present(from) => {
-            Plan::Copy { from, to, adopt }
-        }
+    // The content is on the destination already (the item's own entry
+    // elsewhere, or a twin under another name): copy it there.
+    let copy_from = known
+        .current
+        .filter(|c| c.hash == hash && present(c))
+        .or(known.twin.filter(|t| t.hash == hash && present(t)));
+    match copy_from {
+        Some(from) if can.server_side_copy => Plan::Copy { from, to, adopt },
         _ => Plan::Upload { to, adopt },
     }
 }
@@ -235,6 +247,9 @@ mod tests {
         moving.moving_from = Some(("Old".into(), "IMG.jpg".into()));
         let moving = leak(moving);
         let twin = leak(present(2, "Trip", "COPY.jpg", A));
+        let mut numbered_twin = present(2, "Trip", "IMG (2).jpg", A);
+        numbered_twin.base_name = "IMG.jpg".into();
+        let numbered_twin = leak(numbered_twin);
         let twin_on_its_way = leak(reserved(2, "Trip", "COPY.jpg", A));
         let twin_deleting = leak(entry(2, "Trip", "COPY.jpg", A, EntryState::Deleting));
         let reservation = leak(reserved(3, "Trip", "IMG.jpg", A));
@@ -279,8 +294,35 @@ mod tests {
                     ..known()
                 },
                 can: FULL,
+                want: Plan::Copy {
+                    from: twin,
+                    to: Target::FreeName,
+                    adopt: true,
+                },
+            },
+            Case {
+                what: "content the album holds under another name, on a destination without copy",
+                hash: A,
+                known: Known {
+                    twin: Some(twin),
+                    ..known()
+                },
+                can: NO_COPY,
                 want: Plan::Link {
                     to: twin,
+                    moved: false,
+                },
+            },
+            Case {
+                what: "a new file whose content the album holds under its own name, numbered",
+                hash: A,
+                known: Known {
+                    twin: Some(numbered_twin),
+                    ..known()
+                },
+                can: FULL,
+                want: Plan::Link {
+                    to: numbered_twin,
                     moved: false,
                 },
             },
@@ -293,13 +335,24 @@ mod tests {
                     ..known()
                 },
                 can: FULL,
+                want: Plan::Move(renamed_from),
+            },
+            Case {
+                what: "a renamed file whose content the album holds under its new name",
+                hash: A,
+                known: Known {
+                    current: Some(renamed_from),
+                    twin: Some(numbered_twin),
+                    ..known()
+                },
+                can: FULL,
                 want: Plan::Link {
-                    to: twin,
+                    to: numbered_twin,
                     moved: true,
                 },
             },
             Case {
-                what: "an edited file whose new content the album holds",
+                what: "an edited file whose new content the album holds under another name",
                 hash: A,
                 known: Known {
                     current: Some(old_version),
@@ -307,9 +360,9 @@ mod tests {
                     ..known()
                 },
                 can: FULL,
-                want: Plan::Link {
-                    to: twin,
-                    moved: false,
+                want: Plan::Replace {
+                    entry: old_version,
+                    overwrite: true,
                 },
             },
             Case {
