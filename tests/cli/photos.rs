@@ -39,3 +39,57 @@ fn copies_keep_the_source_date_and_are_readable_like_cp_makes_them() {
     assert_eq!(s["uploaded"], 1);
     assert_eq!(mtime(&lib.join("Home/IMG_2.jpg")), edited);
 }
+
+/// Runs ImageMagick's `convert` (installed by scripts/install-deps).
+fn convert(args: &[&str]) {
+    let st = std::process::Command::new("convert")
+        .args(args)
+        .status()
+        .expect("ImageMagick is installed (scripts/install-deps)");
+    assert!(st.success(), "convert {args:?}");
+}
+
+#[test]
+fn a_file_whose_name_says_nothing_is_typed_by_content_and_every_ignored_file_is_named() {
+    let env = Env::new();
+    fs::create_dir_all(&env.src).unwrap();
+    let at = |name: &str| env.src.join(name).display().to_string();
+    // A scanner's JPEG without extension, a Photoshop file, an SVG.
+    convert(&["-size", "16x16", "xc:red", &format!("jpg:{}", at("scan0001"))]);
+    convert(&["-size", "16x16", "xc:blue", &format!("psd:{}", at("cover.psd"))]);
+    env.write(
+        "logo.svg",
+        br#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>"#,
+    );
+    // Left out, each with its reason.
+    env.write("notes", b"shopping list\n");
+    env.write("edit.xcf", b"gimp xcf v011\0\0\0\0");
+    env.write(".DS_Store", b"junk");
+    env.write("clip.mp4.part", b"half a video");
+    env.write(".thumbnails/a.jpg", &bytes("thumb", 100));
+    env.watch(&[]);
+    let run = env.sync().ok();
+    let lib = env.library_files();
+    assert_eq!(
+        lib.keys().collect::<Vec<_>>(),
+        ["Photos/cover.psd", "Photos/logo.svg", "Photos/scan0001"],
+        "{lib:?}"
+    );
+    let ignored: std::collections::BTreeMap<String, String> = run
+        .events("file_ignored")
+        .iter()
+        .map(|e| {
+            let path = e["path"].as_str().unwrap();
+            let name = path.rsplit('/').next().unwrap().to_string();
+            (name, e["reason"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        ignored.keys().collect::<Vec<_>>(),
+        [".DS_Store", ".thumbnails", "clip.mp4.part", "edit.xcf", "notes"],
+        "every ignored file and folder is named: {ignored:?}"
+    );
+    assert!(ignored["notes"].contains("--all-files"), "{ignored:?}");
+    assert!(ignored["clip.mp4.part"].contains("unfinished download"));
+    assert_eq!(run.json()["ignored"], 5);
+}

@@ -297,7 +297,7 @@ pub fn preview(
     all_files: bool,
     max_entries: usize,
 ) -> Vec<AlbumPreview> {
-    use crate::filter::{ignore_dir, ignore_file};
+    use crate::filter::{Verdict, ignore_dir, judge_file, media_file};
     let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
@@ -307,7 +307,13 @@ pub fn preview(
         })
         .take(max_entries);
     for e in walker.flatten() {
-        if !e.file_type().is_file() || ignore_file(e.file_name(), all_files).is_some() {
+        let taken = e.file_type().is_file()
+            && match judge_file(e.file_name(), all_files) {
+                Verdict::Take => true,
+                Verdict::Ignore(_) => false,
+                Verdict::ByContent => media_file(e.path()),
+            };
+        if !taken {
             continue;
         }
         let name = match mode {

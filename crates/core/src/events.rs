@@ -64,6 +64,12 @@ pub enum Event {
         path: String,
         reason: String,
     },
+    /// A file or folder a scan left out on purpose (junk, hidden, not a
+    /// photo or video), and why.
+    FileIgnored {
+        path: String,
+        reason: String,
+    },
     FileRemoved {
         album: String,
         name: String,

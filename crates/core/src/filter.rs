@@ -1,7 +1,11 @@
 //! Which directory entries a watch takes: hidden files, OS junk and partial
-//! downloads are always ignored; by default only photos and videos are taken.
+//! downloads are always ignored; by default only photos and videos are taken,
+//! known by their extension (every type Immich accepts, and more RAW), or by
+//! their content where the extension is missing or unknown.
 
 use std::ffi::OsStr;
+use std::io::Read;
+use std::path::Path;
 
 /// Why an entry is left out without being an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,23 +14,66 @@ pub enum Ignored {
     Junk,
     Partial,
     NotMedia,
+    /// A link to a file inside the watch, which is backed up by its own name.
+    LinkInside,
+}
+
+impl Ignored {
+    /// Why, for the user: what the file is and, where there is one, how to
+    /// have it backed up after all.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Ignored::Hidden => "hidden (its name starts with a dot)",
+            Ignored::Junk => "a file or folder the system keeps for itself, not a photo",
+            Ignored::Partial => "an unfinished download or temporary file",
+            Ignored::NotMedia => {
+                "not a photo or video; add the folder with --all-files to back up every file"
+            }
+            Ignored::LinkInside => {
+                "a link to a file inside the watched folder, which is backed up by its own name"
+            }
+        }
+    }
+}
+
+/// What a file's name says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Take,
+    Ignore(Ignored),
+    /// No extension, or one that says nothing: its first bytes decide
+    /// ([`media_by_content`]).
+    ByContent,
 }
 
 const JUNK: &[&str] = &["thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"];
 const PARTIAL_EXT: &[&str] = &["part", "crdownload", "tmp", "partial", "download", "!ut"];
 
-/// Photo formats, including HEIF/AVIF/WebP/JPEG XL and camera RAW.
+/// Photo formats: every image type Immich's server accepts (PSD and SVG
+/// included), HEIF/AVIF/WebP/JPEG XL and camera RAW.
 const PHOTO_EXT: &[&str] = &[
     "jpg", "jpeg", "jpe", "jfif", "png", "gif", "bmp", "tif", "tiff", "webp", "heic", "heif",
-    "hif", "avif", "jxl", "jp2", // RAW
-    "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "orf", "rw2", "raf", "pef",
-    "ptx", "srw", "x3f", "3fr", "fff", "iiq", "mos", "mef", "mrw", "rwl", "erf", "dcr", "kdc",
-    "raw",
+    "hif", "avif", "jxl", "jp2", "psd", "svg", "insp", // RAW
+    "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "orf", "ori", "rw2", "raf",
+    "pef", "ptx", "srw", "x3f", "3fr", "fff", "iiq", "mos", "mef", "mrw", "rwl", "erf", "dcr",
+    "kdc", "k25", "ari", "cap", "cin", "raw",
 ];
 const VIDEO_EXT: &[&str] = &[
-    "mp4", "m4v", "mov", "qt", "avi", "mkv", "webm", "mts", "m2ts", "ts", "3gp", "3g2", "wmv",
-    "mpg", "mpeg", "flv", "hevc", "insv", "vob", "ogv",
+    "mp4", "m4v", "mov", "qt", "avi", "mkv", "webm", "mts", "m2ts", "ts", "3gp", "3gpp", "3g2",
+    "wmv", "mpg", "mpeg", "mpe", "flv", "hevc", "insv", "vob", "ogv",
 ];
+/// Extensions that say a file is something else: not worth reading to
+/// find out (a folder of documents is rescanned without opening them).
+const OTHER_EXT: &[&str] = &[
+    "txt", "md", "pdf", "doc", "docx", "odt", "rtf", "xls", "xlsx", "ods", "csv", "ppt", "pptx",
+    "odp", "json", "xml", "html", "htm", "css", "js", "log", "ini", "cfg", "conf", "db", "sqlite",
+    "xmp", "aae", "thm", "lrv", "zip", "7z", "rar", "gz", "tar", "bz2", "xz", "exe", "dll", "so",
+    "dylib", "iso", "dmg", "mp3", "wav", "flac", "aac", "m4a", "ogg", "opus", "url", "lnk", "pp3",
+    "dop", "xcf", "kra", "afphoto",
+];
+
+/// How many first bytes decide a file's type by content.
+pub const SNIFF_BYTES: usize = 8192;
 
 fn extension_lower(name: &str) -> Option<String> {
     let (stem, ext) = name.rsplit_once('.')?;
@@ -46,8 +93,52 @@ pub fn ignore_dir(name: &OsStr) -> Option<Ignored> {
     None
 }
 
-/// Decides for a regular file: `Some` when it is not backed up.
+/// Decides for a regular file, by its name alone: `Some` when it is
+/// certainly not backed up (one whose type its content decides may be).
 pub fn ignore_file(name: &OsStr, all_files: bool) -> Option<Ignored> {
+    match judge_file(name, all_files) {
+        Verdict::Ignore(why) => Some(why),
+        Verdict::Take | Verdict::ByContent => None,
+    }
+}
+
+/// Decides for a regular file by its name.
+pub fn judge_file(name: &OsStr, all_files: bool) -> Verdict {
+    match judge_name(name, all_files) {
+        Some(why) => Verdict::Ignore(why),
+        None if all_files => Verdict::Take,
+        None => {
+            let name = name.to_string_lossy();
+            match extension_lower(&name).as_deref() {
+                Some(e) if PHOTO_EXT.contains(&e) || VIDEO_EXT.contains(&e) => Verdict::Take,
+                Some(e) if OTHER_EXT.contains(&e) => Verdict::Ignore(Ignored::NotMedia),
+                _ => Verdict::ByContent,
+            }
+        }
+    }
+}
+
+/// True when a file's first bytes are those of a photo or video (a
+/// scanner's JPEG without extension, a photo renamed `.bin`).
+pub fn media_by_content(head: &[u8]) -> bool {
+    infer::is_image(head) || infer::is_video(head)
+}
+
+/// Reads the first bytes of `path` and decides by them. A file that cannot
+/// be read is taken: its upload then says why it cannot be backed up,
+/// rather than it vanishing without a word.
+pub fn media_file(path: &Path) -> bool {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    match std::fs::File::open(path).and_then(|f| f.take(SNIFF_BYTES as u64).read_to_end(&mut head))
+    {
+        Ok(_) => media_by_content(&head),
+        Err(_) => true,
+    }
+}
+
+/// The name rules: junk, hidden and partial files always; and, without
+/// `all_files`, nothing here yet on the type.
+fn judge_name(name: &OsStr, _all_files: bool) -> Option<Ignored> {
     let name = name.to_string_lossy();
     if name.starts_with("._") || name.eq_ignore_ascii_case(".DS_Store") {
         return Some(Ignored::Junk);
@@ -66,13 +157,7 @@ pub fn ignore_file(name: &OsStr, all_files: bool) -> Option<Ignored> {
     if ext.as_deref().is_some_and(|e| PARTIAL_EXT.contains(&e)) {
         return Some(Ignored::Partial);
     }
-    if all_files {
-        return None;
-    }
-    match ext.as_deref() {
-        Some(e) if PHOTO_EXT.contains(&e) || VIDEO_EXT.contains(&e) => None,
-        _ => Some(Ignored::NotMedia),
-    }
+    None
 }
 
 #[cfg(test)]
@@ -117,13 +202,40 @@ mod tests {
     #[test]
     fn non_media_needs_all_files() {
         assert_eq!(file("notes.txt"), Some(Ignored::NotMedia));
-        assert_eq!(file("README"), Some(Ignored::NotMedia));
+        assert_eq!(
+            judge_file(OsStr::new("README"), false),
+            Verdict::ByContent,
+            "no extension: the content decides"
+        );
+        assert_eq!(
+            judge_file(OsStr::new("scan.0001"), false),
+            Verdict::ByContent
+        );
+        assert_eq!(judge_file(OsStr::new("cover.PSD"), false), Verdict::Take);
+        assert_eq!(judge_file(OsStr::new("logo.svg"), false), Verdict::Take);
+        assert_eq!(
+            judge_file(OsStr::new("edit.xcf"), false),
+            Verdict::Ignore(Ignored::NotMedia)
+        );
         assert_eq!(
             file(".jpg"),
             Some(Ignored::Hidden),
             "a bare extension is a hidden file"
         );
         assert_eq!(ignore_file(OsStr::new("notes.txt"), true), None);
+    }
+
+    #[test]
+    fn content_decides_for_files_whose_name_says_nothing() {
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
+        ];
+        assert!(media_by_content(&jpeg));
+        let mut mp4 = vec![0, 0, 0, 0x18];
+        mp4.extend_from_slice(b"ftypmp42\0\0\0\0mp42isom");
+        assert!(media_by_content(&mp4));
+        assert!(!media_by_content(b"just some notes\n"));
+        assert!(!media_by_content(b""));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use walkdir::{DirEntry, WalkDir};
 use crate::coalesce::Rescan;
 use crate::error::Result;
 use crate::events::Event;
-use crate::filter::{ignore_dir, ignore_file};
+use crate::filter::{Ignored, Verdict, ignore_dir, judge_file, media_file};
 use crate::platform::{
     Fingerprint, birth_time_ns, dir_identity, is_symlink_loop, os_to_bytes, special_kind,
 };
@@ -229,10 +229,13 @@ pub fn mark_missing(
     Ok(())
 }
 
+/// Folders a walk did not descend into, and why.
+type IgnoredDirs = std::cell::RefCell<Vec<(PathBuf, Ignored)>>;
+
 fn walker(
     start: &Path,
     max_depth: usize,
-    ignored_dirs: &std::cell::Cell<u64>,
+    ignored_dirs: &IgnoredDirs,
 ) -> impl Iterator<Item = walkdir::Result<DirEntry>> {
     WalkDir::new(start)
         .follow_links(false)
@@ -246,19 +249,22 @@ fn walker(
         })
         .into_iter()
         .filter_entry(move |e| {
-            let skip =
-                e.depth() > 0 && e.file_type().is_dir() && ignore_dir(e.file_name()).is_some();
-            if skip {
-                ignored_dirs.set(ignored_dirs.get() + 1);
+            let skip = (e.depth() > 0 && e.file_type().is_dir())
+                .then(|| ignore_dir(e.file_name()))
+                .flatten();
+            if let Some(why) = skip {
+                ignored_dirs
+                    .borrow_mut()
+                    .push((e.path().to_path_buf(), why));
             }
-            !skip
+            skip.is_none()
         })
 }
 
 impl Scan<'_> {
     /// Walks the tree at `start`, reconciling each directory.
     fn walk(&mut self, start: &Path) -> Result<()> {
-        let ignored_dirs = std::cell::Cell::new(0u64);
+        let ignored_dirs = IgnoredDirs::default();
         let mut batch: Option<DirBatch> = None;
         for item in walker(start, usize::MAX, &ignored_dirs) {
             match item {
@@ -283,15 +289,27 @@ impl Scan<'_> {
         if let Some(b) = batch.take() {
             self.reconcile_dir(b)?;
         }
-        self.stats.ignored += ignored_dirs.get();
+        for (path, why) in ignored_dirs.into_inner() {
+            self.ignore(&path, why);
+        }
         Ok(())
+    }
+
+    /// Counts an entry left out on purpose and says so.
+    fn ignore(&mut self, path: &Path, why: Ignored) {
+        self.stats.ignored += 1;
+        tracing::debug!("ignored {}: {}", path.display(), why.reason());
+        (self.emit)(&Event::FileIgnored {
+            path: path.display().to_string(),
+            reason: why.reason().to_string(),
+        });
     }
 
     /// Reconciles the files of one directory, scans subdirectories that are
     /// new, and marks subdirectories that vanished.
     fn walk_one_level(&mut self, rel: &[u8]) -> Result<()> {
         let dir = rel_path(&self.watch.root, rel);
-        let ignored_dirs = std::cell::Cell::new(0u64);
+        let ignored_dirs = IgnoredDirs::default();
         let mut batch = DirBatch {
             path: dir.clone(),
             unreadable: None,
@@ -444,9 +462,18 @@ impl Scan<'_> {
     /// vanished). `Some((fp, birth, None))`: a file to back up. `Some((fp,
     /// birth, Some(reason)))`: something we cannot back up, with the reason.
     fn classify(&mut self, entry: &DirEntry) -> Option<(Fingerprint, Option<i64>, Option<String>)> {
-        if ignore_file(entry.file_name(), self.watch.all_files).is_some() {
-            self.stats.ignored += 1;
-            return None;
+        match judge_file(entry.file_name(), self.watch.all_files) {
+            Verdict::Take => {}
+            Verdict::Ignore(why) => {
+                self.ignore(entry.path(), why);
+                return None;
+            }
+            Verdict::ByContent => {
+                if entry.file_type().is_file() && !media_file(entry.path()) {
+                    self.ignore(entry.path(), Ignored::NotMedia);
+                    return None;
+                }
+            }
         }
         let meta = entry.metadata().ok()?;
         let (fp, skip) = self.classify_kind(entry, &meta)?;
@@ -466,8 +493,7 @@ impl Scan<'_> {
         if ft.is_symlink() {
             return match fs::canonicalize(entry.path()) {
                 Ok(target) if target.starts_with(&self.watch.root) => {
-                    // The target is backed up on its own.
-                    self.stats.ignored += 1;
+                    self.ignore(entry.path(), Ignored::LinkInside);
                     None
                 }
                 Ok(target) => Some((fp, Some(format!(
