@@ -55,8 +55,18 @@ fn a_file_whose_name_says_nothing_is_typed_by_content_and_every_ignored_file_is_
     fs::create_dir_all(&env.src).unwrap();
     let at = |name: &str| env.src.join(name).display().to_string();
     // A scanner's JPEG without extension, a Photoshop file, an SVG.
-    convert(&["-size", "16x16", "xc:red", &format!("jpg:{}", at("scan0001"))]);
-    convert(&["-size", "16x16", "xc:blue", &format!("psd:{}", at("cover.psd"))]);
+    convert(&[
+        "-size",
+        "16x16",
+        "xc:red",
+        &format!("jpg:{}", at("scan0001")),
+    ]);
+    convert(&[
+        "-size",
+        "16x16",
+        "xc:blue",
+        &format!("psd:{}", at("cover.psd")),
+    ]);
     env.write(
         "logo.svg",
         br#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>"#,
@@ -86,10 +96,71 @@ fn a_file_whose_name_says_nothing_is_typed_by_content_and_every_ignored_file_is_
         .collect();
     assert_eq!(
         ignored.keys().collect::<Vec<_>>(),
-        [".DS_Store", ".thumbnails", "clip.mp4.part", "edit.xcf", "notes"],
+        [
+            ".DS_Store",
+            ".thumbnails",
+            "clip.mp4.part",
+            "edit.xcf",
+            "notes"
+        ],
         "every ignored file and folder is named: {ignored:?}"
     );
     assert!(ignored["notes"].contains("--all-files"), "{ignored:?}");
     assert!(ignored["clip.mp4.part"].contains("unfinished download"));
     assert_eq!(run.json()["ignored"], 5);
+}
+
+#[test]
+fn live_photo_pairs_of_one_name_keep_one_number_per_pair() {
+    let env = Env::new();
+    let mut want = std::collections::BTreeMap::new();
+    for (i, card) in ["100APPLE", "101APPLE", "102APPLE"].iter().enumerate() {
+        let n = match i {
+            0 => String::new(),
+            i => format!(" ({})", i + 1),
+        };
+        for ext in ["HEIC", "MOV"] {
+            let data = bytes(&format!("{card}{ext}"), 2000);
+            env.write(&format!("{card}/IMG_1234.{ext}"), &data);
+            want.insert(format!("Phone/IMG_1234{n}.{ext}"), hash(&data));
+        }
+    }
+    env.watch(&["--album", "Phone"]);
+    env.sync().ok();
+    assert_eq!(env.library_files(), want, "each pair shares its number");
+}
+
+#[test]
+fn a_raw_and_its_jpeg_take_one_number_and_sidecars_keep_their_photo_s_name() {
+    let env = Env::new();
+    let mut want = std::collections::BTreeMap::new();
+    let mut put = |rel: &str, stored: &str| {
+        let data = bytes(rel, 1500);
+        env.write(rel, &data);
+        want.insert(format!("Cards/{stored}"), hash(&data));
+    };
+    // May's card shot RAW only; June's shot RAW+JPEG with the same numbers.
+    put("2024-05/IMG_0003.CR2", "IMG_0003.CR2");
+    put("2024-06/IMG_0003.CR2", "IMG_0003 (2).CR2");
+    put("2024-06/IMG_0003.JPG", "IMG_0003 (2).JPG");
+    // Sidecars come by default, and follow their photo's number.
+    put("2024-05/IMG_0001.CR2", "IMG_0001.CR2");
+    put("2024-05/IMG_0001.CR2.xmp", "IMG_0001.CR2.xmp");
+    put("2024-06/IMG_0001.CR2", "IMG_0001 (2).CR2");
+    put("2024-06/IMG_0001.CR2.xmp", "IMG_0001 (2).CR2.xmp");
+    put("2024-06/IMG_0001.xmp", "IMG_0001 (2).xmp");
+    // Another item of that stem, whose names are all free: no number.
+    put("Takeout/IMG_0001.jpg", "IMG_0001.jpg");
+    put("Takeout/IMG_0001.jpg.json", "IMG_0001.jpg.json");
+    put(
+        "Takeout/IMG_0001.jpg.supplemental-metadata.json",
+        "IMG_0001.jpg.supplemental-metadata.json",
+    );
+    // An orphan sidecar is backed up alone; other JSON is not a sidecar.
+    put("2024-06/IMG_0009.AAE", "IMG_0009.AAE");
+    env.write("Takeout/print-subscriptions.json", b"{}");
+    env.watch(&["--album", "Cards"]);
+    let s = env.sync().ok().json();
+    assert_eq!(env.library_files(), want, "{s}");
+    assert_eq!(s["ignored"], 1, "{s}");
 }

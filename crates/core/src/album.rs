@@ -168,21 +168,6 @@ pub fn name_key(album: &str, name: &str) -> String {
     format!("{}/{}", fold(album), fold(name))
 }
 
-/// The name to try for the `n`-th file (n ≥ 2) of the same name in one album:
-/// `IMG_0001 (2).jpg`, `README (3)`.
-/// The stem is shortened (on a character boundary) when the number would
-/// push the name past 255 bytes, the limit of every file system.
-pub fn numbered(base: &str, n: u32) -> String {
-    let (stem, ext) = match base.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
-        _ => (base, String::new()),
-    };
-    let suffix = format!(" ({n}){ext}");
-    let mut stem = stem.to_string();
-    truncate_on_char(&mut stem, 255usize.saturating_sub(suffix.len()));
-    stem + &suffix
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,21 +203,6 @@ mod tests {
     fn long_album_names_are_cut_on_a_char_boundary() {
         let s = sanitize_album(&"é".repeat(300));
         assert!(s.len() <= MAX_NAME_BYTES && s.chars().all(|c| c == 'é'));
-    }
-
-    #[test]
-    fn numbered_names_keep_the_extension() {
-        assert_eq!(numbered("IMG_0001.jpg", 2), "IMG_0001 (2).jpg");
-        assert_eq!(numbered("archive.tar.gz", 3), "archive.tar (3).gz");
-        assert_eq!(numbered("README", 2), "README (2)");
-        assert_eq!(numbered(".profile", 2), ".profile (2)");
-        let long = format!("{}.jpg", "é".repeat(125)); // 254 bytes
-        let n = numbered(&long, 12);
-        assert!(n.len() <= 255, "{} bytes", n.len());
-        assert!(
-            n.ends_with("é (12).jpg"),
-            "cut on a char boundary, number kept: {n}"
-        );
     }
 
     #[test]

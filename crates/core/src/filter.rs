@@ -72,6 +72,39 @@ const OTHER_EXT: &[&str] = &[
     "dop", "xcf", "kra", "afphoto",
 ];
 
+/// Sidecars, taken by default with their photo (or alone): darktable's,
+/// Lightroom's and digiKam's XMP, and iOS edit instructions.
+const SIDECAR_EXT: &[&str] = &["xmp", "aae"];
+
+fn is_media_ext(ext: &str) -> bool {
+    PHOTO_EXT.contains(&ext) || VIDEO_EXT.contains(&ext)
+}
+
+/// Google Takeout's metadata beside a photo: `IMG_1.jpg.json`,
+/// `IMG_1.jpg.supplemental-metadata.json` (cut short on long names, as
+/// `IMG_1.jpg.supplemental-metad.json`), and the `IMG_1.jpg(1).json` form.
+fn is_takeout_sidecar(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let Some(rest) = lower.strip_suffix(".json") else {
+        return false;
+    };
+    let media = |r: &str| {
+        extension_lower(r).is_some_and(|e| {
+            let e = e.trim_end_matches(|c: char| c.is_ascii_digit() || c == '(' || c == ')');
+            is_media_ext(e)
+        })
+    };
+    if media(rest) {
+        return true;
+    }
+    match rest.rsplit_once('.') {
+        Some((photo, cut)) => {
+            cut.len() >= 4 && "supplemental-metadata".starts_with(cut) && media(photo)
+        }
+        None => false,
+    }
+}
+
 /// How many first bytes decide a file's type by content.
 pub const SNIFF_BYTES: usize = 8192;
 
@@ -110,7 +143,8 @@ pub fn judge_file(name: &OsStr, all_files: bool) -> Verdict {
         None => {
             let name = name.to_string_lossy();
             match extension_lower(&name).as_deref() {
-                Some(e) if PHOTO_EXT.contains(&e) || VIDEO_EXT.contains(&e) => Verdict::Take,
+                Some(e) if is_media_ext(e) || SIDECAR_EXT.contains(&e) => Verdict::Take,
+                Some("json") if is_takeout_sidecar(&name) => Verdict::Take,
                 Some(e) if OTHER_EXT.contains(&e) => Verdict::Ignore(Ignored::NotMedia),
                 _ => Verdict::ByContent,
             }
@@ -213,6 +247,32 @@ mod tests {
         );
         assert_eq!(judge_file(OsStr::new("cover.PSD"), false), Verdict::Take);
         assert_eq!(judge_file(OsStr::new("logo.svg"), false), Verdict::Take);
+        for sidecar in [
+            "IMG_1.CR2.xmp",
+            "IMG_1.xmp",
+            "IMG_1.AAE",
+            "IMG_1.jpg.json",
+            "IMG_1.HEIC.supplemental-metadata.json",
+            "IMG_1.jpg.supplemental-metad.json",
+            "IMG_1.jpg(1).json",
+        ] {
+            assert_eq!(
+                judge_file(OsStr::new(sidecar), false),
+                Verdict::Take,
+                "{sidecar}"
+            );
+        }
+        for other in [
+            "metadata.json",
+            "print-subscriptions.json",
+            "IMG_1.jpg.txt.json",
+        ] {
+            assert_eq!(
+                judge_file(OsStr::new(other), false),
+                Verdict::Ignore(Ignored::NotMedia),
+                "{other}"
+            );
+        }
         assert_eq!(
             judge_file(OsStr::new("edit.xcf"), false),
             Verdict::Ignore(Ignored::NotMedia)

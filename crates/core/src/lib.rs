@@ -18,6 +18,7 @@ mod events;
 mod filter;
 mod hash;
 mod home;
+mod item;
 mod lock;
 pub mod logging;
 mod platform;

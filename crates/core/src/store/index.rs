@@ -39,6 +39,14 @@ pub struct IndexedFile {
     pub error: Option<String>,
 }
 
+/// Another file of a file's folder (see [`Store::folder_mates`]).
+#[derive(Debug, Clone)]
+pub struct FolderMate {
+    pub id: i64,
+    pub name: Vec<u8>,
+    pub entry_id: Option<i64>,
+}
+
 /// A file waiting in the upload queue, with what is needed to process it.
 #[derive(Debug, Clone)]
 pub struct QueuedFile {
@@ -200,6 +208,31 @@ impl Store {
                 state: r.get(7)?,
                 gone: r.get(8)?,
                 error: r.get(9)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.err(e))
+    }
+
+    /// The other files (not gone) in the folder of `file_id` whose names
+    /// start with `prefix`, with their album entries: the candidates for
+    /// the file's item (see `item`).
+    pub fn folder_mates(&self, file_id: i64, prefix: &[u8]) -> Result<Vec<FolderMate>> {
+        let mut hi = prefix.to_vec();
+        hi.extend_from_slice(&[0xff; 8]);
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, name, entry_id FROM files
+                 WHERE dir_id = (SELECT dir_id FROM files WHERE id = ?1)
+                   AND name >= ?2 AND name < ?3 AND id != ?1 AND gone = 0",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_map(params![file_id, prefix, hi], |r| {
+            Ok(FolderMate {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                entry_id: r.get(2)?,
             })
         })
         .and_then(Iterator::collect)

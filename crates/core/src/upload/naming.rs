@@ -1,12 +1,32 @@
 //! Naming: which album a file belongs to, and the free names in it
-//! (`base`, `base (2)`, …), assigned once per item. See
+//! (`base`, `base (2)`, …), one number per item: the members of an item
+//! (`crate::item`) take the same number, so that a Live Photo's halves, a
+//! RAW and its JPEG and their sidecars stay paired by name. See
 //! docs/ARCHITECTURE.md.
 
 use super::{Pipeline, Slot};
-use crate::album::{AlbumMode, name_key, numbered, sanitize_album};
+use crate::album::{AlbumMode, name_key, sanitize_album, sanitize_file_name};
 use crate::error::Result;
+use crate::item::{Member, member};
 use crate::platform::bytes_to_os;
-use crate::store::WatchRow;
+use crate::store::{EntryRow, EntryState, WatchRow};
+
+/// Whether a name can be given in an album.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameState {
+    Free,
+    /// The store gives it to another entry.
+    Used,
+    /// The destination was found to hold something else under it.
+    FoundOnDest,
+}
+
+/// The other members of a file's item in its folder, each with its entry
+/// in the file's album when it has one.
+type Mates = Vec<(Member, Option<EntryRow>)>;
+
+/// Past this number, a file takes the first name free for itself alone.
+const MAX_ITEM_NUMBER: u32 = 10_000;
 
 /// How many names (`base`, `base (2)` … ) the destination may be found to
 /// hold, beyond those this engine put there, before it is taken for one
@@ -26,30 +46,42 @@ pub(super) fn album_for(watch: &WatchRow, rel: &[u8]) -> String {
 impl Pipeline<'_> {
     /// Picks the first name in the slot's album that the store does not
     /// use and the destination was not found to hold: `base`, then
-    /// `base (2)`, `base (3)`, … The destination itself is asked by the
-    /// worker that claims the name (see [`Claim`]): a name found taken there
-    /// is remembered and the file planned again. `None` when the
-    /// destination says every name is taken (it is then marked down).
+    /// `base (2)`, `base (3)`, …, with one number for the whole item: the
+    /// number a member already has in the album, else the first that is
+    /// free for every member still to be named. The destination itself is
+    /// asked by the worker that claims the name (see [`Claim`]): a name
+    /// found taken there is remembered and the file planned again. `None`
+    /// when the destination says every name is taken (it is then marked
+    /// down).
     pub(super) fn free_name(&mut self, slot: &Slot) -> Result<Option<String>> {
-        let taken = self.taken.get(&slot.dest_id);
+        let (me, mates) = self.item_of(slot)?;
+        let mut chosen: Vec<u32> = mates
+            .iter()
+            .filter_map(|(m, e)| e.as_ref().and_then(|e| m.number_of(&e.name)))
+            .collect();
+        chosen.sort_unstable();
+        chosen.dedup();
+        for n in chosen {
+            let name = me.numbered(n);
+            if self.name_state(slot, &name)? == NameState::Free {
+                return Ok(Some(name));
+            }
+        }
         let mut found_on_dest = 0;
         for n in 1u32.. {
-            let name = if n == 1 {
-                slot.base.clone()
-            } else {
-                numbered(&slot.base, n)
-            };
-            if taken.is_some_and(|t| t.contains(&name_key(&slot.album, &name))) {
-                found_on_dest += 1;
-                if found_on_dest > MAX_SUFFIX {
-                    break;
+            let name = me.numbered(n);
+            match self.name_state(slot, &name)? {
+                NameState::FoundOnDest => {
+                    found_on_dest += 1;
+                    if found_on_dest > MAX_SUFFIX {
+                        break;
+                    }
+                    continue;
                 }
-                continue;
+                NameState::Used => continue,
+                NameState::Free => {}
             }
-            if !self
-                .store
-                .entry_name_taken(slot.dest_id, &slot.album, &name)?
-            {
+            if n > MAX_ITEM_NUMBER || self.free_for_mates(slot, &mates, n)? {
                 return Ok(Some(name));
             }
         }
@@ -72,4 +104,91 @@ impl Pipeline<'_> {
         self.destination_down(slot.dest_id, &e)?;
         Ok(None)
     }
+
+    fn name_state(&self, slot: &Slot, name: &str) -> Result<NameState> {
+        let key = name_key(&slot.album, name);
+        if self
+            .taken
+            .get(&slot.dest_id)
+            .is_some_and(|t| t.contains(&key))
+        {
+            return Ok(NameState::FoundOnDest);
+        }
+        Ok(
+            if self
+                .store
+                .entry_name_taken(slot.dest_id, &slot.album, name)?
+            {
+                NameState::Used
+            } else {
+                NameState::Free
+            },
+        )
+    }
+
+    /// True when number `n` is free for every member still to be named.
+    fn free_for_mates(&self, slot: &Slot, mates: &Mates, n: u32) -> Result<bool> {
+        for (m, entry) in mates {
+            if entry.is_none() && self.name_state(slot, &m.numbered(n))? != NameState::Free {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The slot's file as a member of its item, and the item's other
+    /// members in its folder. Only names that could belong are read: those
+    /// sharing the name's start (and, for iOS edits, `IMG_E1234` with
+    /// `IMG_1234`).
+    fn item_of(&self, slot: &Slot) -> Result<(Member, Mates)> {
+        let raw = &slot.file.name;
+        let first_dot = raw.iter().skip(1).position(|b| *b == b'.').map(|i| i + 1);
+        let prefix = &raw[..first_dot.unwrap_or(raw.len())];
+        let mut found = self.store.folder_mates(slot.file.id, prefix)?;
+        if let Some(other) = edit_counterpart(prefix) {
+            found.extend(self.store.folder_mates(slot.file.id, &other)?);
+        }
+        let bases: Vec<(i64, String, Option<i64>)> = found
+            .into_iter()
+            .map(|f| (f.id, sanitize_file_name(&bytes_to_os(&f.name)), f.entry_id))
+            .collect();
+        let mut folder: Vec<&str> = bases.iter().map(|(_, b, _)| b.as_str()).collect();
+        folder.push(&slot.base);
+        let me = member(&slot.base, &folder);
+        let mut mates = Vec::new();
+        for (file_id, base, entry_id) in &bases {
+            let m = member(base, &folder);
+            if m.key != me.key {
+                continue;
+            }
+            // Its recorded entry, or the name an upload under way reserved.
+            let entry = match entry_id {
+                Some(id) => self.store.entry(*id)?,
+                None => None,
+            }
+            .filter(|e| e.dest_id == slot.dest_id);
+            let entry = match entry {
+                Some(e) => Some(e),
+                None => self.store.reservation_for(*file_id, slot.dest_id)?,
+            }
+            .filter(|e| e.album == slot.album && e.state != EntryState::Deleting);
+            mates.push((m, entry));
+        }
+        Ok((me, mates))
+    }
+}
+
+/// The start of the name an iOS edit and its original share the other
+/// way round: `IMG_1234` for `IMG_E1234`, and `IMG_E1234` for `IMG_1234`.
+fn edit_counterpart(prefix: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(prefix).ok()?;
+    let (head, digits) = text.rsplit_once('_')?;
+    if let Some(d) = digits.strip_prefix('E')
+        && !d.is_empty()
+        && d.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Some(format!("{head}_{d}").into_bytes());
+    }
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{head}_E{digits}").into_bytes())
 }
