@@ -191,6 +191,7 @@ for (const tab of document.querySelectorAll('[role=tab]')) {
 // ---- add folder -------------------------------------------------------------
 
 function mode() { return document.querySelector('input[name=mode]:checked').value; }
+function albumNames() { return $('#add-album-names').value; }
 
 async function updatePreview() {
   const folder = $('#add-folder').value.trim();
@@ -198,7 +199,7 @@ async function updatePreview() {
   list.replaceChildren();
   if (!folder) return;
   try {
-    const albums = await invoke('preview_albums', { folder, mode: mode(), album: $('#add-album').value, allFiles: $('#add-all-files').checked });
+    const albums = await invoke('preview_albums', { folder, mode: mode(), albumNames: albumNames(), album: $('#add-album').value, allFiles: $('#add-all-files').checked });
     for (const a of albums.slice(0, 50)) list.append(el('li', {}, el('span', { class: 'path', text: a.album }), el('span', { class: 'muted', text: `${a.files} ${a.files === 1 ? 'file' : 'files'}` })));
     if (albums.length > 50) list.append(el('li', { class: 'muted', text: `… and ${albums.length - 50} more` }));
     if (!albums.length) list.append(el('li', { class: 'muted', text: 'No photos or videos yet; new ones will be backed up as they arrive.' }));
@@ -210,6 +211,7 @@ async function updatePreview() {
 async function openAdd(path) {
   $('#add-error').hidden = true;
   $('#add-form').reset();
+  $('#add-album-names').disabled = true;
   $('#add-folder').removeAttribute('aria-invalid');
   if (path) $('#add-folder').value = path;
   const dests = await call('list_destinations');
@@ -229,12 +231,17 @@ let previewTimer;
 for (const sel of ['#add-folder', '#add-album']) {
   $(sel).addEventListener('input', () => { clearTimeout(previewTimer); previewTimer = setTimeout(updatePreview, 250); });
 }
-for (const r of document.querySelectorAll('input[name=mode], #add-all-files')) r.addEventListener('change', updatePreview);
+for (const r of document.querySelectorAll('input[name=mode], #add-all-files, #add-album-names')) {
+  r.addEventListener('change', () => {
+    $('#add-album-names').disabled = mode() !== 'per-folder';
+    updatePreview();
+  });
+}
 $('#add-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   try {
     const added = await invoke('add_watch', {
-      folder: $('#add-folder').value, mode: mode(), album: $('#add-album').value || null,
+      folder: $('#add-folder').value, mode: mode(), albumNames: albumNames(), album: $('#add-album').value || null,
       dest: $('#add-dest').value, onDelete: $('#add-on-delete').value, allFiles: $('#add-all-files').checked,
     });
     $('#add-dialog').close();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use shoebox_core::{AlbumMode, DestKind, OnDelete, WatchInfo, WatchSpec};
+use shoebox_core::{AlbumMode, AlbumNames, DestKind, OnDelete, WatchInfo, WatchSpec};
 use tauri::{AppHandle, State};
 use tauri_plugin_autostart::ManagerExt;
 
@@ -63,18 +63,29 @@ fn parse_mode(mode: &str) -> Res<AlbumMode> {
     mode.parse().map_err(|e: String| invalid("invalid", e))
 }
 
+/// How per-folder albums are named; the form may leave it out (`leaf`).
+fn parse_album_names(names: Option<&str>) -> Res<AlbumNames> {
+    names
+        .map_or(Ok(AlbumNames::Leaf), str::parse)
+        .map_err(|e: String| invalid("invalid", e))
+}
+
 #[tauri::command]
 pub fn preview_albums(
     host: State<'_, Host>,
     folder: String,
     mode: String,
+    album_names: Option<String>,
     album: Option<String>,
     all_files: bool,
 ) -> Res<Vec<shoebox_core::album::AlbumPreview>> {
     let album = album.filter(|a| !a.trim().is_empty());
     Ok(host.engine.lock().expect("lock").preview_albums(
         &PathBuf::from(folder),
-        parse_mode(&mode)?,
+        (
+            parse_mode(&mode)?,
+            parse_album_names(album_names.as_deref())?,
+        ),
         album.as_deref(),
         all_files,
     )?)
@@ -92,6 +103,7 @@ pub fn add_watch(
     host: State<'_, Host>,
     folder: String,
     mode: String,
+    album_names: Option<String>,
     album: Option<String>,
     dest: String,
     on_delete: String,
@@ -101,6 +113,7 @@ pub fn add_watch(
     let spec = WatchSpec {
         folder: PathBuf::from(folder.trim()),
         mode: parse_mode(&mode)?,
+        album_names: parse_album_names(album_names.as_deref())?,
         album: album.filter(|a| !a.trim().is_empty()),
         dest,
         on_delete: on_delete

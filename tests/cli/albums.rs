@@ -217,3 +217,54 @@ fn all_files_takes_every_regular_file_but_still_no_junk() {
         ["Photos/IMG.jpg", "Photos/notes.txt", "Photos/scan.pdf"]
     );
 }
+
+#[test]
+fn per_folder_albums_pass_over_a_camera_card_s_own_folders() {
+    let env = Env::new();
+    env.write("card-2024-06/DCIM/100CANON/IMG_1.JPG", &bytes("1", 100));
+    env.write("card-2024-06/DCIM/101CANON/IMG_2.JPG", &bytes("2", 100));
+    env.write(
+        "handycam/PRIVATE/AVCHD/BDMV/STREAM/00000.MTS",
+        &bytes("3", 100),
+    );
+    env.write("Summer/IMG_3.JPG", &bytes("4", 100));
+    env.watch(&["--mode", "per-folder"]);
+    env.sync().ok();
+    let lib = env.library_files();
+    assert_eq!(
+        lib.keys().collect::<Vec<_>>(),
+        [
+            "Summer/IMG_3.JPG",
+            "card-2024-06/IMG_1.JPG",
+            "card-2024-06/IMG_2.JPG",
+            "handycam/00000.MTS",
+        ],
+        "one album per card, named after the card"
+    );
+    let listed = env.run(["watch", "list", "--json"]).ok().json();
+    assert_eq!(listed[0]["album_names"], "leaf");
+}
+
+#[test]
+fn per_folder_albums_can_be_named_after_the_folder_path() {
+    let env = Env::new();
+    env.write("card-2024-06/DCIM/100CANON/IMG_1.JPG", &bytes("1", 100));
+    env.write("2024/Summer/IMG_2.JPG", &bytes("2", 100));
+    env.watch(&["--mode", "per-folder", "--album-names", "path"]);
+    env.sync().ok();
+    let lib = env.library_files();
+    assert_eq!(
+        lib.keys().collect::<Vec<_>>(),
+        [
+            "2024 › Summer/IMG_2.JPG",
+            "card-2024-06 › 100CANON/IMG_1.JPG"
+        ]
+    );
+    let bad = env.run(["watch", "add", "x", "--album-names", "tree"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("leaf") && bad.stderr.contains("path"),
+        "{}",
+        bad.stderr
+    );
+}

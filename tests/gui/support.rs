@@ -144,6 +144,7 @@ impl Sandbox {
         let spec = WatchSpec {
             folder: folder.to_path_buf(),
             mode: AlbumMode::Single,
+            album_names: shoebox_core::AlbumNames::Leaf,
             album: None,
             dest: "library".into(),
             on_delete: OnDelete::Keep,

@@ -175,6 +175,7 @@ fn a_destination_that_cannot_be_used_is_marked_with_its_reason_until_it_is_back(
         .add_watch(&WatchSpec {
             folder: sb.photos.clone(),
             mode: AlbumMode::Single,
+            album_names: shoebox_core::AlbumNames::Leaf,
             album: Some("Phone".into()),
             dest: "nas".into(),
             on_delete: OnDelete::Keep,
@@ -229,4 +230,36 @@ fn a_destination_that_cannot_be_used_is_marked_with_its_reason_until_it_is_back(
     wd.wait_text(&format!("{row} .state"), secs(10), |t| t == "up to date");
     assert!(wd.text(&format!("{row} .dest-down")).is_empty());
     wd.wait_text("#status-line", secs(10), |t| t == "Up to date");
+}
+
+#[test]
+fn a_camera_card_s_albums_are_previewed_and_named_after_the_card_or_its_path() {
+    let sb = Sandbox::new();
+    sb.write("card-2024-06/DCIM/100CANON/IMG_1.JPG", &bytes("1", 2000));
+    sb.write("card-2024-06/DCIM/101CANON/IMG_2.JPG", &bytes("2", 2000));
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#add-btn");
+    wd.type_into("#add-folder", sb.photos.to_str().unwrap());
+    wd.click("input[name=mode][value='per-folder']");
+    wd.wait_text("#preview", secs(10), |t| {
+        t.contains("card-2024-06") && t.contains("2 files") && !t.contains("CANON")
+    });
+    // The same card, named by path: a select's change, as a user makes it.
+    wd.exec(
+        "const s = document.querySelector('#add-album-names'); s.value = 'path'; \
+         s.dispatchEvent(new Event('change'));",
+    );
+    wd.wait_text("#preview", secs(10), |t| {
+        t.contains("card-2024-06 › 100CANON") && t.contains("card-2024-06 › 101CANON")
+    });
+    wd.click("#add-confirm");
+    wait_until(secs(10), "the autostart question to open", || {
+        wd.displayed("#autostart-dialog")
+    });
+    wd.click("#autostart-no");
+    wait_until(secs(30), "the card's photos to reach their albums", || {
+        let lib = sb.library_files();
+        lib.contains_key("card-2024-06 › 100CANON/IMG_1.JPG")
+            && lib.contains_key("card-2024-06 › 101CANON/IMG_2.JPG")
+    });
 }

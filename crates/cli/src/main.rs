@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use shoebox_core::{
-    AlbumMode, DestEdit, Engine, Home, LIBRARY_DEST, OnDelete, S3Spec, SyncOptions, WatchSpec,
+    AlbumMode, AlbumNames, DestEdit, Engine, Home, LIBRARY_DEST, OnDelete, S3Spec, SyncOptions,
+    WatchSpec,
 };
 
 /// Shoebox keeps folders of photos and videos backed up into albums.
@@ -231,6 +232,11 @@ enum WatchCommand {
         /// single: one album for everything; per-folder: one album per folder.
         #[arg(long, default_value = "single")]
         mode: AlbumMode,
+        /// per-folder: name an album after its folder (leaf: `100CANON`'s
+        /// photos go to the card's album, as cameras' own folders are passed
+        /// over) or after the folder's path (path: `card-2024-06 › 100CANON`).
+        #[arg(long, default_value = "leaf")]
+        album_names: AlbumNames,
         /// Album name (default: the folder's name).
         #[arg(long)]
         album: Option<String>,
@@ -489,6 +495,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Watch(WatchCommand::Add {
             folder,
             mode,
+            album_names,
             album,
             dest,
             on_delete,
@@ -497,6 +504,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let spec = WatchSpec {
                 folder,
                 mode,
+                album_names,
                 album,
                 dest,
                 on_delete,

@@ -44,6 +44,93 @@ impl FromStr for AlbumMode {
     }
 }
 
+/// How `per-folder` names a folder's album.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlbumNames {
+    /// After the folder (`100CANON`'s photos go to the card's album: the
+    /// folders cameras make are passed over).
+    #[default]
+    Leaf,
+    /// After the folder's path below the watched folder (`card-2024-06 ›
+    /// 100CANON`), without `DCIM` and the folders of a video card's tree.
+    Path,
+}
+
+impl AlbumNames {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlbumNames::Leaf => "leaf",
+            AlbumNames::Path => "path",
+        }
+    }
+}
+
+impl fmt::Display for AlbumNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AlbumNames {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "leaf" => Ok(AlbumNames::Leaf),
+            "path" => Ok(AlbumNames::Path),
+            other => Err(format!("unknown album naming {other:?}: use leaf or path")),
+        }
+    }
+}
+
+/// The folders of a memory card's layout (DCF's `DCIM`, and AVCHD's and
+/// XAVC's video trees), which say nothing about what is in them.
+const CARD_LAYOUT: &[&str] = &[
+    "dcim", "private", "avchd", "bdmv", "stream", "clipinf", "playlist", "backup", "auxdata",
+    "m4root", "clip", "sub", "thmbnl", "general", "misc",
+];
+
+/// A DCF camera folder: three digits and five letters, digits or
+/// underscores (`100CANON`, `101APPLE`, `100_PANA`, `100MSDCF`).
+fn is_dcf_folder(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 8
+        && b[..3].iter().all(u8::is_ascii_digit)
+        && b[3..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+fn is_card_layout(name: &str) -> bool {
+    CARD_LAYOUT.contains(&name.to_ascii_lowercase().as_str())
+}
+
+/// The separator of the folders in a `path` album name.
+pub const PATH_SEPARATOR: &str = " › ";
+
+/// The album of a file in the folder `folders` (the names from the
+/// watched folder down, empty for the watched folder itself) of a
+/// `per-folder` watch whose own album is `root_album`.
+pub(crate) fn folder_album(folders: &[String], names: AlbumNames, root_album: &str) -> String {
+    let kept: Vec<&str> = folders
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !is_card_layout(f))
+        .collect();
+    let name = match names {
+        AlbumNames::Leaf => kept
+            .iter()
+            .rev()
+            .find(|f| !is_dcf_folder(f))
+            .map(|f| f.to_string()),
+        AlbumNames::Path => (!kept.is_empty()).then(|| kept.join(PATH_SEPARATOR)),
+    };
+    match name {
+        Some(n) => sanitize_album(&n),
+        None => root_album.to_string(),
+    }
+}
+
 const MAX_NAME_BYTES: usize = 200;
 
 const RESERVED_WINDOWS: &[&str] = &[
@@ -258,11 +345,12 @@ pub struct AlbumPreview {
     pub files: u64,
 }
 
-/// Previews the albums a watch of `root` in `mode` would produce, looking
-/// at no more than `max_entries` directory entries (a preview, not a scan).
+/// Previews the albums a watch of `root` in `mode` (with `names`) would
+/// produce, looking at no more than `max_entries` directory entries (a
+/// preview, not a scan).
 pub fn preview(
     root: &std::path::Path,
-    mode: AlbumMode,
+    (mode, names): (AlbumMode, AlbumNames),
     album: &str,
     all_files: bool,
     max_entries: usize,
@@ -288,14 +376,18 @@ pub fn preview(
         }
         let name = match mode {
             AlbumMode::Single => album.to_string(),
-            AlbumMode::PerFolder if e.depth() <= 1 => album.to_string(),
             AlbumMode::PerFolder => {
-                let dir = e
+                let folders: Vec<String> = e
                     .path()
                     .parent()
-                    .and_then(|p| p.file_name())
+                    .and_then(|p| p.strip_prefix(root).ok())
+                    .map(|rel| {
+                        rel.components()
+                            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                            .collect()
+                    })
                     .unwrap_or_default();
-                sanitize_album(&dir.to_string_lossy())
+                folder_album(&folders, names, album)
             }
         };
         *counts.entry(name).or_default() += 1;
@@ -326,7 +418,13 @@ mod preview_tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, b"x").unwrap();
         }
-        let per = preview(root, AlbumMode::PerFolder, "Root", false, 1000);
+        let per = preview(
+            root,
+            (AlbumMode::PerFolder, AlbumNames::Leaf),
+            "Root",
+            false,
+            1000,
+        );
         assert_eq!(
             per,
             vec![
@@ -340,13 +438,60 @@ mod preview_tests {
                 },
             ]
         );
-        let single = preview(root, AlbumMode::Single, "Root", false, 1000);
+        let single = preview(
+            root,
+            (AlbumMode::Single, AlbumNames::Leaf),
+            "Root",
+            false,
+            1000,
+        );
         assert_eq!(
             single,
             vec![AlbumPreview {
                 album: "Root".into(),
                 files: 4
             }]
+        );
+    }
+
+    #[test]
+    fn a_card_s_folders_are_passed_over_when_albums_are_named() {
+        let album = |path: &str, names| {
+            let folders: Vec<String> = path
+                .split('/')
+                .filter(|f| !f.is_empty())
+                .map(String::from)
+                .collect();
+            folder_album(&folders, names, "Cards")
+        };
+        use AlbumNames::{Leaf, Path};
+        for (path, leaf, full) in [
+            ("", "Cards", "Cards"),
+            ("Trip", "Trip", "Trip"),
+            (
+                "card-2024-06/DCIM/100CANON",
+                "card-2024-06",
+                "card-2024-06 › 100CANON",
+            ),
+            (
+                "card-2024-06/DCIM/101CANON",
+                "card-2024-06",
+                "card-2024-06 › 101CANON",
+            ),
+            ("DCIM/100APPLE", "Cards", "100APPLE"),
+            ("sony/PRIVATE/AVCHD/BDMV/STREAM", "sony", "sony"),
+            ("sony/PRIVATE/M4ROOT/CLIP", "sony", "sony"),
+            ("2024/Summer", "Summer", "2024 › Summer"),
+        ] {
+            assert_eq!(album(path, Leaf), leaf, "leaf {path}");
+            assert_eq!(album(path, Path), full, "path {path}");
+        }
+        assert_eq!("path".parse::<AlbumNames>(), Ok(Path));
+        assert!(
+            "tree"
+                .parse::<AlbumNames>()
+                .unwrap_err()
+                .contains("leaf or path")
         );
     }
 }

@@ -34,7 +34,7 @@ mod transfer;
 mod upload;
 mod watcher;
 
-pub use album::AlbumMode;
+pub use album::{AlbumMode, AlbumNames};
 pub use daemon::RunOptions;
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{

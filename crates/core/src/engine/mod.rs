@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::album::{AlbumMode, sanitize_album};
+use crate::album::{AlbumMode, AlbumNames, sanitize_album};
 use crate::daemon::{ACTIVITY_KEY, Activity, PAUSED_KEY, RunOptions};
 use crate::error::{Error, FolderProblem, Result};
 use crate::events::Event;
@@ -28,6 +28,8 @@ pub use destinations::{DestEdit, DestInfo, S3Spec};
 pub struct WatchSpec {
     pub folder: PathBuf,
     pub mode: AlbumMode,
+    /// How `per-folder` names a folder's album.
+    pub album_names: AlbumNames,
     pub album: Option<String>,
     pub dest: String,
     pub on_delete: OnDelete,
@@ -39,6 +41,7 @@ pub struct WatchSpec {
 pub struct WatchInfo {
     pub folder: String,
     pub mode: AlbumMode,
+    pub album_names: AlbumNames,
     pub album: String,
     pub dest: String,
     pub on_delete: &'static str,
@@ -134,6 +137,7 @@ impl Engine {
         WatchInfo {
             folder: display(&w.root),
             mode: w.mode,
+            album_names: w.album_names,
             album: w.album.clone(),
             dest: w.dest_name.clone(),
             on_delete: w.on_delete.as_str(),
@@ -215,6 +219,7 @@ impl Engine {
         let id = self.store.insert_watch(&NewWatch {
             root,
             mode: spec.mode,
+            album_names: spec.album_names,
             album,
             dest_id: dest.id,
             on_delete: spec.on_delete,
@@ -368,7 +373,7 @@ impl Engine {
     pub fn preview_albums(
         &self,
         folder: &Path,
-        mode: AlbumMode,
+        (mode, names): (AlbumMode, AlbumNames),
         album: Option<&str>,
         all_files: bool,
     ) -> Result<Vec<crate::album::AlbumPreview>> {
@@ -380,7 +385,11 @@ impl Engine {
                 .unwrap_or_default()
         }));
         Ok(crate::album::preview(
-            &root, mode, &album, all_files, 20_000,
+            &root,
+            (mode, names),
+            &album,
+            all_files,
+            20_000,
         ))
     }
 

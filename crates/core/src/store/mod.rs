@@ -20,7 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, MigrationDefinitionError, Migrations};
 
-use crate::album::AlbumMode;
+use crate::album::{AlbumMode, AlbumNames};
 use crate::error::{Error, Result};
 use crate::platform::{bytes_to_os, os_to_bytes};
 
@@ -34,6 +34,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v5.sql")),
         M::up_with_hook(include_str!("schema_v6.sql"), fill_name_keys),
         M::up(include_str!("schema_v7.sql")),
+        M::up(include_str!("schema_v8.sql")),
     ]
 }
 
@@ -378,8 +379,8 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO watches (root, mode, album, dest_id, on_delete, all_files,
-                                      root_dev, root_ino, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                      root_dev, root_ino, created_at, album_names)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     path_bytes(&w.root),
                     w.mode.as_str(),
@@ -389,7 +390,8 @@ impl Store {
                     w.all_files,
                     w.root_identity.0 as i64,
                     w.root_identity.1 as i64,
-                    now_secs()
+                    now_secs(),
+                    w.album_names.as_str()
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -444,7 +446,7 @@ impl Store {
 /// Column list shared by every watch query.
 const WATCH_SELECT: &str = "SELECT w.id, w.root, w.mode, w.album, w.dest_id, d.name, w.on_delete,
         w.all_files, w.root_dev, w.root_ino, w.state, w.state_detail, w.ignored, w.scan_gen,
-        w.last_scan, w.watcher, w.deletions_held, w.release_deletions
+        w.last_scan, w.watcher, w.deletions_held, w.release_deletions, w.album_names
      FROM watches w JOIN destinations d ON d.id = w.dest_id";
 
 #[derive(Debug, Clone)]
@@ -568,6 +570,7 @@ codes::stored_as_text!(WatchState, "watch state", {
 pub struct NewWatch {
     pub root: PathBuf,
     pub mode: AlbumMode,
+    pub album_names: AlbumNames,
     pub album: String,
     pub dest_id: i64,
     pub on_delete: OnDelete,
@@ -596,6 +599,8 @@ pub struct WatchRow {
     /// Deletions held for the user to confirm (their count).
     pub deletions_held: u64,
     pub release_deletions: bool,
+    /// How `per-folder` names a folder's album.
+    pub album_names: AlbumNames,
 }
 
 impl WatchRow {
@@ -622,6 +627,7 @@ impl WatchRow {
             watcher: r.get(15)?,
             deletions_held: r.get::<_, i64>(16)? as u64,
             release_deletions: r.get(17)?,
+            album_names: text(18)?.parse().map_err(|e| bad(18, e))?,
         })
     }
 }

@@ -5,7 +5,7 @@
 //! docs/ARCHITECTURE.md.
 
 use super::{Pipeline, Slot};
-use crate::album::{AlbumMode, name_key, sanitize_album, sanitize_file_name};
+use crate::album::{AlbumMode, folder_album, name_key, sanitize_file_name};
 use crate::error::Result;
 use crate::item::{Member, member};
 use crate::platform::bytes_to_os;
@@ -36,10 +36,14 @@ const MAX_SUFFIX: u32 = 1000;
 pub(super) fn album_for(watch: &WatchRow, rel: &[u8]) -> String {
     match watch.mode {
         AlbumMode::Single => watch.album.clone(),
-        AlbumMode::PerFolder => match rel.rsplit(|b| *b == b'/').next() {
-            Some(last) if !rel.is_empty() => sanitize_album(&bytes_to_os(last).to_string_lossy()),
-            _ => watch.album.clone(),
-        },
+        AlbumMode::PerFolder => {
+            let folders: Vec<String> = rel
+                .split(|b| *b == b'/')
+                .filter(|c| !c.is_empty())
+                .map(|c| bytes_to_os(c).to_string_lossy().into_owned())
+                .collect();
+            folder_album(&folders, watch.album_names, &watch.album)
+        }
     }
 }
 

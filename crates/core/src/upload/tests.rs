@@ -20,6 +20,7 @@ fn scanned(dir: &Path, photos: PathBuf, album: Option<&str>) -> (crate::Home, cr
     let spec = crate::WatchSpec {
         folder: photos,
         mode: AlbumMode::Single,
+        album_names: crate::AlbumNames::Leaf,
         album: album.map(str::to_string),
         dest: "library".into(),
         on_delete: OnDelete::Keep,
