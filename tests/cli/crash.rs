@@ -64,6 +64,52 @@ fn a_sync_killed_at_any_point_and_rerun_ends_with_every_file_exactly_once() {
     assert_eq!(st["watches"][0]["uploaded"], 600);
 }
 
+/// Three cards' Live Photos and their edits, all named alike: killed
+/// during the scan and twice during the uploads, then run to the end,
+/// every member is there once and each item's members share one number,
+/// as if nothing had happened.
+#[test]
+fn items_killed_mid_upload_end_whole_with_one_number_each() {
+    let env = Env::new();
+    let mut want = std::collections::BTreeMap::new();
+    for (card, n) in [("100APPLE", ""), ("101APPLE", " (2)"), ("102APPLE", " (3)")] {
+        for i in 0..60 {
+            for ext in ["HEIC", "MOV", "AAE"] {
+                let data = bytes(&format!("{card}{i}{ext}"), 12_000);
+                env.write(&format!("{card}/IMG_{i:04}.{ext}"), &data);
+                want.insert(format!("Phone/IMG_{i:04}{n}.{ext}"), hash(&data));
+            }
+        }
+    }
+    env.watch(&["--album", "Phone"]);
+    for done_before_kill in [0, 40, 250] {
+        let (mut child, mut out) = env.spawn_sync();
+        read_until(&mut out, done_before_kill.max(1), |v| {
+            if done_before_kill == 0 {
+                v["event"] == "scan_started"
+            } else {
+                v["event"] == "file_done"
+            }
+        });
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // Whatever is there already has its item's number.
+        for (rel, h) in env.library_files() {
+            assert_eq!(want.get(&rel), Some(&h), "after a kill: {rel}");
+        }
+    }
+    let s = env.sync().ok().json();
+    assert_eq!(s["complete"], true, "{s}");
+    let lib = env.library_files();
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| lib.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(wrong.is_empty(), "misnamed or missing: {wrong:?}");
+    assert_eq!(lib.len(), want.len(), "nothing twice");
+}
+
 /// Uploads a crash left stored but unrecorded (the engine had not yet
 /// written down that they finished): the next sync takes them up again
 /// where they are. They are never deleted from the backup and sent again.
