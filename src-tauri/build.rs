@@ -18,6 +18,7 @@ fn main() {
             "confirm_deletions",
             "keep_files",
             "retry_failed",
+            "list_ignored",
             "pick_folder",
             "set_autostart",
             "set_workers",

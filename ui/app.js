@@ -138,6 +138,18 @@ function renderActivity() {
   $('#no-recent').hidden = state.recent.length > 0;
 }
 
+// What the scans left out, read again at most every few seconds while the
+// Activity tab is open.
+let ignoredAt = 0;
+async function renderIgnored() {
+  if (Date.now() - ignoredAt < 3000) return;
+  ignoredAt = Date.now();
+  const list = await call('list_ignored');
+  $('#ignored').replaceChildren(...list.map((f) => el('li', { class: 'ignored' },
+    el('span', { class: 'path', text: f.path }), el('span', { class: 'reason muted', text: f.reason }))));
+  $('#no-ignored').hidden = list.length > 0;
+}
+
 function renderSettings() {
   $('#autostart').checked = state.autostart;
   $('#paused-setting').checked = state.status.paused;
@@ -160,6 +172,7 @@ function render() {
   renderActivity();
   renderSettings();
   if (!$('#destinations').hidden && downKey() !== shownDown) renderDestinations();
+  if (!$('#activity').hidden) renderIgnored();
 }
 
 // The destinations' health the Destinations tab shows, to redraw it when
@@ -177,6 +190,7 @@ function selectTab(id) {
     $(`#${tab.getAttribute('aria-controls')}`).hidden = !on;
   }
   if (id === 'destinations') renderDestinations();
+  if (id === 'activity') { ignoredAt = 0; renderIgnored(); }
 }
 for (const tab of document.querySelectorAll('[role=tab]')) {
   tab.addEventListener('click', () => selectTab(tab.getAttribute('aria-controls')));

@@ -185,6 +185,15 @@ pub fn retry_failed(host: State<'_, Host>) -> Res<u64> {
     Ok(n)
 }
 
+/// How many left-out entries the window lists per watched folder.
+const IGNORED_SHOWN: usize = 500;
+
+/// What the scans left out on purpose, with the reasons (read-only).
+#[tauri::command]
+pub fn list_ignored(host: State<'_, Host>) -> Res<Vec<shoebox_core::IgnoredFile>> {
+    Ok(host.engine.lock().expect("lock").ignored(IGNORED_SHOWN)?)
+}
+
 /// The native folder picker (not drivable by WebDriver: the UI also takes a
 /// typed or dropped path).
 #[tauri::command]

@@ -74,6 +74,7 @@ pub fn run() {
             commands::confirm_deletions,
             commands::keep_files,
             commands::retry_failed,
+            commands::list_ignored,
             commands::pick_folder,
             commands::set_autostart,
             commands::answer_autostart_question,

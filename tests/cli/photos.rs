@@ -108,6 +108,37 @@ fn a_file_whose_name_says_nothing_is_typed_by_content_and_every_ignored_file_is_
     assert!(ignored["notes"].contains("--all-files"), "{ignored:?}");
     assert!(ignored["clip.mp4.part"].contains("unfinished download"));
     assert_eq!(run.json()["ignored"], 5);
+
+    // `status --ignored` lists them until they are gone.
+    let listed = |env: &Env| -> Vec<String> {
+        let v = env.run(["status", "--ignored", "--json"]).ok().json();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let p = e["path"].as_str().unwrap();
+                let name = p.rsplit('/').next().unwrap();
+                format!("{name}: {}", e["reason"].as_str().unwrap())
+            })
+            .collect()
+    };
+    let before = listed(&env);
+    assert_eq!(before.len(), 5, "{before:?}");
+    assert!(
+        before.contains(&format!("notes: {}", ignored["notes"])),
+        "{before:?}"
+    );
+    fs::remove_file(env.src.join("notes")).unwrap();
+    fs::remove_dir_all(env.src.join(".thumbnails")).unwrap();
+    env.sync().ok();
+    let after = listed(&env);
+    assert_eq!(
+        after.len(),
+        3,
+        "what is gone is no longer listed: {after:?}"
+    );
+    let text = env.run(["status", "--ignored"]).ok().stdout;
+    assert!(text.contains("edit.xcf: not a photo or video"), "{text}");
 }
 
 #[test]

@@ -263,3 +263,23 @@ fn a_camera_card_s_albums_are_previewed_and_named_after_the_card_or_its_path() {
             && lib.contains_key("card-2024-06 › 101CANON/IMG_2.JPG")
     });
 }
+
+#[test]
+fn what_the_scan_left_out_is_listed_with_its_reason() {
+    let sb = Sandbox::new();
+    sb.write("IMG_1.jpg", &bytes("1", 1000));
+    sb.write("notes.txt", b"a shopping list");
+    sb.write("clip.mp4.part", b"half a video");
+    sb.watch(&sb.photos);
+    let wd = WebDriver::start(&sb, &[]);
+    wait_until(secs(30), "the photo to be backed up", || {
+        sb.library_files().len() == 1
+    });
+    wd.click("#tab-activity");
+    let listed = wd.wait_text("#ignored", secs(20), |t| {
+        t.contains("notes.txt") && t.contains("clip.mp4.part")
+    });
+    assert!(listed.contains("not a photo or video"), "{listed}");
+    assert!(listed.contains("unfinished download"), "{listed}");
+    assert!(!wd.displayed("#no-ignored"));
+}

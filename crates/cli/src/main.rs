@@ -70,6 +70,10 @@ enum Command {
     Resume,
     /// What is watched and how far the backup is.
     Status {
+        /// List what the scans left out on purpose (junk, hidden files, not
+        /// photos or videos), with the reason for each.
+        #[arg(long)]
+        ignored: bool,
         #[command(flatten)]
         json: Json,
     },
@@ -262,6 +266,9 @@ enum WatchCommand {
     /// Drop the held deletions: the files stay in their albums.
     KeepFiles { folder: PathBuf },
 }
+
+/// How many ignored entries `status --ignored` lists per watched folder.
+const IGNORED_SHOWN: usize = 10_000;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -524,7 +531,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let w = engine.remove_watch(&folder)?;
             println!("stopped watching {} (nothing was deleted)", w.folder);
         }
-        Command::Status { json } => output::status(&engine.status()?, json.json)?,
+        Command::Status {
+            ignored: true,
+            json,
+        } => output::ignored(&engine.ignored(IGNORED_SHOWN)?, json.json)?,
+        Command::Status { json, .. } => output::status(&engine.status()?, json.json)?,
         Command::Doctor { .. } => unreachable!("handled before the engine opens"),
         Command::Pause => {
             engine.set_paused(true)?;

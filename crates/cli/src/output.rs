@@ -157,6 +157,20 @@ pub fn live_event(e: &Event, json: bool) {
     }
 }
 
+/// `status --ignored`: one line per entry left out, with why.
+pub fn ignored(list: &[shoebox_core::IgnoredFile], json: bool) -> Result<()> {
+    if json {
+        return print_json(&list);
+    }
+    if list.is_empty() {
+        println!("nothing was left out");
+    }
+    for f in list {
+        println!("{}: {}", f.path, f.reason);
+    }
+    Ok(())
+}
+
 pub fn status(s: &Status, json: bool) -> Result<()> {
     if json {
         return print_json(s);

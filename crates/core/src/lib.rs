@@ -38,8 +38,8 @@ pub use album::{AlbumMode, AlbumNames};
 pub use daemon::RunOptions;
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
-    DestEdit, DestInfo, Engine, QueueStatus, S3Spec, Status, WatchInfo, WatchSpec, WatchStatus,
-    check_store, repair_store,
+    DestEdit, DestInfo, Engine, IgnoredFile, QueueStatus, S3Spec, Status, WatchInfo, WatchSpec,
+    WatchStatus, check_store, repair_store,
 };
 pub use error::{DestDown, DestProblem, Error, FolderProblem, Result};
 pub use events::{Event, Outcome};

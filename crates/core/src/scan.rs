@@ -104,6 +104,8 @@ struct Scan<'a> {
     /// When this scan started (unix ms): what it finds was seen then.
     seen_ms: i64,
     emit: &'a dyn Fn(&Event),
+    /// What the folder being reconciled left out, and why.
+    ignored_here: Vec<(Vec<u8>, Ignored)>,
 }
 
 /// One directory's listing, gathered from the walk.
@@ -180,12 +182,16 @@ pub fn scan(
         uncommitted: 0,
         seen_ms: crate::store::now_ms(),
         emit,
+        ignored_here: Vec::new(),
     };
     let result = (|| {
         scan.generation = store.next_generation(watch.id)?;
         if one_level {
             scan.walk_one_level(&start_rel)?;
         } else {
+            if full {
+                store.clear_ignored(watch.id)?;
+            }
             scan.walk(&start)?;
             scan.stats.vanished += store.vanish_unseen(watch.id, &start_rel, scan.generation)?;
         }
@@ -289,14 +295,30 @@ impl Scan<'_> {
         if let Some(b) = batch.take() {
             self.reconcile_dir(b)?;
         }
-        for (path, why) in ignored_dirs.into_inner() {
+        self.record_ignored_dirs(ignored_dirs.into_inner())
+    }
+
+    /// Folders a walk did not descend into: counted, said, and recorded in
+    /// their parent's list.
+    fn record_ignored_dirs(&mut self, dirs: Vec<(PathBuf, Ignored)>) -> Result<()> {
+        for (path, why) in dirs {
             self.ignore(&path, why);
+            if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+                let rel = rel_key(&self.watch.root, parent);
+                self.store
+                    .add_ignored(self.watch.id, &rel, &os_to_bytes(name), why.reason())?;
+            }
         }
+        self.ignored_here.clear();
         Ok(())
     }
 
-    /// Counts an entry left out on purpose and says so.
+    /// Counts an entry left out on purpose, says so, and keeps it for the
+    /// folder's list.
     fn ignore(&mut self, path: &Path, why: Ignored) {
+        if let Some(name) = path.file_name() {
+            self.ignored_here.push((os_to_bytes(name), why));
+        }
         self.stats.ignored += 1;
         tracing::debug!("ignored {}: {}", path.display(), why.reason());
         (self.emit)(&Event::FileIgnored {
@@ -333,6 +355,7 @@ impl Scan<'_> {
         if unreadable {
             return Ok(());
         }
+        self.record_ignored_dirs(ignored_dirs.into_inner())?;
         for known in self.store.child_dirs(self.watch.id, rel)? {
             if !subdirs.contains(&known) {
                 self.stats.vanished +=
@@ -369,6 +392,60 @@ impl Scan<'_> {
         Ok(())
     }
 
+    /// Records one file of a folder: new, changed, back, or as it was.
+    fn reconcile_file(
+        &mut self,
+        dir_id: i64,
+        entry: &DirEntry,
+        row: Option<crate::store::IndexedFile>,
+        (fp, birth, skip): (Fingerprint, Option<i64>, Option<String>),
+    ) -> Result<()> {
+        let state = if skip.is_some() {
+            FileState::Skipped
+        } else {
+            FileState::Pending
+        };
+        match row {
+            None => {
+                let name = os_to_bytes(entry.file_name());
+                self.store.insert_file(
+                    dir_id,
+                    &name,
+                    (&fp, birth),
+                    state,
+                    skip.as_deref(),
+                    self.seen_ms,
+                )?;
+                self.stats.new += 1;
+                self.report_skip(entry, skip.as_deref());
+            }
+            Some(row) => {
+                let same_kind = (row.state == FileState::Skipped) == skip.is_some();
+                let same_reason = row.error.as_deref() == skip.as_deref() || skip.is_none();
+                if row.fp != fp || !same_kind || !same_reason {
+                    self.store.file_changed(
+                        row.id,
+                        &fp,
+                        state,
+                        skip.as_deref(),
+                        self.seen_ms,
+                        birth,
+                    )?;
+                    self.stats.changed += 1;
+                    self.report_skip(entry, skip.as_deref());
+                } else if row.gone {
+                    self.store.set_gone(row.id, false)?;
+                }
+            }
+        }
+        if skip.is_none() {
+            self.stats.files += 1;
+        } else {
+            self.stats.skipped += 1;
+        }
+        Ok(())
+    }
+
     fn reconcile_dir(&mut self, batch: DirBatch) -> Result<()> {
         let root = &self.watch.root;
         let rel = rel_key(root, &batch.path);
@@ -392,55 +469,21 @@ impl Scan<'_> {
             .into_iter()
             .map(|f| (f.name.clone(), f))
             .collect();
+        self.ignored_here.clear();
         for entry in batch.entries {
             let name = os_to_bytes(entry.file_name());
-            let Some((fp, birth, skip)) = self.classify(&entry) else {
+            let Some(found) = self.classify(&entry) else {
                 continue; // ignored, or vanished since it was listed
             };
-            let state = if skip.is_some() {
-                FileState::Skipped
-            } else {
-                FileState::Pending
-            };
-            match known.remove(&name) {
-                None => {
-                    self.store.insert_file(
-                        dir_id,
-                        &name,
-                        (&fp, birth),
-                        state,
-                        skip.as_deref(),
-                        self.seen_ms,
-                    )?;
-                    self.stats.new += 1;
-                    self.report_skip(&entry, skip.as_deref());
-                }
-                Some(row) => {
-                    let same_kind = (row.state == FileState::Skipped) == skip.is_some();
-                    let same_reason = row.error.as_deref() == skip.as_deref() || skip.is_none();
-                    if row.fp != fp || !same_kind || !same_reason {
-                        self.store.file_changed(
-                            row.id,
-                            &fp,
-                            state,
-                            skip.as_deref(),
-                            self.seen_ms,
-                            birth,
-                        )?;
-                        self.stats.changed += 1;
-                        self.report_skip(&entry, skip.as_deref());
-                    } else if row.gone {
-                        self.store.set_gone(row.id, false)?;
-                    }
-                }
-            }
-            if skip.is_none() {
-                self.stats.files += 1;
-            } else {
-                self.stats.skipped += 1;
-            }
+            let row = known.remove(&name);
+            self.reconcile_file(dir_id, &entry, row, found)?;
             self.maybe_commit()?;
         }
+        let ignored: Vec<(Vec<u8>, &str)> = std::mem::take(&mut self.ignored_here)
+            .into_iter()
+            .map(|(name, why)| (name, why.reason()))
+            .collect();
+        self.store.set_ignored(self.watch.id, &rel, &ignored)?;
         for row in known.into_values().filter(|r| !r.gone) {
             self.store.set_gone(row.id, true)?;
             self.stats.vanished += 1;

@@ -99,6 +99,15 @@ pub struct Status {
     pub destinations_down: Vec<crate::DestDown>,
 }
 
+/// A file or folder a scan left out on purpose, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoredFile {
+    /// The watched folder it is in.
+    pub watch: String,
+    pub path: String,
+    pub reason: String,
+}
+
 /// The engine for one data directory.
 #[derive(Debug)]
 pub struct Engine {
@@ -331,6 +340,24 @@ impl Engine {
             settling: activity.settling,
             destinations_down: activity.destinations_down,
         })
+    }
+
+    /// What the last scans left out on purpose, with the reasons: up to
+    /// `limit` entries per watched folder.
+    pub fn ignored(&self, limit: usize) -> Result<Vec<IgnoredFile>> {
+        let mut out = Vec::new();
+        for w in self.store.watches()? {
+            for row in self.store.ignored(w.id, limit)? {
+                let path = crate::scan::rel_path(&w.root, &row.dir_rel)
+                    .join(crate::platform::bytes_to_os(&row.name));
+                out.push(IgnoredFile {
+                    watch: display(&w.root),
+                    path: display(&path),
+                    reason: row.reason,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Puts failed files back in the queue and tells a running engine.

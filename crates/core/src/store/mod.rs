@@ -5,6 +5,7 @@
 
 mod codes;
 mod entries;
+mod ignored;
 mod index;
 mod multipart;
 pub mod repair;
@@ -35,6 +36,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up_with_hook(include_str!("schema_v6.sql"), fill_name_keys),
         M::up(include_str!("schema_v7.sql")),
         M::up(include_str!("schema_v8.sql")),
+        M::up(include_str!("schema_v9.sql")),
     ]
 }
 
