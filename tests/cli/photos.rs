@@ -195,3 +195,35 @@ fn a_raw_and_its_jpeg_take_one_number_and_sidecars_keep_their_photo_s_name() {
     assert_eq!(env.library_files(), want, "{s}");
     assert_eq!(s["ignored"], 1, "{s}");
 }
+
+#[test]
+fn copies_made_before_dates_were_kept_get_them_at_the_upgrade_without_sending_bytes() {
+    let env = Env::new();
+    let a = env.write("IMG_1.jpg", &bytes("1", 5000));
+    set_mtime(&a, old_date());
+    env.watch(&[]);
+    env.sync().ok();
+    let copy = env.library().join("Photos/IMG_1.jpg");
+    // As a release before dates were kept left it: the copy carries the
+    // time it was made, and the store is at schema v9.
+    let made = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    set_mtime(&copy, made);
+    {
+        let db = rusqlite::Connection::open(env.home.join("shoebox.db")).unwrap();
+        db.execute_batch(
+            "DELETE FROM settings WHERE key LIKE 'dates_pending.%'; PRAGMA user_version = 9;",
+        )
+        .unwrap();
+    }
+    let s = env.sync().ok().json();
+    assert_eq!(s["bytes_uploaded"], 0, "nothing is sent again: {s}");
+    assert_eq!(
+        mtime(&copy),
+        old_date(),
+        "the copy now carries its photo's date"
+    );
+    // Once: a copy touched afterwards is left alone by later passes.
+    set_mtime(&copy, made);
+    env.sync().ok();
+    assert_eq!(mtime(&copy), made);
+}

@@ -13,7 +13,7 @@ use crate::report::{Problem, SyncReport};
 use crate::scan::{RootCheck, check_root, mark_missing, rel_path, scan_watch};
 use crate::settle::SettleRule;
 use crate::store::{FileState, OnDelete, Store, WatchRow};
-use crate::transfer::{give_up_lost_names, open_all};
+use crate::transfer::{date_old_copies, give_up_lost_names, open_all};
 use crate::upload::Pipeline;
 
 #[derive(Debug, Clone)]
@@ -97,6 +97,7 @@ pub fn sync(
     }
     for (id, d) in &dests {
         report.removed += delete_marked(store, d.as_ref(), *id, emit)?;
+        date_old_copies(store, d.as_ref(), *id)?;
     }
     collect_problems(store, &all, &mut report)?;
     Ok(report)

@@ -3,7 +3,7 @@
 //! thread. See docs/ARCHITECTURE.md.
 
 use super::*;
-use crate::transfer::{give_up_lost_names, open_destination};
+use crate::transfer::{date_old_copies, give_up_lost_names, open_destination};
 
 impl Daemon<'_> {
     /// Starts opening, each on a thread of its own, the destinations the
@@ -134,6 +134,9 @@ impl Daemon<'_> {
                         for (id, d) in &dests {
                             if let Err(e) = delete_marked(&store, d.as_ref(), *id, &emit) {
                                 tracing::warn!("deleting from {} stopped: {e}", d.name());
+                            }
+                            if let Err(e) = date_old_copies(&store, d.as_ref(), *id) {
+                                tracing::warn!("dating the copies on {} stopped: {e}", d.name());
                             }
                         }
                         match give_up_lost_names(&store, &dests) {

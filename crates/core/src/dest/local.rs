@@ -454,6 +454,22 @@ impl Destination for LocalFolder {
         staged.commit()
     }
 
+    fn set_modified(
+        &self,
+        album: &str,
+        name: &str,
+        t: std::time::SystemTime,
+    ) -> Result<bool, DestError> {
+        let p = self.object(album, name);
+        match fs::File::options().write(true).open(&p) {
+            Ok(f) => f.set_modified(t).map_err(|e| self.io_err(&p, e))?,
+            // Gone meanwhile: nothing to date.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io_err(&p, e)),
+        }
+        Ok(true)
+    }
+
     fn delete(&self, album: &str, name: &str) -> Result<(), DestError> {
         let p = self.object(album, name);
         match fs::remove_file(&p) {

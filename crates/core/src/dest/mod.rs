@@ -234,6 +234,18 @@ pub trait Destination: Send + Sync {
     /// Deletes an object; an object that is already gone is not an error.
     fn delete(&self, album: &str, name: &str) -> Result<(), DestError>;
 
+    /// Gives an existing object the modification time `t`, where the
+    /// destination keeps one and can change it without the object being
+    /// sent again; false where it cannot.
+    fn set_modified(
+        &self,
+        _album: &str,
+        _name: &str,
+        _t: std::time::SystemTime,
+    ) -> Result<bool, DestError> {
+        Ok(false)
+    }
+
     /// Checks reachability, credentials and write permission, one line each
     /// (`shoebox dest test`).
     fn check(&self) -> Vec<Check> {

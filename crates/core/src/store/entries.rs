@@ -291,4 +291,30 @@ impl Store {
             .and_then(|mut st| st.query_map([dest_id], entry_from_row)?.collect())
             .map_err(|e| self.err(e))
     }
+
+    /// Present entries after `after_id` (in id order, at most `limit`),
+    /// each with the modification time of a file it holds (unix ns): for
+    /// giving copies made before dates were kept their source's date.
+    pub fn entries_with_dates(
+        &self,
+        dest_id: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(EntryRow, i64)>> {
+        self.conn
+            .prepare_cached(
+                "SELECT e.id, e.dest_id, e.album, e.name, e.base_name, e.hash, e.size, e.state,
+                        e.from_album, e.from_name, MAX(f.mtime_ns)
+                 FROM entries e JOIN files f ON f.entry_id = e.id
+                 WHERE e.dest_id = ?1 AND e.state = 'present' AND e.id > ?2
+                 GROUP BY e.id ORDER BY e.id LIMIT ?3",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![dest_id, after_id, limit as i64], |r| {
+                    Ok((entry_from_row(r)?, r.get(10)?))
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
 }

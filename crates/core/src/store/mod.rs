@@ -37,6 +37,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v7.sql")),
         M::up(include_str!("schema_v8.sql")),
         M::up(include_str!("schema_v9.sql")),
+        M::up(include_str!("schema_v10.sql")),
     ]
 }
 

@@ -275,6 +275,56 @@ pub(crate) fn give_up_lost_names(store: &Store, dests: &Destinations) -> Result<
     Ok(requeued)
 }
 
+/// How many entries one query of [`date_old_copies`] reads.
+const DATING_PAGE: usize = 1000;
+
+/// Gives the copies a destination held before Shoebox kept dates (they
+/// carry the time they were made) their source's modification time, once:
+/// only destinations the upgrade to store v10 marked. Nothing is sent
+/// again. A destination that cannot change a date is left as it is; either
+/// way it is not looked at again. Returns how many copies were dated.
+pub(crate) fn date_old_copies(store: &Store, dest: &dyn Destination, dest_id: i64) -> Result<u64> {
+    let pending_key = format!("dates_pending.{dest_id}");
+    if !store.flag(&pending_key)? {
+        return Ok(0);
+    }
+    let mut dated = 0;
+    let mut after = 0;
+    loop {
+        let page = store.entries_with_dates(dest_id, after, DATING_PAGE)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = last.id;
+        for (entry, mtime_ns) in &page {
+            let Ok(ns) = u64::try_from(*mtime_ns) else {
+                continue;
+            };
+            let t = std::time::UNIX_EPOCH + Duration::from_nanos(ns);
+            match dest.set_modified(&entry.album, &entry.name, t) {
+                Ok(true) => dated += 1,
+                Ok(false) => {
+                    store.set_flag(&pending_key, false)?;
+                    return Ok(dated);
+                }
+                Err(e) => {
+                    // Tried again at the next pass.
+                    tracing::warn!("cannot date the copies on {} now: {e}", dest.name());
+                    return Ok(dated);
+                }
+            }
+        }
+    }
+    store.set_flag(&pending_key, false)?;
+    if dated > 0 {
+        tracing::info!(
+            "{dated} copies on {} now carry their photo's date",
+            dest.name()
+        );
+    }
+    Ok(dated)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
