@@ -1036,3 +1036,41 @@ fn a_concurrent_rclone_multipart_upload_is_left_to_finish() {
     assert!(status.success(), "rclone's upload was not disturbed: {err}");
     assert!(garage.objects().contains_key("other-program/archive.bin"));
 }
+
+#[test]
+fn objects_stored_before_dates_were_kept_get_them_at_the_upgrade_without_sending_bytes() {
+    let (env, garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    let photo = env.write("IMG_1.jpg", &bytes("1", 300_000));
+    set_mtime(&photo, old_date());
+    env.watch(&["--album", "Trip", "--dest", "garage"]);
+    sync_s3(&env, SECRET).ok();
+    // As a release before dates were kept left it: the object's date is
+    // another, and the store is at schema v9.
+    let r = rclone(
+        garage.s3_port,
+        &[
+            "touch",
+            "--timestamp",
+            "2023-11-14T22:13:20",
+            &format!("g:{BUCKET}/Trip/IMG_1.jpg"),
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_ne!(garage.modified()["Trip/IMG_1.jpg"], OLD_DATE_RFC3339);
+    {
+        let db = rusqlite::Connection::open(env.home.join("shoebox.db")).unwrap();
+        db.execute_batch(
+            "DELETE FROM settings WHERE key LIKE 'dates_pending.%'; PRAGMA user_version = 9;",
+        )
+        .unwrap();
+    }
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["bytes_uploaded"], 0, "{s}");
+    assert_eq!(garage.modified()["Trip/IMG_1.jpg"], OLD_DATE_RFC3339);
+    assert_eq!(
+        garage.objects(),
+        map(&[("Trip/IMG_1.jpg", &bytes("1", 300_000))]),
+        "the same bytes, one object"
+    );
+}

@@ -32,6 +32,33 @@ impl S3 {
         self.read_ok_body("copy", resp).map(drop)
     }
 
+    /// Replaces an object's `mtime` metadata by copying it onto itself (its
+    /// bytes stay on the server). An object gone meanwhile, or above the
+    /// 5 GiB a single copy takes, is left as it is.
+    pub(super) fn set_mtime(&self, key: &str, t: std::time::SystemTime) -> Result<(), DestError> {
+        let (Some(len), Some(mtime)) = (self.head(key)?, crate::dest::mtime_text(t)) else {
+            return Ok(());
+        };
+        if len > MAX_COPY {
+            return Ok(());
+        }
+        let source = format!("/{}/{}", self.inner.ep.bucket, encode_key(key));
+        let url = self.inner.ep.object_url(key, "");
+        let resp = self.send(
+            "give an object its date",
+            "PUT",
+            url,
+            &[
+                ("x-amz-copy-source", &source),
+                ("x-amz-metadata-directive", "REPLACE"),
+                ("x-amz-meta-mtime", &mtime),
+            ],
+            None,
+            &[],
+        )?;
+        self.read_ok_body("give an object its date", resp).map(drop)
+    }
+
     pub(super) fn copy_multipart(&self, source: &str, to: &str, len: u64) -> Result<(), DestError> {
         const PART: u64 = 1024 * 1024 * 1024;
         let url = self.inner.ep.object_url(to, "uploads=");

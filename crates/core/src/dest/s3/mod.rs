@@ -641,6 +641,15 @@ impl Destination for S3 {
         self.delete_key(&self.key(album, name))
     }
 
+    fn set_modified(
+        &self,
+        album: &str,
+        name: &str,
+        t: std::time::SystemTime,
+    ) -> Result<bool, DestError> {
+        self.set_mtime(&self.key(album, name), t).map(|()| true)
+    }
+
     fn check(&self) -> Vec<Check> {
         let i = &self.inner;
         let mut out = Vec::new();
