@@ -19,12 +19,9 @@ fn big_tree(env: &Env, n: usize, size: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn a_sync_killed_at_any_point_and_rerun_ends_with_every_file_exactly_once() {
-    let env = Env::new();
-    let want: std::collections::BTreeMap<_, _> = big_tree(&env, 600, 16_384).into_iter().collect();
-    env.watch(&[]);
-    // Kill during the scan, early in the uploads, and deep into them.
+/// SIGKILLs `sync` three times: during the scan, after 40 files and after
+/// 250 (the tree must have more), checking what must hold after each kill.
+fn kill_sync_during_scan_and_uploads(env: &Env, after_kill: impl Fn()) {
     for done_before_kill in [0, 40, 250] {
         let (mut child, mut out) = env.spawn_sync();
         read_until(&mut out, done_before_kill.max(1), |v| {
@@ -36,6 +33,17 @@ fn a_sync_killed_at_any_point_and_rerun_ends_with_every_file_exactly_once() {
         });
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        after_kill();
+    }
+}
+
+#[test]
+fn a_sync_killed_at_any_point_and_rerun_ends_with_every_file_exactly_once() {
+    let env = Env::new();
+    let want: std::collections::BTreeMap<_, _> = big_tree(&env, 600, 16_384).into_iter().collect();
+    env.watch(&[]);
+    // Kill during the scan, early in the uploads, and deep into them.
+    kill_sync_during_scan_and_uploads(&env, || {
         let lib = env.library_files();
         for (rel, h) in &lib {
             assert_eq!(
@@ -44,7 +52,7 @@ fn a_sync_killed_at_any_point_and_rerun_ends_with_every_file_exactly_once() {
                 "after a kill, every library file is whole: {rel}"
             );
         }
-    }
+    });
     let r = env.sync().ok();
     let s = r.json();
     assert_eq!(s["complete"], true);
@@ -82,22 +90,12 @@ fn items_killed_mid_upload_end_whole_with_one_number_each() {
         }
     }
     env.watch(&["--album", "Phone"]);
-    for done_before_kill in [0, 40, 250] {
-        let (mut child, mut out) = env.spawn_sync();
-        read_until(&mut out, done_before_kill.max(1), |v| {
-            if done_before_kill == 0 {
-                v["event"] == "scan_started"
-            } else {
-                v["event"] == "file_done"
-            }
-        });
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+    kill_sync_during_scan_and_uploads(&env, || {
         // Whatever is there already has its item's number.
         for (rel, h) in env.library_files() {
             assert_eq!(want.get(&rel), Some(&h), "after a kill: {rel}");
         }
-    }
+    });
     let s = env.sync().ok().json();
     assert_eq!(s["complete"], true, "{s}");
     let lib = env.library_files();
