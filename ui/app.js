@@ -78,7 +78,7 @@ function renderWatches() {
   const ro = !!state.read_only;
   $('#no-folders').hidden = state.status.watches.length > 0;
   for (const w of state.status.watches) {
-    const albums = w.mode === 'per-folder' ? `${w.album} + one album per subfolder` : w.album;
+    const albums = { 'per-folder': `${w.album} + one album per subfolder`, 'by-date': 'one album per date taken' }[w.mode] || w.album;
     const actions = el('div', { class: 'watch-actions' },
       el('button', { type: 'button', class: 'sync-btn', text: 'Sync now', onclick: () => call('sync_now').then(refresh) }),
       el('button', { type: 'button', class: 'remove-btn', text: 'Remove…', onclick: () => askRemove(w.folder) }));
@@ -133,9 +133,20 @@ function renderActivity() {
   r.replaceChildren();
   for (const x of state.recent) {
     const how = { uploaded: `uploaded ${bytes(x.bytes)}`, linked: 'already in the album', moved: 'moved', unchanged: 'unchanged' }[x.outcome];
-    r.append(el('li', {}, el('span', { class: 'path', text: `${x.album}/${x.name}` }), el('span', { class: 'muted', text: how })));
+    const taken = x.taken ? ` · taken ${takenText(x.taken)}` : '';
+    r.append(el('li', {}, el('span', { class: 'path', text: `${x.album}/${x.name}` }), el('span', { class: 'muted', text: how + taken })));
   }
   $('#no-recent').hidden = state.recent.length > 0;
+}
+
+// A capture date as the Activity view shows it: "15 Jun 2024, 12:00",
+// marked when it is only the file's modification time.
+function takenText(t) {
+  const [date, time] = t.at.split('T');
+  const [y, m, d] = date.split('-').map(Number);
+  const month = new Date(Date.UTC(y, m - 1, 1)).toLocaleString('en-GB', { month: 'short', timeZone: 'UTC' });
+  const guess = { 'file-name': ' (from its name)', modified: ' (file date)' }[t.from] || '';
+  return `${d} ${month} ${y}, ${time.slice(0, 5)}${guess}`;
 }
 
 // What the scans left out, read again at most every few seconds while the
@@ -206,6 +217,7 @@ for (const tab of document.querySelectorAll('[role=tab]')) {
 
 function mode() { return document.querySelector('input[name=mode]:checked').value; }
 function albumNames() { return $('#add-album-names').value; }
+function dateFormat() { return $('#add-date-format').value; }
 
 async function updatePreview() {
   const folder = $('#add-folder').value.trim();
@@ -213,7 +225,7 @@ async function updatePreview() {
   list.replaceChildren();
   if (!folder) return;
   try {
-    const albums = await invoke('preview_albums', { folder, mode: mode(), albumNames: albumNames(), album: $('#add-album').value, allFiles: $('#add-all-files').checked });
+    const albums = await invoke('preview_albums', { folder, mode: mode(), albumNames: albumNames(), dateFormat: dateFormat(), album: $('#add-album').value, allFiles: $('#add-all-files').checked });
     for (const a of albums.slice(0, 50)) list.append(el('li', {}, el('span', { class: 'path', text: a.album }), el('span', { class: 'muted', text: `${a.files} ${a.files === 1 ? 'file' : 'files'}` })));
     if (albums.length > 50) list.append(el('li', { class: 'muted', text: `… and ${albums.length - 50} more` }));
     if (!albums.length) list.append(el('li', { class: 'muted', text: 'No photos or videos yet; new ones will be backed up as they arrive.' }));
@@ -226,6 +238,7 @@ async function openAdd(path) {
   $('#add-error').hidden = true;
   $('#add-form').reset();
   $('#add-album-names').disabled = true;
+  $('#add-date-format').disabled = true;
   $('#add-folder').removeAttribute('aria-invalid');
   if (path) $('#add-folder').value = path;
   const dests = await call('list_destinations');
@@ -245,9 +258,10 @@ let previewTimer;
 for (const sel of ['#add-folder', '#add-album']) {
   $(sel).addEventListener('input', () => { clearTimeout(previewTimer); previewTimer = setTimeout(updatePreview, 250); });
 }
-for (const r of document.querySelectorAll('input[name=mode], #add-all-files, #add-album-names')) {
+for (const r of document.querySelectorAll('input[name=mode], #add-all-files, #add-album-names, #add-date-format')) {
   r.addEventListener('change', () => {
     $('#add-album-names').disabled = mode() !== 'per-folder';
+    $('#add-date-format').disabled = mode() !== 'by-date';
     updatePreview();
   });
 }
@@ -255,7 +269,7 @@ $('#add-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   try {
     const added = await invoke('add_watch', {
-      folder: $('#add-folder').value, mode: mode(), albumNames: albumNames(), album: $('#add-album').value || null,
+      folder: $('#add-folder').value, mode: mode(), albumNames: albumNames(), dateFormat: dateFormat(), album: $('#add-album').value || null,
       dest: $('#add-dest').value, onDelete: $('#add-on-delete').value, allFiles: $('#add-all-files').checked,
     });
     $('#add-dialog').close();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use shoebox_core::{AlbumMode, AlbumNames, DestKind, OnDelete, WatchInfo, WatchSpec};
+use shoebox_core::{AlbumMode, AlbumNames, DateFormat, DestKind, OnDelete, WatchInfo, WatchSpec};
 use tauri::{AppHandle, State};
 use tauri_plugin_autostart::ManagerExt;
 
@@ -70,12 +70,21 @@ fn parse_album_names(names: Option<&str>) -> Res<AlbumNames> {
         .map_err(|e: String| invalid("invalid", e))
 }
 
+/// How by-date albums are named; the form may leave it out (`%Y-%m`).
+fn parse_date_format(format: Option<&str>) -> Res<DateFormat> {
+    match format.map(str::trim).filter(|f| !f.is_empty()) {
+        Some(f) => f.parse().map_err(|e: String| invalid("invalid", e)),
+        None => Ok(DateFormat::default()),
+    }
+}
+
 #[tauri::command]
 pub fn preview_albums(
     host: State<'_, Host>,
     folder: String,
     mode: String,
     album_names: Option<String>,
+    date_format: Option<String>,
     album: Option<String>,
     all_files: bool,
 ) -> Res<Vec<shoebox_core::album::AlbumPreview>> {
@@ -85,6 +94,7 @@ pub fn preview_albums(
         (
             parse_mode(&mode)?,
             parse_album_names(album_names.as_deref())?,
+            &parse_date_format(date_format.as_deref())?,
         ),
         album.as_deref(),
         all_files,
@@ -104,6 +114,7 @@ pub fn add_watch(
     folder: String,
     mode: String,
     album_names: Option<String>,
+    date_format: Option<String>,
     album: Option<String>,
     dest: String,
     on_delete: String,
@@ -114,6 +125,7 @@ pub fn add_watch(
         folder: PathBuf::from(folder.trim()),
         mode: parse_mode(&mode)?,
         album_names: parse_album_names(album_names.as_deref())?,
+        date_format: parse_date_format(date_format.as_deref())?,
         album: album.filter(|a| !a.trim().is_empty()),
         dest,
         on_delete: on_delete

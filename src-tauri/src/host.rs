@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 use shoebox_core::progress::{Progress, Summary};
-use shoebox_core::{Engine, Event, Home, Outcome, RunOptions, Status};
+use shoebox_core::{Captured, Engine, Event, Home, Outcome, RunOptions, Status};
 use tauri::{AppHandle, Emitter, Manager};
 
 /// Settings keys the shell keeps in the engine's store.
@@ -35,6 +35,8 @@ pub struct Recent {
     pub name: String,
     pub outcome: Outcome,
     pub bytes: u64,
+    /// When its item was taken, and where that was read.
+    pub taken: Option<Captured>,
 }
 
 /// Everything the window shows.
@@ -200,6 +202,7 @@ impl Host {
                 name,
                 outcome,
                 bytes,
+                taken,
                 ..
             } => {
                 let mut recent = self.recent.lock().expect("lock");
@@ -209,6 +212,7 @@ impl Host {
                     name: name.clone(),
                     outcome: *outcome,
                     bytes: *bytes,
+                    taken: *taken,
                 });
                 recent.truncate(RECENT_KEPT);
             }

@@ -216,7 +216,19 @@ fn invalid_command_line_values_are_refused_with_exit_2_and_a_reason() {
         (vec!["run", "--poll-every", "soon"], "--poll-every"),
         (
             vec!["watch", "add", &src, "--mode", "weekly"],
-            "use single or per-folder",
+            "use single, per-folder or by-date",
+        ),
+        (
+            vec![
+                "watch",
+                "add",
+                &src,
+                "--mode",
+                "by-date",
+                "--date-format",
+                "%Q",
+            ],
+            "not a valid pattern",
         ),
         (
             vec!["watch", "add", &src, "--on-delete", "maybe"],

@@ -236,7 +236,11 @@ fn usage_errors_exit_2_with_a_message() {
     let env = Env::new();
     let r = env.run(["watch", "add", "/tmp", "--mode", "sideways"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("single or per-folder"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("single, per-folder or by-date"),
+        "{}",
+        r.stderr
+    );
     let r = env.run(["sync", "--workers", "0"]);
     assert_eq!(r.code, 2);
     let r = env.run(["frobnicate"]);

@@ -4,6 +4,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use crate::media::{self, convert};
 use crate::support::*;
 
 #[test]
@@ -38,15 +39,6 @@ fn copies_keep_the_source_date_and_are_readable_like_cp_makes_them() {
     let s = env.sync().ok().json();
     assert_eq!(s["uploaded"], 1);
     assert_eq!(mtime(&lib.join("Home/IMG_2.jpg")), edited);
-}
-
-/// Runs ImageMagick's `convert` (installed by scripts/install-deps).
-fn convert(args: &[&str]) {
-    let st = std::process::Command::new("convert")
-        .args(args)
-        .status()
-        .expect("ImageMagick is installed (scripts/install-deps)");
-    assert!(st.success(), "convert {args:?}");
 }
 
 #[test]
@@ -208,13 +200,7 @@ fn copies_made_before_dates_were_kept_get_them_at_the_upgrade_without_sending_by
     // time it was made, and the store is at schema v9.
     let made = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
     set_mtime(&copy, made);
-    {
-        let db = rusqlite::Connection::open(env.home.join("shoebox.db")).unwrap();
-        db.execute_batch(
-            "DELETE FROM settings WHERE key LIKE 'dates_pending.%'; PRAGMA user_version = 9;",
-        )
-        .unwrap();
-    }
+    back_to_schema_v9(&env.home);
     let s = env.sync().ok().json();
     assert_eq!(s["bytes_uploaded"], 0, "nothing is sent again: {s}");
     assert_eq!(
@@ -226,4 +212,104 @@ fn copies_made_before_dates_were_kept_get_them_at_the_upgrade_without_sending_by
     set_mtime(&copy, made);
     env.sync().ok();
     assert_eq!(mtime(&copy), made);
+}
+
+#[test]
+fn by_date_albums_come_from_exif_quicktime_takeout_and_file_names() {
+    let env = Env::new();
+    let src = &env.src;
+    // A Live Photo shot on the last evening of March. Its motion half's
+    // own header says April, and its AAE sorts before it: the item is
+    // dated by its still, so all three stay together.
+    media::heic(&src.join("IMG_0001.HEIC"), "red", "2021:03:31 23:30:00");
+    media::video(&src.join("IMG_0001.MOV"), "2021-04-02T12:00:00Z");
+    env.write("IMG_0001.AAE", b"<?xml version=\"1.0\"?><plist/>");
+    // A clip alone, dated by its QuickTime header.
+    media::video(&src.join("clip.mp4"), "2017-08-15T12:00:00Z");
+    // An EXIF-less scan from Google Takeout, dated by its JSON.
+    media::image(&src.join("Scan 3.png"), "green");
+    env.write(
+        "Scan 3.png.json",
+        br#"{"title":"Scan 3.png","photoTakenTime":{"timestamp":"1550232000"}}"#,
+    );
+    // A WhatsApp image (WhatsApp strips EXIF), dated by its name.
+    media::image(&src.join("IMG-20180512-WA0001.jpg"), "yellow");
+    // Nothing but its file time.
+    let plain = src.join("photo.jpg");
+    media::image(&plain, "white");
+    set_mtime(&plain, old_date());
+    env.watch(&["--mode", "by-date"]);
+    let run = env.sync().ok();
+    let lib = env.library_files();
+    assert_eq!(
+        lib.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "2017-07/photo.jpg",
+            "2017-08/clip.mp4",
+            "2018-05/IMG-20180512-WA0001.jpg",
+            "2019-02/Scan 3.png",
+            "2019-02/Scan 3.png.json",
+            "2021-03/IMG_0001.AAE",
+            "2021-03/IMG_0001.HEIC",
+            "2021-03/IMG_0001.MOV",
+        ],
+        "{lib:?}"
+    );
+    // Each upload says when it was taken and where that was read.
+    let taken: std::collections::BTreeMap<String, (String, String)> = run
+        .events("file_done")
+        .iter()
+        .map(|e| {
+            let t = &e["taken"];
+            (
+                e["name"].as_str().unwrap().to_string(),
+                (
+                    t["at"].as_str().unwrap().to_string(),
+                    t["from"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect();
+    let at = |name: &str| (taken[name].0.as_str(), taken[name].1.as_str());
+    assert_eq!(at("IMG_0001.MOV"), ("2021-03-31T23:30:00", "metadata"));
+    assert_eq!(at("IMG_0001.AAE"), ("2021-03-31T23:30:00", "metadata"));
+    assert_eq!(at("Scan 3.png").1, "takeout");
+    assert_eq!(
+        at("IMG-20180512-WA0001.jpg"),
+        ("2018-05-12T00:00:00", "file-name")
+    );
+    assert_eq!(at("photo.jpg").1, "modified");
+    assert_eq!(at("clip.mp4").1, "metadata");
+
+    // Another pattern: one album a year. A pattern without a date field
+    // is refused with what to write instead.
+    let other = Env::new();
+    media::heic(
+        &other.src.join("IMG_0002.HEIC"),
+        "red",
+        "2020:06:15 12:00:00",
+    );
+    let refused = other.run([
+        "watch".as_ref(),
+        "add".as_ref(),
+        other.src.as_os_str(),
+        "--mode".as_ref(),
+        "by-date".as_ref(),
+        "--date-format".as_ref(),
+        "Photos".as_ref(),
+    ]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("no date field") && refused.stderr.contains("%Y"),
+        "{}",
+        refused.stderr
+    );
+    other.watch(&["--mode", "by-date", "--date-format", "%Y"]);
+    let listed = other.run(["watch", "list"]).ok().stdout;
+    assert!(listed.contains("(by-date, %Y)"), "{listed}");
+    other.sync().ok();
+    assert_eq!(
+        other.library_files().keys().collect::<Vec<_>>(),
+        ["2020/IMG_0002.HEIC"]
+    );
 }

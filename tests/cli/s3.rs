@@ -1058,13 +1058,7 @@ fn objects_stored_before_dates_were_kept_get_them_at_the_upgrade_without_sending
     );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_ne!(garage.modified()["Trip/IMG_1.jpg"], OLD_DATE_RFC3339);
-    {
-        let db = rusqlite::Connection::open(env.home.join("shoebox.db")).unwrap();
-        db.execute_batch(
-            "DELETE FROM settings WHERE key LIKE 'dates_pending.%'; PRAGMA user_version = 9;",
-        )
-        .unwrap();
-    }
+    back_to_schema_v9(&env.home);
     let s = sync_s3(&env, SECRET).ok().json();
     assert_eq!(s["bytes_uploaded"], 0, "{s}");
     assert_eq!(garage.modified()["Trip/IMG_1.jpg"], OLD_DATE_RFC3339);

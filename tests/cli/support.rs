@@ -656,3 +656,19 @@ pub fn poll_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Turns the store in `home` back into what a release at schema v9 left:
+/// what v10 marked and the columns v11 added go, so that the next start
+/// upgrades it again.
+pub fn back_to_schema_v9(home: &Path) {
+    let db = rusqlite::Connection::open(home.join("shoebox.db")).unwrap();
+    db.execute_batch(
+        "DELETE FROM settings WHERE key LIKE 'dates_pending.%';
+         ALTER TABLE files DROP COLUMN captured;
+         ALTER TABLE files DROP COLUMN captured_from;
+         ALTER TABLE watches DROP COLUMN album_mode;
+         ALTER TABLE watches DROP COLUMN date_format;
+         PRAGMA user_version = 9;",
+    )
+    .unwrap();
+}

@@ -145,6 +145,7 @@ impl Sandbox {
             folder: folder.to_path_buf(),
             mode: AlbumMode::Single,
             album_names: shoebox_core::AlbumNames::Leaf,
+            date_format: Default::default(),
             album: None,
             dest: "library".into(),
             on_delete: OnDelete::Keep,

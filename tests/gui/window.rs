@@ -176,6 +176,7 @@ fn a_destination_that_cannot_be_used_is_marked_with_its_reason_until_it_is_back(
             folder: sb.photos.clone(),
             mode: AlbumMode::Single,
             album_names: shoebox_core::AlbumNames::Leaf,
+            date_format: Default::default(),
             album: Some("Phone".into()),
             dest: "nas".into(),
             on_delete: OnDelete::Keep,
@@ -252,6 +253,28 @@ fn a_camera_card_s_albums_are_previewed_and_named_after_the_card_or_its_path() {
     wd.wait_text("#preview", secs(10), |t| {
         t.contains("card-2024-06 › 100CANON") && t.contains("card-2024-06 › 101CANON")
     });
+    // By the month taken: these photos carry no date but their file time.
+    let july_2017 = std::time::UNIX_EPOCH + secs(1_500_000_000);
+    for f in ["100CANON/IMG_1.JPG", "101CANON/IMG_2.JPG"] {
+        let path = sb.photos.join("card-2024-06/DCIM").join(f);
+        let file = fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(july_2017).unwrap();
+    }
+    wd.click("input[name=mode][value='by-date']");
+    wd.wait_text("#preview", secs(10), |t| {
+        t.contains("2017-07") && t.contains("2 files") && !t.contains("card")
+    });
+    wd.exec(
+        "const s = document.querySelector('#add-date-format'); s.value = '%Y'; \
+         s.dispatchEvent(new Event('change'));",
+    );
+    wd.wait_text("#preview", secs(10), |t| {
+        t.contains("2017") && !t.contains("2017-07")
+    });
+    wd.click("input[name=mode][value='per-folder']");
+    wd.wait_text("#preview", secs(10), |t| {
+        t.contains("card-2024-06 › 100CANON")
+    });
     wd.click("#add-confirm");
     wait_until(secs(10), "the autostart question to open", || {
         wd.displayed("#autostart-dialog")
@@ -276,6 +299,10 @@ fn what_the_scan_left_out_is_listed_with_its_reason() {
         sb.library_files().len() == 1
     });
     wd.click("#tab-activity");
+    // The upload says when the photo was taken: here only its file date.
+    wd.wait_text("#recent", secs(20), |t| {
+        t.contains("IMG_1.jpg") && t.contains("taken") && t.contains("(file date)")
+    });
     let listed = wd.wait_text("#ignored", secs(20), |t| {
         t.contains("notes.txt") && t.contains("clip.mp4.part")
     });

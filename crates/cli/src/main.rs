@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use shoebox_core::{
-    AlbumMode, AlbumNames, DestEdit, Engine, Home, LIBRARY_DEST, OnDelete, S3Spec, SyncOptions,
-    WatchSpec,
+    AlbumMode, AlbumNames, DateFormat, DestEdit, Engine, Home, LIBRARY_DEST, OnDelete, S3Spec,
+    SyncOptions, WatchSpec,
 };
 
 /// Shoebox keeps folders of photos and videos backed up into albums.
@@ -233,7 +233,8 @@ enum WatchCommand {
     /// Start backing up a folder.
     Add {
         folder: PathBuf,
-        /// single: one album for everything; per-folder: one album per folder.
+        /// single: one album for everything; per-folder: one album per
+        /// folder; by-date: one album per capture month (see --date-format).
         #[arg(long, default_value = "single")]
         mode: AlbumMode,
         /// per-folder: name an album after its folder (leaf: `100CANON`'s
@@ -241,6 +242,11 @@ enum WatchCommand {
         /// over) or after the folder's path (path: `card-2024-06 › 100CANON`).
         #[arg(long, default_value = "leaf")]
         album_names: AlbumNames,
+        /// by-date: how an album is named after the capture date, in
+        /// strftime fields: %Y year, %m month, %d day, %B month name
+        /// (`%Y` gives one album a year; `/` becomes `_`).
+        #[arg(long, default_value = "%Y-%m")]
+        date_format: DateFormat,
         /// Album name (default: the folder's name).
         #[arg(long)]
         album: Option<String>,
@@ -503,6 +509,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             folder,
             mode,
             album_names,
+            date_format,
             album,
             dest,
             on_delete,
@@ -512,6 +519,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 folder,
                 mode,
                 album_names,
+                date_format,
                 album,
                 dest,
                 on_delete,
@@ -521,7 +529,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_notes(&notices);
             println!(
                 "watching {} → album {:?} ({}) on {}",
-                w.folder, w.album, w.mode, w.dest
+                w.folder,
+                w.album,
+                output::mode_text(&w),
+                w.dest
             );
         }
         Command::Watch(WatchCommand::List { json }) => {

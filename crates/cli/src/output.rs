@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use shoebox_core::{DestInfo, Event, Status, SyncReport, WatchInfo};
+use shoebox_core::{AlbumMode, AlbumNames, DestInfo, Event, Status, SyncReport, WatchInfo};
 use shoebox_core::{Health, Repair};
 
 fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
@@ -82,6 +82,19 @@ pub fn repaired(r: &Repair, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// A watch's album mode with what shapes its names: `single`,
+/// `per-folder, path names`, `by-date, %Y-%m`.
+pub fn mode_text(w: &WatchInfo) -> String {
+    match w.mode {
+        AlbumMode::Single => w.mode.to_string(),
+        AlbumMode::PerFolder => match w.album_names {
+            AlbumNames::Leaf => w.mode.to_string(),
+            AlbumNames::Path => format!("{}, path names", w.mode),
+        },
+        AlbumMode::ByDate => format!("{}, {}", w.mode, w.date_format),
+    }
+}
+
 pub fn watches(list: &[WatchInfo], json: bool) -> Result<()> {
     if json {
         return print_json(list);
@@ -94,7 +107,7 @@ pub fn watches(list: &[WatchInfo], json: bool) -> Result<()> {
             "{}\n    album {:?} ({}), destination {}, on delete: {}{}",
             w.folder,
             w.album,
-            w.mode,
+            mode_text(w),
             w.dest,
             w.on_delete,
             if w.all_files { ", all files" } else { "" }
@@ -204,7 +217,10 @@ pub fn status(s: &Status, json: bool) -> Result<()> {
     for w in &s.watches {
         println!(
             "{} → {:?} ({}) on {}",
-            w.watch.folder, w.watch.album, w.watch.mode, w.watch.dest
+            w.watch.folder,
+            w.watch.album,
+            mode_text(&w.watch),
+            w.watch.dest
         );
         println!(
             "    {}: {} files, {} uploaded, {} pending, {} failed, {} skipped, {} ignored; last scan {}",

@@ -1,5 +1,5 @@
-//! Album and entry names: how a folder maps to albums (`single` or
-//! `per-folder`), how names are made safe for every destination, and how a
+//! Album and entry names: how a folder maps to albums (`single`,
+//! `per-folder` or `by-date`), how names are made safe for every destination, and how a
 //! name collision is resolved (`name (2).ext`).
 
 use std::ffi::OsStr;
@@ -14,6 +14,9 @@ pub enum AlbumMode {
     Single,
     /// Each folder that directly holds files is its own album.
     PerFolder,
+    /// One album per capture month (or what the watch's [`DateFormat`]
+    /// says), from each item's capture date (`crate::capture`).
+    ByDate,
 }
 
 impl AlbumMode {
@@ -21,6 +24,7 @@ impl AlbumMode {
         match self {
             AlbumMode::Single => "single",
             AlbumMode::PerFolder => "per-folder",
+            AlbumMode::ByDate => "by-date",
         }
     }
 }
@@ -37,8 +41,9 @@ impl FromStr for AlbumMode {
         match s {
             "single" => Ok(AlbumMode::Single),
             "per-folder" => Ok(AlbumMode::PerFolder),
+            "by-date" => Ok(AlbumMode::ByDate),
             other => Err(format!(
-                "unknown album mode {other:?}: use single or per-folder"
+                "unknown album mode {other:?}: use single, per-folder or by-date"
             )),
         }
     }
@@ -80,6 +85,60 @@ impl FromStr for AlbumNames {
             "path" => Ok(AlbumNames::Path),
             other => Err(format!("unknown album naming {other:?}: use leaf or path")),
         }
+    }
+}
+
+/// How `by-date` names an album after a capture date: a strftime pattern
+/// (chrono's fields: `%Y` year, `%m` month, `%d` day, `%B` month name …),
+/// `%Y-%m` by default. The name is made safe like any album name, so a `/`
+/// becomes `_`: albums are never nested.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct DateFormat(String);
+
+impl Default for DateFormat {
+    fn default() -> Self {
+        DateFormat("%Y-%m".into())
+    }
+}
+
+impl DateFormat {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The album of a capture date.
+    pub fn album(&self, at: &chrono::NaiveDateTime) -> String {
+        sanitize_album(&at.format(&self.0).to_string())
+    }
+}
+
+impl fmt::Display for DateFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for DateFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        use chrono::format::{Item, StrftimeItems};
+        let items = StrftimeItems::new(s).parse().map_err(|_| {
+            format!(
+                "the date format {s:?} is not a valid pattern: use strftime fields such as \
+                 %Y (year), %m (month), %d (day) or %B (month name), for example %Y-%m"
+            )
+        })?;
+        if !items
+            .iter()
+            .any(|i| matches!(i, Item::Numeric(..) | Item::Fixed(..)))
+        {
+            return Err(format!(
+                "the date format {s:?} has no date field, so every photo would go to one \
+                 album: use strftime fields such as %Y (year) and %m (month), for example %Y-%m"
+            ));
+        }
+        Ok(DateFormat(s.to_string()))
     }
 }
 
@@ -345,12 +404,13 @@ pub struct AlbumPreview {
     pub files: u64,
 }
 
-/// Previews the albums a watch of `root` in `mode` (with `names`) would
-/// produce, looking at no more than `max_entries` directory entries (a
-/// preview, not a scan).
+/// Previews the albums a watch of `root` in `mode` (with `names`, or
+/// `date_format` for `by-date`) would produce, looking at no more than
+/// `max_entries` directory entries (a preview, not a scan). A `by-date`
+/// preview dates each file alone, as if it had no companions.
 pub fn preview(
     root: &std::path::Path,
-    (mode, names): (AlbumMode, AlbumNames),
+    (mode, names, date_format): (AlbumMode, AlbumNames, &DateFormat),
     album: &str,
     all_files: bool,
     max_entries: usize,
@@ -389,6 +449,10 @@ pub fn preview(
                     .unwrap_or_default();
                 folder_album(&folders, names, album)
             }
+            AlbumMode::ByDate => match crate::capture::capture_date(e.path(), None) {
+                Some(c) => date_format.album(&c.at),
+                None => continue,
+            },
         };
         *counts.entry(name).or_default() += 1;
     }
@@ -420,7 +484,11 @@ mod preview_tests {
         }
         let per = preview(
             root,
-            (AlbumMode::PerFolder, AlbumNames::Leaf),
+            (
+                AlbumMode::PerFolder,
+                AlbumNames::Leaf,
+                &DateFormat::default(),
+            ),
             "Root",
             false,
             1000,
@@ -440,7 +508,7 @@ mod preview_tests {
         );
         let single = preview(
             root,
-            (AlbumMode::Single, AlbumNames::Leaf),
+            (AlbumMode::Single, AlbumNames::Leaf, &DateFormat::default()),
             "Root",
             false,
             1000,
@@ -452,6 +520,38 @@ mod preview_tests {
                 files: 4
             }]
         );
+        std::fs::write(root.join("IMG_20230704_101010.jpg"), b"x").unwrap();
+        let by_year = preview(
+            root,
+            (AlbumMode::ByDate, AlbumNames::Leaf, &"%Y".parse().unwrap()),
+            "Root",
+            false,
+            1000,
+        );
+        assert!(
+            by_year.contains(&AlbumPreview {
+                album: "2023".into(),
+                files: 1
+            }),
+            "the date in a name decides when nothing else does: {by_year:?}"
+        );
+        assert_eq!(by_year.iter().map(|p| p.files).sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn date_formats_name_albums_and_bad_ones_are_refused() {
+        let at = chrono::NaiveDate::from_ymd_opt(2024, 6, 15)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap();
+        assert_eq!(DateFormat::default().album(&at), "2024-06");
+        let f: DateFormat = "%Y/%m %B".parse().unwrap();
+        assert_eq!(f.album(&at), "2024_06 June", "albums are never nested");
+        let e = "%Q".parse::<DateFormat>().unwrap_err();
+        assert!(e.contains("not a valid pattern"), "{e}");
+        let e = "Photos".parse::<DateFormat>().unwrap_err();
+        assert!(e.contains("no date field"), "{e}");
+        assert_eq!("by-date".parse::<AlbumMode>(), Ok(AlbumMode::ByDate));
     }
 
     #[test]

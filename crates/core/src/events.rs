@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::capture::Captured;
+
 /// How a file reached its album.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,6 +54,9 @@ pub enum Event {
         bytes: u64,
         /// Bytes of the file that are now accounted for (its size).
         size: u64,
+        /// When its item was taken, and where that was read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        taken: Option<Captured>,
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },

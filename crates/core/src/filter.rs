@@ -105,6 +105,23 @@ fn is_takeout_sidecar(name: &str) -> bool {
     }
 }
 
+/// What a file is by its name, best dating member first (see
+/// `crate::capture`): a photo, a video, anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum MediaKind {
+    Photo,
+    Video,
+    Other,
+}
+
+pub(crate) fn media_kind(name: &str) -> MediaKind {
+    match extension_lower(name).as_deref() {
+        Some(e) if PHOTO_EXT.contains(&e) => MediaKind::Photo,
+        Some(e) if VIDEO_EXT.contains(&e) => MediaKind::Video,
+        _ => MediaKind::Other,
+    }
+}
+
 /// How many first bytes decide a file's type by content.
 pub const SNIFF_BYTES: usize = 8192;
 

@@ -7,6 +7,7 @@
 //! The map of the code is docs/ARCHITECTURE.md.
 
 pub mod album;
+mod capture;
 mod clock;
 mod coalesce;
 mod daemon;
@@ -34,7 +35,8 @@ mod transfer;
 mod upload;
 mod watcher;
 
-pub use album::{AlbumMode, AlbumNames};
+pub use album::{AlbumMode, AlbumNames, DateFormat};
+pub use capture::{Captured, DateSource};
 pub use daemon::RunOptions;
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{

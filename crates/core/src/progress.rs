@@ -178,6 +178,7 @@ mod tests {
             outcome: Outcome::Uploaded,
             bytes,
             size: bytes,
+            taken: None,
             note: None,
         }
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::album::{AlbumMode, AlbumNames, sanitize_album};
+use crate::album::{AlbumMode, AlbumNames, DateFormat, sanitize_album};
 use crate::daemon::{ACTIVITY_KEY, Activity, PAUSED_KEY, RunOptions};
 use crate::error::{Error, FolderProblem, Result};
 use crate::events::Event;
@@ -30,6 +30,8 @@ pub struct WatchSpec {
     pub mode: AlbumMode,
     /// How `per-folder` names a folder's album.
     pub album_names: AlbumNames,
+    /// How `by-date` names an album after a capture date.
+    pub date_format: DateFormat,
     pub album: Option<String>,
     pub dest: String,
     pub on_delete: OnDelete,
@@ -42,6 +44,7 @@ pub struct WatchInfo {
     pub folder: String,
     pub mode: AlbumMode,
     pub album_names: AlbumNames,
+    pub date_format: DateFormat,
     pub album: String,
     pub dest: String,
     pub on_delete: &'static str,
@@ -147,6 +150,7 @@ impl Engine {
             folder: display(&w.root),
             mode: w.mode,
             album_names: w.album_names,
+            date_format: w.date_format.clone(),
             album: w.album.clone(),
             dest: w.dest_name.clone(),
             on_delete: w.on_delete.as_str(),
@@ -229,6 +233,7 @@ impl Engine {
             root,
             mode: spec.mode,
             album_names: spec.album_names,
+            date_format: spec.date_format.clone(),
             album,
             dest_id: dest.id,
             on_delete: spec.on_delete,
@@ -396,11 +401,12 @@ impl Engine {
         Ok(out)
     }
 
-    /// Previews the albums a watch of `folder` would produce.
+    /// Previews the albums a watch of `folder` would produce. A `by-date`
+    /// preview reads each file's date, so it looks at fewer files.
     pub fn preview_albums(
         &self,
         folder: &Path,
-        (mode, names): (AlbumMode, AlbumNames),
+        (mode, names, date_format): (AlbumMode, AlbumNames, &DateFormat),
         album: Option<&str>,
         all_files: bool,
     ) -> Result<Vec<crate::album::AlbumPreview>> {
@@ -411,12 +417,16 @@ impl Engine {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         }));
+        let max_entries = match mode {
+            AlbumMode::ByDate => 2_000,
+            AlbumMode::Single | AlbumMode::PerFolder => 20_000,
+        };
         Ok(crate::album::preview(
             &root,
-            (mode, names),
+            (mode, names, date_format),
             &album,
             all_files,
-            20_000,
+            max_entries,
         ))
     }
 

@@ -5,6 +5,7 @@
 use rusqlite::{Row, params};
 
 use super::{Store, now_ms, now_secs};
+use crate::capture::{Captured, DateSource};
 use crate::error::Result;
 use crate::platform::Fingerprint;
 
@@ -60,6 +61,8 @@ pub struct QueuedFile {
     pub attempts: i64,
     /// When the current fingerprint was first seen (unix ms).
     pub fp_since_ms: i64,
+    /// Its capture date, once it was read (with its hash).
+    pub captured: Option<Captured>,
 }
 
 /// A file that failed or was skipped.
@@ -95,6 +98,23 @@ fn fp_from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<Fingerprint> {
         ctime_ns: r.get(first + 2)?,
         ino: r.get::<_, i64>(first + 3)? as u64,
         dev: r.get::<_, i64>(first + 4)? as u64,
+    })
+}
+
+/// A capture date from its two columns (`captured`, `captured_from`).
+fn captured_from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Captured>> {
+    let (Some(text), Some(from)) = (
+        r.get::<_, Option<String>>(first)?,
+        r.get::<_, Option<DateSource>>(first + 1)?,
+    ) else {
+        return Ok(None);
+    };
+    Captured::parse(&text, from).map(Some).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            first,
+            rusqlite::types::Type::Text,
+            format!("the store holds a capture date it cannot read: {text:?}").into(),
+        )
     })
 }
 
@@ -458,17 +478,20 @@ impl Store {
             if !taken.insert(new) {
                 continue;
             }
-            let hash = if proven {
-                "(SELECT hash FROM files WHERE id = ?1)"
+            // A proven move keeps what reading the file found: its hash and
+            // its capture date.
+            let read = if proven {
+                "hash = o.hash, captured = o.captured, captured_from = o.captured_from"
             } else {
-                "NULL"
+                "hash = NULL"
             };
             self.conn
                 .execute(
                     &format!(
-                        "UPDATE files SET hash = {hash},
-                                          entry_id = (SELECT entry_id FROM files WHERE id = ?1)
-                         WHERE id = ?2"
+                        "UPDATE files SET {read}, entry_id = o.entry_id
+                         FROM (SELECT hash, captured, captured_from, entry_id
+                               FROM files WHERE id = ?1) AS o
+                         WHERE files.id = ?2"
                     ),
                     params![old, new],
                 )
@@ -559,7 +582,8 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT f.id, d.watch_id, d.rel, f.name, f.size, f.mtime_ns, f.ctime_ns, f.ino,
-                        f.dev, f.hash, f.entry_id, f.attempts, f.fp_since_ms
+                        f.dev, f.hash, f.entry_id, f.attempts, f.fp_since_ms, f.captured,
+                        f.captured_from
                  FROM files f JOIN dirs d ON d.id = f.dir_id JOIN watches w ON w.id = d.watch_id
                  WHERE (f.state = 'pending' OR (f.state = 'failed' AND f.next_attempt_at <= ?5))
                    AND f.gone = 0 AND w.state = 'ok'
@@ -579,10 +603,20 @@ impl Store {
                 entry_id: r.get(10)?,
                 attempts: r.get(11)?,
                 fp_since_ms: r.get(12)?,
+                captured: captured_from_row(r, 13)?,
             })
         })
         .and_then(Iterator::collect)
         .map_err(|e| self.err(e))
+    }
+
+    /// Records a file's capture date, read with its hash.
+    pub fn set_captured(&self, id: i64, captured: &Captured) -> Result<()> {
+        self.exec(
+            "UPDATE files SET captured = ?2, captured_from = ?3 WHERE id = ?1",
+            params![id, captured.text(), captured.from],
+        )
+        .map(drop)
     }
 
     pub fn set_file_state(&self, id: i64, state: FileState) -> Result<()> {

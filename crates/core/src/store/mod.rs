@@ -3,7 +3,7 @@
 //! This module opens it (WAL, foreign keys, busy timeout, append-only
 //! migrations) and owns the configuration tables; `index` owns the file index.
 
-mod codes;
+pub(crate) mod codes;
 mod entries;
 mod ignored;
 mod index;
@@ -21,7 +21,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, MigrationDefinitionError, Migrations};
 
-use crate::album::{AlbumMode, AlbumNames};
+use crate::album::{AlbumMode, AlbumNames, DateFormat};
 use crate::error::{Error, Result};
 use crate::platform::{bytes_to_os, os_to_bytes};
 
@@ -38,6 +38,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v8.sql")),
         M::up(include_str!("schema_v9.sql")),
         M::up(include_str!("schema_v10.sql")),
+        M::up(include_str!("schema_v11.sql")),
     ]
 }
 
@@ -382,11 +383,16 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO watches (root, mode, album, dest_id, on_delete, all_files,
-                                      root_dev, root_ino, created_at, album_names)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                      root_dev, root_ino, created_at, album_names,
+                                      album_mode, date_format)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     path_bytes(&w.root),
-                    w.mode.as_str(),
+                    // v11 reads `album_mode`; `mode` only keeps its CHECK.
+                    match w.mode {
+                        AlbumMode::PerFolder => "per-folder",
+                        AlbumMode::Single | AlbumMode::ByDate => "single",
+                    },
                     w.album,
                     w.dest_id,
                     w.on_delete.as_str(),
@@ -394,7 +400,9 @@ impl Store {
                     w.root_identity.0 as i64,
                     w.root_identity.1 as i64,
                     now_secs(),
-                    w.album_names.as_str()
+                    w.album_names.as_str(),
+                    w.mode.as_str(),
+                    w.date_format.as_str()
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -447,9 +455,11 @@ impl Store {
 }
 
 /// Column list shared by every watch query.
-const WATCH_SELECT: &str = "SELECT w.id, w.root, w.mode, w.album, w.dest_id, d.name, w.on_delete,
+const WATCH_SELECT: &str =
+    "SELECT w.id, w.root, w.album_mode, w.album, w.dest_id, d.name, w.on_delete,
         w.all_files, w.root_dev, w.root_ino, w.state, w.state_detail, w.ignored, w.scan_gen,
-        w.last_scan, w.watcher, w.deletions_held, w.release_deletions, w.album_names
+        w.last_scan, w.watcher, w.deletions_held, w.release_deletions, w.album_names,
+        w.date_format
      FROM watches w JOIN destinations d ON d.id = w.dest_id";
 
 #[derive(Debug, Clone)]
@@ -574,6 +584,7 @@ pub struct NewWatch {
     pub root: PathBuf,
     pub mode: AlbumMode,
     pub album_names: AlbumNames,
+    pub date_format: DateFormat,
     pub album: String,
     pub dest_id: i64,
     pub on_delete: OnDelete,
@@ -604,6 +615,8 @@ pub struct WatchRow {
     pub release_deletions: bool,
     /// How `per-folder` names a folder's album.
     pub album_names: AlbumNames,
+    /// How `by-date` names an album after a capture date.
+    pub date_format: DateFormat,
 }
 
 impl WatchRow {
@@ -631,6 +644,7 @@ impl WatchRow {
             deletions_held: r.get::<_, i64>(16)? as u64,
             release_deletions: r.get(17)?,
             album_names: text(18)?.parse().map_err(|e| bad(18, e))?,
+            date_format: text(19)?.parse().map_err(|e| bad(19, e))?,
         })
     }
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use crate::capture::{Captured, capture_date};
 use crate::dest::Destination;
 use crate::error::FileError;
 use crate::hash::hash_file;
@@ -34,10 +35,12 @@ use ops::{UploadJob, on_dest, relocate, upload};
 
 /// What a worker is asked to do.
 pub(crate) enum Job {
+    /// Hash a file and read its item's capture date.
     Hash {
         slot: u64,
         path: PathBuf,
         fp: Fingerprint,
+        dating: Dating,
     },
     Upload {
         token: u64,
@@ -60,6 +63,23 @@ pub(crate) enum Job {
         claim: Option<Claim>,
         copy: bool,
     },
+}
+
+/// Where a file's item gets its capture date (`crate::capture`): the
+/// member dated, and the Takeout JSON named after it.
+#[derive(Debug, Clone)]
+pub(crate) struct Dating {
+    pub member: PathBuf,
+    pub takeout: Option<PathBuf>,
+}
+
+/// What reading a file found: its content hash and capture date.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Content {
+    pub hash: Hash,
+    /// `None` only when neither the dated member nor the file itself could
+    /// be read for a date.
+    pub captured: Option<Captured>,
 }
 
 /// A name a job is the first to put something under. The worker asks the
@@ -93,7 +113,7 @@ impl std::fmt::Debug for Done {
 pub(crate) enum DoneKind {
     Hashed {
         slot: u64,
-        result: Result<Hash, FileError>,
+        result: Result<Content, FileError>,
     },
     Finished {
         token: u64,
@@ -116,10 +136,20 @@ pub(crate) struct Meters {
 fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
     for job in jobs {
         let msg = match job {
-            Job::Hash { slot, path, fp } => DoneKind::Hashed {
+            Job::Hash {
+                slot,
+                path,
+                fp,
+                dating,
+            } => DoneKind::Hashed {
                 slot,
                 result: Backoff::OPERATION
-                    .retry(|| hash_file(&path, &fp, &meters.read, &meters.cancel)),
+                    .retry(|| hash_file(&path, &fp, &meters.read, &meters.cancel))
+                    .map(|hash| Content {
+                        hash,
+                        captured: capture_date(&dating.member, dating.takeout.as_deref())
+                            .or_else(|| capture_date(&path, None)),
+                    }),
             },
             Job::Upload {
                 token,

@@ -103,6 +103,7 @@ impl Pipeline<'_> {
             outcome,
             bytes,
             size: slot.file.fp.size,
+            taken: slot.file.captured,
             note,
         });
     }

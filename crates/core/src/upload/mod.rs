@@ -34,7 +34,7 @@ use crate::events::Event;
 use crate::report::SyncReport;
 use crate::settle::SettleRule;
 use crate::store::{EntryRow, Hash, QueuedFile, Store, WatchRow, now_secs};
-use crate::transfer::{Claim, DestinationSet, Done, DoneKind, Job, Meters, Workers};
+use crate::transfer::{Claim, Content, DestinationSet, Done, DoneKind, Job, Meters, Workers};
 
 /// A queued file with what the pipeline knows about it.
 struct Slot {
@@ -44,7 +44,8 @@ struct Slot {
     album: String,
     /// The file name as stored in the album.
     base: String,
-    hashed: Option<Result<Hash, FileError>>,
+    /// What reading the file found, once it was read (or known before).
+    hashed: Option<Result<Content, FileError>>,
 }
 
 /// The reservation of `name` in the slot's album for its file.

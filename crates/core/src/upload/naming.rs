@@ -4,12 +4,17 @@
 //! RAW and its JPEG and their sidecars stay paired by name. See
 //! docs/ARCHITECTURE.md.
 
+use std::path::Path;
+
 use super::{Pipeline, Slot};
 use crate::album::{AlbumMode, folder_album, name_key, sanitize_file_name};
+use crate::capture::Captured;
 use crate::error::Result;
+use crate::filter::media_kind;
 use crate::item::{Member, member};
 use crate::platform::bytes_to_os;
-use crate::store::{EntryRow, EntryState, WatchRow};
+use crate::store::{EntryRow, EntryState, FolderMate, QueuedFile, WatchRow};
+use crate::transfer::Dating;
 
 /// Whether a name can be given in an album.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +30,9 @@ enum NameState {
 /// in the file's album when it has one.
 type Mates = Vec<(Member, Option<EntryRow>)>;
 
+/// The `by-date` album of a file whose date could not be read.
+const UNDATED_ALBUM: &str = "Undated";
+
 /// Past this number, a file takes the first name free for itself alone.
 const MAX_ITEM_NUMBER: u32 = 10_000;
 
@@ -33,9 +41,16 @@ const MAX_ITEM_NUMBER: u32 = 10_000;
 /// that does not behave.
 const MAX_SUFFIX: u32 = 1000;
 
-pub(super) fn album_for(watch: &WatchRow, rel: &[u8]) -> String {
+/// The album of a file in the folder `rel` of `watch`. A `by-date` watch
+/// needs the file's capture date, known once it is hashed; a file that has
+/// none (it could not be read) goes to [`UNDATED_ALBUM`].
+pub(super) fn album_for(watch: &WatchRow, rel: &[u8], captured: Option<&Captured>) -> String {
     match watch.mode {
         AlbumMode::Single => watch.album.clone(),
+        AlbumMode::ByDate => match captured {
+            Some(c) => watch.date_format.album(&c.at),
+            None => UNDATED_ALBUM.to_string(),
+        },
         AlbumMode::PerFolder => {
             let folders: Vec<String> = rel
                 .split(|b| *b == b'/')
@@ -145,40 +160,80 @@ impl Pipeline<'_> {
     /// sharing the name's start (and, for iOS edits, `IMG_E1234` with
     /// `IMG_1234`).
     fn item_of(&self, slot: &Slot) -> Result<(Member, Mates)> {
-        let raw = &slot.file.name;
-        let first_dot = raw.iter().skip(1).position(|b| *b == b'.').map(|i| i + 1);
-        let prefix = &raw[..first_dot.unwrap_or(raw.len())];
-        let mut found = self.store.folder_mates(slot.file.id, prefix)?;
-        if let Some(other) = edit_counterpart(prefix) {
-            found.extend(self.store.folder_mates(slot.file.id, &other)?);
-        }
-        let bases: Vec<(i64, String, Option<i64>)> = found
-            .into_iter()
-            .map(|f| (f.id, sanitize_file_name(&bytes_to_os(&f.name)), f.entry_id))
-            .collect();
-        let mut folder: Vec<&str> = bases.iter().map(|(_, b, _)| b.as_str()).collect();
-        folder.push(&slot.base);
-        let me = member(&slot.base, &folder);
+        let (me, found) = self.mates_of(&slot.file, &slot.base)?;
         let mut mates = Vec::new();
-        for (file_id, base, entry_id) in &bases {
-            let m = member(base, &folder);
-            if m.key != me.key {
-                continue;
-            }
+        for (mate, m) in found {
             // Its recorded entry, or the name an upload under way reserved.
-            let entry = match entry_id {
-                Some(id) => self.store.entry(*id)?,
+            let entry = match mate.entry_id {
+                Some(id) => self.store.entry(id)?,
                 None => None,
             }
             .filter(|e| e.dest_id == slot.dest_id);
             let entry = match entry {
                 Some(e) => Some(e),
-                None => self.store.reservation_for(*file_id, slot.dest_id)?,
+                None => self.store.reservation_for(mate.id, slot.dest_id)?,
             }
             .filter(|e| e.album == slot.album && e.state != EntryState::Deleting);
             mates.push((m, entry));
         }
         Ok((me, mates))
+    }
+
+    /// The file (whose name is made safe as `base`) as a member of its
+    /// item, and the other members in its folder.
+    fn mates_of(
+        &self,
+        file: &QueuedFile,
+        base: &str,
+    ) -> Result<(Member, Vec<(FolderMate, Member)>)> {
+        let raw = &file.name;
+        let first_dot = raw.iter().skip(1).position(|b| *b == b'.').map(|i| i + 1);
+        let prefix = &raw[..first_dot.unwrap_or(raw.len())];
+        let mut found = self.store.folder_mates(file.id, prefix)?;
+        if let Some(other) = edit_counterpart(prefix) {
+            found.extend(self.store.folder_mates(file.id, &other)?);
+        }
+        let bases: Vec<String> = found
+            .iter()
+            .map(|f| sanitize_file_name(&bytes_to_os(&f.name)))
+            .collect();
+        let mut folder: Vec<&str> = bases.iter().map(String::as_str).collect();
+        folder.push(base);
+        let me = member(base, &folder);
+        let mates = found
+            .into_iter()
+            .zip(&bases)
+            .map(|(f, b)| (f, member(b, &folder)))
+            .filter(|(_, m)| m.key == me.key)
+            .collect();
+        Ok((me, mates))
+    }
+
+    /// Where the item of the file at `path` gets its capture date: its
+    /// first photo by name, else its first video, else the file itself;
+    /// with the Takeout JSON named after that member, if there is one.
+    pub(super) fn dating_of(&self, file: &QueuedFile, base: &str, path: &Path) -> Result<Dating> {
+        let (_, mates) = self.mates_of(file, base)?;
+        let mut members: Vec<&[u8]> = mates.iter().map(|(f, _)| f.name.as_slice()).collect();
+        members.push(&file.name);
+        let text = |raw: &[u8]| bytes_to_os(raw).to_string_lossy().into_owned();
+        let dating = members
+            .iter()
+            .min_by_key(|raw| (media_kind(&text(raw)), **raw))
+            .copied()
+            .unwrap_or(&file.name);
+        let dating_name = text(dating).to_lowercase();
+        let takeout = members.iter().find(|raw| {
+            let name = text(raw).to_lowercase();
+            name.len() > dating_name.len()
+                && name.starts_with(&dating_name)
+                && name.ends_with(".json")
+        });
+        let dir = path.parent().unwrap_or(path);
+        Ok(Dating {
+            member: dir.join(bytes_to_os(dating)),
+            takeout: takeout.map(|raw| dir.join(bytes_to_os(raw))),
+        })
     }
 }
 

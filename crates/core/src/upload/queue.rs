@@ -8,13 +8,14 @@ use std::path::Path;
 use super::InFlight;
 use super::naming::album_for;
 use super::{Pipeline, Slot, WINDOW_PER_WORKER};
-use crate::album::sanitize_file_name;
+use crate::album::{AlbumMode, sanitize_file_name};
+use crate::capture::Captured;
 use crate::error::Result;
 use crate::platform::{Fingerprint, bytes_to_os};
 use crate::scan::rel_path;
 use crate::settle::Verdict;
 use crate::store::{QueuedFile, now_ms};
-use crate::transfer::Job;
+use crate::transfer::{Content, Job};
 
 impl Pipeline<'_> {
     /// Moves files whose settle time has come back to the front.
@@ -133,25 +134,36 @@ impl Pipeline<'_> {
                 continue; // destination unavailable: the file stays queued
             }
             let path = rel_path(&watch.root, &file.dir_rel).join(bytes_to_os(&file.name));
-            let (dest_id, album) = (watch.dest_id, album_for(watch, &file.dir_rel));
+            let dest_id = watch.dest_id;
+            let album = album_for(watch, &file.dir_rel, file.captured.as_ref());
             let Some(file) = self.settled(file, &path)? else {
                 continue;
+            };
+            // A file hashed before capture dates were kept is read again.
+            let known = match (file.hash, file.captured) {
+                (Some(hash), Some(captured)) => Some(Ok(Content {
+                    hash,
+                    captured: Some(captured),
+                })),
+                _ => None,
             };
             let slot = Slot {
                 path,
                 dest_id,
                 album,
                 base: sanitize_file_name(&bytes_to_os(&file.name)),
-                hashed: file.hash.map(Ok),
+                hashed: known,
                 file,
             };
             let id = self.next_slot;
             self.next_slot += 1;
             if slot.hashed.is_none() {
+                let dating = self.dating_of(&slot.file, &slot.base, &slot.path)?;
                 self.send(Job::Hash {
                     slot: id,
                     path: slot.path.clone(),
                     fp: slot.file.fp,
+                    dating,
                 });
             }
             self.window_files.insert(slot.file.id);
@@ -174,14 +186,32 @@ impl Pipeline<'_> {
             let mut slot = self.slots.remove(&id).expect("slot in window");
             self.window_files.remove(&slot.file.id);
             match slot.hashed.take().expect("checked above") {
-                Ok(hash) => {
-                    slot.file.hash = Some(hash);
+                Ok(content) => {
+                    self.dated(&mut slot, content.captured)?;
+                    slot.file.hash = Some(content.hash);
                     self.plan(slot, true)?;
                 }
                 Err(e) => self.read_failed(slot, e)?,
             }
         }
         Ok(decided)
+    }
+
+    /// Records a file's capture date when it is new, and gives a `by-date`
+    /// watch's file the album of that date.
+    fn dated(&mut self, slot: &mut Slot, captured: Option<Captured>) -> Result<()> {
+        if let Some(c) = captured
+            && slot.file.captured != captured
+        {
+            self.store.set_captured(slot.file.id, &c)?;
+        }
+        slot.file.captured = captured;
+        if let Some(watch) = self.watches.get(&slot.file.watch_id)
+            && watch.mode == AlbumMode::ByDate
+        {
+            slot.album = album_for(watch, &slot.file.dir_rel, captured.as_ref());
+        }
+        Ok(())
     }
 
     pub(super) fn send(&self, job: Job) {

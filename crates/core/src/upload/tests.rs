@@ -21,6 +21,7 @@ fn scanned(dir: &Path, photos: PathBuf, album: Option<&str>) -> (crate::Home, cr
         folder: photos,
         mode: AlbumMode::Single,
         album_names: crate::AlbumNames::Leaf,
+        date_format: Default::default(),
         album: album.map(str::to_string),
         dest: "library".into(),
         on_delete: OnDelete::Keep,

@@ -1,0 +1,79 @@
+//! Real media for the photo tests, made with the tools a photographer's
+//! files come from: ImageMagick, exiftool, ffmpeg and heif-enc (installed by
+//! scripts/install-deps). Each tool runs to completion or the test fails
+//! naming the command.
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(tool: &str, args: &[&str]) {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} is installed (scripts/install-deps): {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn text(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+/// Runs ImageMagick's `convert`.
+pub fn convert(args: &[&str]) {
+    run("convert", args);
+}
+
+/// A small image of one colour, in the format `path`'s extension says,
+/// with no date in it (ImageMagick writes none into a JPEG).
+pub fn image(path: &Path, colour: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    convert(&["-size", "16x16", &format!("xc:{colour}"), text(path)]);
+}
+
+/// Sets EXIF `DateTimeOriginal` (`2021:03:31 23:30:00`) with exiftool.
+pub fn set_taken(path: &Path, exif_date: &str) {
+    run(
+        "exiftool",
+        &[
+            "-q",
+            "-overwrite_original",
+            &format!("-DateTimeOriginal={exif_date}"),
+            text(path),
+        ],
+    );
+}
+
+/// A HEIC still encoded by heif-enc, taken at `exif_date`.
+pub fn heic(path: &Path, colour: &str, exif_date: &str) {
+    let jpeg = path.with_extension("source.jpg");
+    image(&jpeg, colour);
+    run("heif-enc", &["-q", "50", "-o", text(path), text(&jpeg)]);
+    std::fs::remove_file(&jpeg).unwrap();
+    set_taken(path, exif_date);
+}
+
+/// A fifth of a second of video made by ffmpeg, whose QuickTime header
+/// says it was created at `utc` (`2021-04-02T12:00:00Z`).
+pub fn video(path: &Path, utc: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=16x16:d=0.2",
+            "-metadata",
+            &format!("creation_time={utc}"),
+            "-c:v",
+            "mpeg4",
+            text(path),
+        ],
+    );
+}
