@@ -313,3 +313,51 @@ fn by_date_albums_come_from_exif_quicktime_takeout_and_file_names() {
         ["2020/IMG_0002.HEIC"]
     );
 }
+
+#[test]
+fn renaming_a_photo_and_its_sidecar_moves_both_and_a_sidecar_edit_replaces_only_it() {
+    let env = Env::new();
+    let raw = bytes("june raw", 40_000);
+    env.write("2024-05/IMG_0001.CR2", &bytes("may raw", 40_000));
+    env.write("2024-06/IMG_0001.CR2", &raw);
+    env.write("2024-06/IMG_0001.CR2.xmp", b"<x:xmpmeta rating=\"3\"/>");
+    env.watch(&["--album", "Cards"]);
+    env.sync().ok();
+    let lib = env.library_files();
+    assert!(lib.contains_key("Cards/IMG_0001 (2).CR2.xmp"), "{lib:?}");
+
+    // darktable renames a photo with its sidecar.
+    let june = env.src.join("2024-06");
+    fs::rename(june.join("IMG_0001.CR2"), june.join("Wedding_0001.CR2")).unwrap();
+    fs::rename(
+        june.join("IMG_0001.CR2.xmp"),
+        june.join("Wedding_0001.CR2.xmp"),
+    )
+    .unwrap();
+    let s = env.sync().ok().json();
+    assert_eq!(s["bytes_uploaded"], 0, "a rename sends nothing: {s}");
+    let lib = env.library_files();
+    assert_eq!(
+        lib.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "Cards/IMG_0001.CR2",
+            "Cards/Wedding_0001.CR2",
+            "Cards/Wedding_0001.CR2.xmp"
+        ],
+        "the pair moved together, its number gone with the clash"
+    );
+    assert_eq!(lib["Cards/Wedding_0001.CR2"], hash(&raw));
+
+    // A new rating rewrites the sidecar only.
+    let edited = b"<x:xmpmeta rating=\"5\"/>";
+    fs::write(june.join("Wedding_0001.CR2.xmp"), edited).unwrap();
+    let s = env.sync().ok().json();
+    assert_eq!(
+        (s["uploaded"].as_u64(), s["bytes_uploaded"].as_u64()),
+        (Some(1), Some(edited.len() as u64)),
+        "{s}"
+    );
+    let lib = env.library_files();
+    assert_eq!(lib["Cards/Wedding_0001.CR2.xmp"], hash(edited));
+    assert_eq!(lib["Cards/Wedding_0001.CR2"], hash(&raw));
+}

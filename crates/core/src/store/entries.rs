@@ -86,20 +86,31 @@ impl Store {
         hash: &Hash,
         except: i64,
     ) -> Result<Option<EntryRow>> {
-        self.conn
-            .prepare_cached(&format!(
-                "{ENTRY_SELECT} WHERE dest_id = ?1 AND album = ?2 AND hash = ?3 AND id != ?4
-                   AND state != 'deleting'
-                 ORDER BY state = 'present' DESC, id LIMIT 1"
-            ))
-            .and_then(|mut st| {
-                st.query_row(
-                    params![dest_id, album, hash.as_slice(), except],
-                    entry_from_row,
-                )
-                .optional()
-            })
-            .map_err(|e| self.err(e))
+        // A present one first, else one under way. Each query stops at its
+        // first row in the index's order: an album may hold thousands of
+        // names of one content (every name is kept), and sorting them all
+        // for every new file would make a pass quadratic.
+        for states in ["state = 'present'", "state != 'deleting'"] {
+            let found = self
+                .conn
+                .prepare_cached(&format!(
+                    "{ENTRY_SELECT} WHERE dest_id = ?1 AND album = ?2 AND hash = ?3
+                       AND id != ?4 AND {states}
+                     ORDER BY id LIMIT 1"
+                ))
+                .and_then(|mut st| {
+                    st.query_row(
+                        params![dest_id, album, hash.as_slice(), except],
+                        entry_from_row,
+                    )
+                    .optional()
+                })
+                .map_err(|e| self.err(e))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     pub fn entry_name_taken(&self, dest_id: i64, album: &str, name: &str) -> Result<bool> {
