@@ -11,6 +11,7 @@ mod bad_input;
 mod changes;
 mod cli_contract;
 mod crash;
+mod dav_servers;
 mod live;
 mod odd_input;
 mod photos;

@@ -6,9 +6,10 @@
 
 use std::collections::HashSet;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::blocking::{Body, Client, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 use url::Url;
@@ -17,6 +18,13 @@ use super::{Check, Destination, Staged, Upload, http};
 use crate::error::DestError;
 
 const STAGING: &str = ".shoebox-staging";
+
+/// What stays raw in a path segment: RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 #[derive(Debug, Clone)]
 pub struct WebDav {
@@ -30,7 +38,15 @@ pub struct WebDav {
     collections: Arc<Mutex<HashSet<String>>>,
     /// This engine's staging collection inside [`STAGING`].
     engine: String,
+    /// Set when the server cuts a MOVE's or COPY's Destination at a `;`
+    /// (WsgiDAV 4 decodes the header, then parses `;…` off as path
+    /// parameters): such names are then stored with the full-width `；`,
+    /// as names FAT refuses are. Found by [`WebDav::probe_semicolons`].
+    cuts_at_semicolon: Arc<AtomicBool>,
 }
+
+/// How a server that cuts Destination headers at `;` gets a name's `;`.
+const SEMICOLON_LOOKALIKE: &str = "\u{FF1B}";
 
 fn method(m: &str) -> Method {
     Method::from_bytes(m.as_bytes()).expect("a valid WebDAV method name")
@@ -63,21 +79,39 @@ impl WebDav {
             password,
             collections: Arc::default(),
             engine: engine.to_string(),
+            cuts_at_semicolon: Arc::default(),
         })
     }
 
+    /// The URL of `parts` below the base. Every byte but the unreserved
+    /// ones is percent-encoded: RFC 3986 allows `;`, `+`, `&`, `=`, `[`
+    /// and `]` raw in a path, but servers read them as path parameters or
+    /// query syntax (WsgiDAV stored `b;c.jpg` as `b`), and the encoded
+    /// form means the same to every server that gets it right.
     fn url(&self, parts: &[&str], collection: bool) -> Url {
-        let mut u = self.base.clone();
-        {
-            let mut segs = u.path_segments_mut().expect("http URLs have paths");
-            segs.pop_if_empty();
-            for p in parts {
-                segs.push(p);
-            }
-            if collection {
-                segs.push("");
-            }
+        if self.cuts_at_semicolon.load(Ordering::Relaxed) {
+            let mapped: Vec<String> = parts
+                .iter()
+                .map(|p| p.replace(';', SEMICOLON_LOOKALIKE))
+                .collect();
+            let mapped: Vec<&str> = mapped.iter().map(String::as_str).collect();
+            return self.exact_url(&mapped, collection);
         }
+        self.exact_url(parts, collection)
+    }
+
+    /// The URL of `parts` exactly as given (see [`WebDav::url`]).
+    fn exact_url(&self, parts: &[&str], collection: bool) -> Url {
+        let mut path = self.base.path().trim_end_matches('/').to_string();
+        for p in parts {
+            path.push('/');
+            path.extend(utf8_percent_encode(p, SEGMENT));
+        }
+        if collection {
+            path.push('/');
+        }
+        let mut u = self.base.clone();
+        u.set_path(&path);
         u
     }
 
@@ -235,6 +269,34 @@ impl WebDav {
         }
     }
 
+    /// Finds out whether the server keeps a `;` in a MOVE's Destination:
+    /// moves an empty staged object to a name with one and looks for it.
+    fn probe_semicolons(&self) -> Result<(), DestError> {
+        let at = |name: &str| self.exact_url(&[STAGING, &self.engine, name], false);
+        let ok = [StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK];
+        self.send("upload a probe", self.req("PUT", at("probe")).body(""), &ok)?;
+        // Cut at its `;`, this name is neither the probe's nor taken.
+        let target = at("probe-moved;1");
+        let r = self
+            .req("MOVE", at("probe"))
+            .header("Destination", target.as_str())
+            .header("Overwrite", "T");
+        self.send("move a probe", r, &ok)?;
+        let kept = self.exists_url(target.clone())?;
+        if !kept {
+            tracing::warn!(
+                dest = %self.name,
+                "the server cuts names at ';' when it moves a file (a known WsgiDAV bug): \
+                 names with ';' are stored with '{SEMICOLON_LOOKALIKE}' there"
+            );
+        }
+        self.cuts_at_semicolon.store(!kept, Ordering::Relaxed);
+        for probe in [target, at("probe-moved"), at("probe")] {
+            let _ = self.req("DELETE", probe).send();
+        }
+        Ok(())
+    }
+
     /// Forgets that an album collection exists (it was found missing).
     fn forget_collection(&self, album: &str) {
         self.collections.lock().expect("lock").remove(album);
@@ -348,7 +410,8 @@ impl Destination for WebDav {
             .send();
         self.collections.lock().expect("lock").clear();
         self.make_collection(&[STAGING])?;
-        self.make_collection(&[STAGING, &self.engine])
+        self.make_collection(&[STAGING, &self.engine])?;
+        self.probe_semicolons()
     }
 
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {

@@ -1,0 +1,446 @@
+//! The WebDAV servers people run, each started on loopback by the test
+//! with Basic authentication and the folder it serves on disk as the
+//! ground truth: Apache's mod_dav, nginx's dav with dav-ext, and WsgiDAV
+//! (Debian packages; WsgiDAV from PyPI, in the venv scripts/install-deps
+//! makes, found through `SHOEBOX_WSGIDAV`). `rclone serve webdav` lives
+//! in `webdav.rs`. Each runs as one process, so killing it stops it whole.
+
+use std::fmt;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::support::*;
+use crate::webdav::{PASS, USER};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Apache,
+    Nginx,
+    WsgiDav,
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Server::Apache => "apache",
+            Server::Nginx => "nginx",
+            Server::WsgiDav => "wsgidav",
+        })
+    }
+}
+
+/// A running server serving `root` (its `photos/` folder is the
+/// destination).
+pub struct DavServer {
+    child: Child,
+    port: u16,
+    pub root: PathBuf,
+    pub kind: Server,
+    /// Its configuration and logs.
+    conf: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl DavServer {
+    /// Starts `kind` serving a new folder `dir/served`, configured in
+    /// `dir/conf`.
+    pub fn start(kind: Server, dir: &Path) -> DavServer {
+        let root = dir.join("served");
+        let conf = dir.join("conf");
+        fs::create_dir_all(root.join("photos")).unwrap();
+        fs::create_dir_all(&conf).unwrap();
+        DavServer::start_on(kind, root, conf, free_port())
+    }
+
+    fn start_on(kind: Server, root: PathBuf, conf: PathBuf, port: u16) -> DavServer {
+        let child = spawn(kind, &root, &conf, port);
+        DavServer {
+            child,
+            port,
+            root,
+            kind,
+            conf,
+        }
+    }
+
+    /// Stops the server (as a crash would: SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, serving the same folder.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.kind, &self.root, &self.conf, self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/photos", self.port)
+    }
+
+    /// The server's log, for a failure's message.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.conf.join("server.log")).unwrap_or_default()
+    }
+
+    /// Every file in the albums on the server's disk: path → hash (what
+    /// Shoebox stages is left out).
+    pub fn albums(&self) -> std::collections::BTreeMap<String, String> {
+        files_below(&self.root.join("photos"))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with(".shoebox"))
+            .collect()
+    }
+}
+
+impl Drop for DavServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts the server and waits until it listens.
+fn spawn(kind: Server, root: &Path, conf: &Path, port: u16) -> Child {
+    let mut cmd = match kind {
+        Server::Apache => apache(root, conf, port),
+        Server::Nginx => nginx(root, conf, port),
+        Server::WsgiDav => wsgidav(root, conf, port),
+    };
+    let log = fs::File::create(conf.join("server.log")).unwrap();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{kind} is installed (scripts/install-deps): {e}"));
+    wait_until_tcp(port, &format!("{kind} to listen on port {port}"));
+    child
+}
+
+fn wait_until_tcp(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + SECS(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after 20 s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// An htpasswd file for `USER` (Apache's `htpasswd`, from apache2-utils).
+fn htpasswd(conf: &Path) -> PathBuf {
+    let file = conf.join("htpasswd");
+    if !file.exists() {
+        let st = Command::new("htpasswd")
+            .args(["-b", "-c", "-B"])
+            .arg(&file)
+            .args([USER, PASS])
+            .output()
+            .expect("htpasswd is installed (apache2-utils, scripts/install-deps)");
+        assert!(st.status.success(), "htpasswd failed");
+    }
+    file
+}
+
+fn apache(root: &Path, conf: &Path, port: u16) -> Command {
+    let modules = "/usr/lib/apache2/modules";
+    let load = [
+        "mpm_event",
+        "authz_core",
+        "authn_core",
+        "authn_file",
+        "auth_basic",
+        "authz_user",
+        "dav",
+        "dav_fs",
+        "dir",
+        "mime",
+    ]
+    .iter()
+    .map(|m| format!("LoadModule {m}_module {modules}/mod_{m}.so\n"))
+    .collect::<String>();
+    let text = format!(
+        "{load}ServerName localhost
+Listen 127.0.0.1:{port}
+PidFile {conf}/apache.pid
+ErrorLog /dev/stderr
+DavLockDB {conf}/davlock
+TypesConfig /etc/mime.types
+DocumentRoot \"{root}\"
+<Directory \"{root}\">
+    Dav On
+    AuthType Basic
+    AuthName \"photos\"
+    AuthUserFile {passwd}
+    Require valid-user
+</Directory>
+",
+        conf = conf.display(),
+        root = root.display(),
+        passwd = htpasswd(conf).display(),
+    );
+    let file = conf.join("apache.conf");
+    fs::write(&file, text).unwrap();
+    let mut cmd = Command::new("/usr/sbin/apache2");
+    // -X: one process, in the foreground.
+    cmd.arg("-X").arg("-f").arg(file);
+    cmd
+}
+
+fn nginx(root: &Path, conf: &Path, port: u16) -> Command {
+    let text = format!(
+        "load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
+daemon off;
+master_process off;
+user root;
+pid {conf}/nginx.pid;
+error_log stderr;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {conf}/body;
+    proxy_temp_path {conf}/proxy;
+    fastcgi_temp_path {conf}/fastcgi;
+    uwsgi_temp_path {conf}/uwsgi;
+    scgi_temp_path {conf}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root \"{root}\";
+        client_max_body_size 1g;
+        location / {{
+            dav_methods PUT DELETE MKCOL COPY MOVE;
+            dav_ext_methods PROPFIND OPTIONS;
+            create_full_put_path on;
+            auth_basic \"photos\";
+            auth_basic_user_file {passwd};
+        }}
+    }}
+}}
+",
+        conf = conf.display(),
+        root = root.display(),
+        passwd = htpasswd(conf).display(),
+    );
+    let file = conf.join("nginx.conf");
+    fs::write(&file, text).unwrap();
+    let mut cmd = Command::new("/usr/sbin/nginx");
+    cmd.arg("-c").arg(file).arg("-p").arg(conf);
+    cmd
+}
+
+fn wsgidav(root: &Path, conf: &Path, port: u16) -> Command {
+    let text = format!(
+        "host: 127.0.0.1
+port: {port}
+verbose: 1
+logging:
+    enable_loggers: []
+provider_mapping:
+    \"/\": \"{root}\"
+http_authenticator:
+    accept_basic: true
+    accept_digest: false
+    default_to_digest: false
+simple_dc:
+    user_mapping:
+        \"*\":
+            \"{USER}\":
+                password: \"{PASS}\"
+",
+        root = root.display(),
+    );
+    let file = conf.join("wsgidav.yaml");
+    fs::write(&file, text).unwrap();
+    let bin = std::env::var_os("SHOEBOX_WSGIDAV").unwrap_or_else(|| "wsgidav".into());
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config").arg(file);
+    cmd
+}
+
+/// `dest add dav webdav` for `server`, with the secret in the environment
+/// as every later command gets it.
+fn add_dest(env: &Env, server: &DavServer) {
+    env.cmd()
+        .env("SHOEBOX_SECRET_DAV", PASS)
+        .args(["dest", "add", "dav", "webdav", "--url", &server.url()])
+        .args(["--user", USER, "--allow-insecure-http"])
+        .output()
+        .map(Run::from)
+        .unwrap()
+        .ok();
+}
+
+fn shoebox(env: &Env, secret: &str, args: &[&str]) -> Run {
+    Run::from(
+        env.cmd()
+            .env("SHOEBOX_SECRET_DAV", secret)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+fn sync(env: &Env) -> Run {
+    shoebox(env, PASS, &["sync", "--json", "--settle", "100ms"])
+}
+
+/// Names that servers and URL encoders get wrong: spaces, NFC and NFD
+/// accents, `# % + ? & [ ] ;` and emoji. A `?` is stored as its full-width
+/// look-alike, as on every destination (see README).
+const ODD_NAMES: &[&str] = &[
+    "a b.jpg",
+    "caf\u{e9}.jpg",
+    "cafe\u{301} 2.jpg",
+    "50% off.jpg",
+    "#1.jpg",
+    "a+b.jpg",
+    "a?1.jpg",
+    "a?2.jpg",
+    "b;c.jpg",
+    "x&y=z.jpg",
+    "[raw] 1.jpg",
+    "\u{1f4f7} sunset.jpg",
+];
+const FOLDERS: &[&str] = &["Trip one", "Z\u{fc}rich", "Misc #2"];
+
+/// The name `name` has on `server`: a `?` becomes its full-width
+/// look-alike everywhere, and a `;` on a server that cuts MOVE's
+/// Destination at one (WsgiDAV).
+fn stored(server: Server, name: &str) -> String {
+    let name = name.replace('?', "\u{ff1f}");
+    match server {
+        Server::WsgiDav => name.replace(';', "\u{ff1b}"),
+        Server::Apache | Server::Nginx => name,
+    }
+}
+
+/// The whole scenario of a user's first week against one server: odd
+/// names in three albums and a 3 MiB video; an edit, a rename, a move and
+/// a deletion; a sync with nothing to do; a wrong password; the server
+/// killed and back.
+fn the_whole_scenario_against(kind: Server) {
+    let env = Env::new();
+    let mut server = DavServer::start(kind, &env.tmp.path().join(kind.to_string()));
+    add_dest(&env, &server);
+    let mut want = std::collections::BTreeMap::new();
+    for (i, folder) in FOLDERS.iter().enumerate() {
+        for (j, name) in ODD_NAMES.iter().enumerate() {
+            let data = bytes(&format!("{folder}/{name}"), 2000 + 100 * (i * 20 + j));
+            env.write(&format!("{folder}/{name}"), &data);
+            want.insert(format!("{folder}/{}", stored(kind, name)), hash(&data));
+        }
+    }
+    let video = bytes("video", 3 << 20);
+    env.write("Trip one/clip.mov", &video);
+    want.insert("Trip one/clip.mov".into(), hash(&video));
+    env.watch(&[
+        "--mode",
+        "per-folder",
+        "--dest",
+        "dav",
+        "--on-delete",
+        "remove",
+    ]);
+    let s = sync(&env).ok().json();
+    assert_eq!(s["uploaded"], want.len(), "{kind}: {s}\n{}", server.log());
+    assert_eq!(server.albums(), want, "{kind}: every name arrives whole");
+
+    // An edit, a rename, a move to another album and a deletion.
+    let trip = env.src.join("Trip one");
+    let edited = bytes("edited", 2500);
+    fs::write(trip.join("a+b.jpg"), &edited).unwrap();
+    want.insert("Trip one/a+b.jpg".into(), hash(&edited));
+    fs::rename(trip.join("#1.jpg"), trip.join("#1 renamed;x.jpg")).unwrap();
+    let v = want.remove("Trip one/#1.jpg").unwrap();
+    want.insert(format!("Trip one/{}", stored(kind, "#1 renamed;x.jpg")), v);
+    fs::rename(
+        trip.join("50% off.jpg"),
+        env.src.join("Misc #2/50% moved.jpg"),
+    )
+    .unwrap();
+    let v = want.remove("Trip one/50% off.jpg").unwrap();
+    want.insert("Misc #2/50% moved.jpg".into(), v);
+    fs::remove_file(trip.join("a?1.jpg")).unwrap();
+    want.remove(&format!("Trip one/{}", stored(kind, "a?1.jpg")));
+    let s = sync(&env).ok().json();
+    assert_eq!(
+        (
+            s["uploaded"].as_u64(),
+            s["moved"].as_u64(),
+            s["removed"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1)),
+        "{kind}: {s}"
+    );
+    assert_eq!(
+        s["bytes_uploaded"],
+        edited.len(),
+        "{kind}: only the edit is sent"
+    );
+    assert_eq!(
+        server.albums(),
+        want,
+        "{kind}: the changes reached the server"
+    );
+
+    // Nothing to do: nothing is sent.
+    let s = sync(&env).ok().json();
+    assert_eq!(
+        (s["uploaded"].as_u64(), s["bytes_uploaded"].as_u64()),
+        (Some(0), Some(0)),
+        "{kind}: {s}"
+    );
+
+    // A wrong password is named as such, and nothing is touched.
+    let r = shoebox(&env, "not-the-password", &["dest", "test", "dav"]);
+    assert_ne!(r.code, 0, "{kind}");
+    assert!(
+        r.stdout.contains("credentials") || r.stderr.contains("credentials"),
+        "{kind}: {}{}",
+        r.stdout,
+        r.stderr
+    );
+
+    // The server dies: a new photo waits and nothing is lost; it is sent
+    // once the server is back.
+    server.kill();
+    let late = bytes("late", 3000);
+    env.write("Z\u{fc}rich/late.jpg", &late);
+    let r = sync(&env);
+    assert!(
+        r.stdout.contains("dest") || r.stderr.contains("reach"),
+        "{kind}: the pass says the server cannot be reached: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    server.restart();
+    let s = sync(&env).ok().json();
+    assert_eq!(s["uploaded"], 1, "{kind}: {s}");
+    want.insert("Z\u{fc}rich/late.jpg".into(), hash(&late));
+    assert_eq!(server.albums(), want, "{kind}");
+}
+
+#[test]
+fn apache_mod_dav_passes_the_whole_scenario() {
+    the_whole_scenario_against(Server::Apache);
+}
+
+#[test]
+fn nginx_dav_passes_the_whole_scenario() {
+    the_whole_scenario_against(Server::Nginx);
+}
+
+#[test]
+fn wsgidav_passes_the_whole_scenario() {
+    the_whole_scenario_against(Server::WsgiDav);
+}
