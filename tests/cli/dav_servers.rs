@@ -19,6 +19,8 @@ pub enum Server {
     Apache,
     Nginx,
     WsgiDav,
+    /// WsgiDAV accepting Digest authentication only.
+    WsgiDavDigest,
 }
 
 impl fmt::Display for Server {
@@ -27,6 +29,7 @@ impl fmt::Display for Server {
             Server::Apache => "apache",
             Server::Nginx => "nginx",
             Server::WsgiDav => "wsgidav",
+            Server::WsgiDavDigest => "wsgidav-digest",
         })
     }
 }
@@ -114,7 +117,8 @@ fn spawn(kind: Server, root: &Path, conf: &Path, port: u16) -> Child {
     let mut cmd = match kind {
         Server::Apache => apache(root, conf, port),
         Server::Nginx => nginx(root, conf, port),
-        Server::WsgiDav => wsgidav(root, conf, port),
+        Server::WsgiDav => wsgidav(root, conf, port, false),
+        Server::WsgiDavDigest => wsgidav(root, conf, port, true),
     };
     let log = fs::File::create(conf.join("server.log")).unwrap();
     let child = cmd
@@ -238,7 +242,7 @@ http {{
     cmd
 }
 
-fn wsgidav(root: &Path, conf: &Path, port: u16) -> Command {
+fn wsgidav(root: &Path, conf: &Path, port: u16, digest_only: bool) -> Command {
     let text = format!(
         "host: 127.0.0.1
 port: {port}
@@ -248,9 +252,9 @@ logging:
 provider_mapping:
     \"/\": \"{root}\"
 http_authenticator:
-    accept_basic: true
-    accept_digest: false
-    default_to_digest: false
+    accept_basic: {basic}
+    accept_digest: {digest}
+    default_to_digest: {digest}
 simple_dc:
     user_mapping:
         \"*\":
@@ -258,6 +262,8 @@ simple_dc:
                 password: \"{PASS}\"
 ",
         root = root.display(),
+        basic = !digest_only,
+        digest = digest_only,
     );
     let file = conf.join("wsgidav.yaml");
     fs::write(&file, text).unwrap();
@@ -319,7 +325,7 @@ const FOLDERS: &[&str] = &["Trip one", "Z\u{fc}rich", "Misc #2"];
 fn stored(server: Server, name: &str) -> String {
     let name = name.replace('?', "\u{ff1f}");
     match server {
-        Server::WsgiDav => name.replace(';', "\u{ff1b}"),
+        Server::WsgiDav | Server::WsgiDavDigest => name.replace(';', "\u{ff1b}"),
         Server::Apache | Server::Nginx => name,
     }
 }
@@ -443,4 +449,9 @@ fn nginx_dav_passes_the_whole_scenario() {
 #[test]
 fn wsgidav_passes_the_whole_scenario() {
     the_whole_scenario_against(Server::WsgiDav);
+}
+
+#[test]
+fn wsgidav_with_digest_authentication_only_passes_the_whole_scenario() {
+    the_whole_scenario_against(Server::WsgiDavDigest);
 }

@@ -3,6 +3,7 @@
 //! final name: an upload is staged, then committed.
 
 pub(crate) mod http;
+mod http_auth;
 mod local;
 pub mod s3;
 pub mod tls;

@@ -14,6 +14,7 @@ use reqwest::blocking::{Body, Client, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
+use super::http_auth::{self, Credentials};
 use super::{Check, Destination, Staged, Upload, http};
 use crate::error::DestError;
 
@@ -31,8 +32,8 @@ pub struct WebDav {
     name: String,
     base: Url,
     client: Client,
-    user: Option<String>,
-    password: Option<String>,
+    /// None for a server without accounts.
+    auth: Option<Arc<Credentials>>,
     /// Album collections known to exist, so each is created once (and
     /// concurrent uploads do not race to create it).
     collections: Arc<Mutex<HashSet<String>>>,
@@ -47,6 +48,14 @@ pub struct WebDav {
 
 /// How a server that cuts Destination headers at `;` gets a name's `;`.
 const SEMICOLON_LOOKALIKE: &str = "\u{FF1B}";
+
+/// What sending a request came to.
+enum Sent {
+    Answered(Response),
+    /// A new Digest challenge came for a request that cannot be sent twice
+    /// (a streamed upload): sent again, it answers the challenge.
+    Challenged,
+}
 
 fn method(m: &str) -> Method {
     Method::from_bytes(m.as_bytes()).expect("a valid WebDAV method name")
@@ -75,8 +84,7 @@ impl WebDav {
             name: name.to_string(),
             base,
             client,
-            user,
-            password,
+            auth: user.map(|u| Arc::new(Credentials::new(u, password))),
             collections: Arc::default(),
             engine: engine.to_string(),
             cuts_at_semicolon: Arc::default(),
@@ -115,14 +123,34 @@ impl WebDav {
         u
     }
 
+    /// A request, without its credentials: [`WebDav::execute`] adds them.
     fn req(&self, m: &str, url: Url) -> RequestBuilder {
-        let r = self
-            .client
+        self.client
             .request(method(m), url)
-            .timeout(http::timeout_for(0));
-        match &self.user {
-            Some(u) => r.basic_auth(u, self.password.as_deref()),
-            None => r,
+            .timeout(http::timeout_for(0))
+    }
+
+    /// Sends a request with the credentials. A 401 that brings a new
+    /// Digest challenge is answered by sending the request again with the
+    /// answer; a streamed upload cannot be sent twice, so it fails as
+    /// transient and its retry answers the challenge.
+    fn execute(&self, r: RequestBuilder) -> reqwest::Result<Sent> {
+        let mut req = r.build()?;
+        let Some(auth) = &self.auth else {
+            return self.client.execute(req).map(Sent::Answered);
+        };
+        auth.authorize(&mut req);
+        let again = req.try_clone();
+        let resp = self.client.execute(req)?;
+        if resp.status() != StatusCode::UNAUTHORIZED || !auth.take_challenge(&resp) {
+            return Ok(Sent::Answered(resp));
+        }
+        match again {
+            Some(mut req) => {
+                auth.authorize(&mut req);
+                self.client.execute(req).map(Sent::Answered)
+            }
+            None => Ok(Sent::Challenged),
         }
     }
 
@@ -133,9 +161,21 @@ impl WebDav {
         r: RequestBuilder,
         ok: &[StatusCode],
     ) -> Result<Response, DestError> {
-        let resp = r
-            .send()
+        let sent = self
+            .execute(r)
             .map_err(|e| http::transport_error(&self.name, &self.base, what, &e))?;
+        let resp = match sent {
+            Sent::Answered(resp) => resp,
+            Sent::Challenged => {
+                return Err(DestError::Http {
+                    name: self.name.clone(),
+                    what: format!("{what} (the server renewed its Digest challenge)"),
+                    status: 401,
+                    transient: true,
+                    retry_after: None,
+                });
+            }
+        };
         let status = resp.status();
         if ok.contains(&status) || status.is_success() && ok.is_empty() {
             return Ok(resp);
@@ -151,11 +191,7 @@ impl WebDav {
         match status.as_u16() {
             401 | 403 => DestError::Unavailable {
                 name: self.name.clone(),
-                why: format!(
-                    "the server refused the credentials ({status}); check the user name and the password \
-                     (add the destination again, or set {})",
-                    crate::secrets::env_var(&self.name)
-                ),
+                why: self.refused(status, resp),
             },
             507 => DestError::Full {
                 name: self.name.clone(),
@@ -174,6 +210,27 @@ impl WebDav {
                 retry_after,
             },
         }
+    }
+
+    /// Why a 401 or 403 stopped the destination, and what to do: wrong
+    /// credentials, or a scheme Shoebox does not speak (named).
+    fn refused(&self, status: StatusCode, resp: &Response) -> String {
+        let schemes = http_auth::schemes(resp);
+        let spoken =
+            |s: &String| s.eq_ignore_ascii_case("basic") || s.eq_ignore_ascii_case("digest");
+        if status == StatusCode::UNAUTHORIZED && !schemes.is_empty() && !schemes.iter().any(spoken)
+        {
+            return format!(
+                "the server asks for {} authentication, which Shoebox does not speak (it speaks \
+                 Basic and Digest): allow one of those on the server, or use another address",
+                schemes.join(" or ")
+            );
+        }
+        format!(
+            "the server refused the credentials ({status}); check the user name and the password \
+             (add the destination again, or set {})",
+            crate::secrets::env_var(&self.name)
+        )
     }
 
     /// Makes sure an album collection exists (MKCOL once per album;
@@ -292,7 +349,7 @@ impl WebDav {
         }
         self.cuts_at_semicolon.store(!kept, Ordering::Relaxed);
         for probe in [target, at("probe-moved"), at("probe")] {
-            let _ = self.req("DELETE", probe).send();
+            let _ = self.execute(self.req("DELETE", probe));
         }
         Ok(())
     }
@@ -381,7 +438,9 @@ impl Drop for WebDavStaged {
     fn drop(&mut self) {
         if !self.committed {
             // Best effort: the next prepare() clears the staging area anyway.
-            let _ = self.dest.req("DELETE", self.temp.clone()).send();
+            let _ = self
+                .dest
+                .execute(self.dest.req("DELETE", self.temp.clone()));
         }
     }
 }
@@ -405,9 +464,7 @@ impl Destination for WebDav {
         // Leftovers of this engine's interrupted uploads go (never another
         // engine's); if that fails, the next prepare() tries again (staged
         // names never collide).
-        let _ = self
-            .req("DELETE", self.url(&[STAGING, &self.engine], true))
-            .send();
+        let _ = self.execute(self.req("DELETE", self.url(&[STAGING, &self.engine], true)));
         self.collections.lock().expect("lock").clear();
         self.make_collection(&[STAGING])?;
         self.make_collection(&[STAGING, &self.engine])?;
