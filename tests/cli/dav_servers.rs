@@ -43,6 +43,8 @@ pub struct DavServer {
     pub kind: Server,
     /// Its configuration and logs.
     conf: PathBuf,
+    /// nginx's `client_max_body_size`.
+    body_limit: String,
 }
 
 fn free_port() -> u16 {
@@ -57,22 +59,31 @@ impl DavServer {
     /// Starts `kind` serving a new folder `dir/served`, configured in
     /// `dir/conf`.
     pub fn start(kind: Server, dir: &Path) -> DavServer {
+        DavServer::start_with_body_limit(kind, dir, "1g")
+    }
+
+    /// nginx with this `client_max_body_size` (its default is `1m`).
+    pub fn start_with_body_limit(kind: Server, dir: &Path, body_limit: &str) -> DavServer {
         let root = dir.join("served");
         let conf = dir.join("conf");
         fs::create_dir_all(root.join("photos")).unwrap();
         fs::create_dir_all(&conf).unwrap();
-        DavServer::start_on(kind, root, conf, free_port())
-    }
-
-    fn start_on(kind: Server, root: PathBuf, conf: PathBuf, port: u16) -> DavServer {
-        let child = spawn(kind, &root, &conf, port);
-        DavServer {
-            child,
-            port,
+        let mut server = DavServer {
+            child: Command::new("true").spawn().unwrap(),
+            port: free_port(),
             root,
             kind,
             conf,
-        }
+            body_limit: body_limit.to_string(),
+        };
+        server.restart();
+        server
+    }
+
+    /// Restarts nginx with another `client_max_body_size`.
+    pub fn set_body_limit(&mut self, limit: &str) {
+        self.body_limit = limit.to_string();
+        self.restart();
     }
 
     /// Stops the server (as a crash would: SIGKILL).
@@ -84,7 +95,16 @@ impl DavServer {
     /// Starts it again on the same port, serving the same folder.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = spawn(self.kind, &self.root, &self.conf, self.port);
+        self.child = spawn(self);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where nginx keeps a request body while it arrives.
+    pub fn nginx_body_folder(&self) -> PathBuf {
+        self.conf.join("body")
     }
 
     pub fn url(&self) -> String {
@@ -113,10 +133,11 @@ impl Drop for DavServer {
 }
 
 /// Starts the server and waits until it listens.
-fn spawn(kind: Server, root: &Path, conf: &Path, port: u16) -> Child {
+fn spawn(server: &DavServer) -> Child {
+    let (kind, root, conf, port) = (server.kind, &server.root, &server.conf, server.port);
     let mut cmd = match kind {
         Server::Apache => apache(root, conf, port),
-        Server::Nginx => nginx(root, conf, port),
+        Server::Nginx => nginx(root, conf, port, &server.body_limit),
         Server::WsgiDav => wsgidav(root, conf, port, false),
         Server::WsgiDavDigest => wsgidav(root, conf, port, true),
     };
@@ -201,7 +222,7 @@ DocumentRoot \"{root}\"
     cmd
 }
 
-fn nginx(root: &Path, conf: &Path, port: u16) -> Command {
+fn nginx(root: &Path, conf: &Path, port: u16, body_limit: &str) -> Command {
     let text = format!(
         "load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
 daemon off;
@@ -220,7 +241,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root \"{root}\";
-        client_max_body_size 1g;
+        client_max_body_size {body_limit};
         location / {{
             dav_methods PUT DELETE MKCOL COPY MOVE;
             dav_ext_methods PROPFIND OPTIONS;
@@ -454,4 +475,100 @@ fn wsgidav_passes_the_whole_scenario() {
 #[test]
 fn wsgidav_with_digest_authentication_only_passes_the_whole_scenario() {
     the_whole_scenario_against(Server::WsgiDavDigest);
+}
+
+#[test]
+fn a_server_killed_in_the_middle_of_an_upload_makes_the_video_wait_not_fail() {
+    let env = Env::new();
+    let mut server = DavServer::start(Server::Nginx, &env.tmp.path().join("nginx"));
+    add_dest(&env, &server);
+    // 256 MiB: long enough on loopback to be caught in the middle.
+    let chunk = bytes("video", 1 << 20);
+    let video: Vec<u8> = (0..256u32)
+        .flat_map(|i| {
+            let mut c = chunk.clone();
+            c[..4].copy_from_slice(&i.to_le_bytes());
+            c
+        })
+        .collect();
+    env.write("clip.mov", &video);
+    env.watch(&["--dest", "dav"]);
+
+    // nginx is killed as soon as the upload's body starts to arrive.
+    let (body, pid) = (server.nginx_body_folder(), server.pid());
+    let killer = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + SECS(60);
+        loop {
+            let arriving = fs::read_dir(&body)
+                .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+                .unwrap_or(false);
+            if arriving {
+                let killed = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .unwrap();
+                return killed.success();
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    });
+    let mut cmd = env.cmd();
+    cmd.env("SHOEBOX_SECRET_DAV", PASS)
+        .args(["sync", "--json", "--settle", "100ms"]);
+    let run = run_within(&mut cmd, SECS(120), "the sync whose server is killed");
+    assert!(
+        killer.join().unwrap(),
+        "timed out after 60 s waiting for nginx to receive the upload"
+    );
+    let s = run.json();
+    assert_eq!(s["failed"], 0, "the video is not the server's fault: {s}");
+    assert_eq!(s["waiting"], 1, "it waits for the server: {s}");
+    assert!(
+        !s["unavailable_destinations"].as_array().unwrap().is_empty(),
+        "{s}"
+    );
+
+    server.restart();
+    let s = sync(&env).ok().json();
+    assert_eq!(s["uploaded"], 1, "{s}");
+    assert_eq!(server.albums()["Photos/clip.mov"], hash(&video));
+}
+
+#[test]
+fn a_photo_refused_as_too_large_is_tried_again_on_its_schedule_under_run() {
+    let env = Env::new();
+    // nginx's default limit: a 2 MiB photo is refused with 413.
+    let mut server =
+        DavServer::start_with_body_limit(Server::Nginx, &env.tmp.path().join("nginx"), "1m");
+    add_dest(&env, &server);
+    let big = bytes("big", 2 << 20);
+    env.write("small.jpg", &bytes("small", 100_000));
+    env.write("big.jpg", &big);
+    env.watch(&["--dest", "dav"]);
+    let run = env.spawn_run_with_env(&[], &[("SHOEBOX_SECRET_DAV", PASS)]);
+    let failed = run.wait_for(0, SECS(60), |e| {
+        e["event"] == "file_failed" && e["path"].as_str().unwrap().ends_with("big.jpg")
+    });
+    let why = failed["error"].as_str().unwrap();
+    assert!(why.contains("413"), "the reason is given: {why}");
+    wait_until(SECS(30), "the small photo to arrive", || {
+        server.albums().contains_key("Photos/small.jpg")
+    });
+
+    // The limit is raised. Nothing else happens: the photo's own retry
+    // (a minute after its failure) sends it, under its own name.
+    server.set_body_limit("1g");
+    run.wait_for(0, SECS(150), |e| {
+        e["event"] == "file_done" && e["path"].as_str().unwrap().ends_with("big.jpg")
+    });
+    let albums = server.albums();
+    assert_eq!(
+        albums.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["Photos/big.jpg", "Photos/small.jpg"],
+        "no `big (2).jpg` beside its own stale reservation"
+    );
+    assert_eq!(albums["Photos/big.jpg"], hash(&big));
 }

@@ -672,3 +672,17 @@ pub fn back_to_schema_v9(home: &Path) {
     )
     .unwrap();
 }
+
+/// Waits until `cond` holds, checking every 50 ms; fails the test naming
+/// `what` after `timeout`.
+#[track_caller]
+pub fn wait_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

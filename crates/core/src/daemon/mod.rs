@@ -26,7 +26,7 @@ use crate::events::Event;
 use crate::home::Home;
 use crate::scan::{RootCheck, check_root, mark_missing, scan};
 use crate::settle::SettleRule;
-use crate::store::{Store, WatchRow, WatchState, now_ms};
+use crate::store::{Store, WatchRow, WatchState, now_ms, now_secs};
 use crate::upload::{Pipeline, Uploading};
 mod destinations;
 mod watches;
@@ -107,6 +107,10 @@ struct Daemon<'a> {
     /// has been cancelled.
     want_paused: bool,
     deletions_due: Option<Instant>,
+    /// When the next failed file is due for another attempt (unix
+    /// seconds): read when the queue drains, so that a file that failed
+    /// is tried again on its schedule without another event.
+    retry_due: Option<i64>,
     published: Option<Instant>,
     /// The destinations last published as down.
     published_down: Vec<crate::DestDown>,
@@ -176,6 +180,7 @@ pub fn run(
         pipeline,
         want_paused: false,
         deletions_due: None,
+        retry_due: store.next_failed_attempt(now_secs())?,
         published: None,
         published_down: Vec::new(),
         was_drained: true,
@@ -318,12 +323,19 @@ impl Daemon<'_> {
             self.deletions_due = None;
             self.apply_deletions()?;
         }
+        if self.retry_due.is_some_and(|t| now_secs() >= t) {
+            self.retry_due = None;
+            self.pipeline.rescan_queue();
+        }
         self.follow_pause();
         self.pipeline.pump()?;
         let drained = self.pipeline.is_drained();
         if drained && !self.was_drained {
             // Old versions replaced by edits can go now.
             self.delete_marked();
+            // (Those already due were taken, or wait for their
+            // destination: its opening reads the queue again.)
+            self.retry_due = self.store.next_failed_attempt(now_secs())?;
         }
         self.was_drained = drained;
         self.publish(false)
@@ -380,6 +392,9 @@ impl Daemon<'_> {
         }
         if let Some(ms) = self.pipeline.next_deadline_ms() {
             consider(now + Duration::from_millis((ms - now_ms()).max(0) as u64));
+        }
+        if let Some(secs) = self.retry_due {
+            consider(now + Duration::from_secs((secs - now_secs()).max(0) as u64));
         }
         for t in [
             self.deletions_due,

@@ -662,6 +662,19 @@ impl Store {
         self.file_changed(id, fp, FileState::Pending, None, now_ms(), None)
     }
 
+    /// When the next failed file is due for another attempt after `after`
+    /// (unix seconds), if one is.
+    pub fn next_failed_attempt(&self, after: i64) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT MIN(next_attempt_at) FROM files
+                 WHERE state = 'failed' AND gone = 0 AND next_attempt_at > ?1",
+                [after],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     pub fn file_failed(&self, id: i64, message: &str, retry_at: i64) -> Result<()> {
         self.exec(
             "UPDATE files SET state = 'failed', error = ?2, attempts = attempts + 1,
