@@ -16,6 +16,7 @@ mod live;
 mod odd_input;
 mod photos;
 mod s3;
+mod s3_servers;
 mod security;
 mod silent_loss;
 mod store_damage;

@@ -239,6 +239,13 @@ pub enum DestError {
         #[source]
         source: io::Error,
     },
+    /// The server holds `object` but could not copy it (s3rver misreads a
+    /// `+` in the copy's source): the file is sent again instead.
+    #[error(
+        "destination {name}: the server could not copy {object} though it holds it (it misreads \
+         the name); the file is uploaded instead"
+    )]
+    CopyRefused { name: String, object: String },
 }
 
 impl DestError {

@@ -125,7 +125,12 @@ impl Pipeline<'_> {
         let ledger = Ledger(self.store);
         let token = slot.file.id as u64;
         let size = slot.file.fp.size;
-        match plan(&item, &known, dest.capabilities()) {
+        let mut caps = dest.capabilities();
+        if self.no_copy.contains(&slot.file.id) {
+            caps.server_side_copy = false;
+            caps.rename = false;
+        }
+        match plan(&item, &known, caps) {
             Plan::Unchanged(e) => {
                 ledger.unchanged(slot.file.id, e, &hash)?;
                 self.done(&slot, e, Outcome::Unchanged, 0);
@@ -364,6 +369,15 @@ impl Pipeline<'_> {
             }
             Err(FileError::Dest(DestError::NameTaken { .. })) => {
                 self.name_taken(slot, &entry, &kind)?;
+            }
+            Err(FileError::Dest(e @ DestError::CopyRefused { .. })) => {
+                // Planned again, without server-side copies for this file.
+                tracing::warn!("{e}");
+                Ledger(store).copy_refused(slot.file.id, &entry, &kind, slot.file.entry_id)?;
+                self.no_copy.insert(slot.file.id);
+                let waiting = self.parked.remove(&entry.id).unwrap_or_default();
+                self.again.push_back(slot.file);
+                self.again.extend(waiting.into_iter().map(|w| w.file));
             }
             Err(err) => {
                 Ledger(store).roll_back(slot.file.id, &entry, &kind, slot.file.entry_id)?;

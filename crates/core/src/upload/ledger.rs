@@ -138,6 +138,27 @@ impl Ledger<'_> {
         })
     }
 
+    /// The server refused a server-side copy (or the copy of a move): the
+    /// object is still where it was, so a move goes back to its old place;
+    /// other work is rolled back. The file is then uploaded instead.
+    pub fn copy_refused(
+        &self,
+        file_id: i64,
+        entry: &EntryRow,
+        kind: &OpKind,
+        earlier: Option<i64>,
+    ) -> Result<()> {
+        match kind {
+            OpKind::Move => self.0.transaction(|s| {
+                s.cancel_entry_move(entry.id)?;
+                s.set_file_state(file_id, FileState::Pending)
+            }),
+            OpKind::New { .. } | OpKind::Replace { .. } => {
+                self.roll_back(file_id, entry, kind, earlier)
+            }
+        }
+    }
+
     /// The destination holds something else under the entry's name: the
     /// entry is given up (a move goes back to its old place) and the file
     /// queued again for another name.

@@ -166,6 +166,9 @@ pub struct Pipeline<'a> {
     /// Names (as [`name_key`]s) found taken on each destination by a
     /// worker's claim: skipped when a name is picked.
     taken: HashMap<i64, std::collections::HashSet<String>>,
+    /// Files whose server-side copy the server refused though it holds the
+    /// source (it misreads the name): they are uploaded instead.
+    no_copy: std::collections::HashSet<i64>,
     pool: Workers,
 }
 
@@ -213,6 +216,7 @@ impl<'a> Pipeline<'a> {
             in_flight: HashMap::new(),
             parked: HashMap::new(),
             taken: HashMap::new(),
+            no_copy: Default::default(),
             pool,
         }
     }

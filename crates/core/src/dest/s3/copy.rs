@@ -21,15 +21,29 @@ impl S3 {
             return self.copy_multipart(&source, to, len);
         }
         let url = self.inner.ep.object_url(to, "");
-        let resp = self.send(
-            "copy",
-            "PUT",
-            url,
-            &[("x-amz-copy-source", &source)],
-            None,
-            &[],
-        )?;
+        let resp = self
+            .send(
+                "copy",
+                "PUT",
+                url,
+                &[("x-amz-copy-source", &source)],
+                None,
+                &[],
+            )
+            .map_err(|e| self.copy_refused(e, from))?;
         self.read_ok_body("copy", resp).map(drop)
+    }
+
+    /// A copy whose source the server says is missing, right after a HEAD
+    /// found it: the server misread the source's name.
+    fn copy_refused(&self, e: DestError, from: &str) -> DestError {
+        match e {
+            DestError::Http { status: 404, .. } => DestError::CopyRefused {
+                name: self.inner.name.clone(),
+                object: from.to_string(),
+            },
+            other => other,
+        }
     }
 
     /// Replaces an object's `mtime` metadata by copying it onto itself (its
@@ -44,7 +58,7 @@ impl S3 {
         }
         let source = format!("/{}/{}", self.inner.ep.bucket, encode_key(key));
         let url = self.inner.ep.object_url(key, "");
-        let resp = self.send(
+        let resp = match self.send(
             "give an object its date",
             "PUT",
             url,
@@ -55,7 +69,11 @@ impl S3 {
             ],
             None,
             &[],
-        )?;
+        ) {
+            // Gone meanwhile, or a name the server misreads in a copy.
+            Err(DestError::Http { status: 404, .. }) => return Ok(()),
+            other => other?,
+        };
         self.read_ok_body("give an object its date", resp).map(drop)
     }
 
