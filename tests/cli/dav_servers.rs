@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -45,14 +44,6 @@ pub struct DavServer {
     conf: PathBuf,
     /// nginx's `client_max_body_size`.
     body_limit: String,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl DavServer {
@@ -387,16 +378,12 @@ fn the_whole_scenario_against(kind: Server) {
     let edited = bytes("edited", 2500);
     fs::write(trip.join("a+b.jpg"), &edited).unwrap();
     want.insert("Trip one/a+b.jpg".into(), hash(&edited));
-    fs::rename(trip.join("#1.jpg"), trip.join("#1 renamed;x.jpg")).unwrap();
-    let v = want.remove("Trip one/#1.jpg").unwrap();
-    want.insert(format!("Trip one/{}", stored(kind, "#1 renamed;x.jpg")), v);
-    fs::rename(
-        trip.join("50% off.jpg"),
-        env.src.join("Misc #2/50% moved.jpg"),
-    )
-    .unwrap();
-    let v = want.remove("Trip one/50% off.jpg").unwrap();
-    want.insert("Misc #2/50% moved.jpg".into(), v);
+    for moved in [
+        ("Trip one/#1.jpg", "Trip one/#1 renamed;x.jpg"),
+        ("Trip one/50% off.jpg", "Misc #2/50% moved.jpg"),
+    ] {
+        rename_expected(&env, &mut want, moved, |p| stored(kind, p));
+    }
     fs::remove_file(trip.join("a?1.jpg")).unwrap();
     want.remove(&format!("Trip one/{}", stored(kind, "a?1.jpg")));
     let s = sync(&env).ok().json();

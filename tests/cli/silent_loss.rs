@@ -435,6 +435,28 @@ fn a_stalled_server_delays_neither_another_destination_nor_a_stop() {
 }
 
 #[test]
+fn dest_test_against_a_server_that_never_answers_ends_and_says_so() {
+    use crate::hostile::Behaviour;
+    let env = Env::new();
+    let _server = webdav_at(&env, "slow", Behaviour::NeverAnswers);
+    // Every request is bounded (2 s of stall here, SHOEBOX_HTTP_TIMEOUT):
+    // the first check's OPTIONS had no bound and waited for ever.
+    let r = run_within(
+        env.cmd()
+            .env("SHOEBOX_HTTP_TIMEOUT", "2")
+            .args(["dest", "test", "slow"]),
+        SECS(30),
+        "dest test against a server that never answers",
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("FAIL") && r.stdout.contains("reachable"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn commands_racing_a_running_engine_never_crash_it() {
     use crate::webdav::{PASS, add_dest, setup};
     let (env, dav) = setup();

@@ -686,3 +686,28 @@ pub fn wait_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A free TCP port on loopback, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Renames `from` to `to` (paths below the watched folder) and moves what
+/// `want` expects there; `key` gives the expected album path of a source
+/// path.
+pub fn rename_expected(
+    env: &Env,
+    want: &mut BTreeMap<String, String>,
+    (from, to): (&str, &str),
+    key: impl Fn(&str) -> String,
+) {
+    fs::rename(env.src.join(from), env.src.join(to)).unwrap();
+    let v = want
+        .remove(&key(from))
+        .unwrap_or_else(|| panic!("{from} was expected in the album"));
+    want.insert(key(to), v);
+}

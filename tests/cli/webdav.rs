@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -34,13 +33,7 @@ impl Dav {
     }
 
     fn start_with(root: &Path, port: Option<u16>, tls: Option<(&Path, &Path)>) -> Dav {
-        let port = port.unwrap_or_else(|| {
-            TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        });
+        let port = port.unwrap_or_else(free_port);
         let child = Command::new("rclone")
             .args([
                 "serve",

@@ -582,6 +582,7 @@ impl Destination for WebDav {
         let reach = self
             .client
             .request(Method::OPTIONS, self.base.clone())
+            .timeout(http::timeout_for(0))
             .send();
         out.push(Check::new(
             "reachable",
