@@ -232,6 +232,13 @@ fn by_date_albums_come_from_exif_quicktime_takeout_and_file_names() {
         "Scan 3.png.json",
         br#"{"title":"Scan 3.png","photoTakenTime":{"timestamp":"1550232000"}}"#,
     );
+    // Takeout's second photo of that name, with its JSON in Takeout's
+    // numbered form.
+    media::image(&src.join("Scan 3(1).png"), "blue");
+    env.write(
+        "Scan 3.png(1).json",
+        br#"{"title":"Scan 3.png","photoTakenTime":{"timestamp":"1458043200"}}"#,
+    );
     // A WhatsApp image (WhatsApp strips EXIF), dated by its name.
     media::image(&src.join("IMG-20180512-WA0001.jpg"), "yellow");
     // Nothing but its file time.
@@ -244,6 +251,8 @@ fn by_date_albums_come_from_exif_quicktime_takeout_and_file_names() {
     assert_eq!(
         lib.keys().map(String::as_str).collect::<Vec<_>>(),
         [
+            "2016-03/Scan 3(1).png",
+            "2016-03/Scan 3.png(1).json",
             "2017-07/photo.jpg",
             "2017-08/clip.mp4",
             "2018-05/IMG-20180512-WA0001.jpg",
@@ -274,6 +283,7 @@ fn by_date_albums_come_from_exif_quicktime_takeout_and_file_names() {
     assert_eq!(at("IMG_0001.MOV"), ("2021-03-31T23:30:00", "metadata"));
     assert_eq!(at("IMG_0001.AAE"), ("2021-03-31T23:30:00", "metadata"));
     assert_eq!(at("Scan 3.png").1, "takeout");
+    assert_eq!(at("Scan 3(1).png").1, "takeout");
     assert_eq!(
         at("IMG-20180512-WA0001.jpg"),
         ("2018-05-12T00:00:00", "file-name")

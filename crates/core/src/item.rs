@@ -61,8 +61,43 @@ fn edited_original(stem: &str) -> Option<String> {
         .then(|| format!("{head}_{digits}"))
 }
 
+/// Takeout's JSON for the `n`-th photo of one name: `IMG_1.jpg(1).json`
+/// (or `IMG_1.jpg.supplemental-metadata(1).json`, cut short or not) is
+/// that of `IMG_1(1).jpg`. Returns the photo's name in that form, and the
+/// length of the stem the JSON's name starts with (`IMG_1`).
+fn takeout_numbered_photo(name: &str) -> Option<(String, usize)> {
+    let rest = name
+        .strip_suffix(".json")
+        .or_else(|| name.strip_suffix(".JSON"))?;
+    let open = rest.strip_suffix(')')?.rfind('(')?;
+    let n = &rest[open + 1..rest.len() - 1];
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut photo = &rest[..open];
+    if let Some(dot) = photo.rfind('.') {
+        let cut = photo[dot + 1..].to_ascii_lowercase();
+        if cut.len() >= MIN_SUPPLEMENTAL && "supplemental-metadata".starts_with(&cut) {
+            photo = &photo[..dot];
+        }
+    }
+    let (stem, ext) = split_plain(photo);
+    (!ext.is_empty()).then(|| (format!("{stem}({n}){ext}"), stem.len()))
+}
+
 /// Where `name` belongs, given the names of the other files in its folder.
 pub(crate) fn member(name: &str, folder: &[&str]) -> Member {
+    // Takeout's JSON of a numbered photo (its name holds the photo's
+    // only before the number): a member of the photo's item.
+    if let Some((photo, stem_len)) = takeout_numbered_photo(name)
+        && let Some(other) = folder.iter().find(|o| o.eq_ignore_ascii_case(&photo))
+    {
+        return Member {
+            key: member(other, folder).key,
+            stem: name[..stem_len].to_string(),
+            tail: name[stem_len..].to_string(),
+        };
+    }
     // A sidecar named after another file's full name.
     for other in folder {
         if name.len() > other.len()
@@ -170,6 +205,39 @@ mod tests {
         for (name, want) in folder.iter().zip(want) {
             assert_eq!(of(name, &folder), want, "{name}");
         }
+    }
+
+    #[test]
+    fn takeout_s_json_of_a_numbered_photo_belongs_to_it() {
+        let folder = [
+            "IMG_1.jpg",
+            "IMG_1.jpg.json",
+            "IMG_1(1).jpg",
+            "IMG_1.jpg(1).json",
+            "IMG_2(3).HEIC",
+            "IMG_2.HEIC.supplemental-metadata(3).json",
+            "IMG_2.HEIC.supplemental-me(3).json",
+            "IMG_9.jpg(1).json",
+        ];
+        let keys: Vec<String> = folder.iter().map(|n| member(n, &folder).key).collect();
+        assert_eq!(
+            keys,
+            [
+                "img_1",
+                "img_1",
+                "img_1(1)",
+                "img_1(1)",
+                "img_2(3)",
+                "img_2(3)",
+                "img_2(3)",
+                // No photo of that form: an item of its own.
+                "img_9.jpg(1)"
+            ]
+        );
+        // Numbered after the stem its own name starts with.
+        let json = member("IMG_1.jpg(1).json", &folder);
+        assert_eq!(json.numbered(2), "IMG_1 (2).jpg(1).json");
+        assert_eq!(json.number_of("IMG_1 (2).jpg(1).json"), Some(2));
     }
 
     #[test]

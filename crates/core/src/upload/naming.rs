@@ -193,6 +193,12 @@ impl Pipeline<'_> {
         if let Some(other) = edit_counterpart(prefix) {
             found.extend(self.store.folder_mates(file.id, &other)?);
         }
+        // Takeout's `IMG_1(1).jpg` has its JSON as `IMG_1.jpg(1).json`.
+        if let Some(unnumbered) = without_takeout_number(prefix) {
+            let more = self.store.folder_mates(file.id, unnumbered)?;
+            let seen: std::collections::HashSet<i64> = found.iter().map(|f| f.id).collect();
+            found.extend(more.into_iter().filter(|f| !seen.contains(&f.id)));
+        }
         let bases: Vec<String> = found
             .iter()
             .map(|f| sanitize_file_name(&bytes_to_os(&f.name)))
@@ -222,19 +228,30 @@ impl Pipeline<'_> {
             .min_by_key(|raw| (media_kind(&text(raw)), **raw))
             .copied()
             .unwrap_or(&file.name);
+        // The JSON named after the dating member, else (Takeout's form for
+        // a numbered photo, `IMG_1.jpg(1).json`) any of the item's.
         let dating_name = text(dating).to_lowercase();
-        let takeout = members.iter().find(|raw| {
-            let name = text(raw).to_lowercase();
-            name.len() > dating_name.len()
-                && name.starts_with(&dating_name)
-                && name.ends_with(".json")
-        });
+        let json = |raw: &&&[u8]| text(raw).to_lowercase().ends_with(".json");
+        let takeout = members
+            .iter()
+            .filter(json)
+            .find(|raw| text(raw).to_lowercase().starts_with(&dating_name))
+            .or_else(|| members.iter().find(json));
         let dir = path.parent().unwrap_or(path);
         Ok(Dating {
             member: dir.join(bytes_to_os(dating)),
             takeout: takeout.map(|raw| dir.join(bytes_to_os(raw))),
         })
     }
+}
+
+/// `IMG_1` for Takeout's numbered `IMG_1(1)`.
+fn without_takeout_number(prefix: &[u8]) -> Option<&[u8]> {
+    let inner = prefix.strip_suffix(b")")?;
+    let open = inner.iter().rposition(|b| *b == b'(')?;
+    let digits = &inner[open + 1..];
+    (open > 0 && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+        .then(|| &prefix[..open])
 }
 
 /// The start of the name an iOS edit and its original share the other
