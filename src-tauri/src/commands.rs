@@ -432,6 +432,7 @@ pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<Des
         path_style: Some(edit.path_style),
         allow_insecure_http: Some(edit.allow_insecure_http),
         trust_certificate,
+        trust_host_key: None,
     })?;
     Ok(DestAdded {
         dest: info,

@@ -315,7 +315,7 @@ fn sync(env: &Env) -> Run {
 /// Names that servers and URL encoders get wrong: spaces, NFC and NFD
 /// accents, `# % + ? & [ ] ;` and emoji. A `?` is stored as its full-width
 /// look-alike, as on every destination (see README).
-const ODD_NAMES: &[&str] = &[
+pub const ODD_NAMES: &[&str] = &[
     "a b.jpg",
     "caf\u{e9}.jpg",
     "cafe\u{301} 2.jpg",
@@ -329,7 +329,7 @@ const ODD_NAMES: &[&str] = &[
     "[raw] 1.jpg",
     "\u{1f4f7} sunset.jpg",
 ];
-const FOLDERS: &[&str] = &["Trip one", "Z\u{fc}rich", "Misc #2"];
+pub const FOLDERS: &[&str] = &["Trip one", "Z\u{fc}rich", "Misc #2"];
 
 /// The name `name` has on `server`: a `?` becomes its full-width
 /// look-alike everywhere, and a `;` on a server that cuts MOVE's

@@ -18,7 +18,10 @@ mod photos;
 mod s3;
 mod s3_servers;
 mod security;
+mod sftp;
 mod silent_loss;
+#[path = "../common/sshd.rs"]
+mod sshd;
 mod store_damage;
 mod user_folders;
 mod webdav;

@@ -3,6 +3,7 @@
 //! decision is the engine's.
 
 mod output;
+mod sftp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -164,6 +165,10 @@ enum DestCommand {
         /// Stop trusting the certificate given with --trust-certificate.
         #[arg(long, conflicts_with = "trust_certificate")]
         forget_certificate: bool,
+        /// SFTP: trust the server's new host key, after it changed on
+        /// purpose, when it has this fingerprint (`SHA256:…`).
+        #[arg(long, value_name = "FINGERPRINT")]
+        trust_host_key: Option<String>,
     },
 }
 
@@ -226,6 +231,8 @@ enum DestKind {
         #[arg(long, value_name = "PEM")]
         trust_certificate: Option<PathBuf>,
     },
+    /// An SSH server, over SFTP (OpenSSH on a NAS, a VPS, a Raspberry Pi…).
+    Sftp(sftp::SftpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -446,6 +453,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 d.bucket.unwrap_or_default()
             );
         }
+        Command::Dest(DestCommand::Add {
+            name,
+            kind: DestKind::Sftp(args),
+        }) => sftp::add(&engine, name, args)?,
         Command::Dest(DestCommand::Edit {
             name,
             url,
@@ -456,6 +467,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             secret_stdin,
             trust_certificate,
             forget_certificate,
+            trust_host_key,
         }) => {
             let secret = if secret_stdin {
                 read_secret(true, true, "Secret")?
@@ -475,6 +487,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 } else {
                     read_certificate(trust_certificate.as_deref())?.map(Some)
                 },
+                trust_host_key,
             };
             let (d, notices) = engine.edit_destination(&edit)?;
             print_notes(&notices);

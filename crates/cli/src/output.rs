@@ -22,6 +22,9 @@ pub fn dests(list: &[DestInfo], json: bool) -> Result<()> {
     }
     for d in list {
         let place = match (&d.path, &d.url, &d.bucket) {
+            (Some(p), Some(u), None) => {
+                format!("{u}{p} as {}", d.user.as_deref().unwrap_or_default())
+            }
             (Some(p), _, _) => p.clone(),
             (None, Some(u), Some(b)) => format!(
                 "{u} bucket {b}{}",

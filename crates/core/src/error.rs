@@ -47,6 +47,19 @@ pub enum Error {
     /// and what to do instead.
     #[error("{0}")]
     Invalid(String),
+    /// An SSH server seen for the first time: its host key is trusted only
+    /// once the user confirms its fingerprint.
+    #[error(
+        "{host} (port {port}) is not known to this computer yet; its host key fingerprint is \
+         {fingerprint}. Check it with the server's administrator (`ssh-keygen -lf \
+         /etc/ssh/ssh_host_ed25519_key.pub` on the server), then add the destination again with \
+         --trust-host-key {fingerprint}"
+    )]
+    HostKeyUnknown {
+        host: String,
+        port: u16,
+        fingerprint: String,
+    },
 }
 
 /// Why a folder cannot be watched, for UIs to act on (the window marks the
@@ -146,6 +159,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Folder { problem, .. } => problem.code(),
             Error::Invalid(_) => "invalid",
+            Error::HostKeyUnknown { .. } => "host_key_unknown",
         }
     }
 }

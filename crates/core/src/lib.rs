@@ -38,10 +38,11 @@ mod watcher;
 pub use album::{AlbumMode, AlbumNames, DateFormat};
 pub use capture::{Captured, DateSource};
 pub use daemon::RunOptions;
+pub use dest::sftp::{KeyProblem, private_key_text};
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
-    DestEdit, DestInfo, Engine, IgnoredFile, QueueStatus, S3Spec, Status, WatchInfo, WatchSpec,
-    WatchStatus, check_store, repair_store,
+    DestEdit, DestInfo, Engine, IgnoredFile, QueueStatus, S3Spec, SftpSignIn, SftpSpec, Status,
+    WatchInfo, WatchSpec, WatchStatus, check_store, repair_store,
 };
 pub use error::{DestDown, DestProblem, Error, FolderProblem, Result};
 pub use events::{Event, Outcome};
@@ -50,6 +51,6 @@ pub use home::{Home, LIBRARY_DEST};
 pub use lock::EngineLock;
 pub use report::{Problem, SyncReport};
 pub use store::repair::{Health, Repair};
-pub use store::{DestKind, OnDelete, WatcherKind};
+pub use store::{DestKind, OnDelete, SshAuth, WatcherKind};
 pub use sync::SyncOptions;
 pub use upload::Uploading;

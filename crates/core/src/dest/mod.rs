@@ -6,11 +6,13 @@ pub(crate) mod http;
 mod http_auth;
 mod local;
 pub mod s3;
+pub mod sftp;
 pub mod tls;
 mod webdav;
 
 pub use local::LocalFolder;
 pub use s3::{S3, S3Config};
+pub use sftp::Sftp;
 pub use webdav::WebDav;
 
 use std::io::Read;
@@ -78,7 +80,53 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
                 .map(|d| Arc::new(d) as Arc<dyn Destination>)
                 .map_err(|e| Error::Invalid(e.to_string()))
         }
+        DestKind::Sftp => open_sftp(home, row),
     }
+}
+
+/// Builds an SFTP destination from its row and its secret.
+fn open_sftp(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
+    let incomplete = || {
+        Error::Invalid(format!(
+            "destination {} lacks its SFTP settings; remove it and add it again",
+            row.name
+        ))
+    };
+    let ssh = row.ssh.as_ref().ok_or_else(incomplete)?;
+    let (host, port) = sftp::host_port(row.url.as_deref().unwrap_or_default())
+        .map_err(|why| Error::Invalid(format!("destination {}: {why}", row.name)))?;
+    let secret = match ssh.auth {
+        crate::store::SshAuth::Agent => None,
+        what => Some(crate::secrets::load(&row.name)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "destination {} has no {}: add it again, or set {}",
+                row.name,
+                if what == crate::store::SshAuth::Key {
+                    "private key"
+                } else {
+                    "password"
+                },
+                crate::secrets::env_var(&row.name)
+            ))
+        })?),
+    };
+    let host_key = sftp::parse_host_key(&ssh.host_key)
+        .map_err(|why| Error::Invalid(format!("destination {}: {why}; add it again", row.name)))?;
+    let target = sftp::SshTarget {
+        host,
+        port,
+        user: row.username.clone().unwrap_or_default(),
+        auth: ssh.auth,
+        secret,
+    };
+    let root = row
+        .path
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .ok_or_else(incomplete)?;
+    Sftp::new(&row.name, target, host_key, &root, &home.engine_id()?)
+        .map(|d| Arc::new(d) as Arc<dyn Destination>)
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// What is being uploaded: the object's place, its length and the content

@@ -3,6 +3,7 @@
 //! docs/ARCHITECTURE.md.
 
 use super::*;
+use crate::error::DestError;
 use crate::store::DestKind;
 
 /// A destination as hosts show it.
@@ -31,6 +32,48 @@ pub struct DestInfo {
     /// The destination trusts one certificate of its own (not the system's roots).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pinned_certificate: bool,
+    /// SFTP only: how it signs in, and the fingerprint of the server's
+    /// pinned host key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<crate::store::SshAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+}
+
+/// What a host gives to add an SFTP destination.
+#[derive(Debug, Clone)]
+pub struct SftpSpec {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The folder on the server (relative paths start at the account's
+    /// home); created if missing.
+    pub path: String,
+    pub sign_in: SftpSignIn,
+    /// The fingerprint (`SHA256:…`) the user confirmed for a server that
+    /// `~/.ssh/known_hosts` does not know.
+    pub trust_host_key: Option<String>,
+}
+
+/// How a new SFTP destination signs in.
+#[derive(Clone)]
+pub enum SftpSignIn {
+    Password(String),
+    /// A private key as [`crate::dest::sftp::private_key_text`] gives it.
+    Key(String),
+    /// The keys in the user's ssh-agent.
+    Agent,
+}
+
+impl std::fmt::Debug for SftpSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SftpSignIn::Password(_) => "Password(…)",
+            SftpSignIn::Key(_) => "Key(…)",
+            SftpSignIn::Agent => "Agent",
+        })
+    }
 }
 
 /// What a host gives to add an S3-compatible destination.
@@ -62,6 +105,9 @@ pub struct DestEdit {
     /// `Some(Some(pem))`: trust exactly this server certificate (PEM text);
     /// `Some(None)`: trust the system's roots only again.
     pub trust_certificate: Option<Option<Vec<u8>>>,
+    /// SFTP: trust the server's host key again, after it changed, when it
+    /// has this fingerprint.
+    pub trust_host_key: Option<String>,
 }
 
 impl Engine {
@@ -73,7 +119,11 @@ impl Engine {
         DestInfo {
             name: d.name.clone(),
             kind: d.kind,
-            path: (d.kind == DestKind::Local).then(|| display(&self.dest_path(d))),
+            path: match d.kind {
+                DestKind::Local => Some(display(&self.dest_path(d))),
+                DestKind::Sftp => d.path.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                DestKind::Webdav | DestKind::S3 => None,
+            },
             url: d.url.clone(),
             user: d.username.clone(),
             bucket: d.s3.as_ref().map(|s| s.bucket.clone()),
@@ -82,6 +132,12 @@ impl Engine {
             path_style: d.s3.as_ref().map(|s| s.path_style),
             insecure_http: d.insecure_http,
             pinned_certificate: d.tls_cert.is_some(),
+            sign_in: d.ssh.as_ref().map(|s| s.auth),
+            host_key: d.ssh.as_ref().and_then(|s| {
+                crate::dest::sftp::parse_host_key(&s.host_key)
+                    .ok()
+                    .map(|k| crate::dest::sftp::fingerprint(&k))
+            }),
         }
     }
 
@@ -191,6 +247,129 @@ impl Engine {
         Ok((self.dest_info(&row), notices))
     }
 
+    /// Adds an SFTP destination. The server's host key is pinned: the one
+    /// `~/.ssh/known_hosts` records, else the one whose fingerprint the
+    /// user confirmed ([`Error::HostKeyUnknown`] shows it). The server must
+    /// be reachable: the key, the sign-in and the folder are checked before
+    /// anything is saved. The password or key goes to the keyring only.
+    pub fn add_sftp_destination(&self, spec: &SftpSpec) -> Result<(DestInfo, Vec<String>)> {
+        use crate::dest::sftp;
+        let name = spec.name.trim();
+        self.check_new_dest_name(name)?;
+        let (host, user) = (spec.host.trim(), spec.user.trim());
+        for (value, flag) in [
+            (host, "--host"),
+            (user, "--user"),
+            (spec.path.trim(), "--path"),
+        ] {
+            if value.is_empty() {
+                return Err(Error::Invalid(format!("{flag} must not be empty")));
+            }
+        }
+        let invalid = |e: DestError| Error::Invalid(e.to_string());
+        let key = sftp::server_host_key(name, host, spec.port).map_err(invalid)?;
+        let shown = sftp::fingerprint(&key);
+        match russh::keys::check_known_hosts(host, spec.port, &key) {
+            Ok(true) => {}
+            Err(russh::keys::Error::KeyChanged { line }) => {
+                return Err(Error::Invalid(format!(
+                    "{host} shows the host key {shown}, but ~/.ssh/known_hosts records another \
+                     one for it (line {line}): the server may have been reinstalled, or someone \
+                     may be intercepting the connection. Ask the server's administrator; if the \
+                     key changed on purpose, remove the old one with `ssh-keygen -R {host}` and \
+                     add the destination again"
+                )));
+            }
+            // Not recorded (or no known_hosts): the user must confirm it.
+            Ok(false) | Err(_) => match spec.trust_host_key.as_deref().map(str::trim) {
+                Some(given) if given == shown => {}
+                Some(given) => {
+                    return Err(Error::Invalid(format!(
+                        "{host} shows the host key {shown}, not {given}; nothing was added. If \
+                         the fingerprint you were given is right, someone may be intercepting \
+                         the connection"
+                    )));
+                }
+                None => {
+                    return Err(Error::HostKeyUnknown {
+                        host: host.to_string(),
+                        port: spec.port,
+                        fingerprint: shown,
+                    });
+                }
+            },
+        }
+        let (auth, secret) = match &spec.sign_in {
+            SftpSignIn::Password(p) => (crate::store::SshAuth::Password, Some(p.clone())),
+            SftpSignIn::Key(k) => (crate::store::SshAuth::Key, Some(k.clone())),
+            SftpSignIn::Agent => (crate::store::SshAuth::Agent, None),
+        };
+        let host_key = key
+            .to_openssh()
+            .map_err(|e| Error::Invalid(format!("the host key of {host}: {e}")))?;
+        let target = sftp::SshTarget {
+            host: host.to_string(),
+            port: spec.port,
+            user: user.to_string(),
+            auth,
+            secret: secret.clone(),
+        };
+        let engine_id = self.home.engine_id()?;
+        let root = crate::dest::Sftp::new(name, target, key, spec.path.trim(), &engine_id)
+            .and_then(|d| d.resolve_root())
+            .map_err(invalid)?;
+        let notices = match &secret {
+            Some(s) => self.keep_secret(
+                name,
+                Some(s),
+                if auth == crate::store::SshAuth::Key {
+                    "private key"
+                } else {
+                    "password"
+                },
+            )?,
+            None => Vec::new(),
+        };
+        self.store.insert_sftp_destination(
+            name,
+            &sftp::address(host, spec.port),
+            user,
+            &root,
+            &crate::store::SshSettings { auth, host_key },
+        )?;
+        self.home.signal_change();
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok((self.dest_info(&row), notices))
+    }
+
+    /// Pins an SFTP server's host key again after it changed on purpose,
+    /// when it has the fingerprint the user confirmed.
+    fn trust_host_key_again(&self, row: &mut DestRow, given: &str) -> Result<()> {
+        use crate::dest::sftp;
+        let (host, port) = sftp::host_port(row.url.as_deref().unwrap_or_default())
+            .map_err(|why| Error::Invalid(format!("destination {}: {why}", row.name)))?;
+        let key = sftp::server_host_key(&row.name, &host, port)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let shown = sftp::fingerprint(&key);
+        if given.trim() != shown {
+            return Err(Error::Invalid(format!(
+                "{host} shows the host key {shown}, not {}; nothing was changed. If the \
+                 fingerprint you were given is right, someone may be intercepting the connection",
+                given.trim()
+            )));
+        }
+        let ssh = row.ssh.as_mut().ok_or_else(|| {
+            Error::Invalid(format!("destination {} is not an SFTP server", row.name))
+        })?;
+        ssh.host_key = key
+            .to_openssh()
+            .map_err(|e| Error::Invalid(format!("the host key of {host}: {e}")))?;
+        Ok(())
+    }
+
     /// Puts a secret in the keyring; without a keyring the environment
     /// variable must hold it (a notice says so), else the error says how.
     pub(super) fn keep_secret(
@@ -279,6 +458,15 @@ impl Engine {
                 edit.name
             )));
         }
+        if row.kind == DestKind::Sftp {
+            return self.edit_sftp_destination(edit, row);
+        }
+        if edit.trust_host_key.is_some() {
+            return Err(Error::Invalid(format!(
+                "destination {:?} is not an SFTP server: it has no host key",
+                edit.name
+            )));
+        }
         if let Some(url) = &edit.url {
             row.url = Some(url.trim().to_string());
         }
@@ -321,6 +509,73 @@ impl Engine {
             ));
         }
         let notices = match edit.secret.as_deref() {
+            Some(secret) => self.keep_secret(&row.name, Some(secret), "secret")?,
+            None => Vec::new(),
+        };
+        self.store.update_destination(&row)?;
+        self.store.set_setting(
+            crate::daemon::DEST_EPOCH_KEY,
+            &crate::store::now_ms().to_string(),
+        )?;
+        self.home.signal_change();
+        Ok((self.dest_info(&row), notices))
+    }
+
+    /// `edit_destination` for SFTP: the account, its password or key, and
+    /// the host key after it changed. The address and folder stay.
+    fn edit_sftp_destination(
+        &self,
+        edit: &DestEdit,
+        mut row: DestRow,
+    ) -> Result<(DestInfo, Vec<String>)> {
+        // A form sends every field; only a change is refused.
+        let moves = edit
+            .url
+            .as_deref()
+            .is_some_and(|u| Some(u.trim()) != row.url.as_deref());
+        if moves
+            || edit.region.is_some()
+            || edit.path_style == Some(true)
+            || edit.allow_insecure_http == Some(true)
+            || matches!(edit.trust_certificate, Some(Some(_)))
+        {
+            return Err(Error::Invalid(format!(
+                "destination {:?} is an SFTP server: only its --user, its password or key \
+                 (--secret-stdin) and --trust-host-key can change; for another server, add a \
+                 new destination",
+                edit.name
+            )));
+        }
+        if let Some(user) = &edit.user {
+            let user = user.trim();
+            if user.is_empty() {
+                return Err(Error::Invalid("--user must not be empty".into()));
+            }
+            row.username = Some(user.to_string());
+        }
+        if let Some(given) = &edit.trust_host_key {
+            self.trust_host_key_again(&mut row, given)?;
+        }
+        let auth = row.ssh.as_ref().map(|s| s.auth);
+        if edit.secret.is_some() && auth == Some(crate::store::SshAuth::Agent) {
+            return Err(Error::Invalid(format!(
+                "destination {:?} signs in with your ssh-agent: it keeps no secret to change",
+                edit.name
+            )));
+        }
+        let secret = match (edit.secret.as_deref(), auth) {
+            // A new key: kept as the keyring keeps keys.
+            (Some(text), Some(crate::store::SshAuth::Key)) => Some(
+                crate::dest::sftp::private_key_text(text, None).map_err(|e| {
+                    Error::Invalid(format!(
+                        "the new key cannot be used ({e}); give an OpenSSH private key \
+                         without a passphrase"
+                    ))
+                })?,
+            ),
+            (s, _) => s.map(str::to_string),
+        };
+        let notices = match secret.as_deref() {
             Some(secret) => self.keep_secret(&row.name, Some(secret), "secret")?,
             None => Vec::new(),
         };

@@ -21,7 +21,7 @@ use crate::store::{
 use crate::sync::{SyncOptions, sync};
 
 mod destinations;
-pub use destinations::{DestEdit, DestInfo, S3Spec};
+pub use destinations::{DestEdit, DestInfo, S3Spec, SftpSignIn, SftpSpec};
 
 /// What a host asks for when adding a watch.
 #[derive(Debug, Clone)]

@@ -151,7 +151,12 @@ mod tests {
         for s in [WatchState::New, WatchState::Ok, WatchState::Missing] {
             assert_eq!(read::<WatchState>(s.as_str()).unwrap(), s);
         }
-        for s in [DestKind::Local, DestKind::Webdav, DestKind::S3] {
+        for s in [
+            DestKind::Local,
+            DestKind::Webdav,
+            DestKind::S3,
+            DestKind::Sftp,
+        ] {
             assert_eq!(read::<DestKind>(s.as_str()).unwrap(), s);
         }
         for m in [

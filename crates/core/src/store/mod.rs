@@ -39,6 +39,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v9.sql")),
         M::up(include_str!("schema_v10.sql")),
         M::up(include_str!("schema_v11.sql")),
+        M::up(include_str!("schema_v12.sql")),
     ]
 }
 
@@ -60,7 +61,7 @@ fn fill_name_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookRes
     Ok(())
 }
 
-const DEST_COLUMNS: &str = "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style, tls_cert";
+const DEST_COLUMNS: &str = "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style, tls_cert, ssh_auth, host_key";
 
 /// An open store. Cheap to open; each thread that writes opens its own.
 #[derive(Debug)]
@@ -282,7 +283,7 @@ impl Store {
         self.exec(
             "UPDATE destinations SET url = ?2, username = ?3, insecure_http = ?4,
                     region = coalesce(?5, region), path_style = coalesce(?6, path_style),
-                    tls_cert = ?7
+                    tls_cert = ?7, host_key = coalesce(?8, host_key)
              WHERE id = ?1",
             params![
                 row.id,
@@ -291,7 +292,8 @@ impl Store {
                 row.insecure_http,
                 s3.map(|s| s.region.clone()),
                 s3.map(|s| s.path_style),
-                row.tls_cert
+                row.tls_cert,
+                row.ssh.as_ref().map(|s| s.host_key.clone())
             ],
         )
         .map(drop)
@@ -336,6 +338,33 @@ impl Store {
             "INSERT INTO destinations (name, kind, url, username, insecure_http, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![name, kind, url, username, insecure_http, now_secs()],
+        )
+        .map(drop)
+    }
+
+    /// Adds an SFTP destination: `url` is `sftp://host:port`, `path` the
+    /// folder on the server.
+    pub fn insert_sftp_destination(
+        &self,
+        name: &str,
+        url: &str,
+        user: &str,
+        path: &str,
+        ssh: &SshSettings,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO destinations (name, kind, url, username, path, ssh_auth, host_key, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                name,
+                DestKind::Sftp,
+                url,
+                user,
+                path.as_bytes(),
+                ssh.auth,
+                ssh.host_key,
+                now_secs()
+            ],
         )
         .map(drop)
     }
@@ -477,7 +506,35 @@ pub struct DestRow {
     pub s3: Option<S3Settings>,
     /// The one server certificate (DER) this destination trusts, if any.
     pub tls_cert: Option<Vec<u8>>,
+    /// SFTP only.
+    pub ssh: Option<SshSettings>,
 }
+
+/// How an SFTP destination is reached besides its address and account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSettings {
+    pub auth: SshAuth,
+    /// The server's pinned host key, as OpenSSH writes public keys.
+    pub host_key: String,
+}
+
+/// How an SFTP destination signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SshAuth {
+    /// A password, kept in the keyring.
+    Password,
+    /// A private key, kept in the keyring.
+    Key,
+    /// The keys the user's ssh-agent holds.
+    Agent,
+}
+
+codes::stored_as_text!(SshAuth, "ssh sign-in", {
+    Password => "password",
+    Key => "key",
+    Agent => "agent",
+});
 
 /// What a destination is, which decides how it is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -487,12 +544,14 @@ pub enum DestKind {
     Local,
     Webdav,
     S3,
+    Sftp,
 }
 
 codes::stored_as_text!(DestKind, "destination kind", {
     Local => "local",
     Webdav => "webdav",
     S3 => "s3",
+    Sftp => "sftp",
 });
 
 impl std::fmt::Display for DestKind {
@@ -531,6 +590,10 @@ impl DestRow {
                 None => None,
             },
             tls_cert: r.get(11)?,
+            ssh: match (r.get::<_, Option<SshAuth>>(12)?, r.get(13)?) {
+                (Some(auth), Some(host_key)) => Some(SshSettings { auth, host_key }),
+                _ => None,
+            },
         })
     }
 }
