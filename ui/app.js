@@ -324,7 +324,8 @@ $('#autostart-no').addEventListener('click', () => answerAutostart(false));
 
 // ---- destinations -------------------------------------------------------------
 
-const KIND_TEXT = { local: 'folder', webdav: 'WebDAV', s3: 'S3' };
+const KIND_TEXT = { local: 'folder', webdav: 'WebDAV', s3: 'S3', sftp: 'SFTP' };
+let trustedHostKey = '';
 let editing = null;
 
 async function renderDestinations() {
@@ -334,8 +335,10 @@ async function renderDestinations() {
   const list = $('#dest-list');
   list.replaceChildren();
   for (const d of dests) {
-    const where = (d.path || (d.bucket ? `${d.url} · bucket ${d.bucket}${d.prefix ? ` · prefix ${d.prefix}` : ''}` : d.url))
-      + (d.pinned_certificate ? ' · its own certificate is trusted' : '');
+    const where = d.kind === 'sftp'
+      ? `${d.user}@${d.url.replace('sftp://', '')}${d.path} · host key ${d.host_key}`
+      : (d.path || (d.bucket ? `${d.url} · bucket ${d.bucket}${d.prefix ? ` · prefix ${d.prefix}` : ''}` : d.url))
+        + (d.pinned_certificate ? ' · its own certificate is trusted' : '');
     const checks = el('ul', { class: 'rows compact checks', 'aria-live': 'polite' });
     const actions = el('div', { class: 'watch-actions' },
       el('button', { type: 'button', class: 'test-dest-btn', text: 'Test',
@@ -373,16 +376,28 @@ function showKind() {
   for (const e of document.querySelectorAll('.kind-local')) e.hidden = kind !== 'local';
   for (const e of document.querySelectorAll('.kind-remote')) e.hidden = kind === 'local';
   for (const e of document.querySelectorAll('.kind-s3')) e.hidden = kind !== 's3';
-  $('#dest-url-label').textContent = kind === 's3' ? 'Endpoint' : 'Address';
-  $('#dest-url').placeholder = kind === 's3' ? 'https://s3.eu-central-1.amazonaws.com' : 'https://cloud.example.com/remote.php/dav/files/me/Photos';
+  const sftp = kind === 'sftp';
+  for (const e of document.querySelectorAll('.kind-sftp')) e.hidden = !sftp;
+  for (const e of document.querySelectorAll('.kind-http')) e.hidden = sftp;
+  const signIn = $('#dest-sign-in').value;
+  for (const e of document.querySelectorAll('.sign-in-key')) e.hidden = !sftp || signIn !== 'key';
+  $('#dest-new-host-key-row').hidden = !(sftp && editing);
+  $('#dest-secret').closest('div').hidden = sftp && signIn === 'agent';
+  $('#dest-url').type = sftp ? 'text' : 'url';
+  $('#dest-url-label').textContent = { s3: 'Endpoint', sftp: 'Server' }[kind] || 'Address';
+  $('#dest-url').placeholder = { s3: 'https://s3.eu-central-1.amazonaws.com', sftp: 'nas.local' }[kind]
+    || 'https://cloud.example.com/remote.php/dav/files/me/Photos';
   $('#dest-user-label').textContent = kind === 's3' ? 'Access key id' : 'User';
-  $('#dest-secret-label').textContent = kind === 's3' ? 'Secret key' : 'Password';
+  $('#dest-secret-label').textContent = kind === 's3' ? 'Secret key'
+    : sftp && signIn === 'key' ? 'Passphrase of the key (if it has one)' : 'Password';
 }
 
 function openDest(existing) {
   editing = existing || null;
   $('#dest-form').reset();
   $('#dest-error').hidden = true;
+  $('#dest-host-key').hidden = true;
+  trustedHostKey = '';
   $('#dest-title').textContent = existing ? `Edit ${existing.name}` : 'Add a destination';
   $('#dest-confirm').textContent = existing ? 'Save' : 'Add destination';
   for (const id of ['#dest-name', '#dest-kind', '#dest-path', '#dest-bucket', '#dest-prefix']) $(id).disabled = !!existing;
@@ -390,6 +405,7 @@ function openDest(existing) {
     $('#dest-name').value = existing.name;
     $('#dest-kind').value = existing.kind;
     $('#dest-url').value = existing.url || '';
+    $('#dest-url').disabled = existing.kind === 'sftp';
     $('#dest-user').value = existing.user || '';
     $('#dest-bucket').value = existing.bucket || '';
     $('#dest-region').value = existing.region || '';
@@ -400,6 +416,7 @@ function openDest(existing) {
       ? 'a certificate is pinned; name a file to pin another' : '/path/to/server-certificate.pem';
     $('#dest-secret').placeholder = 'unchanged';
   } else {
+    $('#dest-url').disabled = false;
     $('#dest-secret').placeholder = '';
     $('#dest-cert').placeholder = '/path/to/server-certificate.pem';
   }
@@ -411,6 +428,11 @@ function openDest(existing) {
 
 $('#add-dest-btn').addEventListener('click', () => openDest());
 $('#dest-kind').addEventListener('change', showKind);
+$('#dest-sign-in').addEventListener('change', showKind);
+$('#dest-trust').addEventListener('click', () => {
+  trustedHostKey = $('#dest-host-key-fp').textContent;
+  $('#dest-form').requestSubmit();
+});
 $('#dest-cancel').addEventListener('click', () => $('#dest-dialog').close());
 $('#dest-form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -420,6 +442,9 @@ $('#dest-form').addEventListener('submit', async (e) => {
     bucket: $('#dest-bucket').value, region: $('#dest-region').value, prefix: $('#dest-prefix').value,
     pathStyle: $('#dest-path-style').checked, allowInsecureHttp: $('#dest-insecure').checked,
     trustCertificate: $('#dest-cert').value, forgetCertificate: $('#dest-forget-cert').checked,
+    port: Number($('#dest-port').value) || 22, remotePath: $('#dest-remote-path').value,
+    signIn: $('#dest-sign-in').value, keyFile: $('#dest-key-file').value,
+    trustHostKey: editing ? $('#dest-new-host-key').value : trustedHostKey,
   };
   try {
     const done = editing
@@ -430,6 +455,17 @@ $('#dest-form').addEventListener('submit', async (e) => {
     for (const n of done.notices) toast(n);
     renderDestinations();
   } catch (err) {
+    if (err.code === 'host_key_unknown') {
+      // A server seen for the first time: its fingerprint is shown and the
+      // user decides.
+      $('#dest-host-key-host').textContent = $('#dest-url').value.trim();
+      $('#dest-host-key-fp').textContent = err.fingerprint;
+      $('#dest-host-key').hidden = false;
+      $('#dest-error').hidden = true;
+      $('#dest-trust').focus();
+      return;
+    }
+    $('#dest-host-key').hidden = true;
     $('#dest-error').textContent = err.message || String(err);
     $('#dest-error').hidden = false;
   }

@@ -16,13 +16,21 @@ use crate::host::{AUTOSTART_ASKED_KEY, Host, UiState, WORKERS_KEY};
 pub struct UiError {
     pub code: String,
     pub message: String,
+    /// `host_key_unknown`: the fingerprint the user is asked to confirm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl From<shoebox_core::Error> for UiError {
     fn from(e: shoebox_core::Error) -> Self {
+        let fingerprint = match &e {
+            shoebox_core::Error::HostKeyUnknown { fingerprint, .. } => Some(fingerprint.clone()),
+            _ => None,
+        };
         UiError {
             code: e.code().into(),
             message: e.to_string(),
+            fingerprint,
         }
     }
 }
@@ -31,6 +39,7 @@ fn invalid(code: &str, message: impl Into<String>) -> UiError {
     UiError {
         code: code.into(),
         message: message.into(),
+        fingerprint: None,
     }
 }
 
@@ -324,6 +333,68 @@ pub struct NewDestination {
     /// A PEM file: trust exactly this server certificate (empty: none).
     #[serde(default)]
     trust_certificate: String,
+    /// SFTP: the port, the folder on the server, how it signs in (with
+    /// `secret` as the password or the key's passphrase), the key file, and
+    /// the host key fingerprint the user confirmed.
+    #[serde(default = "ssh_port")]
+    port: u16,
+    #[serde(default)]
+    remote_path: String,
+    #[serde(default = "password_sign_in")]
+    sign_in: shoebox_core::SshAuth,
+    #[serde(default)]
+    key_file: String,
+    #[serde(default)]
+    trust_host_key: String,
+}
+
+fn ssh_port() -> u16 {
+    22
+}
+
+fn password_sign_in() -> shoebox_core::SshAuth {
+    shoebox_core::SshAuth::Password
+}
+
+/// How a new SFTP destination signs in, from the form.
+fn sftp_sign_in(dest: &NewDestination) -> Res<shoebox_core::SftpSignIn> {
+    use shoebox_core::{SftpSignIn, SshAuth};
+    let secret = non_empty(&dest.secret);
+    Ok(match dest.sign_in {
+        SshAuth::Agent => SftpSignIn::Agent,
+        SshAuth::Password => SftpSignIn::Password(
+            secret.ok_or_else(|| invalid("invalid", "enter the account's password"))?,
+        ),
+        SshAuth::Key => {
+            let file = non_empty(&dest.key_file)
+                .ok_or_else(|| invalid("invalid", "name the private key file"))?;
+            let path = match file.strip_prefix("~/") {
+                Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
+                None => PathBuf::from(&file),
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "invalid",
+                    format!("the key file {file} cannot be read: {e}"),
+                )
+            })?;
+            let key = shoebox_core::private_key_text(&text, secret.as_deref()).map_err(|e| {
+                let hint = match e {
+                    shoebox_core::KeyProblem::NeedsPassphrase => {
+                        "enter its passphrase in the passphrase field"
+                    }
+                    shoebox_core::KeyProblem::Unreadable(_) => {
+                        "give an OpenSSH private key, as ssh-keygen writes"
+                    }
+                };
+                invalid(
+                    "invalid",
+                    format!("the key {file} cannot be used: {e}; {hint}"),
+                )
+            })?;
+            SftpSignIn::Key(key)
+        }
+    })
 }
 
 /// What adding or editing a destination did, and anything worth saying.
@@ -354,7 +425,7 @@ pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestA
     // A folder has no server, so no certificate (the field may hold a
     // value typed before the kind was changed).
     let pem = match dest.kind {
-        DestKind::Local => None,
+        DestKind::Local | DestKind::Sftp => None,
         DestKind::Webdav | DestKind::S3 => certificate(&dest.trust_certificate)?,
     };
     let (mut info, notices) = match dest.kind {
@@ -379,6 +450,15 @@ pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestA
             access_key_id: dest.user.trim().to_string(),
             secret,
             allow_insecure_http: dest.allow_insecure_http,
+        })?,
+        DestKind::Sftp => engine.add_sftp_destination(&shoebox_core::SftpSpec {
+            name: dest.name.clone(),
+            host: dest.url.trim().to_string(),
+            port: dest.port,
+            user: dest.user.trim().to_string(),
+            path: dest.remote_path.trim().to_string(),
+            sign_in: sftp_sign_in(&dest)?,
+            trust_host_key: non_empty(&dest.trust_host_key),
         })?,
     };
     if pem.is_some() {
@@ -412,6 +492,9 @@ pub struct EditDestination {
     /// Stop trusting the pinned certificate.
     #[serde(default)]
     forget_certificate: bool,
+    /// SFTP: trust the server's new host key when it has this fingerprint.
+    #[serde(default)]
+    trust_host_key: String,
 }
 
 #[tauri::command]
@@ -432,7 +515,7 @@ pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<Des
         path_style: Some(edit.path_style),
         allow_insecure_http: Some(edit.allow_insecure_http),
         trust_certificate,
-        trust_host_key: None,
+        trust_host_key: non_empty(&edit.trust_host_key),
     })?;
     Ok(DestAdded {
         dest: info,

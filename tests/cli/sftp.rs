@@ -88,6 +88,12 @@ fn sftp_passes_the_whole_scenario() {
     let env = Env::new();
     let mut server = SshServer::start(&env.tmp.path().join("sshd"));
     let key = add_dest(&env, &server);
+    let r = run(shoebox(&env, &key), &["dest", "test", "ssh"]).ok();
+    assert!(
+        r.stdout.contains("ok   reachable") && r.stdout.contains("ok   write permission"),
+        "a new destination passes its test before any sync: {}",
+        r.stdout
+    );
     let mut want = BTreeMap::new();
     for (i, folder) in crate::dav_servers::FOLDERS.iter().enumerate() {
         for (j, name) in crate::dav_servers::ODD_NAMES.iter().enumerate() {

@@ -188,6 +188,67 @@ fn a_webdav_destination_is_added_tested_edited_and_removed_in_the_window() {
     }
 }
 
+/// SFTP in the window: the form asks for what SSH needs, a server seen
+/// for the first time shows its fingerprint to confirm, and the password
+/// goes to the Secret Service. Against a real sshd (tests/common/sshd.rs).
+#[test]
+fn an_sftp_server_is_added_once_its_host_key_is_confirmed_and_passes_its_test() {
+    use crate::sshd::{PASSWORD, SshServer};
+    let sb = Sandbox::new();
+    start_keyring();
+    let server = SshServer::start(&sb.tmp.path().join("sshd"));
+    let fp = server.fingerprint();
+
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#tab-destinations");
+    wd.wait_text("#dest-list", secs(10), |t| t.contains("library"));
+    wd.click("#add-dest-btn");
+    wd.type_into("#dest-name", "nas");
+    wd.click("#dest-kind option[value='sftp']");
+    assert!(
+        wd.displayed("#dest-port")
+            && wd.displayed("#dest-remote-path")
+            && wd.displayed("#dest-sign-in")
+            && !wd.displayed("#dest-cert")
+            && !wd.displayed("#dest-insecure")
+            && !wd.displayed("#dest-key-file"),
+        "SFTP asks for a port, a folder and a sign-in, not for HTTP settings"
+    );
+    wd.click("#dest-sign-in option[value='key']");
+    assert!(wd.displayed("#dest-key-file"), "a key asks for its file");
+    wd.click("#dest-sign-in option[value='password']");
+    wd.type_into("#dest-url", "127.0.0.1");
+    wd.type_into("#dest-port", &server.port.to_string());
+    wd.type_into("#dest-user", "shoebox");
+    wd.type_into(
+        "#dest-remote-path",
+        server.served.join("photos").to_str().unwrap(),
+    );
+    wd.type_into("#dest-secret", PASSWORD);
+    wd.click("#dest-confirm");
+    // Seen for the first time: the fingerprint is shown, nothing is added.
+    wd.wait_text("#dest-host-key", secs(30), |t| {
+        t.contains(&fp) && t.contains("127.0.0.1")
+    });
+    wd.screenshot("sftp-host-key");
+    assert!(
+        !wd.text("#dest-list").contains("nas"),
+        "nothing is added before the key is trusted"
+    );
+    wd.click("#dest-trust");
+    let row = ".dest-row[data-name='nas']";
+    wd.wait_text(row, secs(30), |t| t.contains("SFTP") && t.contains(&fp));
+    assert_eq!(
+        keyring_lookup("nas"),
+        PASSWORD,
+        "the password is in the Secret Service"
+    );
+    wd.click(&format!("{row} .test-dest-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(30), |t| {
+        t.contains("✓ reachable") && t.contains("✓ write permission")
+    });
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];

@@ -4,6 +4,10 @@
 //! D-Bus session: `scripts/test` runs them under
 //! `dbus-run-session -- xvfb-run -a`.
 
+// Shared with the CLI suite, which uses all of it.
+#[allow(dead_code)]
+#[path = "../common/sshd.rs"]
+mod sshd;
 mod support;
 
 mod autostart;

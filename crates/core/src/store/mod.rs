@@ -519,7 +519,7 @@ pub struct SshSettings {
 }
 
 /// How an SFTP destination signs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SshAuth {
     /// A password, kept in the keyring.

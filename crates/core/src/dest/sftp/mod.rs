@@ -683,6 +683,20 @@ impl Destination for Sftp {
         self.make_staging()
     }
 
+    /// Reachable (signed in, the folder there), then a test file staged
+    /// and removed; the staging folder is made first, as before a sync.
+    fn check(&self) -> Vec<super::Check> {
+        let reached = self.reach();
+        let mut out = vec![super::reach_check(&reached)];
+        if reached.is_ok() {
+            match self.make_staging() {
+                Ok(()) => out.push(super::write_check(self)),
+                Err(e) => out.push(super::Check::new("write permission", Err(e.to_string()))),
+            }
+        }
+        out
+    }
+
     fn marker(&self) -> Result<Marker, DestError> {
         let path = format!("{}/{MARKER_FILE}", join_root(&self.inner.root));
         let p = path.clone();
