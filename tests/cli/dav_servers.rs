@@ -559,3 +559,86 @@ fn a_photo_refused_as_too_large_is_tried_again_on_its_schedule_under_run() {
     );
     assert_eq!(albums["Photos/big.jpg"], hash(&big));
 }
+
+/// nginx answering every request as an IIS or SharePoint server set to
+/// Windows authentication does: 401 with `WWW-Authenticate: NTLM` and
+/// `Negotiate` only.
+fn nginx_asking_for_ntlm(conf: &Path, port: u16) -> Command {
+    let text = format!(
+        "daemon off;
+master_process off;
+user root;
+pid {conf}/nginx.pid;
+error_log stderr;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {conf}/body;
+    proxy_temp_path {conf}/proxy;
+    fastcgi_temp_path {conf}/fastcgi;
+    uwsgi_temp_path {conf}/uwsgi;
+    scgi_temp_path {conf}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            add_header WWW-Authenticate Negotiate always;
+            add_header WWW-Authenticate NTLM always;
+            return 401;
+        }}
+    }}
+}}
+",
+        conf = conf.display(),
+    );
+    let file = conf.join("nginx.conf");
+    fs::write(&file, text).unwrap();
+    let mut cmd = Command::new("/usr/sbin/nginx");
+    cmd.arg("-c").arg(file).arg("-p").arg(conf);
+    cmd
+}
+
+#[test]
+fn a_server_that_asks_for_ntlm_is_named_with_what_to_do() {
+    let env = Env::new();
+    let conf = env.tmp.path().join("ntlm");
+    fs::create_dir_all(&conf).unwrap();
+    let port = free_port();
+    let mut nginx = nginx_asking_for_ntlm(&conf, port)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_tcp(port, "nginx to listen");
+    let url = format!("http://127.0.0.1:{port}/photos");
+    shoebox(
+        &env,
+        PASS,
+        &[
+            "dest",
+            "add",
+            "iis",
+            "webdav",
+            "--url",
+            &url,
+            "--user",
+            USER,
+            "--allow-insecure-http",
+        ],
+    )
+    .ok();
+    let mut cmd = env.cmd();
+    cmd.env("SHOEBOX_SECRET_IIS", PASS)
+        .args(["dest", "test", "iis"]);
+    let r = run_within(&mut cmd, SECS(60), "dest test against the NTLM server");
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("asks for Negotiate or NTLM authentication")
+            && r.stdout.contains("Basic and Digest")
+            && !r.stdout.contains("refused the credentials"),
+        "the scheme is named, not blamed on the password: {}",
+        r.stdout
+    );
+}
