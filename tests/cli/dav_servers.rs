@@ -267,6 +267,8 @@ http_authenticator:
     accept_basic: {basic}
     accept_digest: {digest}
     default_to_digest: {digest}
+# As for rclone and Nextcloud clients: X-OC-Mtime dates uploads.
+honor_mtime_header: true
 simple_dc:
     user_mapping:
         \"*\":
@@ -369,9 +371,27 @@ fn the_whole_scenario_against(kind: Server) {
         "--on-delete",
         "remove",
     ]);
+    let dated = env.src.join("Trip one/a b.jpg");
+    set_mtime(&dated, old_date());
     let s = sync(&env).ok().json();
     assert_eq!(s["uploaded"], want.len(), "{kind}: {s}\n{}", server.log());
     assert_eq!(server.albums(), want, "{kind}: every name arrives whole");
+    // The date: WsgiDAV keeps it (X-OC-Mtime, whole seconds); Apache and
+    // nginx keep none (docs/RELIABILITY.md).
+    if matches!(kind, Server::WsgiDav | Server::WsgiDavDigest) {
+        let copy = server.root.join("photos/Trip one/a b.jpg");
+        assert_eq!(
+            mtime(&copy)
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            old_date()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            "{kind}: the copy keeps the photo's date"
+        );
+    }
 
     // An edit, a rename, a move to another album and a deletion.
     let trip = env.src.join("Trip one");

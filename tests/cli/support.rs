@@ -658,8 +658,8 @@ pub fn poll_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut
 }
 
 /// Turns the store in `home` back into what a release at schema v9 left:
-/// what v10 marked and the columns v11 added go, so that the next start
-/// upgrades it again.
+/// what v10 marked and the columns v11 and v12 added go, so that the next
+/// start upgrades it again.
 pub fn back_to_schema_v9(home: &Path) {
     let db = rusqlite::Connection::open(home.join("shoebox.db")).unwrap();
     db.execute_batch(
@@ -668,6 +668,8 @@ pub fn back_to_schema_v9(home: &Path) {
          ALTER TABLE files DROP COLUMN captured_from;
          ALTER TABLE watches DROP COLUMN album_mode;
          ALTER TABLE watches DROP COLUMN date_format;
+         ALTER TABLE destinations DROP COLUMN ssh_auth;
+         ALTER TABLE destinations DROP COLUMN host_key;
          PRAGMA user_version = 9;",
     )
     .unwrap();

@@ -148,8 +148,8 @@ pub struct Upload<'a> {
     pub modified: Option<std::time::SystemTime>,
 }
 
-/// A modification time as S3 metadata and WebDAV's `X-OC-Mtime` carry it:
-/// seconds since 1970, with the fraction rclone and Nextcloud read.
+/// A modification time as S3 metadata carries it: seconds since 1970,
+/// with the fraction rclone reads.
 pub(crate) fn mtime_text(t: std::time::SystemTime) -> Option<String> {
     let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
     Some(match d.subsec_nanos() {

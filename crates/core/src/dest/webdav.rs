@@ -523,9 +523,14 @@ impl Destination for WebDav {
             .req("PUT", temp.clone())
             .timeout(http::timeout_for(upload.len));
         // The source's date, where the server keeps it (Nextcloud, ownCloud
-        // and rclone read this header; the MOVE into place keeps it).
-        if let Some(mtime) = upload.modified.and_then(super::mtime_text) {
-            put = put.header("X-OC-Mtime", mtime);
+        // and WsgiDAV with `honor_mtime_header` read this header; the MOVE
+        // into place keeps it). Whole seconds: WsgiDAV refuses a fraction
+        // with 400, and Nextcloud keeps whole seconds anyway.
+        if let Some(d) = upload
+            .modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        {
+            put = put.header("X-OC-Mtime", d.as_secs().to_string());
         }
         let (sent, copied) = std::thread::scope(|s| {
             let copier = s.spawn(move || {
