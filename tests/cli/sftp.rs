@@ -652,3 +652,81 @@ fn shoebox_killed_mid_upload_then_a_lost_data_folder_neither_duplicates_nor_send
     assert_eq!(s["bytes_uploaded"], 0, "adopted, not sent again: {s}");
     assert_eq!(server.albums(), want, "no second copies");
 }
+
+/// A tmpfs mounted over a folder for the length of a test.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Tmpfs {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size},uid={UID},gid={UID},mode=0755"))
+            .arg("tmpfs")
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs at {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "remount tmpfs at {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_on_the_server_stops_the_destination_and_loses_nothing() {
+    let env = Env::new();
+    let mut server = SshServer::start(&env.tmp.path().join("sshd"));
+    // A 4 MiB disk for the destination's folder, seen by sshd once it
+    // starts again (its mount namespace is a copy made at its start).
+    let disk = Tmpfs::mount(&server.served.join("photos"), "4m");
+    server.restart();
+    let key = add_dest(&env, &server);
+    let mut want = BTreeMap::new();
+    for i in 0..3 {
+        let data = bytes(&format!("photo {i}"), 20_000);
+        env.write(&format!("p{i}.jpg"), &data);
+        want.insert(format!("Photos/p{i}.jpg"), hash(&data));
+    }
+    let video = bytes("video", 8 << 20);
+    env.write("clip.mov", &video);
+    want.insert("Photos/clip.mov".to_string(), hash(&video));
+    env.watch(&["--dest", "ssh"]);
+
+    let s = sync(&env, &key).json();
+    assert_eq!(s["failed"], 0, "a full disk is not the files' fault: {s}");
+    let why = s["unavailable_destinations"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.contains("is full") && why.contains("no space left"),
+        "the destination is full, and the message says so: {s}"
+    );
+    assert!(s["waiting"].as_u64().unwrap() >= 1, "{s}");
+    for (name, h) in server.albums() {
+        assert_eq!(want.get(&name), Some(&h), "{name} is whole on the server");
+    }
+    assert!(
+        server.staged().is_empty(),
+        "the cut upload was removed: {:?}",
+        server.staged()
+    );
+
+    // Space is made: everything goes up, once.
+    disk.resize("64m");
+    let s = sync(&env, &key).ok().json();
+    assert_eq!(s["failed"], 0, "{s}");
+    assert_eq!(server.albums(), want);
+}

@@ -61,6 +61,8 @@ pub(super) struct Conn {
     pub fsync: bool,
     /// `hardlink@openssh.com`: a second name for the same bytes.
     pub hardlink: bool,
+    /// `statvfs@openssh.com`: the free space of the server's disk.
+    pub statvfs: bool,
 }
 
 /// Accepts exactly the pinned host key, and remembers the key the server
@@ -244,6 +246,7 @@ pub(super) async fn open(
         posix_rename: has("posix-rename@openssh.com"),
         fsync: has("fsync@openssh.com"),
         hardlink: has("hardlink@openssh.com"),
+        statvfs: has("statvfs@openssh.com"),
         sftp: Arc::new(sftp),
         ssh,
     })

@@ -197,6 +197,20 @@ impl Sftp {
                     _ => "the SFTP connection was lost".to_string(),
                 },
             },
+            Fail::Sftp(SftpError::Status(s))
+                if s.status_code == StatusCode::Failure && self.disk_full() =>
+            {
+                DestError::Full {
+                    name,
+                    source: io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        format!(
+                            "could not {what}: the disk holding {} on {} has no space left",
+                            self.inner.root, self.inner.target.host
+                        ),
+                    ),
+                }
+            }
             Fail::Sftp(SftpError::Status(s)) => {
                 let kind = match s.status_code {
                     StatusCode::NoSuchFile => io::ErrorKind::NotFound,
@@ -233,6 +247,23 @@ impl Sftp {
                 source: io::Error::other(format!("could not {what}: {other}")),
             },
         }
+    }
+
+    /// True when the server says the destination's disk has (almost) no
+    /// space left: OpenSSH reports a full disk as a plain "Failure", so
+    /// after one the free space is asked for (`statvfs@openssh.com`).
+    fn disk_full(&self) -> bool {
+        /// Less than this free is too little for any photo.
+        const FULL_BELOW: u64 = 1 << 20;
+        let root = self.inner.root.clone();
+        let free = self.run(|c| async move {
+            if !c.statvfs {
+                return Ok(None);
+            }
+            let v = c.sftp.statvfs(root).await?;
+            Ok(Some(v.blocks_avail.saturating_mul(v.fragment_size.max(1))))
+        });
+        matches!(free, Ok(Some(bytes)) if bytes < FULL_BELOW)
     }
 
     fn unavailable(&self, why: String) -> DestError {
