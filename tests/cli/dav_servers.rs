@@ -213,10 +213,11 @@ DocumentRoot \"{root}\"
     cmd
 }
 
-fn nginx(root: &Path, conf: &Path, port: u16, body_limit: &str) -> Command {
-    let text = format!(
-        "load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
-daemon off;
+/// What every nginx of these tests starts with: one foreground process
+/// keeping its files in `conf`, up to the opening of `http {`.
+fn nginx_preamble(conf: &Path) -> String {
+    format!(
+        "daemon off;
 master_process off;
 user root;
 pid {conf}/nginx.pid;
@@ -229,7 +230,15 @@ http {{
     fastcgi_temp_path {conf}/fastcgi;
     uwsgi_temp_path {conf}/uwsgi;
     scgi_temp_path {conf}/scgi;
-    server {{
+",
+        conf = conf.display()
+    )
+}
+
+fn nginx(root: &Path, conf: &Path, port: u16, body_limit: &str) -> Command {
+    let text = format!(
+        "load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
+{preamble}    server {{
         listen 127.0.0.1:{port};
         root \"{root}\";
         client_max_body_size {body_limit};
@@ -243,7 +252,7 @@ http {{
     }}
 }}
 ",
-        conf = conf.display(),
+        preamble = nginx_preamble(conf),
         root = root.display(),
         passwd = htpasswd(conf).display(),
     );
@@ -585,20 +594,7 @@ fn a_photo_refused_as_too_large_is_tried_again_on_its_schedule_under_run() {
 /// `Negotiate` only.
 fn nginx_asking_for_ntlm(conf: &Path, port: u16) -> Command {
     let text = format!(
-        "daemon off;
-master_process off;
-user root;
-pid {conf}/nginx.pid;
-error_log stderr;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {conf}/body;
-    proxy_temp_path {conf}/proxy;
-    fastcgi_temp_path {conf}/fastcgi;
-    uwsgi_temp_path {conf}/uwsgi;
-    scgi_temp_path {conf}/scgi;
-    server {{
+        "{preamble}    server {{
         listen 127.0.0.1:{port};
         location / {{
             add_header WWW-Authenticate Negotiate always;
@@ -608,7 +604,7 @@ http {{
     }}
 }}
 ",
-        conf = conf.display(),
+        preamble = nginx_preamble(conf),
     );
     let file = conf.join("nginx.conf");
     fs::write(&file, text).unwrap();

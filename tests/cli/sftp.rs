@@ -36,40 +36,51 @@ fn run(mut cmd: Command, args: &[&str]) -> Run {
     )
 }
 
+/// `dest add NAME sftp` for the test account on the server at `port`,
+/// with `path` as the folder; `extra` adds the sign-in and the host key.
+fn add_args(port: u16, name: &str, path: &str, extra: &[&str]) -> Vec<String> {
+    let port = port.to_string();
+    let mut args = vec![
+        "dest",
+        "add",
+        name,
+        "sftp",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        "shoebox",
+        "--path",
+        path,
+    ];
+    args.extend_from_slice(extra);
+    args.into_iter().map(String::from).collect()
+}
+
 /// `dest add ssh sftp` with the account's key, trusting the server's key.
 fn add_dest(env: &Env, server: &SshServer) -> String {
     let key = fs::read_to_string(server.user_key()).unwrap();
-    let port = server.port.to_string();
     let fp = server.fingerprint();
     let path = server.served.join("photos");
-    let r = run(
-        shoebox(env, &key),
-        &[
-            "dest",
-            "add",
-            "ssh",
-            "sftp",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            "shoebox",
-            "--key",
-            server.user_key().to_str().unwrap(),
-            "--path",
-            path.to_str().unwrap(),
-            "--trust-host-key",
-            &fp,
-        ],
-    )
-    .ok();
+    let user_key = server.user_key();
+    let args = add_args(
+        server.port,
+        "ssh",
+        path.to_str().unwrap(),
+        &["--key", user_key.to_str().unwrap(), "--trust-host-key", &fp],
+    );
+    let r = run(shoebox(env, &key), &strs(&args)).ok();
     assert!(
         r.stdout.contains(&fp),
         "the pinned key is named: {}",
         r.stdout
     );
     key
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 fn sync(env: &Env, secret: &str) -> Run {
@@ -226,31 +237,17 @@ fn a_new_host_key_is_confirmed_once_and_a_changed_one_is_refused_until_trusted_a
     let env = Env::new();
     let mut server = SshServer::start(&env.tmp.path().join("sshd"));
     let key = fs::read_to_string(server.user_key()).unwrap();
-    let port = server.port.to_string();
+    let (port, server_port) = (server.port.to_string(), server.port);
     let path = server.served.join("photos");
     let user_key = server.user_key();
     let add = |name: &str, extra: &[&str]| {
-        let mut args = vec![
-            "dest",
-            "add",
-            name,
-            "sftp",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            "shoebox",
-            "--key",
-            user_key.to_str().unwrap(),
-            "--path",
-            path.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
+        let mut with_key = vec!["--key", user_key.to_str().unwrap()];
+        with_key.extend_from_slice(extra);
+        let args = add_args(server_port, name, path.to_str().unwrap(), &with_key);
         let mut cmd = shoebox(&env, &key);
         cmd.stdin(Stdio::null())
             .env(format!("SHOEBOX_SECRET_{}", name.to_uppercase()), &key);
-        run(cmd, &args)
+        run(cmd, &strs(&args))
     };
     let fp = server.fingerprint();
 
@@ -352,27 +349,13 @@ fn old_key_blob(env: &Env) -> String {
 fn a_password_a_key_with_a_passphrase_and_the_ssh_agent_each_sign_in() {
     let env = Env::new();
     let server = SshServer::start(&env.tmp.path().join("sshd"));
-    let port = server.port.to_string();
+    let server_port = server.port;
     let fp = server.fingerprint();
     let path = server.served.join("photos");
     let add = |name: &str, secret: Option<&str>, stdin: &str, extra: &[&str]| {
-        let mut args = vec![
-            "dest",
-            "add",
-            name,
-            "sftp",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            "shoebox",
-            "--path",
-            path.to_str().unwrap(),
-            "--trust-host-key",
-            &fp,
-        ];
-        args.extend_from_slice(extra);
+        let mut trusting = vec!["--trust-host-key", fp.as_str()];
+        trusting.extend_from_slice(extra);
+        let args = add_args(server_port, name, path.to_str().unwrap(), &trusting);
         let mut cmd = env.cmd();
         cmd.env("HOME", user_home(&env))
             .args(&args)
@@ -455,26 +438,13 @@ fn a_password_a_key_with_a_passphrase_and_the_ssh_agent_each_sign_in() {
     assert!(st.success(), "ssh-add");
     let mut cmd = env.cmd();
     cmd.env("HOME", user_home(&env)).env("SSH_AUTH_SOCK", &sock);
-    run(
-        cmd,
-        &[
-            "dest",
-            "add",
-            "agent",
-            "sftp",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--user",
-            "shoebox",
-            "--path",
-            "photos/by agent",
-            "--trust-host-key",
-            &fp,
-        ],
-    )
-    .ok();
+    let args = add_args(
+        server_port,
+        "agent",
+        "photos/by agent",
+        &["--trust-host-key", &fp],
+    );
+    run(cmd, &strs(&args)).ok();
 
     // Each one backs up.
     for dest in ["pw", "phrase", "agent"] {

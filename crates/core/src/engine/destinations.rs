@@ -508,17 +508,23 @@ impl Engine {
                 "an S3 destination needs an access key id".into(),
             ));
         }
-        let notices = match edit.secret.as_deref() {
+        self.save_edit(&row, edit.secret.as_deref())
+    }
+
+    /// Saves an edited destination and its new secret, if any; a running
+    /// engine reopens its destinations.
+    fn save_edit(&self, row: &DestRow, secret: Option<&str>) -> Result<(DestInfo, Vec<String>)> {
+        let notices = match secret {
             Some(secret) => self.keep_secret(&row.name, Some(secret), "secret")?,
             None => Vec::new(),
         };
-        self.store.update_destination(&row)?;
+        self.store.update_destination(row)?;
         self.store.set_setting(
             crate::daemon::DEST_EPOCH_KEY,
             &crate::store::now_ms().to_string(),
         )?;
         self.home.signal_change();
-        Ok((self.dest_info(&row), notices))
+        Ok((self.dest_info(row), notices))
     }
 
     /// `edit_destination` for SFTP: the account, its password or key, and
@@ -575,17 +581,7 @@ impl Engine {
             ),
             (s, _) => s.map(str::to_string),
         };
-        let notices = match secret.as_deref() {
-            Some(secret) => self.keep_secret(&row.name, Some(secret), "secret")?,
-            None => Vec::new(),
-        };
-        self.store.update_destination(&row)?;
-        self.store.set_setting(
-            crate::daemon::DEST_EPOCH_KEY,
-            &crate::store::now_ms().to_string(),
-        )?;
-        self.home.signal_change();
-        Ok((self.dest_info(&row), notices))
+        self.save_edit(&row, secret.as_deref())
     }
 
     /// Trusts exactly the certificate in the PEM text `pem` for the remote
