@@ -24,4 +24,5 @@ mod silent_loss;
 mod sshd;
 mod store_damage;
 mod user_folders;
+mod verify;
 mod webdav;

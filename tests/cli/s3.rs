@@ -17,7 +17,7 @@ use crate::proxy::{EVERY_FAULT, Fault, Proxy};
 use crate::support::*;
 
 const KEY_ID: &str = "GK31c2f218a2e44f485b94239e";
-const SECRET: &str = "b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f93d36da6b94e7e2b";
+pub const SECRET: &str = "b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f93d36da6b94e7e2b";
 const BUCKET: &str = "photos";
 
 fn garage_bin() -> PathBuf {
@@ -230,15 +230,20 @@ impl Drop for Garage {
     }
 }
 
+/// The rclone path of an object of the test bucket.
+pub fn object(album: &str, name: &str) -> String {
+    format!("g:{BUCKET}/{album}/{name}")
+}
+
 /// rclone with an S3 remote `g:` for the Garage on `port`, run to its end.
-fn rclone(port: u16, args: &[&str]) -> std::process::Output {
+pub fn rclone(port: u16, args: &[&str]) -> std::process::Output {
     rclone_command(port, args)
         .output()
         .expect("rclone is installed (scripts/install-deps)")
 }
 
 /// The rclone command with an S3 remote `g:` for the Garage on `port`.
-fn rclone_command(port: u16, args: &[&str]) -> Command {
+pub fn rclone_command(port: u16, args: &[&str]) -> Command {
     let mut c = Command::new("rclone");
     c.args(args)
         .env("RCLONE_CONFIG", "/dev/null")
@@ -257,7 +262,7 @@ fn rclone_command(port: u16, args: &[&str]) -> Command {
 }
 
 /// `dest add garage s3 …` pointing at `port` (Garage or a proxy in front of it).
-fn add_dest(env: &Env, port: u16, extra: &[&str]) -> Run {
+pub fn add_dest(env: &Env, port: u16, extra: &[&str]) -> Run {
     let mut child = env
         .cmd()
         .args([

@@ -20,7 +20,7 @@ pub fn user_home(env: &Env) -> PathBuf {
 
 /// A command as the user runs it, with the private key as the secret
 /// (there is no keyring here).
-fn shoebox(env: &Env, secret: &str) -> Command {
+pub fn shoebox(env: &Env, secret: &str) -> Command {
     let mut c = env.cmd();
     c.env("HOME", user_home(env))
         .env("SHOEBOX_SECRET_SSH", secret)
@@ -59,7 +59,7 @@ fn add_args(port: u16, name: &str, path: &str, extra: &[&str]) -> Vec<String> {
 }
 
 /// `dest add ssh sftp` with the account's key, trusting the server's key.
-fn add_dest(env: &Env, server: &SshServer) -> String {
+pub fn add_dest(env: &Env, server: &SshServer) -> String {
     let key = fs::read_to_string(server.user_key()).unwrap();
     let fp = server.fingerprint();
     let path = server.served.join("photos");

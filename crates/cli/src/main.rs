@@ -78,6 +78,24 @@ enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Check that every file the index records is on its destination,
+    /// whole: missing, damaged and unexpected objects, one line each (exit
+    /// 1 if any is missing or damaged).
+    Verify {
+        /// Only this destination.
+        #[arg(long)]
+        dest: Option<String>,
+        /// Read every object back and compare its content (not only its
+        /// presence and size).
+        #[arg(long)]
+        deep: bool,
+        /// Queue missing and damaged files to be sent again by the next
+        /// sync (a damaged copy is replaced).
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        json: Json,
+    },
     /// Check the database for damage; `--repair` sets a damaged one aside and
     /// rebuilds it (settings kept, file index rebuilt by the next sync,
     /// nothing uploaded twice).
@@ -560,6 +578,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => output::ignored(&engine.ignored(IGNORED_SHOWN)?, json.json)?,
         Command::Status { json, .. } => output::status(&engine.status()?, json.json)?,
+        Command::Verify {
+            dest,
+            deep,
+            repair,
+            json,
+        } => {
+            let opts = shoebox_core::VerifyOptions { dest, deep, repair };
+            let report = engine.verify(&opts, &mut |p| output::verify_problem(p, json.json))?;
+            output::verify_report(&report, repair, json.json)?;
+            if !report.is_clean() {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Doctor { .. } => unreachable!("handled before the engine opens"),
         Command::Pause => {
             engine.set_paused(true)?;

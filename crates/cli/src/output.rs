@@ -373,3 +373,50 @@ impl SyncProgress {
         Ok(())
     }
 }
+
+/// One object `shoebox verify` found wrong, as it is found.
+pub fn verify_problem(p: &shoebox_core::VerifyProblem, json: bool) {
+    if json {
+        if let Ok(line) = serde_json::to_string(p) {
+            println!("{line}");
+        }
+        return;
+    }
+    let what = match p.finding {
+        shoebox_core::Finding::Missing => "missing",
+        shoebox_core::Finding::Damaged => "damaged",
+        shoebox_core::Finding::Unexpected => "unexpected",
+    };
+    let repair = match p.queued_again {
+        Some(true) => "; queued to be sent again",
+        Some(false) => "; cannot be sent again: its source file is gone",
+        None => "",
+    };
+    println!(
+        "{what:<10} {}/{} on {}: {}{repair}",
+        p.album, p.name, p.dest, p.detail
+    );
+}
+
+/// The end of `shoebox verify`.
+pub fn verify_report(r: &shoebox_core::VerifyReport, repair: bool, json: bool) -> Result<()> {
+    if json {
+        return print_json(r);
+    }
+    for why in &r.unavailable {
+        println!("not checked: {why}");
+    }
+    println!(
+        "checked {} file(s): {} missing, {} damaged, {} unexpected",
+        r.checked, r.missing, r.damaged, r.unexpected
+    );
+    if repair && r.queued_again + r.cannot_repair > 0 {
+        println!(
+            "{} file(s) queued to be sent again by the next sync; {} cannot be (their source is gone)",
+            r.queued_again, r.cannot_repair
+        );
+    } else if r.missing + r.damaged > 0 {
+        println!("`shoebox verify --repair` queues them to be sent again");
+    }
+    Ok(())
+}

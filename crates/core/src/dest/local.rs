@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use super::{Destination, MARKER_FILE, Marker, Staged, Upload};
+use super::{Destination, Listed, MARKER_FILE, Marker, Staged, Upload};
 use crate::error::DestError;
 use crate::platform::{is_disk_full, rename_no_replace, sync_dir};
 
@@ -317,6 +317,27 @@ impl Destination for LocalFolder {
 
     fn local_root(&self) -> Option<&Path> {
         Some(&self.root)
+    }
+
+    fn list_album(&self, album: &str) -> Result<Option<Vec<Listed>>, DestError> {
+        let dir = self.root.join(album);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Vec::new())),
+            Err(e) => return Err(self.io_err(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| self.io_err(&dir, e))?;
+            let meta = e.metadata().map_err(|err| self.io_err(&e.path(), err))?;
+            if meta.is_file() {
+                out.push(Listed {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    len: meta.len(),
+                });
+            }
+        }
+        Ok(Some(out))
     }
 
     fn marker(&self) -> Result<Marker, DestError> {

@@ -203,6 +203,14 @@ impl Capabilities {
     };
 }
 
+/// An object found in an album by [`Destination::list_album`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// Its stored length.
+    pub len: u64,
+}
+
 /// An object's stored bytes, being read back.
 pub type StoredBytes = Box<dyn Read + Send>;
 
@@ -237,6 +245,15 @@ pub trait Destination: Send + Sync {
     /// writes of new names cannot replace anything.
     fn names_lost(&self) -> Result<Vec<(String, String)>, DestError> {
         Ok(Vec::new())
+    }
+
+    /// Every object in `<album>/` with its stored length, in one request
+    /// (or a few) where the destination can list: what `shoebox verify`
+    /// compares with the index. An album with no folder or prefix is
+    /// empty. `None` where the destination cannot list (each object is
+    /// then looked up on its own).
+    fn list_album(&self, _album: &str) -> Result<Option<Vec<Listed>>, DestError> {
+        Ok(None)
     }
 
     /// Reads the destination's identity marker.

@@ -21,7 +21,9 @@ use crate::store::{
 use crate::sync::{SyncOptions, sync};
 
 mod destinations;
+mod verify;
 pub use destinations::{DestEdit, DestInfo, S3Spec, SftpSignIn, SftpSpec};
+pub use verify::{Finding, VerifyOptions, VerifyProblem, VerifyReport};
 
 /// What a host asks for when adding a watch.
 #[derive(Debug, Clone)]

@@ -278,6 +278,36 @@ impl Store {
         .map(drop)
     }
 
+    /// Every entry a destination records, by album and name.
+    pub fn entries_of(&self, dest_id: i64) -> Result<Vec<EntryRow>> {
+        self.conn
+            .prepare_cached(&format!(
+                "{ENTRY_SELECT} WHERE dest_id = ?1 ORDER BY album, name"
+            ))
+            .and_then(|mut st| st.query_map([dest_id], entry_from_row)?.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Queues the files stored as the entry again and forgets the entry,
+    /// so that the next sync sends them (`shoebox verify --repair`).
+    /// Returns how many files were queued; with none (every source file
+    /// is gone), the entry is kept as it is.
+    pub fn requeue_entry(&self, id: i64) -> Result<u64> {
+        self.transaction(|s| {
+            let queued = s.exec(
+                "UPDATE files SET state = 'pending', entry_id = NULL, attempts = 0,
+                        next_attempt_at = 0, error = NULL
+                 WHERE entry_id = ?1 AND gone = 0",
+                [id],
+            )?;
+            if queued > 0 {
+                s.exec("UPDATE files SET entry_id = NULL WHERE entry_id = ?1", [id])?;
+                s.exec("DELETE FROM entries WHERE id = ?1", [id])?;
+            }
+            Ok(queued as u64)
+        })
+    }
+
     pub fn delete_entry(&self, id: i64) -> Result<()> {
         self.exec("DELETE FROM entries WHERE id = ?1", [id])
             .map(drop)

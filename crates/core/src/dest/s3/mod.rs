@@ -12,6 +12,7 @@
 //! Renames and copies are server-side: no bytes are sent again.
 
 mod copy;
+mod list;
 use copy::guarded_copy;
 mod multipart;
 mod put;
@@ -28,7 +29,7 @@ use reqwest::blocking::{Body, Client, Response};
 use url::Url;
 
 use super::http;
-use super::{Check, Destination, Staged, Upload};
+use super::{Check, Destination, Listed, Staged, Upload};
 use crate::error::DestError;
 use crate::store::{Hash, MultipartLog, S3Settings};
 use wire::{Endpoint, encode_key};
@@ -396,6 +397,10 @@ impl Destination for S3 {
     fn prepare(&self) -> Result<(), DestError> {
         self.reach()?;
         self.abort_orphans()
+    }
+
+    fn list_album(&self, album: &str) -> Result<Option<Vec<Listed>>, DestError> {
+        self.list_keys(album).map(Some)
     }
 
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {

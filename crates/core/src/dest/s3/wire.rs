@@ -30,6 +30,11 @@ pub(crate) fn encode_key(key: &str) -> String {
         .join("/")
 }
 
+/// A query parameter's value, percent-encoded (`/` too).
+pub(crate) fn encode_value(value: &str) -> String {
+    utf8_percent_encode(value, KEY_CHARS).to_string()
+}
+
 /// Where a bucket lives and how to sign for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {

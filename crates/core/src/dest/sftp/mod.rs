@@ -28,7 +28,7 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
-use super::{Destination, MARKER_FILE, Marker, Staged, Upload};
+use super::{Destination, Listed, MARKER_FILE, Marker, Staged, Upload};
 use crate::error::DestError;
 use connect::Conn;
 
@@ -376,6 +376,37 @@ impl Sftp {
         }
     }
 
+    /// The entries of a folder on the server (empty when it is missing).
+    fn read_dir(&self, dir: &str) -> Result<Vec<(String, FileAttributes)>, Fail> {
+        let dir = dir.to_string();
+        self.run(|c| async move {
+            let handle = match c.sftp.opendir(dir).await {
+                Ok(h) => h.handle,
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::new();
+            let listed = loop {
+                match c.sftp.readdir(handle.clone()).await {
+                    Ok(batch) => out.extend(
+                        batch
+                            .files
+                            .into_iter()
+                            .filter(|f| f.filename != "." && f.filename != "..")
+                            .map(|f| (f.filename, f.attrs)),
+                    ),
+                    Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            };
+            let _ = c.sftp.close(handle).await;
+            listed?;
+            Ok(out)
+        })
+    }
+
     /// Makes the staging folders (the root must exist: a missing one may
     /// be an unmounted disk on the server).
     fn make_staging(&self) -> Result<(), DestError> {
@@ -676,39 +707,11 @@ impl Destination for Sftp {
 
     fn prepare(&self) -> Result<(), DestError> {
         self.reach()?;
-        let staging = self.inner.staging.clone();
         // What this engine's interrupted uploads left behind.
-        let leftovers = self.run(|c| async move {
-            let handle = match c.sftp.opendir(staging.clone()).await {
-                Ok(h) => h.handle,
-                Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
-                    return Ok(Vec::new());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let mut names = Vec::new();
-            loop {
-                match c.sftp.readdir(handle.clone()).await {
-                    Ok(batch) => names.extend(
-                        batch
-                            .files
-                            .into_iter()
-                            .map(|f| f.filename)
-                            .filter(|n| n != "." && n != ".."),
-                    ),
-                    Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
-                    Err(e) => {
-                        let _ = c.sftp.close(handle).await;
-                        return Err(e.into());
-                    }
-                }
-            }
-            let _ = c.sftp.close(handle).await;
-            Ok(names)
-        });
-        let leftovers =
-            leftovers.map_err(|e| self.error("list the staging folder", &self.inner.staging, e))?;
-        for n in leftovers {
+        let leftovers = self
+            .read_dir(&self.inner.staging)
+            .map_err(|e| self.error("list the staging folder", &self.inner.staging, e))?;
+        for (n, _) in leftovers {
             self.remove_quietly(&format!("{}/{n}", self.inner.staging));
         }
         self.make_staging()
@@ -726,6 +729,23 @@ impl Destination for Sftp {
             }
         }
         out
+    }
+
+    fn list_album(&self, album: &str) -> Result<Option<Vec<Listed>>, DestError> {
+        let dir = self.album_path(album);
+        let entries = self
+            .read_dir(&dir)
+            .map_err(|e| self.error("list an album", &dir, e))?;
+        Ok(Some(
+            entries
+                .into_iter()
+                .filter(|(_, a)| a.is_regular())
+                .map(|(name, a)| Listed {
+                    name,
+                    len: a.size.unwrap_or(0),
+                })
+                .collect(),
+        ))
     }
 
     fn marker(&self) -> Result<Marker, DestError> {

@@ -1,0 +1,116 @@
+//! Listing an album's objects (ListObjectsV2, a page of up to 1,000 keys
+//! per request), for `shoebox verify`.
+
+use super::*;
+
+impl S3 {
+    /// The objects directly under `<prefix><album>/`, with their sizes.
+    pub(super) fn list_keys(&self, album: &str) -> Result<Vec<Listed>, DestError> {
+        let prefix = format!("{}{album}/", self.inner.prefix);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = format!("list-type=2&prefix={}", wire::encode_value(&prefix));
+            if let Some(t) = &token {
+                query.push_str(&format!("&continuation-token={}", wire::encode_value(t)));
+            }
+            let mut url = self.inner.ep.bucket_url();
+            url.set_query(Some(&query));
+            let resp = self.send("list an album", "GET", url, &[], None, &[])?;
+            let body = self.read_ok_body("list an album", resp)?;
+            let page = parse_page(&body, &prefix).map_err(|why| {
+                http::not_behaving(
+                    &self.inner.name,
+                    "S3",
+                    format!("the server answered a listing with {why}"),
+                )
+            })?;
+            out.extend(page.objects);
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// One page of a ListObjectsV2 answer.
+struct Page {
+    objects: Vec<Listed>,
+    /// The continuation token when the listing goes on.
+    next: Option<String>,
+}
+
+fn parse_page(body: &str, prefix: &str) -> Result<Page, String> {
+    let doc = roxmltree::Document::parse(body).map_err(|e| format!("unreadable XML ({e})"))?;
+    let root = doc.root_element();
+    if !root.has_tag_name("ListBucketResult") {
+        return Err(format!("a <{}> document", root.tag_name().name()));
+    }
+    let child = |n: roxmltree::Node<'_, '_>, tag: &str| {
+        n.children()
+            .find(|c| c.has_tag_name(tag))
+            .and_then(|c| c.text())
+            .map(str::to_string)
+    };
+    let mut objects = Vec::new();
+    for c in root.children().filter(|c| c.has_tag_name("Contents")) {
+        let (Some(key), Some(size)) = (child(c, "Key"), child(c, "Size")) else {
+            return Err("an object without a key or a size".to_string());
+        };
+        let Some(name) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        // Deeper keys are not this album's objects.
+        if name.is_empty() || name.contains('/') {
+            continue;
+        }
+        objects.push(Listed {
+            name: name.to_string(),
+            len: size.parse().map_err(|_| format!("the size {size:?}"))?,
+        });
+    }
+    let truncated = child(root, "IsTruncated").is_some_and(|t| t == "true");
+    let next = child(root, "NextContinuationToken");
+    Ok(Page {
+        objects,
+        next: match (truncated, next) {
+            (true, Some(t)) => Some(t),
+            (true, None) => return Err("a truncated listing without a continuation token".into()),
+            (false, _) => None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_lists_the_album_s_own_objects_and_says_whether_more_follow() {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>photos</Name><Prefix>p/Trip/</Prefix><KeyCount>3</KeyCount>
+  <IsTruncated>true</IsTruncated><NextContinuationToken>abc=</NextContinuationToken>
+  <Contents><Key>p/Trip/a b.jpg</Key><Size>1000</Size></Contents>
+  <Contents><Key>p/Trip/deeper/x.jpg</Key><Size>5</Size></Contents>
+  <Contents><Key>p/Trip/c.mov</Key><Size>0</Size></Contents>
+</ListBucketResult>"#;
+        let page = parse_page(body, "p/Trip/").unwrap();
+        assert_eq!(
+            page.objects,
+            [
+                Listed {
+                    name: "a b.jpg".into(),
+                    len: 1000
+                },
+                Listed {
+                    name: "c.mov".into(),
+                    len: 0
+                },
+            ]
+        );
+        assert_eq!(page.next.as_deref(), Some("abc="));
+        assert!(parse_page("<Error><Code>x</Code></Error>", "p/").is_err());
+    }
+}
