@@ -298,7 +298,7 @@ simple_dc:
 
 /// `dest add dav webdav` for `server`, with the secret in the environment
 /// as every later command gets it.
-fn add_dest(env: &Env, server: &DavServer) {
+pub fn add_dest(env: &Env, server: &DavServer) {
     env.cmd()
         .env("SHOEBOX_SECRET_DAV", PASS)
         .args(["dest", "add", "dav", "webdav", "--url", &server.url()])

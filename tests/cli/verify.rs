@@ -233,3 +233,24 @@ fn verify_refuses_while_an_engine_runs_and_names_an_unknown_destination() {
         r.stderr
     );
 }
+
+/// Apache's mod_dav, which serves its folder as it is (rclone's serve
+/// keeps a listing cache that would hide the changes made behind it).
+#[test]
+fn verify_finds_what_a_webdav_server_lost_by_listing_and_repair_sends_it_again() {
+    use crate::dav_servers::{DavServer, Server};
+    let env = Env::new();
+    let server = DavServer::start(Server::Apache, &env.tmp.path().join("apache"));
+    crate::dav_servers::add_dest(&env, &server);
+    env.watch(&["--dest", "dav"]);
+    let album = Folder(server.root.join("photos/Photos"));
+    verify_scenario(&env, &album, &|args| {
+        run_within(
+            env.cmd()
+                .env("SHOEBOX_SECRET_DAV", crate::webdav::PASS)
+                .args(args),
+            SECS(120),
+            &format!("shoebox {}", args.join(" ")),
+        )
+    });
+}

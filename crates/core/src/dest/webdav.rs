@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use super::http_auth::{self, Credentials};
-use super::{Check, Destination, Staged, Upload, http};
+use super::{Check, Destination, Listed, Staged, Upload, http};
 use crate::error::DestError;
 
 const STAGING: &str = ".shoebox-staging";
@@ -471,6 +471,41 @@ impl Destination for WebDav {
         self.probe_semicolons()
     }
 
+    /// PROPFIND with `Depth: 1` on the album's collection.
+    fn list_album(&self, album: &str) -> Result<Option<Vec<Listed>>, DestError> {
+        let url = self.url(&[album], true);
+        let body = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\
+            <propfind xmlns=\"DAV:\"><prop><resourcetype/><getcontentlength/></prop></propfind>";
+        let r = self
+            .req("PROPFIND", url.clone())
+            .header("Depth", "1")
+            .header(reqwest::header::CONTENT_TYPE, "application/xml")
+            .body(body);
+        let resp = match self.send("list an album", r, &[StatusCode::MULTI_STATUS]) {
+            Err(DestError::Http { status: 404, .. }) => return Ok(Some(Vec::new())),
+            other => other?,
+        };
+        let text = resp.text().map_err(|e| DestError::Interrupted {
+            name: self.name.clone(),
+            what: "list an album".to_string(),
+            why: e.to_string(),
+        })?;
+        let mut listed = multistatus_files(&text, url.path()).map_err(|why| {
+            http::not_behaving(
+                &self.name,
+                "WebDAV",
+                format!("the server answered a listing with {why}"),
+            )
+        })?;
+        // Names were sent with `；` for `;` to a server that cuts at `;`.
+        if self.cuts_at_semicolon.load(Ordering::Relaxed) {
+            for o in &mut listed {
+                o.name = o.name.replace(SEMICOLON_LOOKALIKE, ";");
+            }
+        }
+        Ok(Some(listed))
+    }
+
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
         self.exists_url(self.url(&[album, name], false))
     }
@@ -613,5 +648,115 @@ impl Destination for WebDav {
         }
         out.push(super::write_check(self));
         out
+    }
+}
+/// The files of a `Depth: 1` multistatus answer about the collection at
+/// `collection` (a URL path): names and lengths; the collection itself and
+/// sub-collections are left out.
+fn multistatus_files(body: &str, collection: &str) -> Result<Vec<Listed>, String> {
+    const DAV: &str = "DAV:";
+    let doc = roxmltree::Document::parse(body).map_err(|e| format!("unreadable XML ({e})"))?;
+    if !doc.root_element().has_tag_name((DAV, "multistatus")) {
+        return Err(format!(
+            "a <{}> document",
+            doc.root_element().tag_name().name()
+        ));
+    }
+    let decode = |p: &str| {
+        percent_encoding::percent_decode_str(p)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let own = decode(collection.trim_end_matches('/'));
+    let mut out = Vec::new();
+    for resp in doc
+        .root_element()
+        .children()
+        .filter(|n| n.has_tag_name((DAV, "response")))
+    {
+        let Some(href) = resp
+            .children()
+            .find(|n| n.has_tag_name((DAV, "href")))
+            .and_then(|n| n.text())
+        else {
+            return Err("a response without an href".to_string());
+        };
+        // An absolute URL or an absolute path.
+        let path = Url::parse(href.trim())
+            .map_or_else(|_| href.trim().to_string(), |u| u.path().to_string());
+        let path = decode(path.trim_end_matches('/'));
+        if path == own {
+            continue;
+        }
+        let ok_props = resp
+            .children()
+            .filter(|n| n.has_tag_name((DAV, "propstat")))
+            .filter(|ps| {
+                ps.children()
+                    .find(|n| n.has_tag_name((DAV, "status")))
+                    .and_then(|n| n.text())
+                    .is_some_and(|t| t.contains(" 200"))
+            })
+            .flat_map(|ps| ps.children().filter(|n| n.has_tag_name((DAV, "prop"))))
+            .flat_map(|p| p.children());
+        let mut len = None;
+        let mut collection = false;
+        for prop in ok_props {
+            if prop.has_tag_name((DAV, "resourcetype")) {
+                collection |= prop.children().any(|c| c.has_tag_name((DAV, "collection")));
+            } else if prop.has_tag_name((DAV, "getcontentlength")) {
+                len = prop.text().and_then(|t| t.trim().parse::<u64>().ok());
+            }
+        }
+        if collection {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or_default().to_string();
+        out.push(Listed {
+            name,
+            len: len.unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_gives_the_album_s_files_with_their_lengths() {
+        // As Apache answers: prefixed elements, the collection itself, a
+        // sub-collection, an encoded name and an absolute URL.
+        let body = r#"<?xml version="1.0" encoding="utf-8"?>
+<D:multistatus xmlns:D="DAV:">
+<D:response><D:href>/photos/Trip%20one/</D:href>
+<D:propstat><D:prop><D:resourcetype><D:collection/></D:resourcetype></D:prop>
+<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>
+<D:response><D:href>/photos/Trip%20one/a%20b.jpg</D:href>
+<D:propstat><D:prop><D:resourcetype/><D:getcontentlength>1000</D:getcontentlength></D:prop>
+<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>
+<D:response><D:href>http://nas:8080/photos/Trip%20one/caf%C3%A9.jpg</D:href>
+<D:propstat><D:prop><D:getcontentlength>7</D:getcontentlength></D:prop>
+<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>
+<D:response><D:href>/photos/Trip%20one/deeper/</D:href>
+<D:propstat><D:prop><D:resourcetype><D:collection/></D:resourcetype></D:prop>
+<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>
+</D:multistatus>"#;
+        let files = multistatus_files(body, "/photos/Trip%20one/").unwrap();
+        assert_eq!(
+            files,
+            [
+                Listed {
+                    name: "a b.jpg".into(),
+                    len: 1000
+                },
+                Listed {
+                    name: "caf\u{e9}.jpg".into(),
+                    len: 7
+                },
+            ]
+        );
+        assert!(multistatus_files("<html/>", "/photos/").is_err());
     }
 }
