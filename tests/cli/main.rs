@@ -15,6 +15,7 @@ mod dav_servers;
 mod live;
 mod odd_input;
 mod photos;
+mod restore;
 mod s3;
 mod s3_servers;
 mod security;

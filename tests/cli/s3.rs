@@ -294,7 +294,7 @@ pub fn add_dest(env: &Env, port: u16, extra: &[&str]) -> Run {
 }
 
 /// `sync --json` with the secret in the environment (no keyring here).
-fn sync_s3(env: &Env, secret: &str) -> Run {
+pub fn sync_s3(env: &Env, secret: &str) -> Run {
     Run::from(
         env.cmd()
             .env("SHOEBOX_SECRET_GARAGE", secret)

@@ -78,6 +78,23 @@ enum Command {
         #[command(flatten)]
         json: Json,
     },
+    /// Restore albums (or everything) from a destination into a folder, with
+    /// their names and dates. Never overwrites: a taken name gets a number.
+    /// Run it again after an interruption to continue.
+    Restore {
+        /// The destination to restore from (on a new machine, add it first
+        /// with `dest add`, with the backup's address and credentials).
+        #[arg(long)]
+        dest: String,
+        /// Only this album (repeat for more).
+        #[arg(long = "album", value_name = "ALBUM")]
+        albums: Vec<String>,
+        /// The folder to restore into (`DIR/<album>/<file>`).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        #[command(flatten)]
+        json: Json,
+    },
     /// Check that every file the index records is on its destination,
     /// whole: missing, damaged and unexpected objects, one line each (exit
     /// 1 if any is missing or damaged).
@@ -578,6 +595,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => output::ignored(&engine.ignored(IGNORED_SHOWN)?, json.json)?,
         Command::Status { json, .. } => output::status(&engine.status()?, json.json)?,
+        Command::Restore {
+            dest,
+            albums,
+            to,
+            json,
+        } => {
+            let opts = shoebox_core::RestoreOptions { dest, albums, to };
+            let mut shown = output::RestoreProgress::new(json.json);
+            let report = engine.restore(&opts, &mut |e| shown.event(e))?;
+            shown.finish(&report)?;
+            if report.failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Verify {
             dest,
             deep,

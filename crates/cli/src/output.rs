@@ -420,3 +420,90 @@ pub fn verify_report(r: &shoebox_core::VerifyReport, repair: bool, json: bool) -
     }
     Ok(())
 }
+
+/// What `shoebox restore` shows: a progress bar on a terminal, a line per
+/// file otherwise, or JSON lines.
+pub struct RestoreProgress {
+    json: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl RestoreProgress {
+    pub fn new(json: bool) -> RestoreProgress {
+        RestoreProgress { json, bar: None }
+    }
+
+    pub fn event(&mut self, e: &shoebox_core::RestoreEvent) {
+        use shoebox_core::{RestoreEvent, Restored};
+        if self.json {
+            if let Ok(line) = serde_json::to_string(e) {
+                println!("{line}");
+            }
+            return;
+        }
+        match e {
+            RestoreEvent::Planned { bytes, .. } if std::io::stderr().is_terminal() => {
+                let bar = ProgressBar::with_draw_target(Some(*bytes), ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{bar:30} {bytes}/{total_bytes} · {bytes_per_sec} · ETA {eta}",
+                    )
+                    .expect("valid template"),
+                );
+                self.bar = Some(bar);
+            }
+            RestoreEvent::Planned { files, bytes } => {
+                println!("restoring {files} file(s), {bytes} bytes");
+            }
+            RestoreEvent::File {
+                path,
+                bytes,
+                outcome,
+                name,
+                ..
+            } => {
+                let line = match outcome {
+                    Restored::Restored => format!("restored {path}"),
+                    Restored::Renamed => {
+                        format!("restored {path} ({name} was taken by another file)")
+                    }
+                    Restored::AlreadyThere => format!("already there: {path}"),
+                };
+                match &self.bar {
+                    Some(bar) => {
+                        bar.inc(*bytes);
+                        if *outcome == Restored::Renamed {
+                            bar.println(line);
+                        }
+                    }
+                    None => println!("{line}"),
+                }
+            }
+            RestoreEvent::Failed { album, name, error } => {
+                let line = format!("failed {album}/{name}: {error}");
+                match &self.bar {
+                    Some(bar) => bar.println(line),
+                    None => println!("{line}"),
+                }
+            }
+        }
+    }
+
+    pub fn finish(&mut self, r: &shoebox_core::RestoreReport) -> Result<()> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.json {
+            return print_json(r);
+        }
+        println!(
+            "restored {} file(s) ({} under a new name because theirs was taken), {} already \
+             there, {} failed",
+            r.restored + r.renamed,
+            r.renamed,
+            r.already_there,
+            r.failed
+        );
+        Ok(())
+    }
+}

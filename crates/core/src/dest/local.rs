@@ -334,7 +334,21 @@ impl Destination for LocalFolder {
                 out.push(Listed {
                     name: e.file_name().to_string_lossy().into_owned(),
                     len: meta.len(),
+                    modified: meta.modified().ok(),
                 });
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn albums(&self) -> Result<Option<Vec<String>>, DestError> {
+        let entries = fs::read_dir(&self.root).map_err(|e| self.io_err(&self.root, e))?;
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| self.io_err(&self.root, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(name);
             }
         }
         Ok(Some(out))

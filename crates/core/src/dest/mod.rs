@@ -209,6 +209,8 @@ pub struct Listed {
     pub name: String,
     /// Its stored length.
     pub len: u64,
+    /// Its modification time, where the listing gives the photo's date.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// An object's stored bytes, being read back.
@@ -253,6 +255,22 @@ pub trait Destination: Send + Sync {
     /// empty. `None` where the destination cannot list (each object is
     /// then looked up on its own).
     fn list_album(&self, _album: &str) -> Result<Option<Vec<Listed>>, DestError> {
+        Ok(None)
+    }
+
+    /// The albums the destination holds (for `shoebox restore` on a
+    /// machine whose index knows nothing yet); `None` where it cannot list.
+    fn albums(&self) -> Result<Option<Vec<String>>, DestError> {
+        Ok(None)
+    }
+
+    /// An object's modification time where its listing does not give it
+    /// (S3 keeps it in metadata that only a HEAD returns).
+    fn stored_modified(
+        &self,
+        _album: &str,
+        _name: &str,
+    ) -> Result<Option<std::time::SystemTime>, DestError> {
         Ok(None)
     }
 

@@ -263,6 +263,30 @@ impl WebDav {
         }
     }
 
+    /// The members of the collection at `url` (PROPFIND, `Depth: 1`).
+    fn members(&self, url: Url) -> Result<Vec<Member>, DestError> {
+        let body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><propfind xmlns=\"DAV:\"><prop>\
+            <resourcetype/><getcontentlength/><getlastmodified/></prop></propfind>";
+        let r = self
+            .req("PROPFIND", url.clone())
+            .header("Depth", "1")
+            .header(reqwest::header::CONTENT_TYPE, "application/xml")
+            .body(body);
+        let resp = self.send("list a folder", r, &[StatusCode::MULTI_STATUS])?;
+        let text = resp.text().map_err(|e| DestError::Interrupted {
+            name: self.name.clone(),
+            what: "list a folder".to_string(),
+            why: e.to_string(),
+        })?;
+        multistatus_members(&text, url.path()).map_err(|why| {
+            http::not_behaving(
+                &self.name,
+                "WebDAV",
+                format!("the server answered a listing with {why}"),
+            )
+        })
+    }
+
     /// Opens the root collection (PROPFIND), which proves that the server
     /// is reached and accepts the credentials.
     fn open_root(&self) -> Result<(), DestError> {
@@ -473,37 +497,38 @@ impl Destination for WebDav {
 
     /// PROPFIND with `Depth: 1` on the album's collection.
     fn list_album(&self, album: &str) -> Result<Option<Vec<Listed>>, DestError> {
-        let url = self.url(&[album], true);
-        let body = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\
-            <propfind xmlns=\"DAV:\"><prop><resourcetype/><getcontentlength/></prop></propfind>";
-        let r = self
-            .req("PROPFIND", url.clone())
-            .header("Depth", "1")
-            .header(reqwest::header::CONTENT_TYPE, "application/xml")
-            .body(body);
-        let resp = match self.send("list an album", r, &[StatusCode::MULTI_STATUS]) {
+        let members = match self.members(self.url(&[album], true)) {
             Err(DestError::Http { status: 404, .. }) => return Ok(Some(Vec::new())),
             other => other?,
         };
-        let text = resp.text().map_err(|e| DestError::Interrupted {
-            name: self.name.clone(),
-            what: "list an album".to_string(),
-            why: e.to_string(),
-        })?;
-        let mut listed = multistatus_files(&text, url.path()).map_err(|why| {
-            http::not_behaving(
-                &self.name,
-                "WebDAV",
-                format!("the server answered a listing with {why}"),
-            )
-        })?;
         // Names were sent with `；` for `;` to a server that cuts at `;`.
-        if self.cuts_at_semicolon.load(Ordering::Relaxed) {
-            for o in &mut listed {
-                o.name = o.name.replace(SEMICOLON_LOOKALIKE, ";");
-            }
-        }
-        Ok(Some(listed))
+        let cuts = self.cuts_at_semicolon.load(Ordering::Relaxed);
+        Ok(Some(
+            members
+                .into_iter()
+                .filter(|m| !m.collection)
+                .map(|m| Listed {
+                    name: if cuts {
+                        m.name.replace(SEMICOLON_LOOKALIKE, ";")
+                    } else {
+                        m.name
+                    },
+                    len: m.len,
+                    modified: m.modified,
+                })
+                .collect(),
+        ))
+    }
+
+    fn albums(&self) -> Result<Option<Vec<String>>, DestError> {
+        let members = self.members(self.base.clone())?;
+        Ok(Some(
+            members
+                .into_iter()
+                .filter(|m| m.collection && !m.name.starts_with('.'))
+                .map(|m| m.name)
+                .collect(),
+        ))
     }
 
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
@@ -650,10 +675,18 @@ impl Destination for WebDav {
         out
     }
 }
-/// The files of a `Depth: 1` multistatus answer about the collection at
-/// `collection` (a URL path): names and lengths; the collection itself and
-/// sub-collections are left out.
-fn multistatus_files(body: &str, collection: &str) -> Result<Vec<Listed>, String> {
+/// A member of a collection, from a `Depth: 1` multistatus answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    name: String,
+    collection: bool,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// The members of the collection at `collection` (a URL path) in a
+/// `Depth: 1` multistatus answer; the collection itself is left out.
+fn multistatus_members(body: &str, collection: &str) -> Result<Vec<Member>, String> {
     const DAV: &str = "DAV:";
     let doc = roxmltree::Document::parse(body).map_err(|e| format!("unreadable XML ({e})"))?;
     if !doc.root_element().has_tag_name((DAV, "multistatus")) {
@@ -699,23 +732,25 @@ fn multistatus_files(body: &str, collection: &str) -> Result<Vec<Listed>, String
             })
             .flat_map(|ps| ps.children().filter(|n| n.has_tag_name((DAV, "prop"))))
             .flat_map(|p| p.children());
-        let mut len = None;
-        let mut collection = false;
+        let mut member = Member {
+            name: path.rsplit('/').next().unwrap_or_default().to_string(),
+            collection: false,
+            len: 0,
+            modified: None,
+        };
         for prop in ok_props {
+            let text = prop.text().unwrap_or_default().trim();
             if prop.has_tag_name((DAV, "resourcetype")) {
-                collection |= prop.children().any(|c| c.has_tag_name((DAV, "collection")));
+                member.collection |= prop.children().any(|c| c.has_tag_name((DAV, "collection")));
             } else if prop.has_tag_name((DAV, "getcontentlength")) {
-                len = prop.text().and_then(|t| t.trim().parse::<u64>().ok());
+                member.len = text.parse().unwrap_or(0);
+            } else if prop.has_tag_name((DAV, "getlastmodified")) {
+                member.modified = chrono::DateTime::parse_from_rfc2822(text)
+                    .ok()
+                    .map(std::time::SystemTime::from);
             }
         }
-        if collection {
-            continue;
-        }
-        let name = path.rsplit('/').next().unwrap_or_default().to_string();
-        out.push(Listed {
-            name,
-            len: len.unwrap_or(0),
-        });
+        out.push(member);
     }
     Ok(out)
 }
@@ -743,20 +778,19 @@ mod tests {
 <D:propstat><D:prop><D:resourcetype><D:collection/></D:resourcetype></D:prop>
 <D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>
 </D:multistatus>"#;
-        let files = multistatus_files(body, "/photos/Trip%20one/").unwrap();
+        let members = multistatus_members(body, "/photos/Trip%20one/").unwrap();
+        let files: Vec<(&str, bool, u64)> = members
+            .iter()
+            .map(|m| (m.name.as_str(), m.collection, m.len))
+            .collect();
         assert_eq!(
             files,
             [
-                Listed {
-                    name: "a b.jpg".into(),
-                    len: 1000
-                },
-                Listed {
-                    name: "caf\u{e9}.jpg".into(),
-                    len: 7
-                },
+                ("a b.jpg", false, 1000),
+                ("caf\u{e9}.jpg", false, 7),
+                ("deeper", true, 0)
             ]
         );
-        assert!(multistatus_files("<html/>", "/photos/").is_err());
+        assert!(multistatus_members("<html/>", "/photos/").is_err());
     }
 }

@@ -21,8 +21,10 @@ use crate::store::{
 use crate::sync::{SyncOptions, sync};
 
 mod destinations;
+mod restore;
 mod verify;
 pub use destinations::{DestEdit, DestInfo, S3Spec, SftpSignIn, SftpSpec};
+pub use restore::{RestoreEvent, RestoreOptions, RestoreReport, Restored};
 pub use verify::{Finding, VerifyOptions, VerifyProblem, VerifyReport};
 
 /// What a host asks for when adding a watch.

@@ -1,5 +1,5 @@
-//! Listing an album's objects (ListObjectsV2, a page of up to 1,000 keys
-//! per request), for `shoebox verify`.
+//! Listing albums and their objects (ListObjectsV2, a page of up to 1,000
+//! keys per request), for `shoebox verify` and `shoebox restore`.
 
 use super::*;
 
@@ -34,9 +34,61 @@ impl S3 {
     }
 }
 
+impl S3 {
+    /// The albums under the prefix: its "folders" (common prefixes).
+    pub(super) fn list_albums(&self) -> Result<Vec<String>, DestError> {
+        let prefix = self.inner.prefix.clone();
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = format!(
+                "delimiter=%2F&list-type=2&prefix={}",
+                wire::encode_value(&prefix)
+            );
+            if let Some(t) = &token {
+                query.push_str(&format!("&continuation-token={}", wire::encode_value(t)));
+            }
+            let mut url = self.inner.ep.bucket_url();
+            url.set_query(Some(&query));
+            let resp = self.send("list the albums", "GET", url, &[], None, &[])?;
+            let body = self.read_ok_body("list the albums", resp)?;
+            let page = parse_page(&body, &prefix).map_err(|why| {
+                http::not_behaving(
+                    &self.inner.name,
+                    "S3",
+                    format!("the server answered a listing with {why}"),
+                )
+            })?;
+            out.extend(
+                page.folders
+                    .into_iter()
+                    .filter(|a| !a.starts_with(".shoebox")),
+            );
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The `mtime` metadata of an object (what rclone reads as its date).
+    pub(super) fn mtime_of(&self, key: &str) -> Result<Option<std::time::SystemTime>, DestError> {
+        let url = self.inner.ep.object_url(key, "");
+        let r = self.send("look up", "HEAD", url, &[], None, &[200, 404])?;
+        Ok(r.headers()
+            .get("x-amz-meta-mtime")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .filter(|secs| *secs >= 0.0)
+            .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs)))
+    }
+}
+
 /// One page of a ListObjectsV2 answer.
 struct Page {
     objects: Vec<Listed>,
+    /// With a delimiter: the "folders" under the prefix, without it.
+    folders: Vec<String>,
     /// The continuation token when the listing goes on.
     next: Option<String>,
 }
@@ -68,12 +120,24 @@ fn parse_page(body: &str, prefix: &str) -> Result<Page, String> {
         objects.push(Listed {
             name: name.to_string(),
             len: size.parse().map_err(|_| format!("the size {size:?}"))?,
+            modified: None,
         });
     }
+    let folders = root
+        .children()
+        .filter(|c| c.has_tag_name("CommonPrefixes"))
+        .filter_map(|c| child(c, "Prefix"))
+        .filter_map(|p| {
+            p.strip_prefix(prefix)
+                .map(|f| f.trim_end_matches('/').to_string())
+        })
+        .filter(|f| !f.is_empty())
+        .collect();
     let truncated = child(root, "IsTruncated").is_some_and(|t| t == "true");
     let next = child(root, "NextContinuationToken");
     Ok(Page {
         objects,
+        folders,
         next: match (truncated, next) {
             (true, Some(t)) => Some(t),
             (true, None) => return Err("a truncated listing without a continuation token".into()),
@@ -102,15 +166,24 @@ mod tests {
             [
                 Listed {
                     name: "a b.jpg".into(),
-                    len: 1000
+                    len: 1000,
+                    modified: None
                 },
                 Listed {
                     name: "c.mov".into(),
-                    len: 0
+                    len: 0,
+                    modified: None
                 },
             ]
         );
         assert_eq!(page.next.as_deref(), Some("abc="));
+        let folders = r#"<ListBucketResult><IsTruncated>false</IsTruncated>
+  <CommonPrefixes><Prefix>p/Trip/</Prefix></CommonPrefixes>
+  <CommonPrefixes><Prefix>p/.shoebox-staging/</Prefix></CommonPrefixes>
+</ListBucketResult>"#;
+        let page = parse_page(folders, "p/").unwrap();
+        assert_eq!(page.folders, ["Trip", ".shoebox-staging"]);
+        assert_eq!(page.next, None);
         assert!(parse_page("<Error><Code>x</Code></Error>", "p/").is_err());
     }
 }

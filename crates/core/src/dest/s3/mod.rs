@@ -403,6 +403,18 @@ impl Destination for S3 {
         self.list_keys(album).map(Some)
     }
 
+    fn albums(&self) -> Result<Option<Vec<String>>, DestError> {
+        self.list_albums().map(Some)
+    }
+
+    fn stored_modified(
+        &self,
+        album: &str,
+        name: &str,
+    ) -> Result<Option<std::time::SystemTime>, DestError> {
+        self.mtime_of(&self.key(album, name))
+    }
+
     fn exists(&self, album: &str, name: &str) -> Result<bool, DestError> {
         Ok(self.head(&self.key(album, name))?.is_some())
     }

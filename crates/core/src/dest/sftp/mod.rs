@@ -743,7 +743,24 @@ impl Destination for Sftp {
                 .map(|(name, a)| Listed {
                     name,
                     len: a.size.unwrap_or(0),
+                    modified: a.mtime.map(|t| {
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(t))
+                    }),
                 })
+                .collect(),
+        ))
+    }
+
+    fn albums(&self) -> Result<Option<Vec<String>>, DestError> {
+        let root = self.inner.root.clone();
+        let entries = self
+            .read_dir(&root)
+            .map_err(|e| self.error("list its folder", &root, e))?;
+        Ok(Some(
+            entries
+                .into_iter()
+                .filter(|(name, a)| a.is_dir() && !name.starts_with('.'))
+                .map(|(name, _)| name)
                 .collect(),
         ))
     }
