@@ -28,6 +28,7 @@ fn main() {
             "edit_destination",
             "test_destination",
             "remove_destination",
+            "restore_destination",
         ]));
     tauri_build::try_build(attrs).expect("tauri-build failed");
 }

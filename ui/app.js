@@ -355,6 +355,7 @@ async function renderDestinations() {
     if (d.kind !== 'local') {
       actions.append(el('button', { type: 'button', class: 'edit-dest-btn', text: 'Edit…', onclick: () => openDest(d) }));
     }
+    actions.append(el('button', { type: 'button', class: 'restore-dest-btn', text: 'Restore…', onclick: () => openRestore(d.name) }));
     if (d.name !== 'library') {
       actions.append(el('button', { type: 'button', class: 'remove-dest-btn', text: 'Remove',
         onclick: () => call('remove_destination', { name: d.name }).then(renderDestinations) }));
@@ -469,6 +470,49 @@ $('#dest-form').addEventListener('submit', async (e) => {
     $('#dest-error').textContent = err.message || String(err);
     $('#dest-error').hidden = false;
   }
+});
+
+// ---- restore ------------------------------------------------------------------
+
+let restoring = null;
+let restorePlan = { files: 0, done: 0 };
+
+function openRestore(name) {
+  restoring = name;
+  $('#restore-title').textContent = `Restore from ${name}`;
+  $('#restore-progress').textContent = '';
+  $('#restore-error').hidden = true;
+  $('#restore-ok').disabled = false;
+  $('#restore-dialog').showModal();
+  $('#restore-to').focus();
+}
+
+$('#restore-cancel').addEventListener('click', () => $('#restore-dialog').close());
+$('#restore-pick').addEventListener('click', async () => {
+  const p = await call('pick_folder', { title: 'Choose a folder to restore into' });
+  if (p) $('#restore-to').value = p;
+});
+$('#restore-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('#restore-error').hidden = true;
+  $('#restore-ok').disabled = true;
+  $('#restore-progress').textContent = 'Listing what the destination holds…';
+  try {
+    const r = await invoke('restore_destination', { name: restoring, to: $('#restore-to').value });
+    const renamed = r.renamed ? ` (${r.renamed} under a new name: theirs was taken)` : '';
+    $('#restore-progress').textContent = `Done: restored ${r.restored + r.renamed} file(s)${renamed}, `
+      + `${r.already_there} already there, ${r.failed} failed.`;
+  } catch (err) {
+    $('#restore-error').textContent = err.message || String(err);
+    $('#restore-error').hidden = false;
+  }
+  $('#restore-ok').disabled = false;
+});
+listen('restore', (e) => {
+  const ev = e.payload;
+  if (ev.event === 'planned') restorePlan = { files: ev.files, done: 0 };
+  if (ev.event === 'file' || ev.event === 'failed') restorePlan.done += 1;
+  $('#restore-progress').textContent = `Restoring: ${restorePlan.done} of ${restorePlan.files} file(s)…`;
 });
 
 // ---- events from the shell ---------------------------------------------------

@@ -218,12 +218,12 @@ pub fn list_ignored(host: State<'_, Host>) -> Res<Vec<shoebox_core::IgnoredFile>
 /// The native folder picker (not drivable by WebDriver: the UI also takes a
 /// typed or dropped path).
 #[tauri::command]
-pub async fn pick_folder(app: AppHandle) -> Res<Option<String>> {
+pub async fn pick_folder(app: AppHandle, title: Option<String>) -> Res<Option<String>> {
     use tauri_plugin_dialog::DialogExt;
     let picked = app
         .dialog()
         .file()
-        .set_title("Choose a folder to back up")
+        .set_title(title.as_deref().unwrap_or("Choose a folder to back up"))
         .blocking_pick_folder();
     Ok(picked
         .and_then(|p| p.into_path().ok())
@@ -527,6 +527,35 @@ pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<Des
 pub fn test_destination(host: State<'_, Host>, name: String) -> Res<Vec<shoebox_core::Check>> {
     // Read-only is fine: a test changes nothing.
     Ok(host.engine.lock().expect("lock").test_destination(&name)?)
+}
+
+/// Restores every album of a destination into a folder. It runs on a
+/// thread of its own with its own engine connection, so a long restore
+/// holds nothing the window needs; each file is sent to the window as a
+/// `restore` event.
+#[tauri::command]
+pub async fn restore_destination(
+    app: AppHandle,
+    host: State<'_, Host>,
+    name: String,
+    to: String,
+) -> Res<shoebox_core::RestoreReport> {
+    let to = non_empty(&to).ok_or_else(|| invalid("invalid", "choose a folder to restore into"))?;
+    let home = host.home.clone();
+    let restored = tauri::async_runtime::spawn_blocking(move || {
+        let engine = shoebox_core::Engine::open(home)?;
+        let opts = shoebox_core::RestoreOptions {
+            dest: name,
+            albums: Vec::new(),
+            to: PathBuf::from(to),
+        };
+        engine.restore(&opts, &mut |e| {
+            let _ = tauri::Emitter::emit(&app, "restore", e);
+        })
+    })
+    .await
+    .map_err(|e| invalid("restore", format!("the restore stopped: {e}")))?;
+    Ok(restored?)
 }
 
 #[tauri::command]

@@ -84,6 +84,7 @@ pub fn run() {
             commands::edit_destination,
             commands::test_destination,
             commands::remove_destination,
+            commands::restore_destination,
         ])
         .setup(move |app| {
             let host = match Host::start(app.handle(), args.home.clone()) {

@@ -249,6 +249,52 @@ fn an_sftp_server_is_added_once_its_host_key_is_confirmed_and_passes_its_test() 
     });
 }
 
+/// Restore… on a destination: the albums come back into the folder the
+/// user names, with their dates, while the window shows the progress.
+#[test]
+fn a_destination_is_restored_into_a_folder_from_the_window() {
+    let sb = Sandbox::new();
+    // The library holds two albums (as a backup made before would).
+    let library = sb.data.join("Library");
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    for (rel, data) in [("Trip/a.jpg", &b"photo a"[..]), ("Home/b.jpg", b"photo b")] {
+        let p = library.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#tab-destinations");
+    let row = ".dest-row[data-name='library']";
+    wd.wait_text(row, secs(10), |t| t.contains("library"));
+    wd.click(&format!("{row} .restore-dest-btn"));
+    let out = sb.tmp.path().join("Restored");
+    wd.type_into("#restore-to", out.to_str().unwrap());
+    wd.click("#restore-ok");
+    wd.wait_text("#restore-progress", secs(30), |t| {
+        t.contains("Done: restored 2 file(s)") && t.contains("0 failed")
+    });
+    assert_eq!(std::fs::read(out.join("Trip/a.jpg")).unwrap(), b"photo a");
+    assert_eq!(
+        std::fs::metadata(out.join("Home/b.jpg"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        when,
+        "with its date"
+    );
+    // Again: nothing is overwritten or written twice.
+    wd.click("#restore-ok");
+    wd.wait_text("#restore-progress", secs(30), |t| {
+        t.contains("restored 0 file(s)") && t.contains("2 already there")
+    });
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
