@@ -370,6 +370,16 @@ async function renderDestinations() {
       down ? el('div', { class: 'detail dest-down', text: down.message }) : null, actions, checks));
   }
   $('#add-dest-btn').disabled = ro;
+  const lc = state && state.status && state.status.last_check;
+  $('#last-check').hidden = !lc;
+  if (lc) {
+    const when = new Date(lc.at * 1000).toLocaleString();
+    $('#last-check').textContent = lc.missing + lc.damaged > 0
+      ? `Last check of the backup (${when}): ${lc.missing} missing and ${lc.damaged} damaged of ${lc.checked} files. `
+        + 'Run `shoebox verify --repair` to send them again.'
+      : `Last check of the backup (${when}): all ${lc.checked} files are there.`;
+    $('#last-check').classList.toggle('error', lc.missing + lc.damaged > 0);
+  }
 }
 
 function showKind() {

@@ -235,6 +235,21 @@ impl Host {
                 );
             }
             Event::FileFailed { path, error, .. } => crate::notify::failure(app, path, error),
+            Event::BackupChecked {
+                checked,
+                missing,
+                damaged,
+                ..
+            } if missing + damaged > 0 => {
+                crate::notify::tell(
+                    app,
+                    "Backup check",
+                    &format!(
+                        "Of {checked} backed-up files, {missing} are missing and {damaged} damaged \
+                         on their destinations. Run `shoebox verify --repair` to send them again."
+                    ),
+                );
+            }
             _ => {}
         }
     }

@@ -254,3 +254,38 @@ fn verify_finds_what_a_webdav_server_lost_by_listing_and_repair_sends_it_again()
         )
     });
 }
+
+#[test]
+fn the_running_engine_checks_the_backup_on_its_schedule_and_status_says_what_it_found() {
+    let env = Env::new();
+    for name in ["a.jpg", "b.jpg"] {
+        env.write(name, &bytes(name, 5000));
+    }
+    env.watch(&[]);
+    env.sync().ok();
+    assert!(
+        env.status().get("last_check").is_none(),
+        "nothing was checked yet"
+    );
+    fs::remove_file(env.library().join("Photos/a.jpg")).unwrap();
+
+    // Checked one interval after the start, when nothing is queued.
+    let run = env.spawn_run(&["--check-every", "2s"]);
+    let checked = run.wait_for(0, SECS(60), |e| e["event"] == "backup_checked");
+    assert_eq!(
+        (
+            checked["checked"].as_u64(),
+            checked["missing"].as_u64(),
+            checked["damaged"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0)),
+        "{checked}"
+    );
+    let last = &env.status()["last_check"];
+    assert_eq!(last["missing"], 1, "status keeps what it found: {last}");
+    let text = env.run(["status"]).ok().stdout;
+    assert!(
+        text.contains("1 missing, 0 damaged of 2 files") && text.contains("verify --repair"),
+        "{text}"
+    );
+}

@@ -295,6 +295,34 @@ fn a_destination_is_restored_into_a_folder_from_the_window() {
     });
 }
 
+/// The last check of the backup is shown with the destinations, and a
+/// problem stands out with what to do.
+#[test]
+fn the_last_check_of_the_backup_is_shown_with_the_destinations() {
+    let sb = Sandbox::new();
+    sb.write("a.jpg", &bytes("a", 4000));
+    sb.write("b.jpg", &bytes("b", 4000));
+    sb.watch(&sb.photos);
+    let engine = sb.engine();
+    let lock = engine.lock("test").unwrap();
+    engine
+        .sync(&lock, &shoebox_core::SyncOptions::default(), &|_| {})
+        .unwrap();
+    drop(lock);
+    std::fs::remove_file(sb.data.join("Library/Photos/a.jpg")).unwrap();
+    let report = engine
+        .verify(&shoebox_core::VerifyOptions::default(), &mut |_| {})
+        .unwrap();
+    assert_eq!(report.missing, 1);
+    drop(engine);
+
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#tab-destinations");
+    wd.wait_text("#last-check", secs(10), |t| {
+        t.contains("1 missing and 0 damaged of 2 files") && t.contains("verify --repair")
+    });
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];

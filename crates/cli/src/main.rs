@@ -64,6 +64,10 @@ enum Command {
         /// the OS, e.g. fs.inotify.max_user_watches).
         #[arg(long, value_name = "N")]
         watch_limit: Option<u64>,
+        /// Check that the destinations still hold what was backed up
+        /// (presence and size, as `shoebox verify`) this often, when idle.
+        #[arg(long, default_value = "30days", value_parser = at_least_a_second)]
+        check_every: std::time::Duration,
     },
     /// Pause syncing (persisted; a running engine stops uploading at once).
     Pause,
@@ -647,6 +651,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             full_scan_every,
             poll_every,
             watch_limit,
+            check_every,
         } => {
             let lock = engine.lock("shoebox run")?;
             let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
@@ -660,6 +665,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 full_scan_every,
                 poll_every,
                 watch_limit,
+                check_every,
             };
             eprintln!(
                 "shoebox is running on {}; stop it with Ctrl-C",

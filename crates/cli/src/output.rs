@@ -169,6 +169,15 @@ pub fn live_event(e: &Event, json: bool) {
              `shoebox watch confirm-deletions {watch}` or keep them with `shoebox watch keep-files {watch}`"
         ),
         Event::Watcher { watch, state } if state != "ok" => eprintln!("{watch}: {state}"),
+        Event::BackupChecked {
+            checked,
+            missing,
+            damaged,
+            ..
+        } if missing + damaged > 0 => eprintln!(
+            "backup check: of {checked} files, {missing} are missing and {damaged} damaged on \
+             their destinations; `shoebox verify` lists them and `--repair` sends them again"
+        ),
         _ => {}
     }
 }
@@ -201,6 +210,27 @@ pub fn status(s: &Status, json: bool) -> Result<()> {
     }
     for d in &s.destinations_down {
         println!("destination {} cannot be used now: {}", d.dest, d.message);
+    }
+    if let Some(c) = &s.last_check {
+        let when = chrono::DateTime::from_timestamp(c.at, 0)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        if c.missing + c.damaged > 0 {
+            println!(
+                "last check of the backup ({when}): {} missing, {} damaged of {} files; \
+                 `shoebox verify` lists them, `shoebox verify --repair` sends them again",
+                c.missing, c.damaged, c.checked
+            );
+        } else {
+            println!(
+                "last check of the backup ({when}): all {} files there",
+                c.checked
+            );
+        }
     }
     for u in &s.uploading {
         println!(

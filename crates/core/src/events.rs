@@ -105,4 +105,12 @@ pub enum Event {
         reason: String,
         retry_secs: u64,
     },
+    /// The running engine checked that what the index records is on the
+    /// destinations (about monthly): `shoebox verify` lists the problems.
+    BackupChecked {
+        checked: u64,
+        missing: u64,
+        damaged: u64,
+        unexpected: u64,
+    },
 }

@@ -41,9 +41,9 @@ pub use daemon::RunOptions;
 pub use dest::sftp::{KeyProblem, private_key_text};
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
-    DestEdit, DestInfo, Engine, Finding, IgnoredFile, QueueStatus, RestoreEvent, RestoreOptions,
-    RestoreReport, Restored, S3Spec, SftpSignIn, SftpSpec, Status, VerifyOptions, VerifyProblem,
-    VerifyReport, WatchInfo, WatchSpec, WatchStatus, check_store, repair_store,
+    BackupCheck, DestEdit, DestInfo, Engine, Finding, IgnoredFile, QueueStatus, RestoreEvent,
+    RestoreOptions, RestoreReport, Restored, S3Spec, SftpSignIn, SftpSpec, Status, VerifyOptions,
+    VerifyProblem, VerifyReport, WatchInfo, WatchSpec, WatchStatus, check_store, repair_store,
 };
 pub use error::{DestDown, DestProblem, Error, FolderProblem, Result};
 pub use events::{Event, Outcome};

@@ -167,6 +167,7 @@ mod tests {
             uploading: Vec::new(),
             settling: 0,
             destinations_down: Vec::new(),
+            last_check: None,
         }
     }
 

@@ -157,6 +157,71 @@ impl Daemon<'_> {
         }
     }
 
+    /// Checks the open destinations against the index (presence and size,
+    /// as `shoebox verify` does), on a thread of its own; the result
+    /// arrives on `checked`. Destinations that are down wait for the next
+    /// check.
+    pub(super) fn check_backup(&mut self) {
+        let dests = self.pipeline.destinations().snapshot();
+        let (home, tx) = (self.home.clone(), self.checked_tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("shoebox-check".into())
+            .spawn(move || {
+                let mut report = crate::engine::VerifyReport::default();
+                let opts = crate::engine::VerifyOptions::default();
+                let checked = Store::open(&home.db_path()).and_then(|store| {
+                    for (id, d) in &dests {
+                        let entries = store.entries_of(*id)?;
+                        let mut warn = |p: &crate::engine::VerifyProblem| {
+                            tracing::warn!(
+                                "backup check: {}/{} on {} is {:?}: {}",
+                                p.album,
+                                p.name,
+                                p.dest,
+                                p.finding,
+                                p.detail
+                            );
+                        };
+                        let one = crate::engine::check_destination(
+                            &store,
+                            d.name(),
+                            d.as_ref(),
+                            &entries,
+                            &opts,
+                            &mut report,
+                            &mut warn,
+                        );
+                        if let Err(e) = one {
+                            report.unavailable.push(e.to_string());
+                        }
+                    }
+                    Ok(())
+                });
+                if let Err(e) = checked {
+                    report.unavailable.push(e.to_string());
+                }
+                let _ = tx.send(report);
+            });
+        match spawned {
+            Ok(_) => self.checking = true,
+            Err(e) => tracing::error!("cannot start a thread to check the backup: {e}"),
+        }
+    }
+
+    /// What a check found: kept for `status`, and said.
+    pub(super) fn on_checked(&mut self, report: &crate::engine::VerifyReport) -> Result<()> {
+        self.checking = false;
+        let check = crate::engine::record_check(self.store, report)?;
+        self.check_due = check.at + self.opts.check_every.as_secs() as i64;
+        (self.emit)(&Event::BackupChecked {
+            checked: check.checked,
+            missing: check.missing,
+            damaged: check.damaged,
+            unexpected: check.unexpected,
+        });
+        Ok(())
+    }
+
     /// What a deletion thread removed.
     pub(super) fn on_deleted(&mut self, tidied: Tidied) {
         for e in &tidied.events {

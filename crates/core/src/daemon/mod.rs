@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub poll_every: Duration,
     /// Directory watches the OS allows (None: ask the OS).
     pub watch_limit: Option<u64>,
+    /// How often the destinations are checked against the index (presence
+    /// and size, as `shoebox verify` does), when the queue is empty.
+    pub check_every: Duration,
 }
 
 impl Default for RunOptions {
@@ -65,6 +68,7 @@ impl Default for RunOptions {
             full_scan_every: Duration::from_secs(3600),
             poll_every: Duration::from_secs(60),
             watch_limit: None,
+            check_every: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -130,6 +134,12 @@ struct Daemon<'a> {
     delete_again: bool,
     deleted_tx: Sender<Tidied>,
     deleted: Receiver<Tidied>,
+    /// When the destinations are next checked against the index (unix
+    /// seconds), and whether a check runs (on a thread of its own).
+    check_due: i64,
+    checking: bool,
+    checked_tx: Sender<crate::engine::VerifyReport>,
+    checked: Receiver<crate::engine::VerifyReport>,
 }
 
 /// What a tidying thread did: the events of what it removed, and how many
@@ -168,6 +178,10 @@ pub fn run(
     let pipeline = live_pipeline(store, opts, emit);
     let (opened_tx, opened) = unbounded();
     let (deleted_tx, deleted) = unbounded();
+    let (checked_tx, checked) = unbounded();
+    // The first check comes one interval after the first start.
+    let every = opts.check_every.as_secs() as i64;
+    let check_due = crate::engine::last_check(store)?.map_or(now_secs() + every, |c| c.at + every);
     let mut d = Daemon {
         store,
         home,
@@ -192,6 +206,10 @@ pub fn run(
         delete_again: false,
         deleted_tx,
         deleted,
+        check_due,
+        checking: false,
+        checked_tx,
+        checked,
     };
     d.reload()?;
     let result = d.serve(stop);
@@ -337,6 +355,9 @@ impl Daemon<'_> {
             // destination: its opening reads the queue again.)
             self.retry_due = self.store.next_failed_attempt(now_secs())?;
         }
+        if drained && !self.checking && now_secs() >= self.check_due {
+            self.check_backup();
+        }
         self.was_drained = drained;
         self.publish(false)
     }
@@ -395,6 +416,9 @@ impl Daemon<'_> {
         }
         if let Some(secs) = self.retry_due {
             consider(now + Duration::from_secs((secs - now_secs()).max(0) as u64));
+        }
+        if !self.checking {
+            consider(now + Duration::from_secs((self.check_due - now_secs()).max(0) as u64));
         }
         for t in [
             self.deletions_due,
@@ -463,6 +487,7 @@ impl Daemon<'_> {
                 recv(done) -> msg => if let Ok(d) = msg { self.pipeline.handle(d)? },
                 recv(self.opened) -> msg => if let Ok(o) = msg { self.on_opened(o)? },
                 recv(self.deleted) -> msg => if let Ok(e) = msg { self.on_deleted(e) },
+                recv(self.checked) -> msg => if let Ok(r) = msg { self.on_checked(&r)? },
                 recv(self.hints) -> msg => if let Ok(h) = msg { self.on_hint(h)? },
                 default(timeout) => {}
             }

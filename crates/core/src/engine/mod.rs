@@ -25,7 +25,8 @@ mod restore;
 mod verify;
 pub use destinations::{DestEdit, DestInfo, S3Spec, SftpSignIn, SftpSpec};
 pub use restore::{RestoreEvent, RestoreOptions, RestoreReport, Restored};
-pub use verify::{Finding, VerifyOptions, VerifyProblem, VerifyReport};
+pub use verify::{BackupCheck, Finding, VerifyOptions, VerifyProblem, VerifyReport};
+pub(crate) use verify::{check_destination, last_check, record_check};
 
 /// What a host asks for when adding a watch.
 #[derive(Debug, Clone)]
@@ -104,6 +105,9 @@ pub struct Status {
     /// Destinations the running engine cannot use now, with the code the
     /// window reads (`dest_unreachable`, `dest_full`) and why.
     pub destinations_down: Vec<crate::DestDown>,
+    /// The last check that the destinations hold what the index records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<BackupCheck>,
 }
 
 /// A file or folder a scan left out on purpose, and why.
@@ -348,6 +352,7 @@ impl Engine {
             uploading: activity.uploading,
             settling: activity.settling,
             destinations_down: activity.destinations_down,
+            last_check: verify::last_check(&self.store)?,
         })
     }
 

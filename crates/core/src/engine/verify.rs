@@ -97,114 +97,165 @@ impl Engine {
             let checked = dest::open(&self.home, &row).and_then(|d| {
                 dest::prepare_checked(&self.store, &row, d.as_ref())
                     .map_err(|e| Error::Invalid(e.to_string()))?;
-                self.verify_dest(&row, d.as_ref(), &entries, opts, &mut out, report)
+                check_destination(
+                    &self.store,
+                    &row.name,
+                    d.as_ref(),
+                    &entries,
+                    opts,
+                    &mut out,
+                    report,
+                )
             });
             if let Err(e) = checked {
                 out.unavailable.push(e.to_string());
             }
         }
+        record_check(&self.store, &out)?;
         Ok(out)
     }
+}
 
-    fn verify_dest(
-        &self,
-        row: &DestRow,
-        d: &dyn Destination,
-        entries: &[EntryRow],
-        opts: &VerifyOptions,
-        out: &mut VerifyReport,
-        report: &mut dyn FnMut(&VerifyProblem),
-    ) -> Result<()> {
-        let dest_err = |e: DestError| Error::Invalid(e.to_string());
-        let mut albums: BTreeMap<&str, Vec<&EntryRow>> = BTreeMap::new();
-        for e in entries {
-            albums.entry(&e.album).or_default().push(e);
-        }
-        for (album, recorded) in albums {
-            // Every name the index knows in the album, whatever its state
-            // (a reservation, where a move comes from), is expected.
-            let known: BTreeSet<&str> = recorded
-                .iter()
-                .map(|e| e.name.as_str())
-                .chain(entries.iter().filter_map(|e| {
-                    e.moving_from
-                        .as_ref()
-                        .filter(|(a, _)| a == album)
-                        .map(|(_, n)| n.as_str())
-                }))
-                .collect();
-            let listed = d.list_album(album).map_err(dest_err)?;
-            let stored: Option<BTreeMap<&str, u64>> = listed
-                .as_ref()
-                .map(|l| l.iter().map(|o| (o.name.as_str(), o.len)).collect());
-            for e in recorded
-                .iter()
-                .filter(|e| e.state == EntryState::Present && e.moving_from.is_none())
-            {
-                out.checked += 1;
-                let finding = check_entry(d, e, stored.as_ref(), opts.deep).map_err(dest_err)?;
-                if let Some((finding, detail)) = finding {
-                    let queued_again = if opts.repair {
-                        Some(self.repair(d, e, finding).map_err(dest_err)?)
-                    } else {
-                        None
-                    };
-                    match (finding, queued_again) {
-                        (_, Some(true)) => out.queued_again += 1,
-                        (_, Some(false)) => out.cannot_repair += 1,
-                        _ => {}
-                    }
-                    *match finding {
-                        Finding::Missing => &mut out.missing,
-                        _ => &mut out.damaged,
-                    } += 1;
-                    report(&VerifyProblem {
-                        dest: row.name.clone(),
-                        finding,
-                        album: album.to_string(),
-                        name: e.name.clone(),
-                        detail,
-                        queued_again,
-                    });
-                }
-            }
-            for o in listed.iter().flatten() {
-                if !known.contains(o.name.as_str()) && !o.name.starts_with(".shoebox") {
-                    out.unexpected += 1;
-                    report(&VerifyProblem {
-                        dest: row.name.clone(),
-                        finding: Finding::Unexpected,
-                        album: album.to_string(),
-                        name: o.name.clone(),
-                        detail: format!("{} bytes that Shoebox did not record", o.len),
-                        queued_again: None,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
+/// Settings key: the last check of the backup ([`BackupCheck`], JSON).
+pub const LAST_CHECK_KEY: &str = "last_check";
 
-    /// Queues an entry's files again; a damaged copy is deleted first.
-    /// False when no source file is left to send.
-    fn repair(
-        &self,
-        d: &dyn Destination,
-        e: &EntryRow,
-        finding: Finding,
-    ) -> Result<bool, DestError> {
-        let queued = self
-            .store
-            .requeue_entry(e.id)
-            .map_err(|err| DestError::Unavailable {
-                name: d.name().to_string(),
-                why: err.to_string(),
-            })?;
-        if queued > 0 && finding == Finding::Damaged {
-            d.delete(&e.album, &e.name)?;
-        }
-        Ok(queued > 0)
+/// The last check of the backup, by `shoebox verify` or by the running
+/// engine, as `status` and the window show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BackupCheck {
+    /// When it ended (unix seconds).
+    pub at: i64,
+    pub checked: u64,
+    pub missing: u64,
+    pub damaged: u64,
+    pub unexpected: u64,
+    /// Destinations that could not be checked.
+    pub unavailable: u64,
+}
+
+/// Keeps a check's result for `status`.
+pub(crate) fn record_check(store: &Store, r: &VerifyReport) -> Result<BackupCheck> {
+    let check = BackupCheck {
+        at: crate::store::now_secs(),
+        checked: r.checked,
+        missing: r.missing,
+        damaged: r.damaged,
+        unexpected: r.unexpected,
+        unavailable: r.unavailable.len() as u64,
+    };
+    store.set_setting(
+        LAST_CHECK_KEY,
+        &serde_json::to_string(&check).expect("serialisable"),
+    )?;
+    Ok(check)
+}
+
+/// The last check of the backup, if there was one.
+pub(crate) fn last_check(store: &Store) -> Result<Option<BackupCheck>> {
+    Ok(store
+        .setting(LAST_CHECK_KEY)?
+        .and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+/// Checks the entries `entries` of the destination `d` (opened and
+/// prepared), adding what it finds to `out`.
+pub(crate) fn check_destination(
+    store: &Store,
+    dest_name: &str,
+    d: &dyn Destination,
+    entries: &[EntryRow],
+    opts: &VerifyOptions,
+    out: &mut VerifyReport,
+    report: &mut dyn FnMut(&VerifyProblem),
+) -> Result<()> {
+    let dest_err = |e: DestError| Error::Invalid(e.to_string());
+    let mut albums: BTreeMap<&str, Vec<&EntryRow>> = BTreeMap::new();
+    for e in entries {
+        albums.entry(&e.album).or_default().push(e);
     }
+    for (album, recorded) in albums {
+        // Every name the index knows in the album, whatever its state
+        // (a reservation, where a move comes from), is expected.
+        let known: BTreeSet<&str> = recorded
+            .iter()
+            .map(|e| e.name.as_str())
+            .chain(entries.iter().filter_map(|e| {
+                e.moving_from
+                    .as_ref()
+                    .filter(|(a, _)| a == album)
+                    .map(|(_, n)| n.as_str())
+            }))
+            .collect();
+        let listed = d.list_album(album).map_err(dest_err)?;
+        let stored: Option<BTreeMap<&str, u64>> = listed
+            .as_ref()
+            .map(|l| l.iter().map(|o| (o.name.as_str(), o.len)).collect());
+        for e in recorded
+            .iter()
+            .filter(|e| e.state == EntryState::Present && e.moving_from.is_none())
+        {
+            out.checked += 1;
+            let finding = check_entry(d, e, stored.as_ref(), opts.deep).map_err(dest_err)?;
+            if let Some((finding, detail)) = finding {
+                let queued_again = if opts.repair {
+                    Some(repair(store, d, e, finding).map_err(dest_err)?)
+                } else {
+                    None
+                };
+                match (finding, queued_again) {
+                    (_, Some(true)) => out.queued_again += 1,
+                    (_, Some(false)) => out.cannot_repair += 1,
+                    _ => {}
+                }
+                *match finding {
+                    Finding::Missing => &mut out.missing,
+                    _ => &mut out.damaged,
+                } += 1;
+                report(&VerifyProblem {
+                    dest: dest_name.to_string(),
+                    finding,
+                    album: album.to_string(),
+                    name: e.name.clone(),
+                    detail,
+                    queued_again,
+                });
+            }
+        }
+        for o in listed.iter().flatten() {
+            if !known.contains(o.name.as_str()) && !o.name.starts_with(".shoebox") {
+                out.unexpected += 1;
+                report(&VerifyProblem {
+                    dest: dest_name.to_string(),
+                    finding: Finding::Unexpected,
+                    album: album.to_string(),
+                    name: o.name.clone(),
+                    detail: format!("{} bytes that Shoebox did not record", o.len),
+                    queued_again: None,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Queues an entry's files again; a damaged copy is deleted first.
+/// False when no source file is left to send.
+fn repair(
+    store: &Store,
+    d: &dyn Destination,
+    e: &EntryRow,
+    finding: Finding,
+) -> Result<bool, DestError> {
+    let queued = store
+        .requeue_entry(e.id)
+        .map_err(|err| DestError::Unavailable {
+            name: d.name().to_string(),
+            why: err.to_string(),
+        })?;
+    if queued > 0 && finding == Finding::Damaged {
+        d.delete(&e.album, &e.name)?;
+    }
+    Ok(queued > 0)
 }
 
 /// What is wrong with one recorded object, if anything: from the album's
