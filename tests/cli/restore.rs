@@ -79,6 +79,10 @@ fn restore_scenario(out: &Path, want: &BTreeMap<String, String>, restore: &dyn F
         want["Z\u{fc}rich/c.jpg"],
         "nothing in the folder is overwritten"
     );
+    // And again: the numbered copy is found, not made a third time.
+    let summary = restore().ok().json();
+    assert_eq!(summary["already_there"], 3, "{summary}");
+    assert!(!out.join("Z\u{fc}rich/c (3).jpg").exists());
 }
 
 #[test]

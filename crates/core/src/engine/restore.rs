@@ -205,14 +205,20 @@ fn restore_one(
             .map(|d| d.as_secs())
             .ok()
     };
-    // Restored before (its length and date): nothing to do.
-    let own = dir.join(&o.name);
-    if let Ok(m) = fs::symlink_metadata(&own)
-        && m.is_file()
-        && m.len() == o.len
-        && modified.and_then(secs) == m.modified().ok().and_then(secs)
-    {
-        return Ok((own, Restored::AlreadyThere));
+    // Restored before (its length and date), under its name or, where
+    // another file had that, under a number: nothing to do.
+    let member = crate::item::member(&o.name, &[]);
+    for n in 1u32.. {
+        let candidate = dir.join(member.numbered(n));
+        let Ok(m) = fs::symlink_metadata(&candidate) else {
+            break;
+        };
+        if m.is_file()
+            && m.len() == o.len
+            && modified.and_then(secs) == m.modified().ok().and_then(secs)
+        {
+            return Ok((candidate, Restored::AlreadyThere));
+        }
     }
     let local = |what: &str, e: std::io::Error| Failure::Local(format!("could not {what}: {e}"));
     let mut part = tempfile::Builder::new()
@@ -248,7 +254,6 @@ fn restore_one(
             .map_err(|e| local("date the file", e))?;
     }
     let (_, temp) = part.keep().map_err(|e| local("keep the file", e.error))?;
-    let member = crate::item::member(&o.name, &[]);
     for n in 1u32.. {
         let target = dir.join(member.numbered(n));
         match crate::platform::rename_no_replace(&temp, &target) {
