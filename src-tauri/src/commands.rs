@@ -547,6 +547,7 @@ pub async fn restore_destination(
         let opts = shoebox_core::RestoreOptions {
             dest: name,
             albums: Vec::new(),
+            paths: Vec::new(),
             to: PathBuf::from(to),
         };
         engine.restore(&opts, &mut |e| {

@@ -145,6 +145,20 @@ fn garage_restores_an_album_with_the_dates_kept_in_metadata() {
         ["Z\u{fc}rich/c.jpg"],
         "only the album asked for"
     );
+    // The files a pattern names, across albums.
+    let picked = laptop.tmp.path().join("Picked");
+    let mut cmd = laptop.cmd();
+    cmd.env("SHOEBOX_SECRET_GARAGE", crate::s3::SECRET)
+        .args([
+            "restore", "--dest", "garage", "--json", "--path", "*/*.jpg", "--to",
+        ])
+        .arg(&picked);
+    run_within(&mut cmd, SECS(120), "shoebox restore --path").ok();
+    assert_eq!(
+        files_below(&picked).into_keys().collect::<Vec<_>>(),
+        ["Trip one/a b.jpg", "Z\u{fc}rich/c.jpg"],
+        "the photos, not the video"
+    );
     // Everything.
     let out = laptop.tmp.path().join("Restored");
     restore_scenario(&out, &want, &|| restore(&[], &out));

@@ -93,6 +93,10 @@ enum Command {
         /// Only this album (repeat for more).
         #[arg(long = "album", value_name = "ALBUM")]
         albums: Vec<String>,
+        /// Only files whose ALBUM/NAME matches this pattern, e.g.
+        /// '2024-*/*.heic' (`*` stays within a name; repeat for more).
+        #[arg(long = "path", value_name = "GLOB")]
+        paths: Vec<String>,
         /// The folder to restore into (`DIR/<album>/<file>`).
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
@@ -602,10 +606,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restore {
             dest,
             albums,
+            paths,
             to,
             json,
         } => {
-            let opts = shoebox_core::RestoreOptions { dest, albums, to };
+            let opts = shoebox_core::RestoreOptions {
+                dest,
+                albums,
+                paths,
+                to,
+            };
             let mut shown = output::RestoreProgress::new(json.json);
             let report = engine.restore(&opts, &mut |e| shown.event(e))?;
             shown.finish(&report)?;

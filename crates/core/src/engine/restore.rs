@@ -16,6 +16,9 @@ pub struct RestoreOptions {
     pub dest: String,
     /// Only these albums (all by default).
     pub albums: Vec<String>,
+    /// Only files whose `album/name` matches one of these globs (`*` stays
+    /// within a name, `**` crosses `/`; all by default).
+    pub paths: Vec<String>,
     /// The folder albums are restored into (`<to>/<album>/<name>`).
     pub to: PathBuf,
 }
@@ -95,6 +98,7 @@ impl Engine {
             false => opts.albums.clone(),
         };
         albums.sort();
+        let wanted = globs(&opts.paths)?;
         let mut plan = Vec::new();
         for album in albums {
             if !is_plain_name(&album) {
@@ -107,7 +111,12 @@ impl Engine {
                 .list_album(&album)
                 .map_err(failed)?
                 .ok_or_else(cannot_list)?;
-            objects.retain(|o| !o.name.starts_with(".shoebox"));
+            objects.retain(|o| {
+                !o.name.starts_with(".shoebox")
+                    && wanted
+                        .as_ref()
+                        .is_none_or(|g| g.is_match(format!("{album}/{}", o.name)))
+            });
             objects.sort_by(|a, b| a.name.cmp(&b.name));
             plan.push((album, objects));
         }
@@ -154,6 +163,24 @@ impl Engine {
         }
         Ok(report)
     }
+}
+
+/// The `--path` globs as one set (`None`: every file).
+fn globs(patterns: &[String]) -> Result<Option<globset::GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let glob = globset::GlobBuilder::new(p)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::Invalid(format!("--path {p:?} is not a valid pattern: {e}")))?;
+        set.add(glob);
+    }
+    set.build()
+        .map(Some)
+        .map_err(|e| Error::Invalid(format!("the --path patterns cannot be used: {e}")))
 }
 
 /// True for a name that is one plain path component (a hostile server
