@@ -486,6 +486,9 @@ $('#dest-form').addEventListener('submit', async (e) => {
 
 let restoring = null;
 let restorePlan = { files: 0, done: 0 };
+// Progress events can arrive after the restore's answer: once it is done,
+// they no longer change what the dialog says.
+let restoreRunning = false;
 
 function openRestore(name) {
   restoring = name;
@@ -507,18 +510,22 @@ $('#restore-form').addEventListener('submit', async (e) => {
   $('#restore-error').hidden = true;
   $('#restore-ok').disabled = true;
   $('#restore-progress').textContent = 'Listing what the destination holds…';
+  restoreRunning = true;
   try {
     const r = await invoke('restore_destination', { name: restoring, to: $('#restore-to').value });
+    restoreRunning = false;
     const renamed = r.renamed ? ` (${r.renamed} under a new name: theirs was taken)` : '';
     $('#restore-progress').textContent = `Done: restored ${r.restored + r.renamed} file(s)${renamed}, `
       + `${r.already_there} already there, ${r.failed} failed.`;
   } catch (err) {
+    restoreRunning = false;
     $('#restore-error').textContent = err.message || String(err);
     $('#restore-error').hidden = false;
   }
   $('#restore-ok').disabled = false;
 });
 listen('restore', (e) => {
+  if (!restoreRunning) return;
   const ev = e.payload;
   if (ev.event === 'planned') restorePlan = { files: ev.files, done: 0 };
   if (ev.event === 'file' || ev.event === 'failed') restorePlan.done += 1;
