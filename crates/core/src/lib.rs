@@ -8,6 +8,7 @@
 
 pub mod album;
 mod capture;
+mod check;
 mod clock;
 mod coalesce;
 mod daemon;
@@ -37,13 +38,14 @@ mod watcher;
 
 pub use album::{AlbumMode, AlbumNames, DateFormat};
 pub use capture::{Captured, DateSource};
+pub use check::{BackupCheck, Finding, VerifyOptions, VerifyProblem, VerifyReport};
 pub use daemon::RunOptions;
 pub use dest::sftp::{KeyProblem, private_key_text};
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
-    BackupCheck, DestEdit, DestInfo, Engine, Finding, IgnoredFile, QueueStatus, RestoreEvent,
-    RestoreOptions, RestoreReport, Restored, S3Spec, SftpSignIn, SftpSpec, Status, VerifyOptions,
-    VerifyProblem, VerifyReport, WatchInfo, WatchSpec, WatchStatus, check_store, repair_store,
+    DestEdit, DestInfo, Engine, IgnoredFile, QueueStatus, RestoreEvent, RestoreOptions,
+    RestoreReport, Restored, S3Spec, SftpSignIn, SftpSpec, Status, WatchInfo, WatchSpec,
+    WatchStatus, check_store, repair_store,
 };
 pub use error::{DestDown, DestProblem, Error, FolderProblem, Result};
 pub use events::{Event, Outcome};

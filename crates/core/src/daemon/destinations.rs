@@ -167,12 +167,12 @@ impl Daemon<'_> {
         let spawned = std::thread::Builder::new()
             .name("shoebox-check".into())
             .spawn(move || {
-                let mut report = crate::engine::VerifyReport::default();
-                let opts = crate::engine::VerifyOptions::default();
+                let mut report = crate::check::VerifyReport::default();
+                let opts = crate::check::VerifyOptions::default();
                 let checked = Store::open(&home.db_path()).and_then(|store| {
                     for (id, d) in &dests {
                         let entries = store.entries_of(*id)?;
-                        let mut warn = |p: &crate::engine::VerifyProblem| {
+                        let mut warn = |p: &crate::check::VerifyProblem| {
                             tracing::warn!(
                                 "backup check: {}/{} on {} is {:?}: {}",
                                 p.album,
@@ -182,7 +182,7 @@ impl Daemon<'_> {
                                 p.detail
                             );
                         };
-                        let one = crate::engine::check_destination(
+                        let one = crate::check::check_destination(
                             &store,
                             d.name(),
                             d.as_ref(),
@@ -209,9 +209,9 @@ impl Daemon<'_> {
     }
 
     /// What a check found: kept for `status`, and said.
-    pub(super) fn on_checked(&mut self, report: &crate::engine::VerifyReport) -> Result<()> {
+    pub(super) fn on_checked(&mut self, report: &crate::check::VerifyReport) -> Result<()> {
         self.checking = false;
-        let check = crate::engine::record_check(self.store, report)?;
+        let check = crate::check::record_check(self.store, report)?;
         self.check_due = check.at + self.opts.check_every.as_secs() as i64;
         (self.emit)(&Event::BackupChecked {
             checked: check.checked,

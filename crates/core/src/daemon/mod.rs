@@ -138,8 +138,8 @@ struct Daemon<'a> {
     /// seconds), and whether a check runs (on a thread of its own).
     check_due: i64,
     checking: bool,
-    checked_tx: Sender<crate::engine::VerifyReport>,
-    checked: Receiver<crate::engine::VerifyReport>,
+    checked_tx: Sender<crate::check::VerifyReport>,
+    checked: Receiver<crate::check::VerifyReport>,
 }
 
 /// What a tidying thread did: the events of what it removed, and how many
@@ -181,7 +181,7 @@ pub fn run(
     let (checked_tx, checked) = unbounded();
     // The first check comes one interval after the first start.
     let every = opts.check_every.as_secs() as i64;
-    let check_due = crate::engine::last_check(store)?.map_or(now_secs() + every, |c| c.at + every);
+    let check_due = crate::check::last_check(store)?.map_or(now_secs() + every, |c| c.at + every);
     let mut d = Daemon {
         store,
         home,

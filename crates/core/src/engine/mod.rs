@@ -25,8 +25,6 @@ mod restore;
 mod verify;
 pub use destinations::{DestEdit, DestInfo, S3Spec, SftpSignIn, SftpSpec};
 pub use restore::{RestoreEvent, RestoreOptions, RestoreReport, Restored};
-pub use verify::{BackupCheck, Finding, VerifyOptions, VerifyProblem, VerifyReport};
-pub(crate) use verify::{check_destination, last_check, record_check};
 
 /// What a host asks for when adding a watch.
 #[derive(Debug, Clone)]
@@ -107,7 +105,7 @@ pub struct Status {
     pub destinations_down: Vec<crate::DestDown>,
     /// The last check that the destinations hold what the index records.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_check: Option<BackupCheck>,
+    pub last_check: Option<crate::check::BackupCheck>,
 }
 
 /// A file or folder a scan left out on purpose, and why.
@@ -352,7 +350,7 @@ impl Engine {
             uploading: activity.uploading,
             settling: activity.settling,
             destinations_down: activity.destinations_down,
-            last_check: verify::last_check(&self.store)?,
+            last_check: crate::check::last_check(&self.store)?,
         })
     }
 
