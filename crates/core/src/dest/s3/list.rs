@@ -8,65 +8,61 @@ impl S3 {
     pub(super) fn list_keys(&self, album: &str) -> Result<Vec<Listed>, DestError> {
         let prefix = format!("{}{album}/", self.inner.prefix);
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut query = format!("list-type=2&prefix={}", wire::encode_value(&prefix));
-            if let Some(t) = &token {
-                query.push_str(&format!("&continuation-token={}", wire::encode_value(t)));
-            }
-            let mut url = self.inner.ep.bucket_url();
-            url.set_query(Some(&query));
-            let resp = self.send("list an album", "GET", url, &[], None, &[])?;
-            let body = self.read_ok_body("list an album", resp)?;
-            let page = parse_page(&body, &prefix).map_err(|why| {
-                http::not_behaving(
-                    &self.inner.name,
-                    "S3",
-                    format!("the server answered a listing with {why}"),
-                )
-            })?;
-            out.extend(page.objects);
-            match page.next {
-                Some(next) => token = Some(next),
-                None => return Ok(out),
-            }
-        }
+        self.each_page("list an album", &prefix, false, |page| {
+            out.extend(page.objects)
+        })?;
+        Ok(out)
     }
-}
 
-impl S3 {
     /// The albums under the prefix: its "folders" (common prefixes).
     pub(super) fn list_albums(&self) -> Result<Vec<String>, DestError> {
         let prefix = self.inner.prefix.clone();
         let mut out = Vec::new();
+        self.each_page("list the albums", &prefix, true, |page| {
+            out.extend(
+                page.folders
+                    .into_iter()
+                    .filter(|a| !a.starts_with(".shoebox")),
+            )
+        })?;
+        Ok(out)
+    }
+
+    /// Lists `prefix` page by page (with `/` as the delimiter when
+    /// `folders`), handing each page to `take`.
+    fn each_page(
+        &self,
+        what: &str,
+        prefix: &str,
+        folders: bool,
+        mut take: impl FnMut(Page),
+    ) -> Result<(), DestError> {
         let mut token: Option<String> = None;
         loop {
+            let delimiter = if folders { "delimiter=%2F&" } else { "" };
             let mut query = format!(
-                "delimiter=%2F&list-type=2&prefix={}",
-                wire::encode_value(&prefix)
+                "{delimiter}list-type=2&prefix={}",
+                wire::encode_value(prefix)
             );
             if let Some(t) = &token {
                 query.push_str(&format!("&continuation-token={}", wire::encode_value(t)));
             }
             let mut url = self.inner.ep.bucket_url();
             url.set_query(Some(&query));
-            let resp = self.send("list the albums", "GET", url, &[], None, &[])?;
-            let body = self.read_ok_body("list the albums", resp)?;
-            let page = parse_page(&body, &prefix).map_err(|why| {
+            let resp = self.send(what, "GET", url, &[], None, &[])?;
+            let body = self.read_ok_body(what, resp)?;
+            let mut page = parse_page(&body, prefix).map_err(|why| {
                 http::not_behaving(
                     &self.inner.name,
                     "S3",
                     format!("the server answered a listing with {why}"),
                 )
             })?;
-            out.extend(
-                page.folders
-                    .into_iter()
-                    .filter(|a| !a.starts_with(".shoebox")),
-            );
-            match page.next {
+            let next = page.next.take();
+            take(page);
+            match next {
                 Some(next) => token = Some(next),
-                None => return Ok(out),
+                None => return Ok(()),
             }
         }
     }
