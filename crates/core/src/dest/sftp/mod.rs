@@ -529,17 +529,8 @@ fn joined<T>(r: Option<Result<Result<T, SftpError>, tokio::task::JoinError>>) ->
 
 /// Up to [`CHUNK`] bytes of `source`; empty at its end.
 fn read_chunk(source: &mut (dyn Read + Send)) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = 0;
-    while filled < CHUNK {
-        match source.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(filled);
+    let mut buf = Vec::with_capacity(CHUNK);
+    source.take(CHUNK as u64).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
