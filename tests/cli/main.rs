@@ -12,6 +12,7 @@ mod changes;
 mod cli_contract;
 mod crash;
 mod dav_servers;
+mod encryption;
 mod live;
 mod odd_input;
 mod photos;

@@ -54,6 +54,9 @@ pub struct Stats {
     pub faults: AtomicU64,
     /// Faults injected, by kind.
     pub by_kind: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Every request byte the client sent (heads and bodies), once
+    /// [`Proxy::record`] was called.
+    pub recorded: Mutex<Option<Vec<u8>>>,
 }
 
 struct Plan {
@@ -112,6 +115,21 @@ impl Proxy {
         plan.percent = percent;
         plan.kinds = kinds.to_vec();
         plan.stall = stall;
+    }
+
+    /// From now on, keeps every byte of every request the client sends.
+    pub fn record(&self) {
+        *self.stats.recorded.lock().unwrap() = Some(Vec::new());
+    }
+
+    /// The request bytes kept since [`Proxy::record`].
+    pub fn recorded(&self) -> Vec<u8> {
+        self.stats
+            .recorded
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_default()
     }
 
     pub fn requests(&self) -> u64 {
@@ -204,6 +222,17 @@ fn serve(client: TcpStream, upstream: u16, stats: &Stats, plan: &Mutex<Plan>) ->
     };
     stats.requests.fetch_add(1, Ordering::Relaxed);
     let len = content_length(&head);
+    let recording = stats.recorded.lock().unwrap().is_some();
+    // A recorded request's body is read whole first (test files are small).
+    let mut body = Vec::new();
+    if recording {
+        (&mut reader).take(len).read_to_end(&mut body)?;
+        if let Some(all) = stats.recorded.lock().unwrap().as_mut() {
+            all.extend_from_slice(head.join("\r\n").as_bytes());
+            all.extend_from_slice(&body);
+        }
+    }
+    let mut reader = io::Cursor::new(body).chain(reader);
     let is_put = head.first().is_some_and(|l| l.starts_with("PUT "));
     let fault = next_fault(plan).filter(|(f, _)| *f != Fault::Full || is_put);
     if let Some((fault, _)) = fault {

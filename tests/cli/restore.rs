@@ -14,7 +14,7 @@ use crate::sshd::SshServer;
 use crate::support::*;
 
 /// Files in two albums (one with an old date), backed up per folder.
-fn photos(env: &Env) -> BTreeMap<String, String> {
+pub fn photos(env: &Env) -> BTreeMap<String, String> {
     let mut want = BTreeMap::new();
     for (path, len) in [
         ("Trip one/a b.jpg", 20_000),
@@ -39,7 +39,7 @@ fn old_secs() -> i64 {
 /// Restores everything into `out` and checks names, content and dates;
 /// then again (nothing is written twice); then with a different file in
 /// the way (restored beside it under a number, and said).
-fn restore_scenario(out: &Path, want: &BTreeMap<String, String>, restore: &dyn Fn() -> Run) {
+pub fn restore_scenario(out: &Path, want: &BTreeMap<String, String>, restore: &dyn Fn() -> Run) {
     let r = restore().ok();
     let summary = r.json();
     assert_eq!(summary["restored"], 3, "{}", r.stdout);

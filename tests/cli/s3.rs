@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use crate::proxy::{EVERY_FAULT, Fault, Proxy};
 use crate::support::*;
 
-const KEY_ID: &str = "GK31c2f218a2e44f485b94239e";
+pub const KEY_ID: &str = "GK31c2f218a2e44f485b94239e";
 pub const SECRET: &str = "b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f93d36da6b94e7e2b";
-const BUCKET: &str = "photos";
+pub const BUCKET: &str = "photos";
 
 fn garage_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("SHOEBOX_GARAGE") {

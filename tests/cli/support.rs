@@ -605,11 +605,32 @@ impl Drop for BindMount {
 /// if it takes longer than `timeout`.
 #[track_caller]
 pub fn run_within(cmd: &mut Command, timeout: std::time::Duration, what: &str) -> Run {
+    run_fed(cmd, None, timeout, what)
+}
+
+/// [`run_within`], with `input` (if any) on the command's standard input.
+#[track_caller]
+pub fn run_fed(
+    cmd: &mut Command,
+    input: Option<&[u8]>,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Run {
     let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    }
     // Read both pipes on threads, so that a full pipe never stalls it.
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();

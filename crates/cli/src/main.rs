@@ -2,6 +2,7 @@
 //! line, opens the engine on the data directory and prints results; every
 //! decision is the engine's.
 
+mod keys;
 mod output;
 mod sftp;
 
@@ -172,7 +173,17 @@ enum DestCommand {
         name: String,
         #[command(subcommand)]
         kind: DestKind,
+        #[command(flatten)]
+        encrypt: keys::EncryptArgs,
     },
+    /// Encrypt a destination that holds nothing yet (the library before its
+    /// first backup), with a new key or, on a new computer, the key file of
+    /// the backup already there.
+    Encrypt(keys::EncryptCommand),
+    /// Write an encrypted destination's key to a file protected by a
+    /// passphrase. Without this file, the backup cannot be decrypted if
+    /// this computer is lost.
+    ExportKey(keys::ExportCommand),
     /// Remove a destination (refused while a watch uses it). Deletes no files.
     Remove { name: String },
     /// Check reachability, credentials and write permission, one line each.
@@ -390,6 +401,80 @@ fn read_secret(needed: bool, from_stdin: bool, prompt: &str) -> Result<Option<St
     Ok(None) // the keyring or the environment variable must provide it
 }
 
+/// `dest add NAME KIND …`, before any encryption.
+fn add_destination(engine: &Engine, name: String, kind: DestKind) -> Result<()> {
+    match kind {
+        DestKind::Local { path } => {
+            let d = engine.add_local_destination(&name, &path)?;
+            println!(
+                "added destination {} ({})",
+                d.name,
+                d.path.unwrap_or_default()
+            );
+        }
+        DestKind::Webdav {
+            url,
+            user,
+            password_stdin,
+            allow_insecure_http,
+            trust_certificate,
+        } => {
+            let pem = read_certificate(trust_certificate.as_deref())?;
+            let password = read_secret(user.is_some(), password_stdin, "Password")?;
+            let (d, notices) = engine.add_webdav_destination(
+                &name,
+                &url,
+                user.as_deref(),
+                password.as_deref(),
+                allow_insecure_http,
+            )?;
+            pin_new(engine, &d.name, pem)?;
+            print_notes(&notices);
+            println!(
+                "added destination {} ({})",
+                d.name,
+                d.url.unwrap_or_default()
+            );
+        }
+        DestKind::S3 {
+            endpoint,
+            bucket,
+            region,
+            prefix,
+            path_style,
+            access_key_id,
+            secret_stdin,
+            allow_insecure_http,
+            trust_certificate,
+        } => {
+            let pem = read_certificate(trust_certificate.as_deref())?;
+            let secret = read_secret(true, secret_stdin, "Secret key")?;
+            let spec = S3Spec {
+                name,
+                endpoint,
+                bucket,
+                region,
+                prefix,
+                path_style,
+                access_key_id,
+                secret,
+                allow_insecure_http,
+            };
+            let (d, notices) = engine.add_s3_destination(&spec)?;
+            pin_new(engine, &d.name, pem)?;
+            print_notes(&notices);
+            println!(
+                "added destination {} ({}, bucket {})",
+                d.name,
+                d.url.unwrap_or_default(),
+                d.bucket.unwrap_or_default()
+            );
+        }
+        DestKind::Sftp(args) => sftp::add(engine, name, args)?,
+    }
+    Ok(())
+}
+
 /// `shoebox doctor`: exit 0 when the database is usable (healthy, missing
 /// or repaired), 1 when it is damaged and was only checked.
 fn doctor(home: &Home, repair: bool, json: bool) -> Result<ExitCode> {
@@ -421,85 +506,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Dest(DestCommand::Add {
             name,
-            kind: DestKind::Local { path },
+            kind,
+            encrypt,
         }) => {
-            let d = engine.add_local_destination(&name, &path)?;
-            println!(
-                "added destination {} ({})",
-                d.name,
-                d.path.unwrap_or_default()
-            );
+            add_destination(&engine, name.clone(), kind)?;
+            keys::encrypt_added(&engine, name.trim(), &encrypt)?;
         }
-        Command::Dest(DestCommand::Add {
-            name,
-            kind:
-                DestKind::Webdav {
-                    url,
-                    user,
-                    password_stdin,
-                    allow_insecure_http,
-                    trust_certificate,
-                },
-        }) => {
-            let pem = read_certificate(trust_certificate.as_deref())?;
-            let password = read_secret(user.is_some(), password_stdin, "Password")?;
-            let (d, notices) = engine.add_webdav_destination(
-                &name,
-                &url,
-                user.as_deref(),
-                password.as_deref(),
-                allow_insecure_http,
-            )?;
-            pin_new(&engine, &d.name, pem)?;
-            print_notes(&notices);
-            println!(
-                "added destination {} ({})",
-                d.name,
-                d.url.unwrap_or_default()
-            );
-        }
-        Command::Dest(DestCommand::Add {
-            name,
-            kind:
-                DestKind::S3 {
-                    endpoint,
-                    bucket,
-                    region,
-                    prefix,
-                    path_style,
-                    access_key_id,
-                    secret_stdin,
-                    allow_insecure_http,
-                    trust_certificate,
-                },
-        }) => {
-            let pem = read_certificate(trust_certificate.as_deref())?;
-            let secret = read_secret(true, secret_stdin, "Secret key")?;
-            let spec = S3Spec {
-                name,
-                endpoint,
-                bucket,
-                region,
-                prefix,
-                path_style,
-                access_key_id,
-                secret,
-                allow_insecure_http,
-            };
-            let (d, notices) = engine.add_s3_destination(&spec)?;
-            pin_new(&engine, &d.name, pem)?;
-            print_notes(&notices);
-            println!(
-                "added destination {} ({}, bucket {})",
-                d.name,
-                d.url.unwrap_or_default(),
-                d.bucket.unwrap_or_default()
-            );
-        }
-        Command::Dest(DestCommand::Add {
-            name,
-            kind: DestKind::Sftp(args),
-        }) => sftp::add(&engine, name, args)?,
+        Command::Dest(DestCommand::Encrypt(cmd)) => keys::encrypt_command(&engine, &cmd)?,
+        Command::Dest(DestCommand::ExportKey(cmd)) => keys::export(&engine, &cmd)?,
         Command::Dest(DestCommand::Edit {
             name,
             url,
@@ -668,6 +682,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ctrlc::set_handler(move || {
                 let _ = stop_tx.try_send(());
             })?;
+            output::warn_keys_not_exported(&engine.keys_not_exported()?);
             let base = args.sync_options();
             let opts = shoebox_core::RunOptions {
                 workers: base.workers,
@@ -687,6 +702,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("stopped");
         }
         Command::Sync { json, engine: args } => {
+            output::warn_keys_not_exported(&engine.keys_not_exported()?);
             let lock = engine.lock("shoebox sync")?;
             let progress = std::cell::RefCell::new(output::SyncProgress::new(json.json));
             let report = engine.sync(&lock, &args.sync_options(), &|e| {

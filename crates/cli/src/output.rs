@@ -37,9 +37,27 @@ pub fn dests(list: &[DestInfo], json: bool) -> Result<()> {
             (None, Some(u), None) => u.clone(),
             _ => String::new(),
         };
-        println!("{:<16} {:<8} {place}", d.name, d.kind);
+        let encrypted = match (&d.encrypted_to, d.key_not_exported) {
+            (None, _) => String::new(),
+            (Some(_), false) => " (encrypted)".to_string(),
+            (Some(_), true) => {
+                format!(
+                    " (encrypted; key not exported: run `shoebox dest export-key {} --out FILE`)",
+                    d.name
+                )
+            }
+        };
+        println!("{:<16} {:<8} {place}{encrypted}", d.name, d.kind);
     }
     Ok(())
+}
+
+/// Warns, before anything is backed up, about encrypted destinations whose
+/// key was never exported.
+pub fn warn_keys_not_exported(names: &[String]) {
+    for name in names {
+        eprintln!("warning: {}", shoebox_core::key_warning(name));
+    }
 }
 
 pub fn health(h: &Health, db: &std::path::Path, json: bool) -> Result<()> {

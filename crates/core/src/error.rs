@@ -60,6 +60,23 @@ pub enum Error {
         port: u16,
         fingerprint: String,
     },
+    /// A key file for an encrypted destination that cannot be used (yet):
+    /// `problem` tells a host whether to ask for the passphrase.
+    #[error("{why}")]
+    KeyFile {
+        problem: KeyFileProblem,
+        why: String,
+    },
+}
+
+/// Why a key file was refused, for hosts that ask again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFileProblem {
+    /// It is protected by a passphrase, and none was given.
+    NeedsPassphrase,
+    WrongPassphrase,
+    /// It holds no age identity.
+    NotAKey,
 }
 
 /// Why a folder cannot be watched, for UIs to act on (the window marks the
@@ -160,6 +177,11 @@ impl Error {
             Error::Folder { problem, .. } => problem.code(),
             Error::Invalid(_) => "invalid",
             Error::HostKeyUnknown { .. } => "host_key_unknown",
+            Error::KeyFile { problem, .. } => match problem {
+                KeyFileProblem::NeedsPassphrase => "key_needs_passphrase",
+                KeyFileProblem::WrongPassphrase => "key_wrong_passphrase",
+                KeyFileProblem::NotAKey => "key_not_a_key",
+            },
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod progress;
 mod report;
 mod retry;
 mod scan;
+mod seal;
 mod secrets;
 mod settle;
 mod store;
@@ -43,11 +44,11 @@ pub use daemon::RunOptions;
 pub use dest::sftp::{KeyProblem, private_key_text};
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
-    DestEdit, DestInfo, Engine, IgnoredFile, QueueStatus, RestoreEvent, RestoreOptions,
+    DestEdit, DestInfo, Engine, IgnoredFile, KeySource, QueueStatus, RestoreEvent, RestoreOptions,
     RestoreReport, Restored, S3Spec, SftpSignIn, SftpSpec, Status, WatchInfo, WatchSpec,
-    WatchStatus, check_store, repair_store,
+    WatchStatus, check_store, key_warning, repair_store,
 };
-pub use error::{DestDown, DestProblem, Error, FolderProblem, Result};
+pub use error::{DestDown, DestProblem, Error, FolderProblem, KeyFileProblem, Result};
 pub use events::{Event, Outcome};
 pub use hash::content_hash;
 pub use home::{Home, LIBRARY_DEST};

@@ -6,6 +6,7 @@ pub(crate) mod http;
 mod http_auth;
 mod local;
 pub mod s3;
+mod sealed;
 pub mod sftp;
 pub mod tls;
 mod webdav;
@@ -22,8 +23,51 @@ use crate::error::{DestError, Error, Result};
 use crate::home::Home;
 use crate::store::{DestKind, DestRow, Hash};
 
-/// Builds the destination object for a destination row.
+/// Builds the destination object for a destination row: an encrypted one
+/// wraps the real destination in [`sealed::Sealed`].
 pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
+    let plain = open_plain(home, row)?;
+    match &row.encryption {
+        None => Ok(plain),
+        Some(recipient) => Ok(Arc::new(sealed::Sealed::new(
+            plain,
+            key_of(row, recipient)?,
+        ))),
+    }
+}
+
+/// An encrypted destination's key, from the keyring or the environment; it
+/// must be the one the destination encrypts to.
+pub(crate) fn key_of(row: &DestRow, recipient: &str) -> Result<crate::seal::AgeKey> {
+    use crate::secrets::Slot;
+    let var = Slot::Identity.env_var(&row.name);
+    let text = crate::secrets::load_from(Slot::Identity, &row.name)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "destination {} is encrypted, and its key is neither in the system keyring nor in {var}: \
+             run `shoebox dest encrypt {} --identity FILE` with the key file you exported, or set \
+             {var} to the key (AGE-SECRET-KEY-1…)",
+            row.name, row.name
+        ))
+    })?;
+    let key = crate::seal::AgeKey::from_identity_text(&text).map_err(|e| {
+        Error::Invalid(format!(
+            "the key of destination {} (in the keyring or {var}) is not usable: {e}",
+            row.name
+        ))
+    })?;
+    if key.recipient() != recipient {
+        return Err(Error::Invalid(format!(
+            "the key found for destination {} (in the keyring or {var}) is {}, but the \
+             destination is encrypted to {recipient}: give it the key file exported for it",
+            row.name,
+            key.recipient()
+        )));
+    }
+    Ok(key)
+}
+
+/// The destination itself, without encryption.
+fn open_plain(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
     match row.kind {
         DestKind::Local => Ok(Arc::new(match &row.path {
             Some(p) => LocalFolder::new(&row.name, p.clone(), false, &home.engine_id()?),
@@ -139,6 +183,10 @@ pub struct Upload<'a> {
     pub len: u64,
     /// The content hash of the source file.
     pub hash: &'a Hash,
+    /// True when the bytes are an encoding of the content (encrypted,
+    /// `seal.rs`): they do not hash to `hash`, and the encoder itself ends
+    /// them short when the content is not the hashed version.
+    pub encoded: bool,
     /// True when the object replaces this engine's own earlier version of
     /// the entry; otherwise the name must be free when the upload commits,
     /// and [`DestError::NameTaken`] says it no longer was.
@@ -438,7 +486,7 @@ fn with_dest_retries<T>(op: impl FnMut() -> Result<T, DestError>) -> Result<T, D
 /// to `hash`: a copy Shoebox made before its index was lost, which is
 /// adopted rather than uploaded again beside itself (and, before a name is
 /// deleted, proof that it is still ours). The bytes are the stored ones;
-/// an encoding stage would decode them here before they are compared.
+/// an encrypted destination (`sealed.rs`) decodes them before they are compared.
 pub(crate) fn holds(
     dest: &dyn Destination,
     album: &str,
@@ -459,8 +507,13 @@ pub(crate) fn holds(
 fn content_is(body: &mut dyn Read, len: u64, hash: &Hash) -> std::io::Result<bool> {
     let mut hasher = blake3::Hasher::new();
     // One byte more than expected is enough to tell a longer object.
-    let read = std::io::copy(&mut body.take(len + 1), &mut hasher)?;
-    Ok(read == len && hasher.finalize().as_bytes() == hash)
+    match std::io::copy(&mut body.take(len + 1), &mut hasher) {
+        Ok(read) => Ok(read == len && hasher.finalize().as_bytes() == hash),
+        // Bytes that do not decode (an encrypted object damaged, or
+        // encrypted with another key) are not this content.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The "reachable" line of `shoebox dest test`.
@@ -486,6 +539,7 @@ pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
         hash: hash.as_bytes(),
         overwrite: false,
         modified: None,
+        encoded: false,
     };
     let write = dest
         .stage(&upload, &mut &probe[..])

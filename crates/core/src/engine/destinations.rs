@@ -38,6 +38,12 @@ pub struct DestInfo {
     pub sign_in: Option<crate::store::SshAuth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_key: Option<String>,
+    /// Encrypted: the age public key every object is encrypted to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypted_to: Option<String>,
+    /// Encrypted, and the key file was never exported.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub key_not_exported: bool,
 }
 
 /// What a host gives to add an SFTP destination.
@@ -138,6 +144,8 @@ impl Engine {
                     .ok()
                     .map(|k| crate::dest::sftp::fingerprint(&k))
             }),
+            encrypted_to: d.encryption.clone(),
+            key_not_exported: d.encryption.is_some() && d.key_exported_at.is_none(),
         }
     }
 

@@ -136,6 +136,15 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// True when the index records anything stored (or being stored) on
+    /// the destination.
+    pub fn has_entries(&self, dest_id: i64) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM entries WHERE dest_id = ?1)")
+            .and_then(|mut st| st.query_row([dest_id], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
     /// How many files (present or vanished) refer to the entry.
     pub fn entry_refs(&self, id: i64) -> Result<u64> {
         self.conn

@@ -40,6 +40,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v10.sql")),
         M::up(include_str!("schema_v11.sql")),
         M::up(include_str!("schema_v12.sql")),
+        M::up(include_str!("schema_v13.sql")),
     ]
 }
 
@@ -61,7 +62,7 @@ fn fill_name_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookRes
     Ok(())
 }
 
-const DEST_COLUMNS: &str = "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style, tls_cert, ssh_auth, host_key";
+const DEST_COLUMNS: &str = "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style, tls_cert, ssh_auth, host_key, encryption, key_exported_at";
 
 /// An open store. Cheap to open; each thread that writes opens its own.
 #[derive(Debug)]
@@ -369,6 +370,25 @@ impl Store {
         .map(drop)
     }
 
+    /// Records that every object of the destination is encrypted to the
+    /// age `recipient` (or, with `None`, that it is plain again).
+    pub fn set_destination_encryption(&self, id: i64, recipient: Option<&str>) -> Result<()> {
+        self.exec(
+            "UPDATE destinations SET encryption = ?2, key_exported_at = NULL WHERE id = ?1",
+            params![id, recipient],
+        )
+        .map(drop)
+    }
+
+    /// Records that the destination's key file was exported now.
+    pub fn set_key_exported(&self, id: i64) -> Result<()> {
+        self.exec(
+            "UPDATE destinations SET key_exported_at = ?2 WHERE id = ?1",
+            params![id, now_secs()],
+        )
+        .map(drop)
+    }
+
     pub fn delete_destination(&self, id: i64) -> Result<()> {
         self.exec("DELETE FROM destinations WHERE id = ?1", [id])
             .map(drop)
@@ -508,6 +528,11 @@ pub struct DestRow {
     pub tls_cert: Option<Vec<u8>>,
     /// SFTP only.
     pub ssh: Option<SshSettings>,
+    /// The age recipient every object is encrypted to (`seal.rs`); `None`
+    /// for a plain destination.
+    pub encryption: Option<String>,
+    /// When the key file was last exported, if ever.
+    pub key_exported_at: Option<i64>,
 }
 
 /// How an SFTP destination is reached besides its address and account.
@@ -594,6 +619,8 @@ impl DestRow {
                 (Some(auth), Some(host_key)) => Some(SshSettings { auth, host_key }),
                 _ => None,
             },
+            encryption: r.get(14)?,
+            key_exported_at: r.get(15)?,
         })
     }
 }

@@ -121,6 +121,7 @@ pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, F
         hash: job.hash,
         overwrite: job.overwrite,
         modified: job.fp.modified(),
+        encoded: false,
     };
     let (staged, written) = job.dest.stage(&upload, &mut outgoing)?;
     // Only the exact version that was hashed, read to its end, may be

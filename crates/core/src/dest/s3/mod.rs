@@ -567,14 +567,14 @@ mod tests {
         let data = vec![7u8; 600 * 1024];
         let right = *blake3::hash(&data).as_bytes();
         let mut out = Vec::new();
-        let g = guarded_copy(&mut &data[..], &mut out, data.len() as u64, &right).unwrap();
+        let g = guarded_copy(&mut &data[..], &mut out, data.len() as u64, Some(&right)).unwrap();
         assert!(g.matches && g.read == data.len() as u64);
         assert_eq!(out, data, "the hashed version goes through whole");
         assert_eq!(hex(&g.md5), hex(&Md5::digest(&data)));
 
         let wrong = [0u8; 32];
         let mut out = Vec::new();
-        let g = guarded_copy(&mut &data[..], &mut out, data.len() as u64, &wrong).unwrap();
+        let g = guarded_copy(&mut &data[..], &mut out, data.len() as u64, Some(&wrong)).unwrap();
         assert!(!g.matches);
         assert!(
             out.len() < data.len(),

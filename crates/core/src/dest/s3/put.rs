@@ -110,7 +110,7 @@ impl S3 {
                 source: e,
             })?;
         let read = buf.len() as u64;
-        if read != upload.len || blake3::hash(&buf).as_bytes() != upload.hash {
+        if read != upload.len || (!upload.encoded && blake3::hash(&buf).as_bytes() != upload.hash) {
             // Not the hashed version: nothing is sent; the caller sees why.
             return Ok((Box::new(Visible), read));
         }
@@ -152,7 +152,14 @@ impl S3 {
         let mtime = upload.modified.and_then(crate::dest::mtime_text);
         let headers = Self::put_headers(upload, &mtime);
         let (sent, guarded) = std::thread::scope(|s| {
-            let copier = s.spawn(move || guarded_copy(source, &mut pipe_w, len, upload.hash));
+            let copier = s.spawn(move || {
+                guarded_copy(
+                    source,
+                    &mut pipe_w,
+                    len,
+                    (!upload.encoded).then_some(upload.hash),
+                )
+            });
             let sent = self.send(
                 "upload",
                 "PUT",

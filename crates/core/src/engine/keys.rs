@@ -1,0 +1,157 @@
+//! Encrypted destinations as hosts configure them: turning encryption on
+//! (a new key, or the key file of an existing backup) and exporting the
+//! key file. The key itself goes to the keyring only. See
+//! docs/ENCRYPTION.md.
+
+use super::*;
+use crate::error::KeyFileProblem;
+use crate::seal::{AgeKey, KeyError};
+use crate::secrets::Slot;
+
+/// Where an encrypted destination's key comes from.
+pub enum KeySource {
+    /// A new random key (a new backup).
+    New,
+    /// A key file exported earlier (`export-key`), or any age identity
+    /// file: the backup already exists, as on a new computer.
+    File {
+        bytes: Vec<u8>,
+        passphrase: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeySource::New => "New",
+            KeySource::File { .. } => "File(…)",
+        })
+    }
+}
+
+/// The warning every host shows once a destination is encrypted, until
+/// its key is exported.
+pub fn key_warning(dest: &str) -> String {
+    format!(
+        "Everything backed up to {dest} is encrypted with a key that only this computer holds. \
+         Export it now with `shoebox dest export-key {dest} --out FILE` (or Export key… in the \
+         window) and keep that file and its passphrase away from this computer: in a password \
+         manager, or on a USB stick in a drawer. If this computer is lost and the key file is \
+         too, the backup is lost: no one, not even Shoebox, can decrypt it."
+    )
+}
+
+impl Engine {
+    /// Encrypts everything the destination will hold with an age key: a new
+    /// one, or the key of an existing backup. Only a destination that holds
+    /// nothing yet can be encrypted (the library before its first backup,
+    /// a destination just added). Returns the public key and notices.
+    pub fn encrypt_destination(&self, name: &str, key: KeySource) -> Result<(String, Vec<String>)> {
+        let Some(row) = self.store.destination_by_name(name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {name:?}; see `shoebox dest list`"
+            )));
+        };
+        if let Some(recipient) = &row.encryption {
+            return Err(Error::Invalid(format!(
+                "destination {name} is already encrypted (to {recipient})"
+            )));
+        }
+        if self.store.has_entries(row.id)? {
+            return Err(Error::Invalid(format!(
+                "destination {name} already holds files backed up without encryption, and they \
+                 would stay readable there: add a new destination with --encrypt instead, and \
+                 point the watches at it"
+            )));
+        }
+        let new = matches!(key, KeySource::New);
+        let key = match key {
+            KeySource::New => AgeKey::generate(),
+            KeySource::File { bytes, passphrase } => {
+                AgeKey::from_key_file(&bytes, passphrase.as_deref()).map_err(key_file_error)?
+            }
+        };
+        let _lock = self.lock("dest encrypt")?;
+        let var = Slot::Identity.env_var(name);
+        let mut notices = Vec::new();
+        if let Err(e) = crate::secrets::store_in(Slot::Identity, name, &key.identity_text()) {
+            let from_env = crate::secrets::load_from(Slot::Identity, name)
+                .ok()
+                .flatten()
+                .and_then(|t| AgeKey::from_identity_text(&t).ok());
+            match from_env {
+                Some(k) if k.recipient() == key.recipient() => notices.push(format!(
+                    "no system keyring is available; the key is taken from {var} each time"
+                )),
+                _ if new => {
+                    tracing::warn!("the new key of {name} cannot go to the keyring: {e}");
+                    return Err(Error::Invalid(format!(
+                        "no system keyring is available to keep the new key. Without a \
+                         keyring, make a key with `age-keygen -o FILE`, set {var} to its \
+                         AGE-SECRET-KEY-1… line, and give the file with --identity FILE"
+                    )));
+                }
+                _ => return Err(e),
+            }
+        }
+        self.store
+            .set_destination_encryption(row.id, Some(&key.recipient()))?;
+        if new {
+            notices.push(key_warning(name));
+        } else {
+            // It came from a key file, which the user therefore has.
+            self.store.set_key_exported(row.id)?;
+        }
+        self.home.signal_change();
+        Ok((key.recipient(), notices))
+    }
+
+    /// The destination's key file, protected by `passphrase`, which stock
+    /// `age -d -i FILE` can use. Records that the key was exported.
+    pub fn export_key(&self, name: &str, passphrase: &str) -> Result<Vec<u8>> {
+        let Some(row) = self.store.destination_by_name(name)? else {
+            return Err(Error::Invalid(format!(
+                "there is no destination named {name:?}; see `shoebox dest list`"
+            )));
+        };
+        let Some(recipient) = &row.encryption else {
+            return Err(Error::Invalid(format!(
+                "destination {name} is not encrypted, so it has no key to export"
+            )));
+        };
+        if passphrase.chars().count() < 8 {
+            return Err(Error::Invalid(
+                "the passphrase must be at least 8 characters long: it is all that protects \
+                 the key file"
+                    .into(),
+            ));
+        }
+        let key = crate::dest::key_of(&row, recipient)?;
+        let file = key.export(passphrase);
+        self.store.set_key_exported(row.id)?;
+        Ok(file)
+    }
+
+    /// Encrypted destinations whose key was never exported.
+    pub fn keys_not_exported(&self) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .destinations()?
+            .into_iter()
+            .filter(|d| d.encryption.is_some() && d.key_exported_at.is_none())
+            .map(|d| d.name)
+            .collect())
+    }
+}
+
+fn key_file_error(e: KeyError) -> Error {
+    let problem = match e {
+        KeyError::NeedsPassphrase => KeyFileProblem::NeedsPassphrase,
+        KeyError::WrongPassphrase => KeyFileProblem::WrongPassphrase,
+        KeyError::NoIdentity | KeyError::Invalid(_) => KeyFileProblem::NotAKey,
+    };
+    Error::KeyFile {
+        problem,
+        why: format!("the key file cannot be used: {e}"),
+    }
+}
