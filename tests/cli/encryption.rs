@@ -585,3 +585,87 @@ fn an_encrypted_multipart_upload_killed_midway_sends_only_the_parts_the_server_l
     );
     assert_eq!(garage.unfinished_uploads(), "");
 }
+
+#[test]
+fn every_encrypted_file_arrives_exactly_once_through_resets_5xx_429_stalls_and_cut_answers() {
+    let env = Env::new();
+    let garage = Garage::start(&env.tmp.path().join("garage"));
+    let proxy = Proxy::start(garage.s3_port);
+    let id = Identity::new(env.tmp.path());
+    add_encrypted_garage(&env, proxy.port, &id, &id.file, None).ok();
+    let mut want = BTreeMap::new();
+    for i in 0..20 {
+        let data = bytes(&format!("f{i}"), 50_000 + i * 7_919);
+        env.write(&format!("f{i:02}.jpg"), &data);
+        want.insert(format!("A/f{i:02}.jpg.age"), hash(&data));
+    }
+    let video = bytes("faulty encrypted video", 70 * 1024 * 1024);
+    env.write("clip.mov", &video);
+    want.insert("A/clip.mov.age".into(), hash(&video));
+    env.watch(&["--album", "A", "--dest", "garage"]);
+    proxy.inject(25, crate::proxy::EVERY_FAULT, SECS(4));
+    sync_until_clean(&mut with_secrets(&env, &id));
+    env.assert_retries_logged_and_bounded(proxy.faults());
+    assert_exactly(&decrypted_objects(&garage, &id), &want);
+    assert_eq!(garage.unfinished_uploads(), "");
+}
+
+/// WsgiDAV, which keeps the dates Shoebox sends, so that the restore's
+/// dates are the photos'.
+#[test]
+fn a_webdav_server_holds_only_age_files_and_a_new_computer_restores_them() {
+    use crate::dav_servers::{DavServer, Server};
+    use crate::webdav::{PASS, USER};
+    let env = Env::new();
+    let server = DavServer::start(Server::WsgiDav, &env.tmp.path().join("wsgidav"));
+    let id = Identity::new(env.tmp.path());
+    let with_secrets = |env: &Env| {
+        let mut c = env.cmd();
+        c.env("SHOEBOX_IDENTITY_DAV", &id.secret)
+            .env("SHOEBOX_SECRET_DAV", PASS);
+        c
+    };
+    let add = |env: &Env| {
+        run_within(
+            with_secrets(env)
+                .args(["dest", "add", "dav", "webdav", "--url", &server.url()])
+                .args(["--user", USER, "--allow-insecure-http", "--identity"])
+                .arg(&id.file),
+            SECS(60),
+            "dest add dav",
+        )
+        .ok()
+    };
+    add(&env);
+    let want = crate::restore::photos(&env);
+    env.watch(&["--mode", "per-folder", "--dest", "dav"]);
+    run_within(
+        with_secrets(&env).args(["sync", "--json", "--settle", "100ms"]),
+        SECS(120),
+        "shoebox sync",
+    )
+    .ok();
+    assert_eq!(
+        server.albums().into_keys().collect::<Vec<_>>(),
+        [
+            "Trip one/a b.jpg.age",
+            "Trip one/clip.mov.age",
+            "Z\u{fc}rich/c.jpg.age"
+        ]
+    );
+    let sealed = fs::read(server.root.join("photos/Trip one/a b.jpg.age")).unwrap();
+    assert_eq!(hash(&id.decrypt(&sealed)), want["Trip one/a b.jpg"]);
+
+    let laptop = Env::new();
+    add(&laptop);
+    let out = laptop.tmp.path().join("Restored");
+    crate::restore::restore_scenario(&out, &want, &|| {
+        run_within(
+            with_secrets(&laptop)
+                .args(["restore", "--dest", "dav", "--json", "--to"])
+                .arg(&out),
+            SECS(120),
+            "shoebox restore",
+        )
+    });
+}
