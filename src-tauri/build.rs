@@ -29,6 +29,7 @@ fn main() {
             "test_destination",
             "remove_destination",
             "restore_destination",
+            "export_key",
         ]));
     tauri_build::try_build(attrs).expect("tauri-build failed");
 }

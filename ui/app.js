@@ -356,17 +356,21 @@ async function renderDestinations() {
       actions.append(el('button', { type: 'button', class: 'edit-dest-btn', text: 'Edit…', onclick: () => openDest(d) }));
     }
     actions.append(el('button', { type: 'button', class: 'restore-dest-btn', text: 'Restore…', onclick: () => openRestore(d.name) }));
+    if (d.encrypted_to) {
+      actions.append(el('button', { type: 'button', class: 'export-key-btn', text: 'Export key…', onclick: () => openExportKey(d.name) }));
+    }
     if (d.name !== 'library') {
       actions.append(el('button', { type: 'button', class: 'remove-dest-btn', text: 'Remove',
         onclick: () => call('remove_destination', { name: d.name }).then(renderDestinations) }));
     }
-    for (const b of actions.querySelectorAll('.edit-dest-btn, .remove-dest-btn')) b.disabled = ro;
+    for (const b of actions.querySelectorAll('.edit-dest-btn, .remove-dest-btn, .export-key-btn')) b.disabled = ro;
     const down = destDown(d.name);
     list.append(el('li', { class: 'dest-row', 'data-name': d.name },
       el('div', { class: 'watch-head' }, el('span', { class: 'folder', text: d.name }),
         el('span', { class: 'state', text: KIND_TEXT[d.kind] || d.kind }),
         down ? el('span', { class: 'state dest-down', text: DEST_DOWN_TEXT[down.code] || 'unavailable' }) : null),
-      el('div', { class: 'meta', text: where || '' }),
+      el('div', { class: 'meta', text: (where || '') + (d.encrypted_to ? ' · encrypted (age)' : '') }),
+      d.key_not_exported ? el('div', { class: 'detail key-warning', text: 'Its key was never exported: if this computer is lost, so is the backup. Export it now.' }) : null,
       down ? el('div', { class: 'detail dest-down', text: down.message }) : null, actions, checks));
   }
   $('#add-dest-btn').disabled = ro;
@@ -432,6 +436,8 @@ function openDest(existing) {
     $('#dest-cert').placeholder = '/path/to/server-certificate.pem';
   }
   $('#dest-forget-cert-row').hidden = !(existing && existing.pinned_certificate);
+  $('#dest-encrypt-row').hidden = !!existing;
+  $('#dest-encrypt-key').hidden = true;
   showKind();
   $('#dest-dialog').showModal();
   (existing ? $('#dest-url') : $('#dest-name')).focus();
@@ -445,6 +451,7 @@ $('#dest-trust').addEventListener('click', () => {
   $('#dest-form').requestSubmit();
 });
 $('#dest-cancel').addEventListener('click', () => $('#dest-dialog').close());
+$('#dest-encrypt').addEventListener('change', () => { $('#dest-encrypt-key').hidden = !$('#dest-encrypt').checked; });
 $('#dest-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const form = {
@@ -456,15 +463,24 @@ $('#dest-form').addEventListener('submit', async (e) => {
     port: Number($('#dest-port').value) || 22, remotePath: $('#dest-remote-path').value,
     signIn: $('#dest-sign-in').value, keyFile: $('#dest-key-file').value,
     trustHostKey: editing ? $('#dest-new-host-key').value : trustedHostKey,
+    encrypt: !editing && $('#dest-encrypt').checked,
+    identityFile: $('#dest-identity').value, identityPassphrase: $('#dest-identity-pass').value,
   };
   try {
     const done = editing
       ? await invoke('edit_destination', { edit: form })
       : await invoke('add_destination', { dest: form });
     $('#dest-secret').value = '';
+    $('#dest-identity-pass').value = '';
     $('#dest-dialog').close();
-    for (const n of done.notices) toast(n);
     renderDestinations();
+    if (done.dest.key_not_exported) {
+      // A new key: the user is told, before anything is backed up, that
+      // losing it loses the backup, and asked to export it now.
+      openExportKey(done.dest.name);
+    } else {
+      for (const n of done.notices) toast(n);
+    }
   } catch (err) {
     if (err.code === 'host_key_unknown') {
       // A server seen for the first time: its fingerprint is shown and the
@@ -479,6 +495,51 @@ $('#dest-form').addEventListener('submit', async (e) => {
     $('#dest-host-key').hidden = true;
     $('#dest-error').textContent = err.message || String(err);
     $('#dest-error').hidden = false;
+  }
+});
+
+// ---- the key of an encrypted destination ---------------------------------------
+
+let exporting = null;
+
+function openExportKey(name) {
+  exporting = name;
+  $('#key-form').reset();
+  $('#key-title').textContent = `Export the key of ${name}`;
+  $('#key-warning').textContent = `Everything backed up to ${name} is encrypted with a key that only this computer holds. `
+    + 'Save it to a file protected by a passphrase, and keep the file and the passphrase away from this computer: '
+    + 'in a password manager, or on a USB stick in a drawer. If this computer is lost and the key file is too, '
+    + 'the backup is lost: no one, not even Shoebox, can decrypt it.';
+  $('#key-out').value = `~/shoebox-${name.replace(/[^A-Za-z0-9._-]/g, '_')}-key.age`;
+  $('#key-done').hidden = true;
+  $('#key-error').hidden = true;
+  $('#key-ok').disabled = false;
+  $('#key-cancel').textContent = 'Later';
+  $('#key-dialog').showModal();
+  $('#key-pass').focus();
+}
+
+$('#key-cancel').addEventListener('click', () => $('#key-dialog').close());
+$('#key-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('#key-error').hidden = true;
+  if ($('#key-pass').value !== $('#key-pass-again').value) {
+    $('#key-error').textContent = 'The two passphrases differ.';
+    $('#key-error').hidden = false;
+    return;
+  }
+  try {
+    const path = await invoke('export_key', { name: exporting, to: $('#key-out').value, passphrase: $('#key-pass').value });
+    $('#key-pass').value = '';
+    $('#key-pass-again').value = '';
+    $('#key-done').textContent = `Saved to ${path}. To read any file of the backup without Shoebox: age -d -i ${path} FILE.age`;
+    $('#key-done').hidden = false;
+    $('#key-ok').disabled = true;
+    $('#key-cancel').textContent = 'Close';
+    renderDestinations();
+  } catch (err) {
+    $('#key-error').textContent = err.message || String(err);
+    $('#key-error').hidden = false;
   }
 });
 

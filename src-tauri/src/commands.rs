@@ -346,6 +346,14 @@ pub struct NewDestination {
     key_file: String,
     #[serde(default)]
     trust_host_key: String,
+    /// Encrypt everything it will hold: with a new key, or with the key
+    /// file (and its passphrase) of an existing backup.
+    #[serde(default)]
+    encrypt: bool,
+    #[serde(default)]
+    identity_file: String,
+    #[serde(default)]
+    identity_passphrase: String,
 }
 
 fn ssh_port() -> u16 {
@@ -368,10 +376,7 @@ fn sftp_sign_in(dest: &NewDestination) -> Res<shoebox_core::SftpSignIn> {
         SshAuth::Key => {
             let file = non_empty(&dest.key_file)
                 .ok_or_else(|| invalid("invalid", "name the private key file"))?;
-            let path = match file.strip_prefix("~/") {
-                Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
-                None => PathBuf::from(&file),
-            };
+            let path = home_relative(&file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 invalid(
                     "invalid",
@@ -464,10 +469,77 @@ pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestA
     if pem.is_some() {
         info = engine.pin_certificate(&info.name, pem)?;
     }
+    let mut notices = notices;
+    if dest.encrypt {
+        // Encrypted from the start, or not added at all: nothing may go to
+        // it in the clear by mistake.
+        let encrypted = key_source(&dest).and_then(|key| {
+            engine
+                .encrypt_destination(&info.name, key)
+                .map_err(UiError::from)
+        });
+        match encrypted {
+            Ok((_, more)) => notices.extend(more),
+            Err(e) => {
+                let _ = engine.remove_destination(&info.name);
+                return Err(e);
+            }
+        }
+        info = engine
+            .destinations()?
+            .into_iter()
+            .find(|d| d.name == info.name)
+            .unwrap_or(info);
+    }
     Ok(DestAdded {
         dest: info,
         notices,
     })
+}
+
+/// The key a new encrypted destination gets, from the form.
+fn key_source(dest: &NewDestination) -> Res<shoebox_core::KeySource> {
+    let Some(file) = non_empty(&dest.identity_file) else {
+        return Ok(shoebox_core::KeySource::New);
+    };
+    let path = home_relative(&file);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        invalid(
+            "invalid",
+            format!("the key file {file} cannot be read: {e}"),
+        )
+    })?;
+    Ok(shoebox_core::KeySource::File {
+        bytes,
+        passphrase: non_empty(&dest.identity_passphrase),
+    })
+}
+
+/// A path the user typed, with `~/` meaning their home folder.
+fn home_relative(path: &str) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
+        None => PathBuf::from(path),
+    }
+}
+
+/// Writes an encrypted destination's key file, protected by `passphrase`
+/// (never over an existing file). Returns the file's path.
+#[tauri::command]
+pub fn export_key(
+    host: State<'_, Host>,
+    name: String,
+    to: String,
+    passphrase: String,
+) -> Res<String> {
+    writable(&host)?;
+    let to = non_empty(&to).ok_or_else(|| invalid("invalid", "name the key file to write"))?;
+    let path = home_relative(&to);
+    host.engine
+        .lock()
+        .expect("lock")
+        .export_key(&name, &passphrase, &path)?;
+    Ok(path.display().to_string())
 }
 
 /// Changes to a destination's connection, as the "Edit" form sends them.

@@ -85,6 +85,7 @@ pub fn run() {
             commands::test_destination,
             commands::remove_destination,
             commands::restore_destination,
+            commands::export_key,
         ])
         .setup(move |app| {
             let host = match Host::start(app.handle(), args.home.clone()) {

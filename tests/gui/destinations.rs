@@ -388,3 +388,91 @@ fn a_server_with_its_own_certificate_is_refused_until_it_is_pinned_in_the_window
         t.contains("certificate is not trusted")
     });
 }
+
+/// An encrypted destination in the window: the switch in the form, the
+/// key in the Secret Service, the warning before anything is backed up,
+/// and the exported key file, which stock `age` opens with its passphrase.
+#[test]
+fn an_encrypted_destination_is_added_and_its_key_exported_in_the_window() {
+    let sb = Sandbox::new();
+    start_keyring();
+    let folder = sb.tmp.path().join("Vault");
+    std::fs::create_dir_all(&folder).unwrap();
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#tab-destinations");
+    wd.wait_text("#dest-list", secs(10), |t| t.contains("library"));
+    wd.click("#add-dest-btn");
+    wd.type_into("#dest-name", "vault");
+    wd.type_into("#dest-path", folder.to_str().unwrap());
+    assert!(!wd.displayed("#dest-identity"), "no key file asked for yet");
+    wd.click("#dest-encrypt");
+    assert!(wd.displayed("#dest-identity"), "a key file may be given");
+    wd.click("#dest-confirm");
+    // At once: what losing the key means, and the way to keep it.
+    wd.wait_text("#key-warning", secs(10), |t| {
+        t.contains("vault") && t.contains("the backup is lost")
+    });
+    let identity = {
+        let out = Command::new("secret-tool")
+            .args([
+                "lookup",
+                "service",
+                "app.shoebox",
+                "username",
+                "identity:vault",
+            ])
+            .output()
+            .expect("secret-tool is installed (scripts/install-deps)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+            .map(str::to_string)
+            .expect("the new key is in the Secret Service")
+    };
+    wd.screenshot("export-key");
+    wd.click("#key-cancel");
+    let row = ".dest-row[data-name='vault']";
+    wd.wait_text(row, secs(10), |t| {
+        t.contains("encrypted (age)") && t.contains("never exported")
+    });
+
+    wd.click(&format!("{row} .export-key-btn"));
+    let key_file = sb.tmp.path().join("vault-key.age");
+    wd.type_into("#key-out", key_file.to_str().unwrap());
+    wd.type_into("#key-pass", "drawer passphrase");
+    wd.type_into("#key-pass-again", "another one");
+    wd.click("#key-ok");
+    wd.wait_text("#key-error", secs(10), |t| t.contains("differ"));
+    wd.type_into("#key-pass-again", "drawer passphrase");
+    wd.click("#key-ok");
+    wd.wait_text("#key-done", secs(10), |t| t.contains("age -d -i"));
+    wd.click("#key-cancel");
+    wd.wait_text(row, secs(10), |t| !t.contains("never exported"));
+
+    // Stock age opens the key file with its passphrase (on a terminal, so
+    // under `script`): it holds the key from the keyring.
+    let plain = sb.tmp.path().join("key.txt");
+    let mut script = Command::new("script")
+        .args([
+            "-qec",
+            &format!("age -d -o '{}' '{}'", plain.display(), key_file.display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script and age are installed (scripts/install-deps)");
+    use std::io::Write;
+    script
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"drawer passphrase\n")
+        .unwrap();
+    wait_until(secs(60), "age to decrypt the key file", || {
+        script.try_wait().unwrap().is_some()
+    });
+    let text = std::fs::read_to_string(&plain).unwrap();
+    assert!(text.lines().any(|l| l == identity), "{text}");
+}

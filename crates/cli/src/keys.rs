@@ -3,7 +3,7 @@
 //! `dest export-key`. Passphrases are asked for on the terminal, or read
 //! from standard input with --passphrase-stdin.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -134,11 +134,7 @@ pub fn export(engine: &Engine, cmd: &ExportCommand) -> Result<()> {
         }
         first
     };
-    let file = engine.export_key(&cmd.name, &passphrase)?;
-    let mut out = new_private_file(&cmd.out)?;
-    out.write_all(&file)
-        .and_then(|()| out.sync_all())
-        .with_context(|| format!("could not write {}", cmd.out.display()))?;
+    engine.export_key(&cmd.name, &passphrase, &cmd.out)?;
     println!(
         "wrote the key of {} to {}. Keep it, and its passphrase, away from this computer; \
          `age -d -i {} FILE.age` decrypts any file of the backup, even without Shoebox",
@@ -147,20 +143,6 @@ pub fn export(engine: &Engine, cmd: &ExportCommand) -> Result<()> {
         cmd.out.display()
     );
     Ok(())
-}
-
-/// A new file only its owner can read; never over an existing one.
-fn new_private_file(path: &Path) -> Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).with_context(|| {
-        format!(
-            "could not create {} (an existing file is never replaced; choose another name)",
-            path.display()
-        )
-    })
 }
 
 /// A passphrase from standard input (one line) or the terminal.

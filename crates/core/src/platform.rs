@@ -187,6 +187,17 @@ pub fn new_file_permissions() -> Option<std::fs::Permissions> {
     }
 }
 
+/// Creates a new file only its owner can read (a key file), never over an
+/// existing one. Elsewhere than on Unix, the folder's own access rules
+/// apply (a user's profile folder is private on Windows).
+pub fn create_private_file(path: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// The identity of a directory (device, inode), used to notice that a
 /// watched root was replaced or that a drive is no longer mounted there.
 pub fn dir_identity(meta: &Metadata) -> (u64, u64) {

@@ -44,8 +44,9 @@ pub fn key_warning(dest: &str) -> String {
 impl Engine {
     /// Encrypts everything the destination will hold with an age key: a new
     /// one, or the key of an existing backup. Only a destination that holds
-    /// nothing yet can be encrypted (the library before its first backup,
-    /// a destination just added). Returns the public key and notices.
+    /// nothing and that no watch uses yet can be encrypted (a destination
+    /// just added, the library before its first watch), so that no engine
+    /// is sending files to it meanwhile. Returns the public key and notices.
     pub fn encrypt_destination(&self, name: &str, key: KeySource) -> Result<(String, Vec<String>)> {
         let Some(row) = self.store.destination_by_name(name)? else {
             return Err(Error::Invalid(format!(
@@ -64,6 +65,13 @@ impl Engine {
                  point the watches at it"
             )));
         }
+        if let Some(w) = self.store.watches()?.iter().find(|w| w.dest_id == row.id) {
+            return Err(Error::Invalid(format!(
+                "destination {name} is used by the watch of {}: encrypt a destination before any \
+                 watch uses it (remove the watch, encrypt, then add it again)",
+                w.root.display()
+            )));
+        }
         let new = matches!(key, KeySource::New);
         let key = match key {
             KeySource::New => AgeKey::generate(),
@@ -71,7 +79,6 @@ impl Engine {
                 AgeKey::from_key_file(&bytes, passphrase.as_deref()).map_err(key_file_error)?
             }
         };
-        let _lock = self.lock("dest encrypt")?;
         let var = Slot::Identity.env_var(name);
         let mut notices = Vec::new();
         if let Err(e) = crate::secrets::store_in(Slot::Identity, name, &key.identity_text()) {
@@ -106,9 +113,10 @@ impl Engine {
         Ok((key.recipient(), notices))
     }
 
-    /// The destination's key file, protected by `passphrase`, which stock
-    /// `age -d -i FILE` can use. Records that the key was exported.
-    pub fn export_key(&self, name: &str, passphrase: &str) -> Result<Vec<u8>> {
+    /// Writes the destination's key file to `to` (a new file only its owner
+    /// can read), protected by `passphrase`: stock `age -d -i FILE` can use
+    /// it. Records that the key was exported.
+    pub fn export_key(&self, name: &str, passphrase: &str, to: &Path) -> Result<()> {
         let Some(row) = self.store.destination_by_name(name)? else {
             return Err(Error::Invalid(format!(
                 "there is no destination named {name:?}; see `shoebox dest list`"
@@ -127,9 +135,26 @@ impl Engine {
             ));
         }
         let key = crate::dest::key_of(&row, recipient)?;
-        let file = key.export(passphrase);
+        let io_err = |what, source| Error::Io {
+            what,
+            path: to.to_path_buf(),
+            source,
+        };
+        let mut file = crate::platform::create_private_file(to).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Invalid(format!(
+                    "{} already exists, and an existing file is never replaced: choose another name",
+                    to.display()
+                ))
+            } else {
+                io_err("could not create the key file", e)
+            }
+        })?;
+        std::io::Write::write_all(&mut file, &key.export(passphrase))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_err("could not write the key file", e))?;
         self.store.set_key_exported(row.id)?;
-        Ok(file)
+        Ok(())
     }
 
     /// Encrypted destinations whose key was never exported.
