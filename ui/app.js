@@ -369,7 +369,7 @@ async function renderDestinations() {
       el('div', { class: 'watch-head' }, el('span', { class: 'folder', text: d.name }),
         el('span', { class: 'state', text: KIND_TEXT[d.kind] || d.kind }),
         down ? el('span', { class: 'state dest-down', text: DEST_DOWN_TEXT[down.code] || 'unavailable' }) : null),
-      el('div', { class: 'meta', text: (where || '') + (d.encrypted_to ? ' · encrypted (age)' : '') }),
+      el('div', { class: 'meta', text: (where || '') + (d.encrypted_to ? ` · encrypted (age)${d.names_hidden ? ', names hidden' : ''}` : '') }),
       d.key_not_exported ? el('div', { class: 'detail key-warning', text: 'Its key was never exported: if this computer is lost, so is the backup. Export it now.' }) : null,
       down ? el('div', { class: 'detail dest-down', text: down.message }) : null, actions, checks));
   }
@@ -464,6 +464,7 @@ $('#dest-form').addEventListener('submit', async (e) => {
     signIn: $('#dest-sign-in').value, keyFile: $('#dest-key-file').value,
     trustHostKey: editing ? $('#dest-new-host-key').value : trustedHostKey,
     encrypt: !editing && $('#dest-encrypt').checked,
+    encryptNames: !editing && $('#dest-encrypt').checked && $('#dest-encrypt-names').checked,
     identityFile: $('#dest-identity').value, identityPassphrase: $('#dest-identity-pass').value,
   };
   try {

@@ -350,6 +350,9 @@ pub struct NewDestination {
     /// file (and its passphrase) of an existing backup.
     #[serde(default)]
     encrypt: bool,
+    /// Hide album and file names too.
+    #[serde(default)]
+    encrypt_names: bool,
     #[serde(default)]
     identity_file: String,
     #[serde(default)]
@@ -475,7 +478,7 @@ pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestA
         // it in the clear by mistake.
         let encrypted = key_source(&dest).and_then(|key| {
             engine
-                .encrypt_destination(&info.name, key)
+                .encrypt_destination(&info.name, key, dest.encrypt_names)
                 .map_err(UiError::from)
         });
         match encrypted {

@@ -268,6 +268,18 @@ pub fn add_encrypted_garage(
     key_file: &Path,
     passphrase: Option<&str>,
 ) -> Run {
+    add_encrypted_garage_with(env, port, id, key_file, passphrase, &[])
+}
+
+/// [`add_encrypted_garage`] with more arguments.
+fn add_encrypted_garage_with(
+    env: &Env,
+    port: u16,
+    id: &Identity,
+    key_file: &Path,
+    passphrase: Option<&str>,
+    extra: &[&str],
+) -> Run {
     let mut cmd = with_secrets(env, id);
     cmd.args([
         "dest",
@@ -287,7 +299,8 @@ pub fn add_encrypted_garage(
         "--allow-insecure-http",
     ])
     .arg("--identity")
-    .arg(key_file);
+    .arg(key_file)
+    .args(extra);
     let mut input = format!("{SECRET}\n");
     if let Some(p) = passphrase {
         cmd.arg("--passphrase-stdin");
@@ -668,4 +681,181 @@ fn a_webdav_server_holds_only_age_files_and_a_new_computer_restores_them() {
             "shoebox restore",
         )
     });
+}
+
+#[test]
+fn hidden_names_never_reach_the_server_and_come_back_on_a_new_computer() {
+    let env = Env::new();
+    let garage = Garage::start(&env.tmp.path().join("garage"));
+    let proxy = Proxy::start(garage.s3_port);
+    proxy.record();
+    let id = Identity::new(env.tmp.path());
+    add_encrypted_garage_with(&env, proxy.port, &id, &id.file, None, &["--encrypt-names"]).ok();
+    assert!(
+        env.run(["dest", "list"])
+            .ok()
+            .stdout
+            .contains("encrypted, names hidden")
+    );
+    let mut want = BTreeMap::new();
+    for (path, len) in [
+        ("Secret Holiday Z\u{fc}rich/IMG_4242 Grandma.jpg", 30_000),
+        ("Secret Holiday Z\u{fc}rich/clip-beach.mov", 20 << 20),
+        ("Private Album/scan-passport.jpg", 5_000),
+    ] {
+        let data = bytes(path, len);
+        env.write(path, &data);
+        want.insert(path.to_string(), hash(&data));
+    }
+    env.watch(&["--mode", "per-folder", "--dest", "garage"]);
+    assert_eq!(sync_encrypted(&env, &id)["uploaded"], 3);
+    // A rename is still a server-side move; a copy of content a copy.
+    fs::rename(
+        env.src.join("Private Album/scan-passport.jpg"),
+        env.src.join("Private Album/passport-renamed.jpg"),
+    )
+    .unwrap();
+    let s = sync_encrypted(&env, &id);
+    assert_eq!(s["moved"], 1, "{s}");
+    want.remove("Private Album/scan-passport.jpg");
+    want.insert(
+        "Private Album/passport-renamed.jpg".into(),
+        hash(&bytes("Private Album/scan-passport.jpg", 5_000)),
+    );
+
+    // Nothing the server received names an album or a file.
+    let wire = proxy.recorded();
+    for name in [
+        "Secret",
+        "Holiday",
+        "rich",
+        "IMG_4242",
+        "Grandma",
+        "clip-beach",
+        "Private",
+        "passport",
+    ] {
+        assert!(
+            !wire.windows(name.len()).any(|w| w == name.as_bytes()),
+            "{name} reached the server"
+        );
+    }
+    // The manifest, read with stock age alone, names every file and where
+    // it is.
+    let objects = decrypted_objects(&garage, &id);
+    let manifest_key = ".shoebox-names/manifest.age";
+    assert!(objects.contains_key(manifest_key), "{objects:?}");
+    let manifest = String::from_utf8(
+        id.decrypt(
+            &crate::s3::rclone(
+                garage.s3_port,
+                &["cat", &format!("g:{BUCKET}/{manifest_key}")],
+            )
+            .stdout,
+        ),
+    )
+    .unwrap();
+    let listed: BTreeMap<String, String> = manifest
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (name, stored) = l.split_once('\t').unwrap();
+            (name.to_string(), objects[stored].clone())
+        })
+        .collect();
+    assert_eq!(listed, want, "{manifest}");
+
+    // A new computer with the exported key file gets the names back
+    // without being told that they are hidden.
+    let key_file = env.tmp.path().join("hidden.key");
+    run_fed(
+        with_secrets(&env, &id)
+            .args([
+                "dest",
+                "export-key",
+                "garage",
+                "--passphrase-stdin",
+                "--out",
+            ])
+            .arg(&key_file),
+        Some(b"names are private too\n"),
+        SECS(60),
+        "export-key",
+    )
+    .ok();
+    let laptop = Env::new();
+    add_encrypted_garage(
+        &laptop,
+        garage.s3_port,
+        &id,
+        &key_file,
+        Some("names are private too"),
+    )
+    .ok();
+    let out = laptop.tmp.path().join("Restored");
+    let r = run_within(
+        with_secrets(&laptop, &id)
+            .args(["restore", "--dest", "garage", "--json", "--to"])
+            .arg(&out),
+        SECS(120),
+        "shoebox restore",
+    )
+    .ok();
+    assert_eq!(r.json()["restored"], 3, "{}", r.stdout);
+    assert_eq!(files_below(&out), want);
+    // And verify checks them by listing, names and all.
+    let r = run_within(
+        with_secrets(&env, &id).args(["verify", "--deep"]),
+        SECS(120),
+        "shoebox verify",
+    )
+    .ok();
+    assert!(r.stdout.contains("0 missing, 0 damaged"), "{}", r.stdout);
+}
+
+#[test]
+fn a_running_engine_keeps_the_manifest_of_hidden_names_and_completes_it_when_it_stops() {
+    let env = Env::new();
+    let id = Identity::new(env.tmp.path());
+    let vault = env.tmp.path().join("vault");
+    fs::create_dir(&vault).unwrap();
+    let key = [("SHOEBOX_IDENTITY_VAULT", id.secret.as_str())];
+    run_within(
+        env.cmd()
+            .envs(key)
+            .args(["dest", "add", "vault", "local", "--encrypt-names", "--path"])
+            .arg(&vault)
+            .arg("--identity")
+            .arg(&id.file),
+        SECS(30),
+        "dest add",
+    )
+    .ok();
+    env.watch(&["--dest", "vault"]);
+    let manifest = || match fs::read(vault.join(".shoebox-names/manifest.age")) {
+        Ok(sealed) => String::from_utf8(id.decrypt(&sealed)).unwrap(),
+        Err(_) => String::new(),
+    };
+    let mut run = env.spawn_run_with_env(&[], &key);
+    let m = run.mark();
+    env.write("first.jpg", &bytes("first", 10_000));
+    run.wait_for(m, SECS(30), done_for("first.jpg"));
+    run.wait_until(SECS(30), || manifest().contains("/first.jpg\t"));
+
+    // Names that change soon after wait for a later pass, or for the stop.
+    let m = run.mark();
+    env.write("second.jpg", &bytes("second", 10_000));
+    run.wait_for(m, SECS(30), done_for("second.jpg"));
+    assert!(!manifest().contains("second.jpg"), "{}", manifest());
+    run.signal(libc::SIGTERM);
+    let stopped = run.wait_exit(SECS(30));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "shoebox run stops on SIGTERM: {stopped:?}"
+    );
+    let text = manifest();
+    assert!(
+        text.contains("/first.jpg\t") && text.contains("/second.jpg\t"),
+        "{text}"
+    );
 }

@@ -17,6 +17,10 @@ pub struct EncryptArgs {
     /// keyring. Export the key afterwards with `dest export-key`.
     #[arg(long, global = true)]
     encrypt: bool,
+    /// Hide album and file names too (each becomes a token; a manifest,
+    /// itself encrypted, lists them). Implies --encrypt.
+    #[arg(long, global = true)]
+    encrypt_names: bool,
     /// Encrypt with the key of an existing backup: the key file `dest
     /// export-key` wrote (or any age identity file). Implies --encrypt.
     #[arg(long, value_name = "FILE", global = true)]
@@ -30,6 +34,9 @@ pub struct EncryptArgs {
 #[derive(Debug, Args)]
 pub struct EncryptCommand {
     name: String,
+    /// Hide album and file names too.
+    #[arg(long)]
+    encrypt_names: bool,
     /// The key file of an existing backup; without it, a new key.
     #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
@@ -52,7 +59,7 @@ pub struct ExportCommand {
 
 impl EncryptArgs {
     pub fn wanted(&self) -> bool {
-        self.encrypt || self.identity.is_some()
+        self.encrypt || self.encrypt_names || self.identity.is_some()
     }
 }
 
@@ -68,6 +75,7 @@ pub fn encrypt_added(engine: &Engine, name: &str, args: &EncryptArgs) -> Result<
         name,
         args.identity.as_deref(),
         args.passphrase_stdin,
+        args.encrypt_names,
     );
     if done.is_err() {
         let _ = engine.remove_destination(name);
@@ -82,6 +90,7 @@ pub fn encrypt_command(engine: &Engine, cmd: &EncryptCommand) -> Result<()> {
         &cmd.name,
         cmd.identity.as_deref(),
         cmd.passphrase_stdin,
+        cmd.encrypt_names,
     )
 }
 
@@ -90,9 +99,10 @@ fn encrypt(
     name: &str,
     identity: Option<&Path>,
     passphrase_stdin: bool,
+    hide_names: bool,
 ) -> Result<()> {
     let (recipient, notices) = match identity {
-        None => engine.encrypt_destination(name, KeySource::New)?,
+        None => engine.encrypt_destination(name, KeySource::New, hide_names)?,
         Some(file) => {
             let bytes = std::fs::read(file)
                 .with_context(|| format!("could not read the key file {}", file.display()))?;
@@ -103,13 +113,13 @@ fn encrypt(
                 bytes: bytes.clone(),
                 passphrase,
             };
-            match engine.encrypt_destination(name, source(passphrase.clone())) {
+            match engine.encrypt_destination(name, source(passphrase.clone()), hide_names) {
                 Err(Error::KeyFile {
                     problem: KeyFileProblem::NeedsPassphrase,
                     ..
                 }) if passphrase.is_none() => {
                     let asked = read_passphrase(false, "Passphrase of the key file")?;
-                    engine.encrypt_destination(name, source(Some(asked)))?
+                    engine.encrypt_destination(name, source(Some(asked)), hide_names)?
                 }
                 other => other?,
             }

@@ -37,9 +37,10 @@ pub fn dests(list: &[DestInfo], json: bool) -> Result<()> {
             (None, Some(u), None) => u.clone(),
             _ => String::new(),
         };
+        let hidden = if d.names_hidden { ", names hidden" } else { "" };
         let encrypted = match (&d.encrypted_to, d.key_not_exported) {
             (None, _) => String::new(),
-            (Some(_), false) => " (encrypted)".to_string(),
+            (Some(_), false) => format!(" (encrypted{hidden})"),
             (Some(_), true) => {
                 format!(
                     " (encrypted; key not exported: run `shoebox dest export-key {} --out FILE`)",

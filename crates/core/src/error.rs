@@ -282,6 +282,17 @@ pub enum DestError {
          the name); the file is uploaded instead"
     )]
     CopyRefused { name: String, object: String },
+    /// A name too long to be hidden (`--encrypt-names`): its token would
+    /// not fit a file name.
+    #[error(
+        "destination {name} hides names, and {object} is too long to be hidden (at most {max} \
+         bytes): give the file or its folder a shorter name"
+    )]
+    NameTooLong {
+        name: String,
+        object: String,
+        max: usize,
+    },
 }
 
 impl DestError {

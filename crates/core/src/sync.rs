@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::deletion::{PolicyOutcome, apply_policy, delete_marked};
+use crate::dest::PassEnd;
 use crate::error::Result;
 use crate::events::Event;
 use crate::home::Home;
@@ -13,7 +14,7 @@ use crate::report::{Problem, SyncReport};
 use crate::scan::{RootCheck, check_root, mark_missing, rel_path, scan_watch};
 use crate::settle::SettleRule;
 use crate::store::{FileState, OnDelete, Store, WatchRow};
-use crate::transfer::{date_old_copies, give_up_lost_names, open_all};
+use crate::transfer::{date_old_copies, finish_pass, give_up_lost_names, open_all};
 use crate::upload::Pipeline;
 
 #[derive(Debug, Clone)]
@@ -98,6 +99,7 @@ pub fn sync(
     for (id, d) in &dests {
         report.removed += delete_marked(store, d.as_ref(), *id, emit)?;
         date_old_copies(store, d.as_ref(), *id)?;
+        finish_pass(d.as_ref(), PassEnd::Stopping);
     }
     collect_problems(store, &all, &mut report)?;
     Ok(report)

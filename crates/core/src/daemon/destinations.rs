@@ -138,6 +138,7 @@ impl Daemon<'_> {
                             if let Err(e) = date_old_copies(&store, d.as_ref(), *id) {
                                 tracing::warn!("dating the copies on {} stopped: {e}", d.name());
                             }
+                            finish_pass(d.as_ref(), PassEnd::Pass);
                         }
                         match give_up_lost_names(&store, &dests) {
                             Ok(n) => requeued = n,

@@ -20,13 +20,14 @@ use serde::Serialize;
 use crate::clock;
 use crate::coalesce::{DirtySet, Limits, Rescan};
 use crate::deletion::{PolicyOutcome, apply_policy, delete_marked};
-use crate::dest;
+use crate::dest::{self, PassEnd};
 use crate::error::Result;
 use crate::events::Event;
 use crate::home::Home;
 use crate::scan::{RootCheck, check_root, mark_missing, scan};
 use crate::settle::SettleRule;
 use crate::store::{Store, WatchRow, WatchState, now_ms, now_secs};
+use crate::transfer::finish_pass;
 use crate::upload::{Pipeline, Uploading};
 mod destinations;
 mod watches;
@@ -516,6 +517,11 @@ impl Daemon<'_> {
             if self.pipeline.handle_next(Some(until))? {
                 self.pipeline.set_paused(true);
             }
+        }
+        // What a destination keeps about the whole backup (the manifest of
+        // hidden names) is brought up to date before the engine stops.
+        for (_, d) in self.pipeline.destinations().snapshot() {
+            finish_pass(d.as_ref(), PassEnd::Stopping);
         }
         for id in self.lives.keys() {
             self.store.set_watcher(*id, None)?;

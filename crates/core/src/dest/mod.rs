@@ -32,6 +32,7 @@ pub fn open(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
         Some(recipient) => Ok(Arc::new(sealed::Sealed::new(
             plain,
             key_of(row, recipient)?,
+            row.hide_names,
         ))),
     }
 }
@@ -264,6 +265,15 @@ pub struct Listed {
 /// An object's stored bytes, being read back.
 pub type StoredBytes = Box<dyn Read + Send>;
 
+/// When [`Destination::after_pass`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassEnd {
+    /// A pass ended; more follow. Costly upkeep may wait for a later one.
+    Pass,
+    /// The engine is stopping (or a one-off `sync` ends): upkeep is due now.
+    Stopping,
+}
+
 /// A place that stores albums. It stores and returns bytes as it is given
 /// them, and knows nothing of what they mean (their content hash, or an
 /// encoding): the upload path checks what it reads back.
@@ -295,6 +305,13 @@ pub trait Destination: Send + Sync {
     /// writes of new names cannot replace anything.
     fn names_lost(&self) -> Result<Vec<(String, String)>, DestError> {
         Ok(Vec::new())
+    }
+
+    /// Called after each pass, once the pass's work is done, and once more
+    /// when the engine stops: a place for what a destination keeps about
+    /// the whole backup (the manifest of hidden names, `sealed.rs`).
+    fn after_pass(&self, _when: PassEnd) -> Result<(), DestError> {
+        Ok(())
     }
 
     /// Every object in `<album>/` with its stored length, in one request

@@ -44,6 +44,9 @@ pub struct DestInfo {
     /// Encrypted, and the key file was never exported.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub key_not_exported: bool,
+    /// Encrypted, with album and file names hidden too.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub names_hidden: bool,
 }
 
 /// What a host gives to add an SFTP destination.
@@ -146,6 +149,7 @@ impl Engine {
             }),
             encrypted_to: d.encryption.clone(),
             key_not_exported: d.encryption.is_some() && d.key_exported_at.is_none(),
+            names_hidden: d.encryption.is_some() && d.hide_names,
         }
     }
 

@@ -47,7 +47,15 @@ impl Engine {
     /// nothing and that no watch uses yet can be encrypted (a destination
     /// just added, the library before its first watch), so that no engine
     /// is sending files to it meanwhile. Returns the public key and notices.
-    pub fn encrypt_destination(&self, name: &str, key: KeySource) -> Result<(String, Vec<String>)> {
+    ///
+    /// With `hide_names`, album and file names are hidden too; a key file
+    /// exported from a destination that hid them hides them again.
+    pub fn encrypt_destination(
+        &self,
+        name: &str,
+        key: KeySource,
+        hide_names: bool,
+    ) -> Result<(String, Vec<String>)> {
         let Some(row) = self.store.destination_by_name(name)? else {
             return Err(Error::Invalid(format!(
                 "there is no destination named {name:?}; see `shoebox dest list`"
@@ -73,10 +81,12 @@ impl Engine {
             )));
         }
         let new = matches!(key, KeySource::New);
-        let key = match key {
-            KeySource::New => AgeKey::generate(),
+        let (key, hide_names) = match key {
+            KeySource::New => (AgeKey::generate(), hide_names),
             KeySource::File { bytes, passphrase } => {
-                AgeKey::from_key_file(&bytes, passphrase.as_deref()).map_err(key_file_error)?
+                let file =
+                    AgeKey::from_key_file(&bytes, passphrase.as_deref()).map_err(key_file_error)?;
+                (file.key, hide_names || file.names_hidden)
             }
         };
         let var = Slot::Identity.env_var(name);
@@ -102,7 +112,7 @@ impl Engine {
             }
         }
         self.store
-            .set_destination_encryption(row.id, Some(&key.recipient()))?;
+            .set_destination_encryption(row.id, &key.recipient(), hide_names)?;
         if new {
             notices.push(key_warning(name));
         } else {
@@ -150,7 +160,7 @@ impl Engine {
                 io_err("could not create the key file", e)
             }
         })?;
-        std::io::Write::write_all(&mut file, &key.export(passphrase))
+        std::io::Write::write_all(&mut file, &key.export(passphrase, row.hide_names))
             .and_then(|()| file.sync_all())
             .map_err(|e| io_err("could not write the key file", e))?;
         self.store.set_key_exported(row.id)?;

@@ -41,6 +41,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v11.sql")),
         M::up(include_str!("schema_v12.sql")),
         M::up(include_str!("schema_v13.sql")),
+        M::up(include_str!("schema_v14.sql")),
     ]
 }
 
@@ -62,7 +63,7 @@ fn fill_name_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookRes
     Ok(())
 }
 
-const DEST_COLUMNS: &str = "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style, tls_cert, ssh_auth, host_key, encryption, key_exported_at";
+const DEST_COLUMNS: &str = "id, name, kind, path, url, username, insecure_http, bucket, region, prefix, path_style, tls_cert, ssh_auth, host_key, encryption, key_exported_at, hide_names";
 
 /// An open store. Cheap to open; each thread that writes opens its own.
 #[derive(Debug)]
@@ -371,11 +372,17 @@ impl Store {
     }
 
     /// Records that every object of the destination is encrypted to the
-    /// age `recipient` (or, with `None`, that it is plain again).
-    pub fn set_destination_encryption(&self, id: i64, recipient: Option<&str>) -> Result<()> {
+    /// age `recipient`, with names hidden or not.
+    pub fn set_destination_encryption(
+        &self,
+        id: i64,
+        recipient: &str,
+        hide_names: bool,
+    ) -> Result<()> {
         self.exec(
-            "UPDATE destinations SET encryption = ?2, key_exported_at = NULL WHERE id = ?1",
-            params![id, recipient],
+            "UPDATE destinations SET encryption = ?2, hide_names = ?3, key_exported_at = NULL
+             WHERE id = ?1",
+            params![id, recipient, hide_names],
         )
         .map(drop)
     }
@@ -533,6 +540,8 @@ pub struct DestRow {
     pub encryption: Option<String>,
     /// When the key file was last exported, if ever.
     pub key_exported_at: Option<i64>,
+    /// Encrypted, with album and file names hidden too.
+    pub hide_names: bool,
 }
 
 /// How an SFTP destination is reached besides its address and account.
@@ -621,6 +630,7 @@ impl DestRow {
             },
             encryption: r.get(14)?,
             key_exported_at: r.get(15)?,
+            hide_names: r.get(16)?,
         })
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::deletion::forget_unconfirmed;
-use crate::dest::{self, Destination};
+use crate::dest::{self, Destination, PassEnd};
 use crate::error::{DestDown, Result};
 use crate::events::Event;
 use crate::home::Home;
@@ -273,6 +273,15 @@ pub(crate) fn give_up_lost_names(store: &Store, dests: &Destinations) -> Result<
         }
     }
     Ok(requeued)
+}
+
+/// Lets a destination finish what it keeps about a whole pass (the
+/// manifest of hidden names). A failure is logged; the next pass tries
+/// again.
+pub(crate) fn finish_pass(dest: &dyn Destination, when: PassEnd) {
+    if let Err(e) = dest.after_pass(when) {
+        tracing::warn!("could not finish the pass on {}: {e}", dest.name());
+    }
 }
 
 /// How many entries one query of [`date_old_copies`] reads.

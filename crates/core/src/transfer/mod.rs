@@ -12,7 +12,8 @@ mod destinations;
 mod ops;
 
 pub(crate) use destinations::{
-    DestinationSet, Tripped, date_old_copies, give_up_lost_names, open_all, open_destination,
+    DestinationSet, Tripped, date_old_copies, finish_pass, give_up_lost_names, open_all,
+    open_destination,
 };
 
 use std::path::PathBuf;

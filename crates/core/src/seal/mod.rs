@@ -24,6 +24,9 @@ use hmac::Mac;
 
 use crate::store::Hash;
 
+mod names;
+pub use names::NameKey;
+
 /// Plaintext bytes per STREAM chunk (the age format's fixed size).
 const CHUNK: u64 = 64 * 1024;
 /// The Poly1305 tag after every chunk.
@@ -49,6 +52,16 @@ pub fn plain_len(sealed: u64) -> Option<u64> {
     let chunks = body.div_ceil(CHUNK + TAG).max(1);
     let len = body.checked_sub(chunks * TAG)?;
     (sealed_len(len) == sealed).then_some(len)
+}
+
+/// The line of an exported key file that says the destination hides names.
+const NAMES_HIDDEN_LINE: &str = "# shoebox: names hidden";
+
+/// What a key file holds.
+pub struct KeyFile {
+    pub key: AgeKey,
+    /// The destination it was exported from hides names.
+    pub names_hidden: bool,
 }
 
 /// A destination's key: an age X25519 identity.
@@ -115,11 +128,19 @@ impl AgeKey {
 
     /// The key in a key file: an identity file, or one encrypted with a
     /// passphrase (what [`AgeKey::export`] writes).
-    pub fn from_key_file(bytes: &[u8], passphrase: Option<&str>) -> Result<AgeKey, KeyError> {
-        if !bytes.starts_with(b"age-encryption.org/v1") {
-            let text = std::str::from_utf8(bytes).map_err(|_| KeyError::NoIdentity)?;
-            return AgeKey::from_identity_text(text);
-        }
+    pub fn from_key_file(bytes: &[u8], passphrase: Option<&str>) -> Result<KeyFile, KeyError> {
+        let text = if bytes.starts_with(b"age-encryption.org/v1") {
+            Self::decrypt_key_file(bytes, passphrase)?
+        } else {
+            String::from_utf8(bytes.to_vec()).map_err(|_| KeyError::NoIdentity)?
+        };
+        Ok(KeyFile {
+            key: AgeKey::from_identity_text(&text)?,
+            names_hidden: text.lines().any(|l| l.trim() == NAMES_HIDDEN_LINE),
+        })
+    }
+
+    fn decrypt_key_file(bytes: &[u8], passphrase: Option<&str>) -> Result<String, KeyError> {
         let passphrase = passphrase.ok_or(KeyError::NeedsPassphrase)?;
         let decryptor = age::Decryptor::new(bytes).map_err(|e| KeyError::Invalid(e.to_string()))?;
         let with = age::scrypt::Identity::new(SecretString::from(passphrase.to_string()));
@@ -129,7 +150,7 @@ impl AgeKey {
             .map_err(|_| KeyError::WrongPassphrase)?
             .read_to_string(&mut text)
             .map_err(|_| KeyError::WrongPassphrase)?;
-        AgeKey::from_identity_text(&text)
+        Ok(text)
     }
 
     /// The identity file's text (what the keyring keeps).
@@ -141,6 +162,14 @@ impl AgeKey {
         )
     }
 
+    /// The key that hides this destination's names (`--encrypt-names`).
+    pub fn names(&self) -> NameKey {
+        NameKey::new(blake3::derive_key(
+            "shoebox 2026-12-01 age names",
+            &self.files,
+        ))
+    }
+
     /// The public key, `age1…`.
     pub fn recipient(&self) -> String {
         self.identity.to_public().to_string()
@@ -149,10 +178,17 @@ impl AgeKey {
     /// The key file for `shoebox dest export-key`: the identity file,
     /// encrypted with `passphrase` (age's scrypt recipient), which stock
     /// `age -d -i FILE` accepts after asking for the passphrase.
-    pub fn export(&self, passphrase: &str) -> Vec<u8> {
+    /// It records whether the destination hides names, so that a new
+    /// computer given the file reads the names too.
+    pub fn export(&self, passphrase: &str, names_hidden: bool) -> Vec<u8> {
         let text = format!(
             "# Shoebox destination key. Keep this file and its passphrase safe:\n\
-             # without them, the encrypted backup cannot be read.\n{}",
+             # without them, the encrypted backup cannot be read.\n{}{}",
+            if names_hidden {
+                format!("{NAMES_HIDDEN_LINE}\n")
+            } else {
+                String::new()
+            },
             self.identity_text()
         );
         let encryptor =
@@ -463,9 +499,10 @@ mod tests {
     #[test]
     fn an_exported_key_file_opens_with_its_passphrase_only() {
         let key = AgeKey::generate();
-        let file = key.export("correct horse");
+        let file = key.export("correct horse", true);
         let back = AgeKey::from_key_file(&file, Some("correct horse")).unwrap();
-        assert_eq!(back.recipient(), key.recipient());
+        assert_eq!(back.key.recipient(), key.recipient());
+        assert!(back.names_hidden);
         assert!(matches!(
             AgeKey::from_key_file(&file, Some("wrong")),
             Err(KeyError::WrongPassphrase)
@@ -475,7 +512,8 @@ mod tests {
             Err(KeyError::NeedsPassphrase)
         ));
         let text = AgeKey::from_key_file(key.identity_text().as_bytes(), None).unwrap();
-        assert_eq!(text.recipient(), key.recipient());
+        assert_eq!(text.key.recipient(), key.recipient());
+        assert!(!text.names_hidden);
     }
 
     #[test]
