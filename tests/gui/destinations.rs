@@ -407,6 +407,7 @@ fn an_encrypted_destination_is_added_and_its_key_exported_in_the_window() {
     assert!(!wd.displayed("#dest-identity"), "no key file asked for yet");
     wd.click("#dest-encrypt");
     assert!(wd.displayed("#dest-identity"), "a key file may be given");
+    wd.click("#dest-encrypt-names");
     wd.click("#dest-confirm");
     // At once: what losing the key means, and the way to keep it.
     wd.wait_text("#key-warning", secs(10), |t| {
@@ -433,7 +434,7 @@ fn an_encrypted_destination_is_added_and_its_key_exported_in_the_window() {
     wd.click("#key-cancel");
     let row = ".dest-row[data-name='vault']";
     wd.wait_text(row, secs(10), |t| {
-        t.contains("encrypted (age)") && t.contains("never exported")
+        t.contains("encrypted (age), names hidden") && t.contains("never exported")
     });
 
     wd.click(&format!("{row} .export-key-btn"));
@@ -475,4 +476,9 @@ fn an_encrypted_destination_is_added_and_its_key_exported_in_the_window() {
     });
     let text = std::fs::read_to_string(&plain).unwrap();
     assert!(text.lines().any(|l| l == identity), "{text}");
+    // It says the names are hidden, so a new computer reads them too.
+    assert!(
+        text.lines().any(|l| l == "# shoebox: names hidden"),
+        "{text}"
+    );
 }
