@@ -113,6 +113,14 @@ fn a_new_key_lives_in_the_keyring_and_its_exported_file_decrypts_the_backup_with
             --out "$KEY_FILE" --passphrase-stdin
         "$SHOEBOX" --home "$SB_HOME" dest list
         printf 'keyring holds: %s\n' "$(secret-tool lookup service app.shoebox username identity:drive)"
+        # The keyring loses the key: nothing is sent, and the key file puts it back.
+        secret-tool clear service app.shoebox username identity:drive
+        printf 'second photo' > "$SRC/Trip/b.jpg"
+        if "$SHOEBOX" --home "$SB_HOME" sync --settle 100ms; then echo "SYNC WITHOUT A KEY PASSED"; fi
+        test -z "$(find "$DEST" -name 'b.jpg*')"
+        printf 'a long passphrase\n' | "$SHOEBOX" --home "$SB_HOME" dest encrypt drive \
+            --identity "$KEY_FILE" --passphrase-stdin
+        "$SHOEBOX" --home "$SB_HOME" sync --settle 100ms
     "#;
     let out = Command::new("dbus-run-session")
         .args(["--", "bash", "-c", script])
@@ -146,7 +154,13 @@ fn a_new_key_lives_in_the_keyring_and_its_exported_file_decrypts_the_backup_with
         "dest list knows the key was exported: {stdout}"
     );
 
-    assert_eq!(objects_below(&dest), ["Trip/a.jpg.age"]);
+    assert!(
+        !stdout.contains("SYNC WITHOUT A KEY PASSED")
+            && stderr.contains("dest encrypt drive --identity FILE")
+            && stderr.contains("in the system keyring again"),
+        "a lost key stops the destination and its key file puts it back:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(objects_below(&dest), ["Trip/a.jpg.age", "Trip/b.jpg.age"]);
     let sealed = fs::read(dest.join("Trip/a.jpg.age")).unwrap();
     assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
     assert!(
@@ -222,6 +236,23 @@ fn a_key_file_is_checked_before_a_destination_is_added_and_plain_backups_stay_pl
     let r = add(&env, &id.file, Some(&id.secret)).ok();
     assert!(listed(&env).contains("(encrypted)"));
     assert!(!r.stderr.contains("the backup is lost"), "{}", r.stderr);
+    // Another backup's key is not given back to it.
+    let other_dir = env.tmp.path().join("other");
+    fs::create_dir_all(&other_dir).unwrap();
+    let other = Identity::new(&other_dir);
+    let r = run_within(
+        env.cmd()
+            .args(["dest", "encrypt", "d", "--identity"])
+            .arg(&other.file),
+        SECS(60),
+        "dest encrypt with another key",
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("but destination d is encrypted to age1"),
+        "{}",
+        r.stderr
+    );
 
     // A passphrase too short to protect the key file is refused.
     let key_file = env.tmp.path().join("d.key");

@@ -49,7 +49,9 @@ impl Engine {
     /// is sending files to it meanwhile. Returns the public key and notices.
     ///
     /// With `hide_names`, album and file names are hidden too; a key file
-    /// exported from a destination that hid them hides them again.
+    /// exported from a destination that hid them hides them again. For a
+    /// destination already encrypted, its key file puts the key back in
+    /// the keyring.
     pub fn encrypt_destination(
         &self,
         name: &str,
@@ -62,9 +64,7 @@ impl Engine {
             )));
         };
         if let Some(recipient) = &row.encryption {
-            return Err(Error::Invalid(format!(
-                "destination {name} is already encrypted (to {recipient})"
-            )));
+            return self.give_key_back(&row, recipient, key);
         }
         if self.store.has_entries(row.id)? {
             return Err(Error::Invalid(format!(
@@ -121,6 +121,41 @@ impl Engine {
         }
         self.home.signal_change();
         Ok((key.recipient(), notices))
+    }
+
+    /// The key file of a destination that is already encrypted, given
+    /// back after the keyring lost it (a cleared keyring, another account
+    /// on the same computer): it goes to the keyring again if it is the
+    /// destination's key.
+    fn give_key_back(
+        &self,
+        row: &DestRow,
+        recipient: &str,
+        key: KeySource,
+    ) -> Result<(String, Vec<String>)> {
+        let name = &row.name;
+        let KeySource::File { bytes, passphrase } = key else {
+            return Err(Error::Invalid(format!(
+                "destination {name} is already encrypted (to {recipient}); to give it its key \
+                 back, run `shoebox dest encrypt {name} --identity FILE` with the key file you \
+                 exported"
+            )));
+        };
+        let file = AgeKey::from_key_file(&bytes, passphrase.as_deref()).map_err(key_file_error)?;
+        if file.key.recipient() != recipient {
+            return Err(Error::Invalid(format!(
+                "the key file holds the key {}, but destination {name} is encrypted to \
+                 {recipient}: give the key file exported for {name}",
+                file.key.recipient()
+            )));
+        }
+        crate::secrets::store_in(Slot::Identity, name, &file.key.identity_text())?;
+        self.store.set_key_exported(row.id)?;
+        self.home.signal_change();
+        Ok((
+            recipient.to_string(),
+            vec![format!("the key of {name} is in the system keyring again")],
+        ))
     }
 
     /// Writes the destination's key file to `to` (a new file only its owner
