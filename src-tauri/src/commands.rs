@@ -620,7 +620,7 @@ pub async fn restore_destination(
     let restored = tauri::async_runtime::spawn_blocking(move || {
         let engine = shoebox_core::Engine::open(home)?;
         let opts = shoebox_core::RestoreOptions {
-            dest: name,
+            dest: Some(name),
             albums: Vec::new(),
             paths: Vec::new(),
             to: PathBuf::from(to),

@@ -103,16 +103,40 @@ fn a_new_laptop_restores_everything_from_an_sftp_server() {
     let laptop = Env::new();
     crate::sftp::add_dest(&laptop, &server);
     let out = laptop.tmp.path().join("Restored");
+    // No --dest: the one destination besides the library.
     let restore = || {
         run_within(
             crate::sftp::shoebox(&laptop, &key)
-                .args(["restore", "--dest", "ssh", "--json", "--to"])
+                .args(["restore", "--json", "--to"])
                 .arg(&out),
             SECS(120),
             "shoebox restore",
         )
     };
     restore_scenario(&out, &want, &restore);
+    // With two, it asks which.
+    let usb = laptop.tmp.path().join("usb");
+    fs::create_dir_all(&usb).unwrap();
+    laptop
+        .run([
+            "dest",
+            "add",
+            "usb",
+            "local",
+            "--path",
+            usb.to_str().unwrap(),
+        ])
+        .ok();
+    let r = restore();
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("say which destination to restore from with --dest: library, ")
+            && r.stderr.contains("ssh")
+            && r.stderr.contains("usb"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -89,8 +89,10 @@ enum Command {
     Restore {
         /// The destination to restore from (on a new machine, add it first
         /// with `dest add`, with the backup's address and credentials).
+        /// Without it: the one destination besides the library, or the
+        /// library when there is no other.
         #[arg(long)]
-        dest: String,
+        dest: Option<String>,
         /// Only this album (repeat for more).
         #[arg(long = "album", value_name = "ALBUM")]
         albums: Vec<String>,

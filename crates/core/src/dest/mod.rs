@@ -366,6 +366,18 @@ pub trait Destination: Send + Sync {
         len: u64,
     ) -> Result<Option<StoredBytes>, DestError>;
 
+    /// [`Destination::read_back`], with the object's date where the answer
+    /// carries it (S3's `mtime` metadata), so that `restore` needs no
+    /// second request for it. `None` for the date: ask `stored_modified`.
+    fn read_back_dated(
+        &self,
+        album: &str,
+        name: &str,
+        len: u64,
+    ) -> Result<Option<(StoredBytes, Option<std::time::SystemTime>)>, DestError> {
+        Ok(self.read_back(album, name, len)?.map(|b| (b, None)))
+    }
+
     /// Streams `source` (`upload.len` bytes) into a staged object for
     /// `<album>/<name>`; returns the staged upload and the bytes written.
     fn stage(

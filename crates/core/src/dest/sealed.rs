@@ -284,15 +284,27 @@ impl Destination for Sealed {
         name: &str,
         len: u64,
     ) -> Result<Option<StoredBytes>, DestError> {
+        Ok(self.read_back_dated(album, name, len)?.map(|(b, _)| b))
+    }
+
+    fn read_back_dated(
+        &self,
+        album: &str,
+        name: &str,
+        len: u64,
+    ) -> Result<Option<(StoredBytes, Option<std::time::SystemTime>)>, DestError> {
         let (album, name) = self.stored(album, name)?;
-        let Some(sealed) = self.inner.read_back(&album, &name, sealed_len(len))? else {
+        let Some((sealed, modified)) =
+            self.inner.read_back_dated(&album, &name, sealed_len(len))?
+        else {
             return Ok(None);
         };
-        match self.key.open(sealed) {
-            Ok(plain) => Ok(Some(Box::new(plain))),
+        let plain: StoredBytes = match self.key.open(sealed) {
+            Ok(plain) => Box::new(plain),
             // Not an age file for this key: it reads as what it is.
-            Err(e) => Ok(Some(Box::new(Unreadable(Some(e))))),
-        }
+            Err(e) => Box::new(Unreadable(Some(e))),
+        };
+        Ok(Some((plain, modified)))
     }
 
     fn stage(

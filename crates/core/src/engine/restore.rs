@@ -13,7 +13,9 @@ use crate::error::DestError;
 /// What to restore, and where.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    pub dest: String,
+    /// The destination; `None`: the one destination besides the library
+    /// (as on a new computer), or the library when it is the only one.
+    pub dest: Option<String>,
     /// Only these albums (all by default).
     pub albums: Vec<String>,
     /// Only files whose `album/name` matches one of these globs (`*` stays
@@ -77,13 +79,7 @@ impl Engine {
         opts: &RestoreOptions,
         on: &mut dyn FnMut(&RestoreEvent),
     ) -> Result<RestoreReport> {
-        let row = self.store.destination_by_name(&opts.dest)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "there is no destination named {:?}; add it first (`shoebox dest add`), with \
-                 the address and credentials of the backup",
-                opts.dest
-            ))
-        })?;
+        let row = self.restore_source(opts.dest.as_deref())?;
         let d = dest::open(&self.home, &row)?;
         let failed = |e: DestError| Error::Invalid(e.to_string());
         d.reach().map_err(failed)?;
@@ -124,45 +120,128 @@ impl Engine {
             files: plan.iter().map(|(_, o)| o.len() as u64).sum(),
             bytes: plan.iter().flat_map(|(_, o)| o).map(|o| o.len).sum(),
         });
-        let mut report = RestoreReport::default();
+        let mut jobs = Vec::new();
         for (album, objects) in plan {
             let dir = opts.to.join(&album);
             fs::create_dir_all(&dir).map_err(|e| Error::io("create the folder", &dir, e))?;
             remove_unfinished(&dir);
-            for o in objects {
-                match restore_one(d.as_ref(), &album, &o, &dir) {
-                    Ok((path, outcome)) => {
-                        match outcome {
-                            Restored::Restored => report.restored += 1,
-                            Restored::Renamed => report.renamed += 1,
-                            Restored::AlreadyThere => report.already_there += 1,
-                        }
-                        if outcome != Restored::AlreadyThere {
-                            report.bytes += o.len;
-                        }
-                        on(&RestoreEvent::File {
-                            album: album.clone(),
-                            name: o.name.clone(),
-                            path: path.display().to_string(),
-                            bytes: o.len,
-                            outcome,
-                        });
-                    }
-                    // The whole destination went away: stop here.
-                    Err(Failure::Dest(e)) if e.is_destination_wide() => return Err(failed(e)),
-                    Err(e) => {
-                        report.failed += 1;
-                        on(&RestoreEvent::Failed {
-                            album: album.clone(),
-                            name: o.name.clone(),
-                            error: e.to_string(),
-                        });
+            jobs.extend(objects.into_iter().map(|o| (album.clone(), o, dir.clone())));
+        }
+        let mut report = RestoreReport::default();
+        let mut stopped = None;
+        restore_all(d.as_ref(), jobs, |album, o, result| match result {
+            Ok((path, outcome)) => {
+                match outcome {
+                    Restored::Restored => report.restored += 1,
+                    Restored::Renamed => report.renamed += 1,
+                    Restored::AlreadyThere => report.already_there += 1,
+                }
+                if outcome != Restored::AlreadyThere {
+                    report.bytes += o.len;
+                }
+                on(&RestoreEvent::File {
+                    album: album.to_string(),
+                    name: o.name.clone(),
+                    path: path.display().to_string(),
+                    bytes: o.len,
+                    outcome,
+                });
+                true
+            }
+            // The whole destination went away: stop here.
+            Err(Failure::Dest(e)) if e.is_destination_wide() => {
+                stopped = Some(failed(e));
+                false
+            }
+            Err(e) => {
+                report.failed += 1;
+                on(&RestoreEvent::Failed {
+                    album: album.to_string(),
+                    name: o.name.clone(),
+                    error: e.to_string(),
+                });
+                true
+            }
+        });
+        match stopped {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+}
+
+impl Engine {
+    /// The destination a restore reads: the one named, or the only one
+    /// there can be.
+    fn restore_source(&self, name: Option<&str>) -> Result<crate::store::DestRow> {
+        if let Some(name) = name {
+            return self.store.destination_by_name(name)?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "there is no destination named {name:?}; add it first (`shoebox dest add`), \
+                     with the address and credentials of the backup"
+                ))
+            });
+        }
+        let all = self.store.destinations()?;
+        let others: Vec<_> = all.iter().filter(|d| d.name != LIBRARY_DEST).collect();
+        match others.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => all.into_iter().next().ok_or_else(|| {
+                Error::Invalid("there is no destination to restore from".to_string())
+            }),
+            _ => Err(Error::Invalid(format!(
+                "say which destination to restore from with --dest: {}",
+                all.iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+/// Files restored at once: a download waits on the network (a round trip
+/// per object) and on the disk (an fsync per file), so a few in flight
+/// keep both busy, as `rclone --transfers 4` does.
+const RESTORING_AT_ONCE: usize = 4;
+
+/// Restores `jobs` (album, object, folder) on a few threads, handing each
+/// outcome to `done` on the calling thread; `done` returns false to stop
+/// (files being restored then finish, no new one starts).
+fn restore_all(
+    d: &dyn Destination,
+    jobs: Vec<(String, Listed, PathBuf)>,
+    mut done: impl FnMut(&str, &Listed, Result<(PathBuf, Restored), Failure>) -> bool,
+) {
+    let queue = std::sync::Mutex::new(jobs.into_iter());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::scope(|scope| {
+        for _ in 0..RESTORING_AT_ONCE {
+            let (tx, queue, stop) = (tx.clone(), &queue, &stop);
+            scope.spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Some((album, o, dir)) = queue.lock().expect("lock").next() else {
+                        break;
+                    };
+                    let result = restore_one(d, &album, &o, &dir);
+                    if tx.send((album, o, result)).is_err() {
+                        break;
                     }
                 }
+            });
+        }
+        drop(tx);
+        for (album, o, result) in &rx {
+            if !done(&album, &o, result) {
+                // Files being restored finish (each is whole, or removed);
+                // no new one starts.
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                rx.iter().for_each(drop);
+                break;
             }
         }
-        Ok(report)
-    }
+    });
 }
 
 /// The `--path` globs as one set (`None`: every file).
@@ -223,27 +302,28 @@ fn restore_one(
             o.name
         )));
     }
-    let modified = match o.modified {
-        Some(t) => Some(t),
-        None => d.stored_modified(album, &o.name).map_err(Failure::Dest)?,
-    };
     let secs = |t: std::time::SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .ok()
     };
     // Restored before (its length and date), under its name or, where
-    // another file had that, under a number: nothing to do.
+    // another file had that, under a number: nothing to do. The date is
+    // asked for only when a file of that length is there.
+    let mut modified = o.modified;
     let member = crate::item::member(&o.name, &[]);
     for n in 1u32.. {
         let candidate = dir.join(member.numbered(n));
         let Ok(m) = fs::symlink_metadata(&candidate) else {
             break;
         };
-        if m.is_file()
-            && m.len() == o.len
-            && modified.and_then(secs) == m.modified().ok().and_then(secs)
-        {
+        if !m.is_file() || m.len() != o.len {
+            continue;
+        }
+        if modified.is_none() {
+            modified = d.stored_modified(album, &o.name).map_err(Failure::Dest)?;
+        }
+        if modified.and_then(secs) == m.modified().ok().and_then(secs) {
             return Ok((candidate, Restored::AlreadyThere));
         }
     }
@@ -253,7 +333,10 @@ fn restore_one(
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(|e| local("create a file in the folder", e))?;
-    let Some(mut stored) = d.read_back(album, &o.name, o.len).map_err(Failure::Dest)? else {
+    let Some((mut stored, sent_date)) = d
+        .read_back_dated(album, &o.name, o.len)
+        .map_err(Failure::Dest)?
+    else {
         return Err(Failure::Local(
             "it changed on the destination while the restore ran; run it again".to_string(),
         ));
@@ -275,6 +358,10 @@ fn restore_one(
         .flush()
         .and_then(|()| part.as_file().sync_all())
         .map_err(|e| local("write the file", e))?;
+    let modified = match modified.or(sent_date) {
+        Some(t) => Some(t),
+        None => d.stored_modified(album, &o.name).map_err(Failure::Dest)?,
+    };
     if let Some(t) = modified {
         part.as_file()
             .set_modified(t)

@@ -71,13 +71,19 @@ impl S3 {
     pub(super) fn mtime_of(&self, key: &str) -> Result<Option<std::time::SystemTime>, DestError> {
         let url = self.inner.ep.object_url(key, "");
         let r = self.send("look up", "HEAD", url, &[], None, &[200, 404])?;
-        Ok(r.headers()
-            .get("x-amz-meta-mtime")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|t| t.trim().parse::<f64>().ok())
-            .filter(|secs| *secs >= 0.0)
-            .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs)))
+        Ok(mtime_in(r.headers()))
     }
+}
+
+/// The date an object's `mtime` metadata holds (seconds since 1970, as
+/// rclone writes it), from a HEAD or GET answer's headers.
+pub(super) fn mtime_in(headers: &reqwest::header::HeaderMap) -> Option<std::time::SystemTime> {
+    headers
+        .get("x-amz-meta-mtime")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|secs| *secs >= 0.0 && secs.is_finite())
+        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
 }
 
 /// One page of a ListObjectsV2 answer.

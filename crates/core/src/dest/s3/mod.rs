@@ -425,11 +425,18 @@ impl Destination for S3 {
         name: &str,
         len: u64,
     ) -> Result<Option<super::StoredBytes>, DestError> {
-        let key = self.key(album, name);
-        if self.head(&key)? != Some(len) {
-            return Ok(None);
-        }
-        let url = self.inner.ep.object_url(&key, "");
+        Ok(self.read_back_dated(album, name, len)?.map(|(b, _)| b))
+    }
+
+    /// One GET: its status says whether the object exists, its length
+    /// whether it is the one asked for, and its metadata its date.
+    fn read_back_dated(
+        &self,
+        album: &str,
+        name: &str,
+        len: u64,
+    ) -> Result<Option<(super::StoredBytes, Option<std::time::SystemTime>)>, DestError> {
+        let url = self.inner.ep.object_url(&self.key(album, name), "");
         // The download's time allowance grows with the object's size.
         let get = self
             .signed("GET", url, &[])?
@@ -438,7 +445,8 @@ impl Destination for S3 {
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }
-        Ok(http::body_of(resp, len))
+        let modified = list::mtime_in(resp.headers());
+        Ok(http::body_of(resp, len).map(|b| (b, modified)))
     }
 
     fn stage(
