@@ -495,33 +495,14 @@ fn a_new_computer_restores_an_encrypted_bucket_with_the_exported_key_and_adopts_
         "{}",
         r.stderr
     );
-    let r = run_fed(
-        with_secrets(&laptop, &id)
-            .args([
-                "dest",
-                "add",
-                "garage",
-                "s3",
-                "--endpoint",
-                &format!("http://127.0.0.1:{}", garage.s3_port),
-                "--bucket",
-                BUCKET,
-                "--region",
-                "garage",
-                "--path-style",
-                "--access-key-id",
-                KEY_ID,
-                "--secret-stdin",
-                "--allow-insecure-http",
-                "--passphrase-stdin",
-            ])
-            .arg("--identity")
-            .arg(&key_file),
-        Some(format!("{SECRET}\nthe laptop was stolen\n").as_bytes()),
-        SECS(60),
-        "dest add on the laptop",
-    );
-    r.ok();
+    add_encrypted_garage(
+        &laptop,
+        garage.s3_port,
+        &id,
+        &key_file,
+        Some("the laptop was stolen"),
+    )
+    .ok();
     let out = laptop.tmp.path().join("Restored");
     let restore = || {
         run_within(
@@ -537,32 +518,7 @@ fn a_new_computer_restores_an_encrypted_bucket_with_the_exported_key_and_adopts_
     // The laptop's own data folder lost, the same photos watched again:
     // every object is read back, decrypted and adopted; nothing is sent.
     let again = Env::new();
-    run_fed(
-        with_secrets(&again, &id)
-            .args([
-                "dest",
-                "add",
-                "garage",
-                "s3",
-                "--endpoint",
-                &format!("http://127.0.0.1:{}", garage.s3_port),
-                "--bucket",
-                BUCKET,
-                "--region",
-                "garage",
-                "--path-style",
-                "--access-key-id",
-                KEY_ID,
-                "--secret-stdin",
-                "--allow-insecure-http",
-            ])
-            .arg("--identity")
-            .arg(&id.file),
-        Some(format!("{SECRET}\n").as_bytes()),
-        SECS(60),
-        "dest add again",
-    )
-    .ok();
+    add_encrypted_garage(&again, garage.s3_port, &id, &id.file, None).ok();
     let r = run_within(
         again
             .cmd()

@@ -382,14 +382,7 @@ mod tests {
     #[test]
     fn objects_are_age_files_named_with_the_suffix_and_read_back_as_their_content() {
         let dir = tempfile::tempdir().unwrap();
-        let inner = Arc::new(LocalFolder::new(
-            "lib",
-            dir.path().to_path_buf(),
-            true,
-            "e1",
-        ));
-        let sealed = Sealed::new(inner, AgeKey::generate(), false);
-        sealed.prepare().unwrap();
+        let sealed = in_folder(dir.path(), AgeKey::generate(), false);
         let content = b"a photo's bytes".repeat(10_000);
         let hash = *blake3::hash(&content).as_bytes();
         let upload = Upload {
@@ -426,6 +419,14 @@ mod tests {
         );
     }
 
+    /// An encrypted library in `dir`, prepared.
+    fn in_folder(dir: &std::path::Path, key: AgeKey, hide_names: bool) -> Sealed {
+        let inner = Arc::new(LocalFolder::new("lib", dir.to_path_buf(), true, "e1"));
+        let sealed = Sealed::new(inner, key, hide_names);
+        sealed.prepare().unwrap();
+        sealed
+    }
+
     fn put(dest: &Sealed, album: &str, name: &str, content: &[u8]) {
         let hash = *blake3::hash(content).as_bytes();
         let upload = Upload {
@@ -454,16 +455,9 @@ mod tests {
     #[test]
     fn the_manifest_lists_hidden_names_one_per_line_and_is_kept_up_to_date_when_stopping() {
         let dir = tempfile::tempdir().unwrap();
-        let inner = Arc::new(LocalFolder::new(
-            "lib",
-            dir.path().to_path_buf(),
-            true,
-            "e1",
-        ));
         let identity = AgeKey::generate().identity_text();
         let key = || AgeKey::from_identity_text(&identity).unwrap();
-        let sealed = Sealed::new(inner, key(), true);
-        sealed.prepare().unwrap();
+        let sealed = in_folder(dir.path(), key(), true);
         put(&sealed, "Zürich", "odd\tname\\with\nbreaks.jpg", b"one");
         sealed.after_pass(PassEnd::Pass).unwrap();
         let text = manifest(dir.path(), &key());
