@@ -302,6 +302,25 @@ pub fn add_encrypted_garage(
     add_encrypted_garage_with(env, port, id, key_file, passphrase, &[])
 }
 
+/// `dest export-key garage` into `key_file`, protected by `passphrase`.
+fn export_garage_key(env: &Env, id: &Identity, key_file: &Path, passphrase: &str) {
+    run_fed(
+        with_secrets(env, id)
+            .args([
+                "dest",
+                "export-key",
+                "garage",
+                "--passphrase-stdin",
+                "--out",
+            ])
+            .arg(key_file),
+        Some(format!("{passphrase}\n").as_bytes()),
+        SECS(60),
+        "export-key",
+    )
+    .ok();
+}
+
 /// [`add_encrypted_garage`] with more arguments.
 fn add_encrypted_garage_with(
     env: &Env,
@@ -462,21 +481,7 @@ fn a_new_computer_restores_an_encrypted_bucket_with_the_exported_key_and_adopts_
     env.watch(&["--mode", "per-folder", "--dest", "garage"]);
     assert_eq!(sync_encrypted(&env, &id)["uploaded"], 3);
     let key_file = env.tmp.path().join("garage.key");
-    run_fed(
-        with_secrets(&env, &id)
-            .args([
-                "dest",
-                "export-key",
-                "garage",
-                "--passphrase-stdin",
-                "--out",
-            ])
-            .arg(&key_file),
-        Some(b"the laptop was stolen\n"),
-        SECS(60),
-        "export-key",
-    )
-    .ok();
+    export_garage_key(&env, &id, &key_file, "the laptop was stolen");
 
     // A new laptop: the bucket's address and credentials, the key file and
     // its passphrase. No keyring here: the key then comes from the
@@ -755,21 +760,7 @@ fn hidden_names_never_reach_the_server_and_come_back_on_a_new_computer() {
     // A new computer with the exported key file gets the names back
     // without being told that they are hidden.
     let key_file = env.tmp.path().join("hidden.key");
-    run_fed(
-        with_secrets(&env, &id)
-            .args([
-                "dest",
-                "export-key",
-                "garage",
-                "--passphrase-stdin",
-                "--out",
-            ])
-            .arg(&key_file),
-        Some(b"names are private too\n"),
-        SECS(60),
-        "export-key",
-    )
-    .ok();
+    export_garage_key(&env, &id, &key_file, "names are private too");
     let laptop = Env::new();
     add_encrypted_garage(
         &laptop,

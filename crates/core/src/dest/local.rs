@@ -423,12 +423,15 @@ impl Destination for LocalFolder {
         album: &str,
         name: &str,
         len: u64,
-    ) -> Result<Option<super::StoredBytes>, DestError> {
+    ) -> Result<Option<super::ReadBack>, DestError> {
         let p = self.object(album, name);
         match fs::symlink_metadata(&p) {
             Ok(m) if m.is_file() && m.len() == len => {
                 let file = fs::File::open(&p).map_err(|e| self.io_err(&p, e))?;
-                Ok(Some(Box::new(file)))
+                Ok(Some(super::ReadBack {
+                    bytes: Box::new(file),
+                    modified: m.modified().ok(),
+                }))
             }
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

@@ -265,6 +265,23 @@ pub struct Listed {
 /// An object's stored bytes, being read back.
 pub type StoredBytes = Box<dyn Read + Send>;
 
+/// An object being read back: its stored bytes, and its date where the
+/// answer carried one (`None`: ask [`Destination::stored_modified`]).
+pub struct ReadBack {
+    pub bytes: StoredBytes,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl ReadBack {
+    /// Bytes whose answer carried no date.
+    pub fn undated(bytes: StoredBytes) -> Self {
+        Self {
+            bytes,
+            modified: None,
+        }
+    }
+}
+
 /// When [`Destination::after_pass`] is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassEnd {
@@ -358,25 +375,10 @@ pub trait Destination: Send + Sync {
     /// The stored bytes of `<album>/<name>`, to read back, when it exists
     /// and holds exactly `len` of them; `None` when it is absent or of
     /// another length (ruled out without reading it where the destination
-    /// can tell). See [`holds`].
-    fn read_back(
-        &self,
-        album: &str,
-        name: &str,
-        len: u64,
-    ) -> Result<Option<StoredBytes>, DestError>;
-
-    /// [`Destination::read_back`], with the object's date where the answer
-    /// carries it (S3's `mtime` metadata), so that `restore` needs no
-    /// second request for it. `None` for the date: ask `stored_modified`.
-    fn read_back_dated(
-        &self,
-        album: &str,
-        name: &str,
-        len: u64,
-    ) -> Result<Option<(StoredBytes, Option<std::time::SystemTime>)>, DestError> {
-        Ok(self.read_back(album, name, len)?.map(|b| (b, None)))
-    }
+    /// can tell). See [`holds`]. The object's date comes with them where
+    /// the answer carries it (S3's `mtime` metadata), so that `restore`
+    /// needs no second request for it.
+    fn read_back(&self, album: &str, name: &str, len: u64) -> Result<Option<ReadBack>, DestError>;
 
     /// Streams `source` (`upload.len` bytes) into a staged object for
     /// `<album>/<name>`; returns the staged upload and the bytes written.
@@ -526,7 +528,7 @@ pub(crate) fn holds(
     let Some(mut stored) = dest.read_back(album, name, len)? else {
         return Ok(false);
     };
-    content_is(&mut stored, len, hash).map_err(|e| DestError::Interrupted {
+    content_is(&mut stored.bytes, len, hash).map_err(|e| DestError::Interrupted {
         name: dest.name().to_string(),
         what: "read an existing object back".to_string(),
         why: e.to_string(),

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    Capabilities, Check, Destination, Listed, Marker, PassEnd, Staged, StoredBytes, Upload,
+    Capabilities, Check, Destination, Listed, Marker, PassEnd, ReadBack, Staged, StoredBytes,
+    Upload,
 };
 use crate::error::DestError;
 use crate::seal::{AgeKey, NameKey, SUFFIX, plain_len, sealed_len};
@@ -278,33 +279,20 @@ impl Destination for Sealed {
         self.inner.exists(&album, &name)
     }
 
-    fn read_back(
-        &self,
-        album: &str,
-        name: &str,
-        len: u64,
-    ) -> Result<Option<StoredBytes>, DestError> {
-        Ok(self.read_back_dated(album, name, len)?.map(|(b, _)| b))
-    }
-
-    fn read_back_dated(
-        &self,
-        album: &str,
-        name: &str,
-        len: u64,
-    ) -> Result<Option<(StoredBytes, Option<std::time::SystemTime>)>, DestError> {
+    fn read_back(&self, album: &str, name: &str, len: u64) -> Result<Option<ReadBack>, DestError> {
         let (album, name) = self.stored(album, name)?;
-        let Some((sealed, modified)) =
-            self.inner.read_back_dated(&album, &name, sealed_len(len))?
-        else {
+        let Some(sealed) = self.inner.read_back(&album, &name, sealed_len(len))? else {
             return Ok(None);
         };
-        let plain: StoredBytes = match self.key.open(sealed) {
+        let bytes: StoredBytes = match self.key.open(sealed.bytes) {
             Ok(plain) => Box::new(plain),
             // Not an age file for this key: it reads as what it is.
             Err(e) => Box::new(Unreadable(Some(e))),
         };
-        Ok(Some((plain, modified)))
+        Ok(Some(ReadBack {
+            bytes,
+            modified: sealed.modified,
+        }))
     }
 
     fn stage(

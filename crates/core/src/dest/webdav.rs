@@ -540,7 +540,7 @@ impl Destination for WebDav {
         album: &str,
         name: &str,
         len: u64,
-    ) -> Result<Option<super::StoredBytes>, DestError> {
+    ) -> Result<Option<super::ReadBack>, DestError> {
         let r = self
             .req("GET", self.url(&[album, name], false))
             .timeout(http::timeout_for(len));
@@ -552,7 +552,7 @@ impl Destination for WebDav {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        Ok(http::body_of(resp, len))
+        Ok(http::body_of(resp, len).map(super::ReadBack::undated))
     }
 
     fn stage(

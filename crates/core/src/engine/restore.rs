@@ -168,9 +168,7 @@ impl Engine {
             None => Ok(report),
         }
     }
-}
 
-impl Engine {
     /// The destination a restore reads: the one named, or the only one
     /// there can be.
     fn restore_source(&self, name: Option<&str>) -> Result<crate::store::DestRow> {
@@ -333,15 +331,12 @@ fn restore_one(
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(|e| local("create a file in the folder", e))?;
-    let Some((mut stored, sent_date)) = d
-        .read_back_dated(album, &o.name, o.len)
-        .map_err(Failure::Dest)?
-    else {
+    let Some(mut stored) = d.read_back(album, &o.name, o.len).map_err(Failure::Dest)? else {
         return Err(Failure::Local(
             "it changed on the destination while the restore ran; run it again".to_string(),
         ));
     };
-    let copied = std::io::copy(&mut stored, part.as_file_mut()).map_err(|e| {
+    let copied = std::io::copy(&mut stored.bytes, part.as_file_mut()).map_err(|e| {
         Failure::Dest(DestError::Interrupted {
             name: d.name().to_string(),
             what: format!("read {album}/{} back", o.name),
@@ -358,7 +353,7 @@ fn restore_one(
         .flush()
         .and_then(|()| part.as_file().sync_all())
         .map_err(|e| local("write the file", e))?;
-    let modified = match modified.or(sent_date) {
+    let modified = match modified.or(stored.modified) {
         Some(t) => Some(t),
         None => d.stored_modified(album, &o.name).map_err(Failure::Dest)?,
     };

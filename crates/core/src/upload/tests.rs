@@ -126,7 +126,7 @@ impl Destination for LostAnswer {
         album: &str,
         name: &str,
         len: u64,
-    ) -> Result<Option<crate::dest::StoredBytes>, DestError> {
+    ) -> Result<Option<crate::dest::ReadBack>, DestError> {
         self.inner.read_back(album, name, len)
     }
     fn stage(

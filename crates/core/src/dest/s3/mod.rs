@@ -419,23 +419,14 @@ impl Destination for S3 {
         Ok(self.head(&self.key(album, name))?.is_some())
     }
 
+    /// One GET: its status says whether the object exists, its length
+    /// whether it is the one asked for, and its metadata its date.
     fn read_back(
         &self,
         album: &str,
         name: &str,
         len: u64,
-    ) -> Result<Option<super::StoredBytes>, DestError> {
-        Ok(self.read_back_dated(album, name, len)?.map(|(b, _)| b))
-    }
-
-    /// One GET: its status says whether the object exists, its length
-    /// whether it is the one asked for, and its metadata its date.
-    fn read_back_dated(
-        &self,
-        album: &str,
-        name: &str,
-        len: u64,
-    ) -> Result<Option<(super::StoredBytes, Option<std::time::SystemTime>)>, DestError> {
+    ) -> Result<Option<super::ReadBack>, DestError> {
         let url = self.inner.ep.object_url(&self.key(album, name), "");
         // The download's time allowance grows with the object's size.
         let get = self
@@ -446,7 +437,7 @@ impl Destination for S3 {
             return Ok(None);
         }
         let modified = list::mtime_in(resp.headers());
-        Ok(http::body_of(resp, len).map(|b| (b, modified)))
+        Ok(http::body_of(resp, len).map(|bytes| super::ReadBack { bytes, modified }))
     }
 
     fn stage(

@@ -816,7 +816,7 @@ impl Destination for Sftp {
         album: &str,
         name: &str,
         len: u64,
-    ) -> Result<Option<super::StoredBytes>, DestError> {
+    ) -> Result<Option<super::ReadBack>, DestError> {
         let path = self.object(album, name);
         if self.file_size(&path)? != Some(len) {
             return Ok(None);
@@ -830,12 +830,12 @@ impl Destination for Sftp {
             Ok((c, h.handle))
         });
         match opened {
-            Ok((conn, handle)) => Ok(Some(Box::new(SftpReader {
+            Ok((conn, handle)) => Ok(Some(super::ReadBack::undated(Box::new(SftpReader {
                 dest: self.clone(),
                 conn,
                 handle: Some(handle),
                 offset: 0,
-            }))),
+            })))),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(self.error("read a file back", &path, e)),
         }
