@@ -290,6 +290,36 @@ fn by_date_albums_come_from_exif_quicktime_takeout_and_file_names() {
     );
     assert_eq!(at("photo.jpg").1, "modified");
     assert_eq!(at("clip.mp4").1, "metadata");
+    // `status --files` keeps them: each file, its album and its date.
+    let files = env.run(["status", "--files", "--json"]).ok().json();
+    let listed: std::collections::BTreeMap<String, (String, String)> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["state"], "uploaded", "{f}");
+            let name = f["stored_as"].as_str().unwrap();
+            assert_eq!(f["path"], src.join(name).display().to_string(), "{f}");
+            assert!(lib.contains_key(&format!("{}/{name}", f["album"].as_str().unwrap())));
+            let t = &f["taken"];
+            (
+                name.to_string(),
+                (
+                    t["at"].as_str().unwrap().to_string(),
+                    t["from"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(listed, taken);
+    let text = env.run(["status", "--files"]).ok().stdout;
+    assert!(
+        text.contains(
+            "IMG-20180512-WA0001.jpg: uploaded as 2018-05/IMG-20180512-WA0001.jpg, \
+             taken 2018-05-12T00:00:00 (file-name)"
+        ),
+        "{text}"
+    );
 
     // Another pattern: one album a year. A pattern without a date field
     // is refused with what to write instead.

@@ -80,6 +80,11 @@ enum Command {
         /// photos or videos), with the reason for each.
         #[arg(long)]
         ignored: bool,
+        /// List every file: how far its backup is, its album and name on
+        /// the destination, and when it was taken (and where that date was
+        /// read: metadata, takeout, file-name or modified).
+        #[arg(long, conflicts_with = "ignored")]
+        files: bool,
         #[command(flatten)]
         json: Json,
     },
@@ -617,7 +622,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status {
             ignored: true,
             json,
+            ..
         } => output::ignored(&engine.ignored(IGNORED_SHOWN)?, json.json)?,
+        Command::Status {
+            files: true, json, ..
+        } => output::files(&engine.files()?, json.json)?,
         Command::Status { json, .. } => output::status(&engine.status()?, json.json)?,
         Command::Restore {
             dest,

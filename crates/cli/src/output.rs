@@ -215,6 +215,31 @@ pub fn ignored(list: &[shoebox_core::IgnoredFile], json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `status --files`: one line per file, with its state, where it went and
+/// when it was taken.
+pub fn files(list: &[shoebox_core::FileStatus], json: bool) -> Result<()> {
+    if json {
+        return print_json(&list);
+    }
+    if list.is_empty() {
+        println!("no files are watched yet");
+    }
+    for f in list {
+        let mut line = format!("{}: {}", f.path, f.state);
+        if let (Some(album), Some(name)) = (&f.album, &f.stored_as) {
+            line.push_str(&format!(" as {album}/{name}"));
+        }
+        if let Some(t) = &f.taken {
+            line.push_str(&format!(", taken {} ({})", t.text(), t.from.as_str()));
+        }
+        if let Some(e) = &f.error {
+            line.push_str(&format!(": {e}"));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
 pub fn status(s: &Status, json: bool) -> Result<()> {
     if json {
         return print_json(s);

@@ -119,6 +119,29 @@ pub struct IgnoredFile {
     pub reason: String,
 }
 
+/// One file of a watch, as `status --files` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileStatus {
+    /// The watched folder it is in.
+    pub watch: String,
+    pub path: String,
+    pub size: u64,
+    /// `pending`, `uploading`, `uploaded`, `failed` or `skipped`.
+    pub state: &'static str,
+    /// Its album and name on the watch's destination, once it has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub album: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_as: Option<String>,
+    /// When its item was taken, and where that was read; absent until the
+    /// file is first read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taken: Option<crate::Captured>,
+    /// Why it failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// The engine for one data directory.
 #[derive(Debug)]
 pub struct Engine {
@@ -368,6 +391,30 @@ impl Engine {
                     watch: display(&w.root),
                     path: display(&path),
                     reason: row.reason,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every file of every watch, in path order, with how far its backup
+    /// is, where it went and when it was taken (`status --files`).
+    pub fn files(&self) -> Result<Vec<FileStatus>> {
+        let mut out = Vec::new();
+        for w in self.store.watches()? {
+            for row in self.store.file_details(w.id)? {
+                let path = crate::scan::rel_path(&w.root, &row.dir_rel)
+                    .join(crate::platform::bytes_to_os(&row.name));
+                let (album, stored_as) = row.stored_as.unzip();
+                out.push(FileStatus {
+                    watch: display(&w.root),
+                    path: display(&path),
+                    size: row.size,
+                    state: row.state.as_str(),
+                    album,
+                    stored_as,
+                    taken: row.captured,
+                    error: row.error,
                 });
             }
         }

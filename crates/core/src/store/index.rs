@@ -74,6 +74,20 @@ pub struct ProblemRow {
     pub reason: String,
 }
 
+/// One file of a watch as `status --files` shows it: where it is, how far
+/// its backup is, where it went and when it was taken.
+#[derive(Debug, Clone)]
+pub struct FileDetailRow {
+    pub dir_rel: Vec<u8>,
+    pub name: Vec<u8>,
+    pub size: u64,
+    pub state: FileState,
+    /// The album and name of its entry on the watch's destination.
+    pub stored_as: Option<(String, String)>,
+    pub captured: Option<Captured>,
+    pub error: Option<String>,
+}
+
 /// A vanished file awaiting its watch's delete policy.
 #[derive(Debug, Clone)]
 pub struct GoneFile {
@@ -731,6 +745,37 @@ impl Store {
                         name: r.get(1)?,
                         state: r.get(2)?,
                         reason: r.get(3)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every file of a watch still there, in path order, with its entry
+    /// and capture date (`status --files`).
+    pub fn file_details(&self, watch_id: i64) -> Result<Vec<FileDetailRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT d.rel, f.name, f.size, f.state, e.album, e.name, f.captured,
+                        f.captured_from, f.error
+                 FROM files f JOIN dirs d ON d.id = f.dir_id
+                 LEFT JOIN entries e ON e.id = f.entry_id
+                 WHERE d.watch_id = ?1 AND f.gone = 0
+                 ORDER BY d.rel, f.name",
+            )
+            .and_then(|mut st| {
+                st.query_map([watch_id], |r| {
+                    let album: Option<String> = r.get(4)?;
+                    let name: Option<String> = r.get(5)?;
+                    Ok(FileDetailRow {
+                        dir_rel: r.get(0)?,
+                        name: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                        state: r.get(3)?,
+                        stored_as: album.zip(name),
+                        captured: captured_from_row(r, 6)?,
+                        error: r.get(8)?,
                     })
                 })?
                 .collect()
