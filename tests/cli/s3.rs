@@ -442,6 +442,56 @@ fn a_200_mib_video_goes_up_in_parts_and_leaves_no_unfinished_upload() {
 }
 
 #[test]
+fn a_video_above_5_gib_keeps_its_date_when_renamed_and_when_dated_at_the_upgrade() {
+    let (env, garage) = setup();
+    add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();
+    // Above the 5 GiB one CopyObject takes: sparse here, and stored once
+    // by Garage (its blocks are deduplicated and compressed).
+    let len: u64 = (5 << 30) + (1 << 20);
+    let clip = env.src.join("clip.mov");
+    let f = fs::File::create(&clip).unwrap();
+    (&f).write_all(b"a very long video").unwrap();
+    f.set_len(len).unwrap();
+    drop(f);
+    set_mtime(&clip, old_date());
+    env.watch(&["--album", "Videos", "--dest", "garage"]);
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["uploaded"], 1, "{s}");
+
+    // A rename is a copy part by part, then a delete: the copy keeps the
+    // source's date.
+    fs::rename(&clip, env.src.join("trip.mov")).unwrap();
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(
+        (&s["moved"], &s["bytes_uploaded"]),
+        (&1.into(), &0.into()),
+        "{s}"
+    );
+    let dates = garage.modified();
+    assert_eq!(dates.keys().collect::<Vec<_>>(), ["Videos/trip.mov"]);
+    assert_eq!(dates["Videos/trip.mov"], OLD_DATE_RFC3339, "{dates:?}");
+
+    // Dated at the upgrade: a copy onto itself, part by part, with the
+    // new date.
+    let r = rclone(
+        garage.s3_port,
+        &[
+            "touch",
+            "--timestamp",
+            "2023-11-14T22:13:20",
+            &format!("g:{BUCKET}/Videos/trip.mov"),
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_ne!(garage.modified()["Videos/trip.mov"], OLD_DATE_RFC3339);
+    back_to_schema_v9(&env.home);
+    let s = sync_s3(&env, SECRET).ok().json();
+    assert_eq!(s["bytes_uploaded"], 0, "{s}");
+    assert_eq!(garage.modified()["Videos/trip.mov"], OLD_DATE_RFC3339);
+    assert_eq!(garage.unfinished_uploads(), "", "every copy was completed");
+}
+
+#[test]
 fn identical_content_under_another_name_is_a_server_side_copy() {
     let (env, garage) = setup();
     add_dest(&env, garage.s3_port, &["--allow-insecure-http"]).ok();

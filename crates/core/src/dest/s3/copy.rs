@@ -1,14 +1,16 @@
-//! Server-side copies (CopyObject, part by part above 5 GiB), and the
+//! Server-side copies (CopyObject, part by part above 5 GiB, keeping the
+//! `mtime` metadata either way), and the
 //! guarded reader that withholds the end of a body until its content is
 //! proven to be the hashed version.
 
 use super::*;
 
 impl S3 {
-    /// Server-side copy: CopyObject, or part by part above 5 GiB.
+    /// Server-side copy: CopyObject, or part by part above 5 GiB. Either
+    /// way the copy keeps the source's `mtime` metadata.
     pub(super) fn copy_key(&self, from: &str, to: &str) -> Result<(), DestError> {
         let source = format!("/{}/{}", self.inner.ep.bucket, encode_key(from));
-        let Some(len) = self.head(from)? else {
+        let Some((len, mtime)) = self.head_dated(from)? else {
             return Err(DestError::Http {
                 name: self.inner.name.clone(),
                 what: format!("copy {from} (it is not in the bucket)"),
@@ -18,7 +20,9 @@ impl S3 {
             });
         };
         if len > MAX_COPY {
-            return self.copy_multipart(&source, to, len);
+            return self
+                .copy_multipart(&source, to, len, mtime.as_deref())
+                .map_err(|e| self.copy_refused(e, from));
         }
         let url = self.inner.ep.object_url(to, "");
         let resp = self
@@ -34,6 +38,20 @@ impl S3 {
         self.read_ok_body("copy", resp).map(drop)
     }
 
+    /// An object's length and its `mtime` metadata as stored, if it exists.
+    fn head_dated(&self, key: &str) -> Result<Option<(u64, Option<String>)>, DestError> {
+        let url = self.inner.ep.object_url(key, "");
+        let r = self.send("look up", "HEAD", url, &[], None, &[200, 404])?;
+        if r.status().as_u16() != 200 {
+            return Ok(None);
+        }
+        let header = |h: &str| r.headers().get(h).and_then(|v| v.to_str().ok());
+        let len = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(Some((len, header("x-amz-meta-mtime").map(str::to_string))))
+    }
+
     /// A copy whose source the server says is missing, right after a HEAD
     /// found it: the server misread the source's name.
     fn copy_refused(&self, e: DestError, from: &str) -> DestError {
@@ -47,16 +65,19 @@ impl S3 {
     }
 
     /// Replaces an object's `mtime` metadata by copying it onto itself (its
-    /// bytes stay on the server). An object gone meanwhile, or above the
-    /// 5 GiB a single copy takes, is left as it is.
+    /// bytes stay on the server; above the 5 GiB a single copy takes, part
+    /// by part). An object gone meanwhile is left as it is.
     pub(super) fn set_mtime(&self, key: &str, t: std::time::SystemTime) -> Result<(), DestError> {
         let (Some(len), Some(mtime)) = (self.head(key)?, crate::dest::mtime_text(t)) else {
             return Ok(());
         };
-        if len > MAX_COPY {
-            return Ok(());
-        }
         let source = format!("/{}/{}", self.inner.ep.bucket, encode_key(key));
+        if len > MAX_COPY {
+            return match self.copy_multipart(&source, key, len, Some(&mtime)) {
+                Err(DestError::Http { status: 404, .. }) => Ok(()),
+                other => other,
+            };
+        }
         let url = self.inner.ep.object_url(key, "");
         let resp = match self.send(
             "give an object its date",
@@ -77,10 +98,20 @@ impl S3 {
         self.read_ok_body("give an object its date", resp).map(drop)
     }
 
-    pub(super) fn copy_multipart(&self, source: &str, to: &str, len: u64) -> Result<(), DestError> {
+    /// A copy part by part (UploadPartCopy), for objects above 5 GiB. The
+    /// new object's metadata is the one its upload starts with, so `mtime`
+    /// (the source's, or a new date) is given there.
+    fn copy_multipart(
+        &self,
+        source: &str,
+        to: &str,
+        len: u64,
+        mtime: Option<&str>,
+    ) -> Result<(), DestError> {
         const PART: u64 = 1024 * 1024 * 1024;
         let url = self.inner.ep.object_url(to, "uploads=");
-        let resp = self.send("start a multipart copy", "POST", url, &[], None, &[])?;
+        let meta: Vec<(&str, &str)> = mtime.map(|t| ("x-amz-meta-mtime", t)).into_iter().collect();
+        let resp = self.send("start a multipart copy", "POST", url, &meta, None, &[])?;
         let text = self.read_ok_body("start a multipart copy", resp)?;
         let id = wire::xml_text(&text, "UploadId").unwrap_or_default();
         let mut parts = Vec::new();
