@@ -77,3 +77,61 @@ pub fn video(path: &Path, utc: &str) {
         ],
     );
 }
+
+/// A Live Photo's still: a HEIC taken at `exif_date` whose Apple MakerNote
+/// carries the Live Photo identifier `id` (tag 0x0011, which exiftool calls
+/// `MediaGroupUUID`), as an iPhone writes it: big-endian, offsets counted
+/// from the note's start. exiftool writes the note.
+pub fn live_still(path: &Path, colour: &str, exif_date: &str, id: &str) {
+    heic(path, colour, exif_date);
+    let text_id = format!("{id}\0");
+    let mut note = b"Apple iOS\0\0\x01MM".to_vec();
+    note.extend(1u16.to_be_bytes());
+    note.extend(0x0011u16.to_be_bytes());
+    note.extend(2u16.to_be_bytes()); // ASCII
+    note.extend((text_id.len() as u32).to_be_bytes());
+    note.extend(((14 + 2 + 12 + 4) as u32).to_be_bytes());
+    note.extend(0u32.to_be_bytes());
+    note.extend(text_id.as_bytes());
+    let blob = path.with_extension("makernote");
+    std::fs::write(&blob, note).unwrap();
+    run(
+        "exiftool",
+        &[
+            "-q",
+            "-overwrite_original",
+            "-Make=Apple",
+            &format!("-MakerNoteApple<={}", text(&blob)),
+            text(path),
+        ],
+    );
+    std::fs::remove_file(&blob).unwrap();
+}
+
+/// A Live Photo's motion half: a QuickTime movie created at `utc` whose
+/// metadata carries the Live Photo identifier `id`
+/// (`com.apple.quicktime.content.identifier`, in the `mdta` keys as an
+/// iPhone writes them). ffmpeg writes it.
+pub fn live_motion(path: &Path, utc: &str, id: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=16x16:d=0.2",
+            "-metadata",
+            &format!("creation_time={utc}"),
+            "-metadata",
+            &format!("com.apple.quicktime.content.identifier={id}"),
+            "-movflags",
+            "use_metadata_tags",
+            "-c:v",
+            "mpeg4",
+            text(path),
+        ],
+    );
+}

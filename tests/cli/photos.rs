@@ -153,6 +153,81 @@ fn live_photo_pairs_of_one_name_keep_one_number_per_pair() {
     assert_eq!(env.library_files(), want, "each pair shares its number");
 }
 
+/// Where both halves carry Apple's Live Photo identifier, it decides
+/// which files are one Live Photo for their date: a clip that only shares
+/// a still's name is dated by itself, and a motion half under another name
+/// is dated by its still. An Android motion photo (its video inside the
+/// JPEG) is one file and travels whole.
+#[test]
+fn live_photo_identifiers_decide_which_halves_share_a_date() {
+    let env = Env::new();
+    let src = &env.src;
+    let (a, b, c, d) = (
+        "0A1B2C3D-0000-4000-8000-00000000000A",
+        "0A1B2C3D-0000-4000-8000-00000000000B",
+        "0A1B2C3D-0000-4000-8000-00000000000C",
+        "0A1B2C3D-0000-4000-8000-00000000000D",
+    );
+    // Each motion half's own header says April; each still, March.
+    let april = "2021-04-02T12:00:00Z";
+    media::live_still(&src.join("IMG_0001.HEIC"), "red", "2021:03:31 23:30:00", a);
+    media::live_motion(&src.join("IMG_0001.MOV"), april, a);
+    // A clip that only shares its name with a still.
+    media::live_still(
+        &src.join("IMG_0002.HEIC"),
+        "green",
+        "2021:03:31 22:00:00",
+        b,
+    );
+    media::live_motion(&src.join("IMG_0002.MOV"), april, c);
+    // A motion half whose name is not its still's.
+    media::live_still(&src.join("IMG_0003.HEIC"), "blue", "2021:03:31 21:00:00", d);
+    media::live_motion(&src.join("IMG_0003_motion.MOV"), april, d);
+    // An Android motion photo: a JPEG with its video appended, marked in
+    // its XMP as Google's camera writes it.
+    let motion = src.join("MVIMG_20240101_120000.jpg");
+    media::image(&motion, "white");
+    let clip = env.tmp.path().join("clip.mp4");
+    media::video(&clip, "2024-01-01T12:00:00Z");
+    let video = fs::read(&clip).unwrap();
+    let out = std::process::Command::new("exiftool")
+        .args(["-q", "-overwrite_original", "-XMP-GCamera:MicroVideo=1"])
+        .arg(format!("-XMP-GCamera:MicroVideoOffset={}", video.len()))
+        .arg(&motion)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut whole = fs::read(&motion).unwrap();
+    whole.extend_from_slice(&video);
+    fs::write(&motion, &whole).unwrap();
+
+    env.watch(&["--mode", "by-date"]);
+    env.sync().ok();
+    let lib = env.library_files();
+    assert_eq!(
+        lib.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "2021-03/IMG_0001.HEIC",
+            "2021-03/IMG_0001.MOV",
+            "2021-03/IMG_0002.HEIC",
+            "2021-03/IMG_0003.HEIC",
+            "2021-03/IMG_0003_motion.MOV",
+            "2021-04/IMG_0002.MOV",
+            "2024-01/MVIMG_20240101_120000.jpg",
+        ],
+        "{lib:?}"
+    );
+    assert_eq!(
+        lib["2024-01/MVIMG_20240101_120000.jpg"],
+        hash(&whole),
+        "the motion photo arrives whole, its video inside"
+    );
+}
+
 #[test]
 fn a_raw_and_its_jpeg_take_one_number_and_sidecars_keep_their_photo_s_name() {
     let env = Env::new();

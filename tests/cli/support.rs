@@ -679,7 +679,7 @@ pub fn poll_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut
 }
 
 /// Turns the store in `home` back into what a release at schema v9 left:
-/// what v10 marked and the columns v11 to v14 added go, so that the next
+/// what v10 marked and the columns v11 to v15 added go, so that the next
 /// start upgrades it again.
 pub fn back_to_schema_v9(home: &Path) {
     let db = rusqlite::Connection::open(home.join("shoebox.db")).unwrap();
@@ -694,6 +694,8 @@ pub fn back_to_schema_v9(home: &Path) {
          ALTER TABLE destinations DROP COLUMN encryption;
          ALTER TABLE destinations DROP COLUMN key_exported_at;
          ALTER TABLE destinations DROP COLUMN hide_names;
+         DROP INDEX files_by_live_id;
+         ALTER TABLE files DROP COLUMN live_id;
          PRAGMA user_version = 9;",
     )
     .unwrap();

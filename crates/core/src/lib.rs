@@ -21,6 +21,7 @@ mod filter;
 mod hash;
 mod home;
 mod item;
+mod live_photo;
 mod lock;
 pub mod logging;
 mod platform;

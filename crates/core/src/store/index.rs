@@ -2,7 +2,7 @@
 //! holds (`dirs`, `files`, `entries`). Every state change is one statement or
 //! one transaction, committed before the engine acts on it.
 
-use rusqlite::{Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, now_ms, now_secs};
 use crate::capture::{Captured, DateSource};
@@ -63,6 +63,8 @@ pub struct QueuedFile {
     pub fp_since_ms: i64,
     /// Its capture date, once it was read (with its hash).
     pub captured: Option<Captured>,
+    /// Its Live Photo identifier, once it was read (`crate::live_photo`).
+    pub live_id: Option<String>,
 }
 
 /// A file that failed or was skipped.
@@ -112,6 +114,14 @@ fn fp_from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<Fingerprint> {
         ctime_ns: r.get(first + 2)?,
         ino: r.get::<_, i64>(first + 3)? as u64,
         dev: r.get::<_, i64>(first + 4)? as u64,
+    })
+}
+
+fn folder_mate(r: &Row<'_>) -> rusqlite::Result<FolderMate> {
+    Ok(FolderMate {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        entry_id: r.get(2)?,
     })
 }
 
@@ -262,15 +272,34 @@ impl Store {
                    AND name >= ?2 AND name < ?3 AND id != ?1 AND gone = 0",
             )
             .map_err(|e| self.err(e))?;
-        st.query_map(params![file_id, prefix, hi], |r| {
-            Ok(FolderMate {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                entry_id: r.get(2)?,
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(|e| self.err(e))
+        st.query_map(params![file_id, prefix, hi], folder_mate)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The other files (not gone) in the folder of `file_id` that carry the
+    /// Live Photo identifier `live_id`, whatever their names.
+    pub fn live_mates(&self, file_id: i64, live_id: &str) -> Result<Vec<FolderMate>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, name, entry_id FROM files
+                 WHERE dir_id = (SELECT dir_id FROM files WHERE id = ?1)
+                   AND live_id = ?2 AND id != ?1 AND gone = 0",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_map(params![file_id, live_id], folder_mate)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records the Live Photo identifier read with a file's hash.
+    pub fn set_live_id(&self, id: i64, live_id: Option<&str>) -> Result<()> {
+        self.exec(
+            "UPDATE files SET live_id = ?2 WHERE id = ?1",
+            params![id, live_id],
+        )
+        .map(drop)
     }
 
     pub fn insert_file(
@@ -495,7 +524,8 @@ impl Store {
             // A proven move keeps what reading the file found: its hash and
             // its capture date.
             let read = if proven {
-                "hash = o.hash, captured = o.captured, captured_from = o.captured_from"
+                "hash = o.hash, captured = o.captured, captured_from = o.captured_from, \
+                 live_id = o.live_id"
             } else {
                 "hash = NULL"
             };
@@ -503,7 +533,7 @@ impl Store {
                 .execute(
                     &format!(
                         "UPDATE files SET {read}, entry_id = o.entry_id
-                         FROM (SELECT hash, captured, captured_from, entry_id
+                         FROM (SELECT hash, captured, captured_from, live_id, entry_id
                                FROM files WHERE id = ?1) AS o
                          WHERE files.id = ?2"
                     ),
@@ -597,7 +627,7 @@ impl Store {
             .prepare_cached(
                 "SELECT f.id, d.watch_id, d.rel, f.name, f.size, f.mtime_ns, f.ctime_ns, f.ino,
                         f.dev, f.hash, f.entry_id, f.attempts, f.fp_since_ms, f.captured,
-                        f.captured_from
+                        f.captured_from, f.live_id
                  FROM files f JOIN dirs d ON d.id = f.dir_id JOIN watches w ON w.id = d.watch_id
                  WHERE (f.state = 'pending' OR (f.state = 'failed' AND f.next_attempt_at <= ?5))
                    AND f.gone = 0 AND w.state = 'ok'
@@ -618,6 +648,7 @@ impl Store {
                 attempts: r.get(11)?,
                 fp_since_ms: r.get(12)?,
                 captured: captured_from_row(r, 13)?,
+                live_id: r.get(15)?,
             })
         })
         .and_then(Iterator::collect)
@@ -625,6 +656,18 @@ impl Store {
     }
 
     /// Records a file's capture date, read with its hash.
+    /// A file's capture date, if it was read.
+    pub fn captured_of(&self, id: i64) -> Result<Option<Captured>> {
+        self.conn
+            .prepare_cached("SELECT captured, captured_from FROM files WHERE id = ?1")
+            .and_then(|mut st| {
+                st.query_row([id], |r| captured_from_row(r, 0))
+                    .optional()
+                    .map(Option::flatten)
+            })
+            .map_err(|e| self.err(e))
+    }
+
     pub fn set_captured(&self, id: i64, captured: &Captured) -> Result<()> {
         self.exec(
             "UPDATE files SET captured = ?2, captured_from = ?3 WHERE id = ?1",

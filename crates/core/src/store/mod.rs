@@ -42,6 +42,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v12.sql")),
         M::up(include_str!("schema_v13.sql")),
         M::up(include_str!("schema_v14.sql")),
+        M::up(include_str!("schema_v15.sql")),
     ]
 }
 

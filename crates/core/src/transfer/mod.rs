@@ -28,6 +28,7 @@ use crate::capture::{Captured, capture_date};
 use crate::dest::Destination;
 use crate::error::FileError;
 use crate::hash::hash_file;
+use crate::live_photo::live_photo_id;
 use crate::platform::Fingerprint;
 use crate::retry::Backoff;
 use crate::store::Hash;
@@ -74,13 +75,36 @@ pub(crate) struct Dating {
     pub takeout: Option<PathBuf>,
 }
 
-/// What reading a file found: its content hash and capture date.
-#[derive(Debug, Clone, Copy)]
+/// What reading a file found: its content hash, capture date and Live
+/// Photo identifier.
+#[derive(Debug, Clone)]
 pub(crate) struct Content {
     pub hash: Hash,
     /// `None` only when neither the dated member nor the file itself could
     /// be read for a date.
     pub captured: Option<Captured>,
+    pub live_id: Option<String>,
+}
+
+/// A hashed file's capture date and Live Photo identifier. The item's
+/// dating member gives the date, unless both carry Live Photo identifiers
+/// and they differ: then the two only share a name, and the file is dated
+/// by itself.
+fn read_content(hash: Hash, path: &std::path::Path, dating: &Dating) -> Content {
+    let live_id = live_photo_id(path);
+    let other_photo = dating.member != path
+        && live_id.is_some()
+        && live_photo_id(&dating.member).is_some_and(|theirs| Some(theirs) != live_id);
+    let captured = if other_photo {
+        capture_date(path, None)
+    } else {
+        capture_date(&dating.member, dating.takeout.as_deref()).or_else(|| capture_date(path, None))
+    };
+    Content {
+        hash,
+        captured,
+        live_id,
+    }
 }
 
 /// A name a job is the first to put something under. The worker asks the
@@ -146,11 +170,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 slot,
                 result: Backoff::OPERATION
                     .retry(|| hash_file(&path, &fp, &meters.read, &meters.cancel))
-                    .map(|hash| Content {
-                        hash,
-                        captured: capture_date(&dating.member, dating.takeout.as_deref())
-                            .or_else(|| capture_date(&path, None)),
-                    }),
+                    .map(|hash| read_content(hash, &path, &dating)),
             },
             Job::Upload {
                 token,

@@ -11,6 +11,7 @@ use super::{Pipeline, Slot, WINDOW_PER_WORKER};
 use crate::album::{AlbumMode, sanitize_file_name};
 use crate::capture::Captured;
 use crate::error::Result;
+use crate::filter::{MediaKind, media_kind};
 use crate::platform::{Fingerprint, bytes_to_os};
 use crate::scan::rel_path;
 use crate::settle::Verdict;
@@ -144,6 +145,7 @@ impl Pipeline<'_> {
                 (Some(hash), Some(captured)) => Some(Ok(Content {
                     hash,
                     captured: Some(captured),
+                    live_id: file.live_id.clone(),
                 })),
                 _ => None,
             };
@@ -187,7 +189,7 @@ impl Pipeline<'_> {
             self.window_files.remove(&slot.file.id);
             match slot.hashed.take().expect("checked above") {
                 Ok(content) => {
-                    self.dated(&mut slot, content.captured)?;
+                    self.read(&mut slot, &content)?;
                     slot.file.hash = Some(content.hash);
                     self.plan(slot, true)?;
                 }
@@ -195,6 +197,31 @@ impl Pipeline<'_> {
             }
         }
         Ok(decided)
+    }
+
+    /// Records what reading a file found: its Live Photo identifier, then
+    /// its date ([`Self::dated`]). A motion half named unlike its still is
+    /// dated by the still, once the still's date is known.
+    fn read(&mut self, slot: &mut Slot, content: &Content) -> Result<()> {
+        if slot.file.live_id != content.live_id {
+            self.store
+                .set_live_id(slot.file.id, content.live_id.as_deref())?;
+            slot.file.live_id = content.live_id.clone();
+        }
+        let mut captured = content.captured;
+        if let Some(id) = &content.live_id
+            && media_kind(&slot.base) == MediaKind::Video
+        {
+            let stills = self.store.live_mates(slot.file.id, id)?;
+            if let Some(still) = stills
+                .iter()
+                .find(|m| media_kind(&bytes_to_os(&m.name).to_string_lossy()) == MediaKind::Photo)
+                && let Some(theirs) = self.store.captured_of(still.id)?
+            {
+                captured = Some(theirs);
+            }
+        }
+        self.dated(slot, captured)
     }
 
     /// Records a file's capture date when it is new, and gives a `by-date`
