@@ -125,6 +125,11 @@ pub struct Uploading {
 
 /// Only this many files are between "read from the queue" and "decided".
 const WINDOW_PER_WORKER: usize = 4;
+/// Only this many decided jobs wait for or run on each worker. Files whose
+/// hash is known (moves, unchanged files) are decided without a worker, so
+/// without this bound a renamed folder of 100,000 files would be decided
+/// whole before the first move's result was recorded.
+const IN_FLIGHT_PER_WORKER: usize = 8;
 /// A file that keeps changing while it is read is tried this often before
 /// it is reported.
 const MAX_REREADS: u32 = 3;
@@ -344,6 +349,9 @@ impl<'a> Pipeline<'a> {
         loop {
             if self.paused {
                 return Ok(());
+            }
+            if self.in_flight.len() >= self.workers * IN_FLIGHT_PER_WORKER {
+                return Ok(()); // the next worker report makes room
             }
             self.wake_settled()?;
             self.refill()?;
