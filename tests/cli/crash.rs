@@ -108,6 +108,96 @@ fn items_killed_mid_upload_end_whole_with_one_number_each() {
     assert_eq!(lib.len(), want.len(), "nothing twice");
 }
 
+/// 1,500 Live Photos with their edits, renamed in the source: killed three
+/// times while the backup moves them (its output unread, so that it cannot
+/// run far ahead), every member is at each moment under its old or its new
+/// name, once. Renamed again before the rerun (moves a kill cut short among
+/// them), every item ends wholly at its last names, nothing sent again and
+/// nothing left behind.
+#[test]
+fn items_renamed_and_killed_mid_move_end_wholly_at_their_new_names() {
+    let env = Env::new();
+    let mut members = Vec::new();
+    for i in 0..1500 {
+        for ext in ["HEIC", "MOV", "AAE"] {
+            let data = bytes(&format!("{i}{ext}"), 1000);
+            env.write(&format!("Roll/IMG_{i:04}.{ext}"), &data);
+            members.push((
+                format!("IMG_{i:04}.{ext}"),
+                format!("Trip_{i:04}.{ext}"),
+                hash(&data),
+            ));
+        }
+    }
+    env.watch(&["--album", "Phone"]);
+    env.sync().ok();
+    for (old, new, _) in &members {
+        fs::rename(
+            env.src.join("Roll").join(old),
+            env.src.join("Roll").join(new),
+        )
+        .unwrap();
+    }
+    let each_member_once = |when: &str| {
+        let lib = env.library_files();
+        for (old, new, h) in &members {
+            let at: Vec<&String> = [old, new]
+                .into_iter()
+                .filter(|n| lib.get(&format!("Phone/{n}")) == Some(h))
+                .collect();
+            assert_eq!(
+                at.len(),
+                1,
+                "{when}: {old} is under one of its names: {lib:?}"
+            );
+        }
+        assert_eq!(lib.len(), members.len(), "{when}: nothing else: {lib:?}");
+    };
+    for moves_before_kill in [1, 100, 300] {
+        let (mut child, mut out) = env.spawn_sync();
+        read_until(&mut out, moves_before_kill, |v| v["event"] == "file_done");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let when = format!("killed after {moves_before_kill} moves");
+        each_member_once(&when);
+        let moved = env
+            .library_files()
+            .keys()
+            .filter(|k| k.starts_with("Phone/Trip_"))
+            .count();
+        assert!(
+            0 < moved && moved < members.len(),
+            "{when}: the kill came in the middle of the moves ({moved} of {})",
+            members.len()
+        );
+    }
+    for (_, new, _) in &members {
+        let again = new.replace("Trip_", "Beach_");
+        fs::rename(
+            env.src.join("Roll").join(new),
+            env.src.join("Roll").join(again),
+        )
+        .unwrap();
+    }
+    let s = env.sync().ok().json();
+    assert_eq!(s["complete"], true, "{s}");
+    assert_eq!(s["bytes_uploaded"], 0, "moved, never sent again: {s}");
+    let want: std::collections::BTreeMap<String, String> = members
+        .iter()
+        .map(|(_, new, h)| {
+            (
+                format!("Phone/{}", new.replace("Trip_", "Beach_")),
+                h.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        env.library_files(),
+        want,
+        "every item wholly at its last names"
+    );
+}
+
 /// Uploads a crash left stored but unrecorded (the engine had not yet
 /// written down that they finished): the next sync takes them up again
 /// where they are. They are never deleted from the backup and sent again.

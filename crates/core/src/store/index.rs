@@ -484,7 +484,10 @@ impl Store {
     /// Finds vanished files that reappeared elsewhere in the same watch (same
     /// device, inode, size and mtime): the new path takes over the old one's
     /// album entry and content hash, so no bytes are sent again. Returns how
-    /// many moves were found.
+    /// many moves were found. A vanished file holds its entry whatever its
+    /// state: one renamed again before its first move reached the
+    /// destination (a crash came between) still has its object at the old
+    /// name, or a move of it under way, and the new path takes that over.
     pub fn match_moves(&self, watch_id: i64) -> Result<u64> {
         let moves: Vec<(i64, i64, Option<i64>, Option<i64>)> = self
             .conn
@@ -494,7 +497,7 @@ impl Store {
                    JOIN files n ON n.ino = g.ino AND n.size = g.size AND n.mtime_ns = g.mtime_ns
                                AND n.dev = g.dev
                    JOIN dirs nd ON nd.id = n.dir_id
-                 WHERE g.gone = 1 AND g.state = 'uploaded' AND g.entry_id IS NOT NULL
+                 WHERE g.gone = 1 AND g.entry_id IS NOT NULL
                    AND gd.watch_id = ?1 AND nd.watch_id = ?1
                    AND n.gone = 0 AND n.entry_id IS NULL AND n.hash IS NULL
                    AND n.state = 'pending'",

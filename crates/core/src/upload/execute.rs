@@ -348,6 +348,19 @@ impl Pipeline<'_> {
                     (&hash, slot.file.fp.size),
                     previous.as_ref(),
                 )?;
+                // A move a crash interrupted is finished, and the file was
+                // renamed again since: on to its place now.
+                if matches!(kind, OpKind::Move)
+                    && (entry.album != slot.album || entry.base_name != slot.base)
+                {
+                    let mut slot = slot;
+                    slot.file.entry_id = Some(entry.id);
+                    self.plan(slot, true)?;
+                    for waiting in self.parked.remove(&entry.id).unwrap_or_default() {
+                        self.plan(waiting, true)?;
+                    }
+                    return Ok(());
+                }
                 let (outcome, bytes) = match (transfer, kind) {
                     // The album already held this content under this name
                     // (the store was rebuilt): recorded, nothing sent.
