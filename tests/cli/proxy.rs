@@ -290,8 +290,12 @@ fn serve(client: TcpStream, upstream: u16, stats: &Stats, plan: &Mutex<Plan>) ->
     let truncate = fault.is_some();
     let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
     up.write_all(closing(&head).as_bytes())?;
-    let sent = io::copy(&mut (&mut reader).take(len), &mut up)?;
-    stats.body_bytes.fetch_add(sent, Ordering::Relaxed);
+    // Counted as it passes, so a test can see the rate over time.
+    let mut counted = Counting {
+        inner: &mut up,
+        count: &stats.body_bytes,
+    };
+    io::copy(&mut (&mut reader).take(len), &mut counted)?;
     // The answer: its head gets Connection: close, the rest is relayed.
     let mut up_reader = BufReader::new(up);
     let Some(resp_head) = read_head(&mut up_reader)? else {
@@ -335,5 +339,23 @@ fn linger_zero(s: &TcpStream) {
             (&linger as *const libc::linger).cast(),
             std::mem::size_of::<libc::linger>() as libc::socklen_t,
         );
+    }
+}
+
+/// A writer that adds what it passes on to a counter.
+struct Counting<'a, W> {
+    inner: W,
+    count: &'a AtomicU64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }

@@ -491,6 +491,88 @@ fn a_video_above_5_gib_keeps_its_date_when_renamed_and_when_dated_at_the_upgrade
     assert_eq!(garage.unfinished_uploads(), "", "every copy was completed");
 }
 
+/// `config set bandwidth 2MB/s`: four photos of 5 MiB, uploaded by four
+/// workers at once, share one limit. Measured where the bytes reach the
+/// server: 20 MiB take 10.5 s ± 10 %, and no 2 s window carries more than
+/// the limit's 4 MB by over 10 %.
+#[test]
+fn the_bandwidth_limit_holds_for_all_uploads_together() {
+    let (env, garage) = setup();
+    let proxy = Proxy::start(garage.s3_port);
+    add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
+    let set = env.run(["config", "set", "bandwidth", "2MB/s"]).ok().stdout;
+    assert!(set.contains("bandwidth is now 2 MB/s"), "{set}");
+    let got = env
+        .run(["config", "get", "bandwidth", "--json"])
+        .ok()
+        .json();
+    assert_eq!(got["value"], "2 MB/s", "{got}");
+    let listed = env.run(["config", "list"]).ok().stdout;
+    assert!(listed.contains("bandwidth = 2 MB/s"), "{listed}");
+    let unknown = env.run(["config", "get", "speed"]);
+    assert!(
+        unknown.stderr.contains("the settings are: bandwidth"),
+        "{}",
+        unknown.stderr
+    );
+    let refused = env.run(["config", "set", "bandwidth", "fast"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("2MB/s"), "{}", refused.stderr);
+    for i in 0..4 {
+        env.write(&format!("IMG_{i}.jpg"), &bytes(&i.to_string(), 5 << 20));
+    }
+    env.watch(&["--album", "Trip", "--dest", "garage"]);
+
+    // The bytes that reached the server, every 50 ms, while it runs.
+    let (mut child, _) = {
+        let mut cmd = env.cmd();
+        cmd.env("SHOEBOX_SECRET_GARAGE", SECRET)
+            .args(["sync", "--json", "--settle", "100ms"])
+            .stdout(Stdio::null());
+        (cmd.spawn().unwrap(), ())
+    };
+    let start = Instant::now();
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    let total = 20u64 << 20;
+    loop {
+        let n = proxy.body_bytes();
+        samples.push((start.elapsed().as_secs_f64(), n));
+        if n >= total || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            start.elapsed() < SECS(120),
+            "the upload did not end within 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(proxy.body_bytes(), total, "each byte sent once");
+    let first = samples.iter().find(|(_, n)| *n > 0).unwrap().0;
+    let last = samples.iter().find(|(_, n)| *n >= total).unwrap().0;
+    let took = last - first;
+    let want = total as f64 / 2e6;
+    assert!(
+        (took - want).abs() <= want * 0.1,
+        "20 MiB took {took:.2} s at 2 MB/s (want {want:.2} s ± 10 %)"
+    );
+    for (i, (t, n)) in samples.iter().enumerate() {
+        let Some((_, later)) = samples[i..].iter().rev().find(|(u, _)| *u <= t + 2.0) else {
+            continue;
+        };
+        assert!(
+            (later - n) as f64 <= 4e6 * 1.1,
+            "{} bytes in the 2 s from {t:.2} s",
+            later - n
+        );
+    }
+    let s = env.status();
+    assert_eq!(s["watches"][0]["uploaded"], 4, "{s}");
+    assert_eq!(s["bandwidth_limit"], 2_000_000, "{s}");
+    env.run(["config", "set", "bandwidth", "off"]).ok();
+    assert!(env.status().get("bandwidth_limit").is_none());
+}
+
 #[test]
 fn identical_content_under_another_name_is_a_server_side_copy() {
     let (env, garage) = setup();

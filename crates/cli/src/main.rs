@@ -39,6 +39,9 @@ enum Command {
     /// Folders that are backed up.
     #[command(subcommand)]
     Watch(WatchCommand),
+    /// How considerate background work is: the upload bandwidth limit.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Scan every watched folder, upload everything pending, then exit.
     Sync {
         #[command(flatten)]
@@ -294,6 +297,29 @@ enum DestKind {
     },
     /// An SSH server, over SFTP (OpenSSH on a NAS, a VPS, a Raspberry Pi…).
     Sftp(sftp::SftpArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Every setting, its value and what it does.
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// One setting's value.
+    Get {
+        /// The setting (`shoebox config list` shows them).
+        key: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Changes a setting; a running engine applies it at once.
+    Set {
+        /// The setting (`shoebox config list` shows them).
+        key: String,
+        /// Its new value, such as `2MB/s` or `off` for `bandwidth`.
+        value: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -662,6 +688,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Doctor { .. } => unreachable!("handled before the engine opens"),
+        Command::Config(ConfigCommand::List { json }) => {
+            output::config(&engine.config_list()?, json.json)?
+        }
+        Command::Config(ConfigCommand::Get { key, json }) => {
+            let e = engine.config_get(&key)?;
+            if json.json {
+                output::print_json(&e)?;
+            } else {
+                println!("{}", e.value);
+            }
+        }
+        Command::Config(ConfigCommand::Set { key, value }) => {
+            let e = engine.config_set(&key, &value)?;
+            println!("{} is now {}", e.key, e.value);
+        }
         Command::Pause => {
             engine.set_paused(true)?;
             println!("syncing is paused; `shoebox resume` resumes it");

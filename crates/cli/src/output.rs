@@ -9,7 +9,7 @@ use serde::Serialize;
 use shoebox_core::{AlbumMode, AlbumNames, DestInfo, Event, Status, SyncReport, WatchInfo};
 use shoebox_core::{Health, Repair};
 
-fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
+pub fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, v)?;
     writeln!(out)?;
@@ -211,6 +211,18 @@ pub fn ignored(list: &[shoebox_core::IgnoredFile], json: bool) -> Result<()> {
     }
     for f in list {
         println!("{}: {}", f.path, f.reason);
+    }
+    Ok(())
+}
+
+/// `config list` and `config get`: one line per setting, `key = value`,
+/// then what it does.
+pub fn config(entries: &[shoebox_core::ConfigEntry], json: bool) -> Result<()> {
+    if json {
+        return print_json(&entries);
+    }
+    for e in entries {
+        println!("{} = {}\n    {}", e.key, e.value, e.about);
     }
     Ok(())
 }

@@ -109,6 +109,12 @@ impl Progress {
             if rate > 0.0 {
                 line.push_str(&format!(" · {}", rate_text(rate)));
             }
+            if let Some(limit) = status.bandwidth_limit {
+                line.push_str(&format!(
+                    " · limited to {}",
+                    crate::config::rate_text(Some(limit))
+                ));
+            }
             return Summary {
                 state: Overall::Syncing,
                 line,
@@ -168,6 +174,7 @@ mod tests {
             settling: 0,
             destinations_down: Vec::new(),
             last_check: None,
+            bandwidth_limit: None,
         }
     }
 
@@ -201,6 +208,20 @@ mod tests {
             s.line, "Uploading 12 of 340 · 18 MB/s",
             "90 MB in the last 5 s"
         );
+    }
+
+    #[test]
+    fn a_bandwidth_limit_is_said_while_uploading() {
+        let t0 = crate::clock::now();
+        let mut p = Progress::default();
+        let mut limited = status(5, 0, false);
+        limited.bandwidth_limit = Some(2_000_000);
+        assert_eq!(
+            p.summary(&limited, t0).line,
+            "Uploading 0 of 5 · limited to 2 MB/s"
+        );
+        limited.queue.pending = 0;
+        assert_eq!(p.summary(&limited, t0).line, "Up to date");
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub fn sync(
 ) -> Result<SyncReport> {
     store.requeue_interrupted()?;
     let all = store.watches()?;
+    crate::transfer::rate::UPLOADS.set(crate::config::bandwidth(store)?);
     let mut pipeline = Pipeline::new(store, emit, opts.workers, SettleRule::new(opts.settle));
     let unavailable = open_all(pipeline.destinations_mut(), store, home, &all, emit)?;
     let mut present = Vec::new();

@@ -245,8 +245,9 @@ impl Daemon<'_> {
     }
 
     /// Reads the configuration from the store and applies it: new and
-    /// removed watches and destinations, pause.
+    /// removed watches and destinations, pause, the bandwidth limit.
     fn reload(&mut self) -> Result<()> {
+        crate::transfer::rate::UPLOADS.set(crate::config::bandwidth(self.store)?);
         let epoch = self.store.setting(DEST_EPOCH_KEY)?;
         if epoch != self.dest_epoch {
             // Edited settings or secrets: open every destination afresh.

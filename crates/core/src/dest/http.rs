@@ -41,6 +41,18 @@ pub(crate) fn client(name: &str, pinned: Option<&[u8]>) -> Result<Client, DestEr
         })
 }
 
+/// A request body of `bytes`, paced by the upload limit as it is sent.
+pub(crate) fn paced_bytes(bytes: Vec<u8>) -> reqwest::blocking::Body {
+    let len = bytes.len() as u64;
+    match crate::transfer::rate::UPLOADS.rate() {
+        Some(_) => reqwest::blocking::Body::sized(
+            crate::transfer::rate::paced(std::io::Cursor::new(bytes)),
+            len,
+        ),
+        None => reqwest::blocking::Body::from(bytes),
+    }
+}
+
 /// How long a request carrying `body` bytes may take: the stall allowance
 /// plus one second per MiB (a floor of 1 MiB/s).
 pub(crate) fn timeout_for(body: u64) -> Duration {

@@ -17,6 +17,7 @@ use url::Url;
 use super::http_auth::{self, Credentials};
 use super::{Check, Destination, Listed, Staged, Upload, http};
 use crate::error::DestError;
+use crate::transfer::rate::paced;
 
 const STAGING: &str = ".shoebox-staging";
 
@@ -600,7 +601,7 @@ impl Destination for WebDav {
             });
             let sent = self.send(
                 "upload",
-                put.body(Body::sized(pipe_r, upload.len)),
+                put.body(Body::sized(paced(pipe_r), upload.len)),
                 &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
             );
             (sent, copier.join().expect("the copier does not panic"))

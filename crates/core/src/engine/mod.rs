@@ -108,6 +108,10 @@ pub struct Status {
     /// The last check that the destinations hold what the index records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_check: Option<crate::check::BackupCheck>,
+    /// The upload limit for all transfers together, in bytes per second
+    /// (`shoebox config set bandwidth`), when one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth_limit: Option<u64>,
 }
 
 /// A file or folder a scan left out on purpose, and why.
@@ -376,6 +380,7 @@ impl Engine {
             settling: activity.settling,
             destinations_down: activity.destinations_down,
             last_check: crate::check::last_check(&self.store)?,
+            bandwidth_limit: crate::config::bandwidth(&self.store)?,
         })
     }
 
@@ -484,6 +489,23 @@ impl Engine {
             all_files,
             max_entries,
         ))
+    }
+
+    /// Every setting of `shoebox config`, with its value and what it does.
+    pub fn config_list(&self) -> Result<Vec<crate::ConfigEntry>> {
+        crate::config::list(&self.store)
+    }
+
+    pub fn config_get(&self, key: &str) -> Result<crate::ConfigEntry> {
+        crate::config::get(&self.store, key)
+    }
+
+    /// Checks and keeps a setting (a running engine applies it at once);
+    /// returns it as it is now kept.
+    pub fn config_set(&self, key: &str, value: &str) -> Result<crate::ConfigEntry> {
+        let entry = crate::config::set(&self.store, key, value)?;
+        self.home.signal_change();
+        Ok(entry)
     }
 
     pub fn paused(&self) -> Result<bool> {

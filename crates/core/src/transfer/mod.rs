@@ -10,6 +10,7 @@
 
 mod destinations;
 mod ops;
+pub(crate) mod rate;
 
 pub(crate) use destinations::{
     DestinationSet, Tripped, date_old_copies, finish_pass, give_up_lost_names, open_all,

@@ -6,8 +6,9 @@
 //! without I/O) → a 256 KiB buffer → [`HashingReader`] (the source's content
 //! hash, checked against the planned one before the upload is committed) →
 //! [`Metered`] (the bytes handed to the destination: progress, and what the
-//! destination must say it stored). A gate (pause, rate limit) and an
-//! encoding stage belong between the hash and the meter.
+//! destination must say it stored). The bandwidth limit paces bytes where
+//! they leave, in each network destination (`rate.rs`), not here: a body
+//! read into memory first would otherwise go out in one burst.
 
 use std::io::{self, Read};
 use std::path::Path;

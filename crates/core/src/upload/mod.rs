@@ -195,6 +195,8 @@ impl<'a> Pipeline<'a> {
         settle: SettleRule,
     ) -> Pipeline<'a> {
         let workers = workers.max(1);
+        // Uploads a pipeline before this one cancelled may go again.
+        crate::transfer::rate::UPLOADS.set_cancelled(false);
         let pool = Workers::start(workers);
         let meters = pool.meters.clone();
         Pipeline {
@@ -285,6 +287,7 @@ impl<'a> Pipeline<'a> {
     /// Aborts reads in progress; their files go back to the queue.
     pub fn cancel(&self) {
         self.meters.cancel.store(true, Ordering::Relaxed);
+        crate::transfer::rate::UPLOADS.set_cancelled(true);
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -294,6 +297,7 @@ impl<'a> Pipeline<'a> {
     /// Lets reads run again after [`Self::cancel`].
     pub fn uncancel(&self) {
         self.meters.cancel.store(false, Ordering::Relaxed);
+        crate::transfer::rate::UPLOADS.set_cancelled(false);
     }
 
     pub fn settling_count(&self) -> usize {

@@ -32,6 +32,7 @@ use super::http;
 use super::{Check, Destination, Listed, Staged, Upload};
 use crate::error::DestError;
 use crate::store::{Hash, MultipartLog, S3Settings};
+use crate::transfer::rate::paced;
 use wire::{Endpoint, encode_key};
 
 /// Files above this size use multipart uploads.

@@ -256,7 +256,7 @@ impl S3 {
             "PUT",
             url,
             &[("content-md5", &md5_b64)],
-            Some((Body::from(buf), len)),
+            Some((http::paced_bytes(buf), len)),
             &[],
         ) {
             Err(DestError::Http { status: 404, .. }) => {

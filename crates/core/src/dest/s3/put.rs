@@ -125,7 +125,7 @@ impl S3 {
             "PUT",
             url,
             &headers,
-            Some((Body::from(buf), read)),
+            Some((http::paced_bytes(buf), read)),
             &[],
         )?;
         self.verify_put(key, &resp, &hex(&digest), read)?;
@@ -165,7 +165,7 @@ impl S3 {
                 "PUT",
                 url,
                 &headers,
-                Some((Body::sized(pipe_r, len), len)),
+                Some((Body::sized(paced(pipe_r), len), len)),
                 &[],
             );
             (sent, copier.join().expect("the copier does not panic"))

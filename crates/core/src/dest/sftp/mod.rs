@@ -294,7 +294,9 @@ impl Sftp {
             crate::platform::random_hex(8)
         );
         let mtime = modified.and_then(unix_secs);
-        let result = self.run(|c| write_file(c, temp.clone(), mtime, source));
+        // Paced as it is read: each chunk is written as soon as it is read.
+        let mut source = crate::transfer::rate::paced(source);
+        let result = self.run(|c| write_file(c, temp.clone(), mtime, &mut source));
         match result {
             Ok(n) => Ok((temp, n)),
             Err(e) => {
