@@ -22,6 +22,7 @@ fn main() {
             "pick_folder",
             "set_autostart",
             "set_workers",
+            "set_config",
             "answer_autostart_question",
             "open_location",
             "add_destination",

@@ -165,6 +165,7 @@ function renderSettings() {
   $('#autostart').checked = state.autostart;
   $('#paused-setting').checked = state.status.paused;
   if (document.activeElement !== $('#workers')) $('#workers').value = state.workers;
+  if (document.activeElement !== $('#bandwidth')) $('#bandwidth').value = state.bandwidth;
   $('#library-path').textContent = state.library;
   $('#logs-path').textContent = state.logs;
 }
@@ -311,6 +312,11 @@ $('#retry-failed').addEventListener('click', () => call('retry_failed').then(ref
 $('#autostart').addEventListener('change', async (e) => {
   try { e.target.checked = await invoke('set_autostart', { enabled: e.target.checked }); } catch (err) { toast(err.message); }
 });
+$('#bandwidth').addEventListener('change', (e) => call('set_config', { key: 'bandwidth', value: e.target.value || 'off' })
+  .then((c) => {
+    e.target.value = c.value;
+    toast(c.value === 'off' ? 'Uploads are not limited.' : `Uploads are limited to ${c.value}.`);
+  }));
 $('#workers').addEventListener('change', (e) => call('set_workers', { workers: Number(e.target.value) }).then(() => toast('Takes effect the next time Shoebox starts.')));
 $('#open-library').addEventListener('click', () => call('open_location', { which: 'library' }));
 $('#open-logs').addEventListener('click', () => call('open_location', { which: 'logs' }));
@@ -343,12 +349,23 @@ async function renderDestinations() {
     const actions = el('div', { class: 'watch-actions' },
       el('button', { type: 'button', class: 'test-dest-btn', text: 'Test',
         onclick: async () => {
-          checks.replaceChildren(el('li', { class: 'muted', text: 'Testing…' }));
+          // A test runs off the window's thread and ends at its time bound;
+          // Cancel stops waiting for it (its answer is then dropped).
+          const run = { cancelled: false };
+          checks.replaceChildren(el('li', { class: 'muted testing' },
+            el('span', { text: 'Testing… ' }),
+            el('button', { type: 'button', class: 'cancel-test-btn', text: 'Cancel',
+              onclick: () => {
+                run.cancelled = true;
+                checks.replaceChildren(el('li', { class: 'muted', text: 'Test cancelled.' }));
+              } })));
           try {
             const result = await invoke('test_destination', { name: d.name });
+            if (run.cancelled) return;
             checks.replaceChildren(...result.map((c) => el('li', { class: c.ok ? 'check ok' : 'check error' },
               el('span', { text: `${c.ok ? '✓' : '✗'} ${c.check}` }), el('span', { class: 'muted', text: c.detail }))));
           } catch (e) {
+            if (run.cancelled) return;
             checks.replaceChildren(el('li', { class: 'check error', text: e.message || String(e) }));
           }
         } }));

@@ -1,6 +1,9 @@
 //! The commands the window may call (and only these: see build.rs and
 //! capabilities/default.json). Each maps to one engine call; errors reach
-//! the UI as `{code, message}`.
+//! the UI as `{code, message}`. None runs on the main thread (a sync
+//! command is `async` to Tauri), so the window and the tray never wait on
+//! a disk or the engine's lock; those that reach a destination over the
+//! network also take their own engine connection (`on_own_engine`).
 
 use std::path::PathBuf;
 
@@ -45,6 +48,20 @@ fn invalid(code: &str, message: impl Into<String>) -> UiError {
 
 type Res<T> = Result<T, UiError>;
 
+/// Runs `work` on a thread of its own, with an engine connection of its
+/// own: a server that never answers (until the request's time bound) then
+/// holds neither the window's thread nor the engine every other command
+/// reads through. For commands that reach a destination over the network.
+async fn on_own_engine<T: Send + 'static>(
+    host: &Host,
+    work: impl FnOnce(&shoebox_core::Engine) -> Res<T> + Send + 'static,
+) -> Res<T> {
+    let home = host.home.clone();
+    tauri::async_runtime::spawn_blocking(move || work(&shoebox_core::Engine::open(home)?))
+        .await
+        .map_err(|e| invalid("internal", format!("the request stopped: {e}")))?
+}
+
 /// Changes are refused while a headless engine owns the store.
 fn writable(host: &Host) -> Res<()> {
     match &host.read_only {
@@ -58,12 +75,12 @@ fn writable(host: &Host) -> Res<()> {
     }
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn get_state(app: AppHandle, host: State<'_, Host>) -> Res<UiState> {
     Ok(host.ui_state(&app)?)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn list_destinations(host: State<'_, Host>) -> Res<Vec<shoebox_core::DestInfo>> {
     Ok(host.engine.lock().expect("lock").destinations()?)
 }
@@ -87,7 +104,7 @@ fn parse_date_format(format: Option<&str>) -> Res<DateFormat> {
     }
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn preview_albums(
     host: State<'_, Host>,
     folder: String,
@@ -116,7 +133,7 @@ pub struct Added {
     pub notices: Vec<String>,
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 #[allow(clippy::too_many_arguments)]
 pub fn add_watch(
     host: State<'_, Host>,
@@ -147,7 +164,7 @@ pub fn add_watch(
     Ok(Added { watch, notices })
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn remove_watch(host: State<'_, Host>, folder: String) -> Res<()> {
     writable(&host)?;
     host.engine
@@ -158,7 +175,7 @@ pub fn remove_watch(host: State<'_, Host>, folder: String) -> Res<()> {
     Ok(())
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn sync_now(host: State<'_, Host>) -> Res<()> {
     writable(&host)?;
     host.engine.lock().expect("lock").request_rescan()?;
@@ -166,7 +183,7 @@ pub fn sync_now(host: State<'_, Host>) -> Res<()> {
     Ok(())
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn set_paused(host: State<'_, Host>, paused: bool) -> Res<()> {
     writable(&host)?;
     host.engine.lock().expect("lock").set_paused(paused)?;
@@ -174,7 +191,7 @@ pub fn set_paused(host: State<'_, Host>, paused: bool) -> Res<()> {
     Ok(())
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn confirm_deletions(host: State<'_, Host>, folder: String) -> Res<u64> {
     writable(&host)?;
     let n = host
@@ -186,7 +203,7 @@ pub fn confirm_deletions(host: State<'_, Host>, folder: String) -> Res<u64> {
     Ok(n)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn keep_files(host: State<'_, Host>, folder: String) -> Res<u64> {
     writable(&host)?;
     let n = host
@@ -198,7 +215,7 @@ pub fn keep_files(host: State<'_, Host>, folder: String) -> Res<u64> {
     Ok(n)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn retry_failed(host: State<'_, Host>) -> Res<u64> {
     writable(&host)?;
     let n = host.engine.lock().expect("lock").retry_failed()?;
@@ -210,7 +227,7 @@ pub fn retry_failed(host: State<'_, Host>) -> Res<u64> {
 const IGNORED_SHOWN: usize = 500;
 
 /// What the scans left out on purpose, with the reasons (read-only).
-#[tauri::command]
+#[tauri::command(async)]
 pub fn list_ignored(host: State<'_, Host>) -> Res<Vec<shoebox_core::IgnoredFile>> {
     Ok(host.engine.lock().expect("lock").ignored(IGNORED_SHOWN)?)
 }
@@ -230,7 +247,7 @@ pub async fn pick_folder(app: AppHandle, title: Option<String>) -> Res<Option<St
         .map(|p| p.display().to_string()))
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn set_autostart(app: AppHandle, enabled: bool) -> Res<bool> {
     // auto-launch creates ~/.config/autostart but not ~/.config, which a
     // fresh account may not have yet.
@@ -256,7 +273,7 @@ pub fn set_autostart(app: AppHandle, enabled: bool) -> Res<bool> {
 }
 
 /// The once-asked question after the first folder: launch at login?
-#[tauri::command]
+#[tauri::command(async)]
 pub fn answer_autostart_question(
     app: AppHandle,
     host: State<'_, Host>,
@@ -272,7 +289,7 @@ pub fn answer_autostart_question(
     Ok(on)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn set_workers(host: State<'_, Host>, workers: u64) -> Res<u64> {
     if !(1..=16).contains(&workers) {
         return Err(invalid(
@@ -288,7 +305,19 @@ pub fn set_workers(host: State<'_, Host>, workers: u64) -> Res<u64> {
     Ok(workers)
 }
 
-#[tauri::command]
+/// Changes a setting of `shoebox config` (the upload limit); the running
+/// engine applies it at once.
+#[tauri::command(async)]
+pub fn set_config(
+    host: State<'_, Host>,
+    key: String,
+    value: String,
+) -> Res<shoebox_core::ConfigEntry> {
+    writable(&host)?;
+    Ok(host.engine.lock().expect("lock").config_set(&key, &value)?)
+}
+
+#[tauri::command(async)]
 pub fn open_location(app: AppHandle, host: State<'_, Host>, which: String) -> Res<()> {
     use tauri_plugin_opener::OpenerExt;
     let path = match which.as_str() {
@@ -425,10 +454,15 @@ fn certificate(path: &str) -> Res<Option<Vec<u8>>> {
         .map_err(|why| invalid("invalid", why))
 }
 
+/// Adds a destination (an SFTP server is reached to check the key and the
+/// sign-in, so it runs on its own engine connection).
 #[tauri::command]
-pub fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestAdded> {
+pub async fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestAdded> {
     writable(&host)?;
-    let engine = host.engine.lock().expect("lock");
+    on_own_engine(&host, move |engine| add_destination_now(engine, dest)).await
+}
+
+fn add_destination_now(engine: &shoebox_core::Engine, dest: NewDestination) -> Res<DestAdded> {
     let secret = non_empty(&dest.secret);
     // A folder has no server, so no certificate (the field may hold a
     // value typed before the kind was changed).
@@ -528,7 +562,7 @@ fn home_relative(path: &str) -> PathBuf {
 
 /// Writes an encrypted destination's key file, protected by `passphrase`
 /// (never over an existing file). Returns the file's path.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn export_key(
     host: State<'_, Host>,
     name: String,
@@ -572,36 +606,43 @@ pub struct EditDestination {
     trust_host_key: String,
 }
 
+/// Changes a destination's connection (an SFTP server is reached for its
+/// host key, so it runs on its own engine connection).
 #[tauri::command]
-pub fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<DestAdded> {
+pub async fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<DestAdded> {
     writable(&host)?;
     let trust_certificate = if edit.forget_certificate {
         Some(None)
     } else {
         certificate(&edit.trust_certificate)?.map(Some)
     };
-    let engine = host.engine.lock().expect("lock");
-    let (info, notices) = engine.edit_destination(&shoebox_core::DestEdit {
-        name: edit.name,
-        url: Some(edit.url),
-        user: Some(edit.user),
-        secret: non_empty(&edit.secret),
-        region: non_empty(&edit.region),
-        path_style: Some(edit.path_style),
-        allow_insecure_http: Some(edit.allow_insecure_http),
-        trust_certificate,
-        trust_host_key: non_empty(&edit.trust_host_key),
-    })?;
-    Ok(DestAdded {
-        dest: info,
-        notices,
+    on_own_engine(&host, move |engine| {
+        let (info, notices) = engine.edit_destination(&shoebox_core::DestEdit {
+            name: edit.name,
+            url: Some(edit.url),
+            user: Some(edit.user),
+            secret: non_empty(&edit.secret),
+            region: non_empty(&edit.region),
+            path_style: Some(edit.path_style),
+            allow_insecure_http: Some(edit.allow_insecure_http),
+            trust_certificate,
+            trust_host_key: non_empty(&edit.trust_host_key),
+        })?;
+        Ok(DestAdded {
+            dest: info,
+            notices,
+        })
     })
+    .await
 }
 
+/// Tests a destination. Read-only is fine: a test changes nothing.
 #[tauri::command]
-pub fn test_destination(host: State<'_, Host>, name: String) -> Res<Vec<shoebox_core::Check>> {
-    // Read-only is fine: a test changes nothing.
-    Ok(host.engine.lock().expect("lock").test_destination(&name)?)
+pub async fn test_destination(
+    host: State<'_, Host>,
+    name: String,
+) -> Res<Vec<shoebox_core::Check>> {
+    on_own_engine(&host, move |engine| Ok(engine.test_destination(&name)?)).await
 }
 
 /// Restores every album of a destination into a folder. It runs on a
@@ -634,7 +675,7 @@ pub async fn restore_destination(
     Ok(restored?)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 pub fn remove_destination(host: State<'_, Host>, name: String) -> Res<()> {
     writable(&host)?;
     Ok(host

@@ -51,6 +51,8 @@ pub struct UiState {
     pub library: String,
     pub logs: String,
     pub workers: u64,
+    /// The upload limit as `shoebox config` shows it (`2 MB/s`, `off`).
+    pub bandwidth: String,
     pub autostart: bool,
     pub autostart_asked: bool,
 }
@@ -184,6 +186,7 @@ impl Host {
             library: self.home.library_dir().display().to_string(),
             logs: self.home.logs_dir().display().to_string(),
             workers: engine.store().number(WORKERS_KEY)?.unwrap_or(4),
+            bandwidth: engine.config_get("bandwidth")?.value,
             autostart: app.autolaunch().is_enabled().unwrap_or(false),
             autostart_asked: engine.store().flag(AUTOSTART_ASKED_KEY)?,
             status,

@@ -79,6 +79,7 @@ pub fn run() {
             commands::set_autostart,
             commands::answer_autostart_question,
             commands::set_workers,
+            commands::set_config,
             commands::open_location,
             commands::add_destination,
             commands::edit_destination,

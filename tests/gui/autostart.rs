@@ -29,3 +29,36 @@ fn the_launch_at_login_switch_writes_and_removes_the_autostart_entry() {
     wd.click("#autostart");
     wait_until(secs(10), "the autostart entry to go", || !entry.exists());
 }
+
+/// The upload limit in Settings is `shoebox config`'s: set there, it is
+/// in the store for every engine; a value that is not a rate is refused
+/// with how to write one.
+#[test]
+fn the_upload_limit_is_set_in_settings() {
+    let sb = Sandbox::new();
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#tab-settings");
+    wd.wait_text("#settings", secs(10), |t| t.contains("Upload limit"));
+    assert_eq!(
+        wd.exec("return document.querySelector('#bandwidth').value"),
+        "off"
+    );
+    // Typed, then committed as leaving the field commits it.
+    let set = |value: &str| {
+        wd.exec(&format!(
+            "const f = document.querySelector('#bandwidth');
+             f.value = {value:?};
+             f.dispatchEvent(new Event('change'));"
+        ));
+    };
+    set("2MB/s");
+    wd.wait_text("#toast", secs(10), |t| t.contains("limited to 2 MB/s"));
+    assert_eq!(sb.engine().config_get("bandwidth").unwrap().value, "2 MB/s");
+    set("fast");
+    wd.wait_text("#toast", secs(10), |t| t.contains("not a rate"));
+    assert_eq!(
+        sb.engine().config_get("bandwidth").unwrap().value,
+        "2 MB/s",
+        "a refused value changes nothing"
+    );
+}

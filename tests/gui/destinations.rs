@@ -188,6 +188,64 @@ fn a_webdav_destination_is_added_tested_edited_and_removed_in_the_window() {
     }
 }
 
+/// A server that takes the connection and never answers: the test runs
+/// off the window's thread, so the window goes on answering at once; the
+/// test can be cancelled, and left alone it ends at its time bound with
+/// a message saying so.
+#[test]
+fn a_server_that_never_answers_leaves_the_window_responsive_and_its_test_times_out() {
+    let sb = Sandbox::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        // Every connection is taken and held, unanswered.
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    sb.engine()
+        .add_webdav_destination(
+            "stuck",
+            &format!("http://127.0.0.1:{port}/dav"),
+            None,
+            None,
+            true,
+        )
+        .unwrap();
+    let wd = WebDriver::start_with_env(&sb, &[], &[("SHOEBOX_HTTP_TIMEOUT", "5")]);
+    wd.click("#tab-destinations");
+    let row = ".dest-row[data-name='stuck']";
+    wd.wait_text(row, secs(10), |t| t.contains("WebDAV"));
+
+    wd.click(&format!("{row} .test-dest-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(10), |t| {
+        t.contains("Testing")
+    });
+    // Another command answers while the test waits on the server.
+    let took = wd.exec(
+        "const t = performance.now();
+         return window.__TAURI__.core.invoke('list_destinations')
+           .then(() => performance.now() - t);",
+    );
+    let took = took
+        .as_f64()
+        .unwrap_or_else(|| panic!("a time in ms: {took}"));
+    assert!(
+        took < 1000.0,
+        "list_destinations took {took} ms during the test"
+    );
+    wd.click(&format!("{row} .cancel-test-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(10), |t| {
+        t.contains("Test cancelled")
+    });
+
+    // Left alone, the test ends at its time bound and says why.
+    wd.click(&format!("{row} .test-dest-btn"));
+    let said = wd.wait_text(&format!("{row} .checks"), secs(60), |t| {
+        t.contains("✗ reachable")
+    });
+    assert!(said.contains("timed out"), "{said}");
+}
+
 /// SFTP in the window: the form asks for what SSH needs, a server seen
 /// for the first time shows its fingerprint to confirm, and the password
 /// goes to the Secret Service. Against a real sshd (tests/common/sshd.rs).

@@ -446,6 +446,11 @@ impl WebDriver {
     /// Starts the app under WebDriver. `wrap` runs tauri-driver (and so the
     /// app) through another command, e.g. setpriv.
     pub fn start(sandbox: &Sandbox, wrap: &[&str]) -> WebDriver {
+        Self::start_with_env(sandbox, wrap, &[])
+    }
+
+    /// [`WebDriver::start`], with more environment for the app.
+    pub fn start_with_env(sandbox: &Sandbox, wrap: &[&str], env: &[(&str, &str)]) -> WebDriver {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -463,6 +468,7 @@ impl WebDriver {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         sandbox.env(&mut cmd);
+        cmd.envs(env.iter().copied());
         let driver = Proc::spawn(cmd);
         let base = format!("http://127.0.0.1:{port}");
         wait_until(secs(20), "tauri-driver to listen", || {
