@@ -166,6 +166,7 @@ function renderSettings() {
   $('#paused-setting').checked = state.status.paused;
   if (document.activeElement !== $('#workers')) $('#workers').value = state.workers;
   if (document.activeElement !== $('#bandwidth')) $('#bandwidth').value = state.bandwidth;
+  if (document.activeElement !== $('#schedule')) $('#schedule').value = state.schedule;
   $('#library-path').textContent = state.library;
   $('#logs-path').textContent = state.logs;
 }
@@ -316,6 +317,12 @@ $('#bandwidth').addEventListener('change', (e) => call('set_config', { key: 'ban
   .then((c) => {
     e.target.value = c.value;
     toast(c.value === 'off' ? 'Uploads are not limited.' : `Uploads are limited to ${c.value}.`);
+  }));
+$('#schedule').addEventListener('change', (e) => call('set_config', { key: 'schedule', value: e.target.value || 'off' })
+  .then((c) => {
+    e.target.value = c.value;
+    toast(c.value === 'off' ? 'Uploads run at any time.'
+      : c.value.startsWith('pause') ? `Uploads pause ${c.value.slice(6)}.` : `Uploads run ${c.value}.`);
   }));
 $('#workers').addEventListener('change', (e) => call('set_workers', { workers: Number(e.target.value) }).then(() => toast('Takes effect the next time Shoebox starts.')));
 $('#open-library').addEventListener('click', () => call('open_location', { which: 'library' }));

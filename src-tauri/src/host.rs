@@ -53,6 +53,9 @@ pub struct UiState {
     pub workers: u64,
     /// The upload limit as `shoebox config` shows it (`2 MB/s`, `off`).
     pub bandwidth: String,
+    /// The upload hours as `shoebox config` shows them (`22:00-07:00`,
+    /// `pause 09:00-17:00`, `off`).
+    pub schedule: String,
     pub autostart: bool,
     pub autostart_asked: bool,
 }
@@ -187,6 +190,7 @@ impl Host {
             logs: self.home.logs_dir().display().to_string(),
             workers: engine.store().number(WORKERS_KEY)?.unwrap_or(4),
             bandwidth: engine.config_get("bandwidth")?.value,
+            schedule: engine.config_get("schedule")?.value,
             autostart: app.autolaunch().is_enabled().unwrap_or(false),
             autostart_asked: engine.store().flag(AUTOSTART_ASKED_KEY)?,
             status,

@@ -278,6 +278,53 @@ fn pause_and_resume_from_a_second_process() {
     assert_eq!(env.status()["paused"], false);
 }
 
+/// Outside the schedule's hours the engine holds uploads and says until
+/// when; inside them (or with the schedule lifted) they go.
+#[test]
+fn outside_the_scheduled_hours_uploads_wait_and_status_says_until_when() {
+    let env = Env::new();
+    env.watch(&[]);
+    let hhmm = |hours: i64| {
+        (chrono::Local::now().time() + chrono::Duration::hours(hours))
+            .format("%H:%M")
+            .to_string()
+    };
+    // Uploads run from two hours from now, for an hour.
+    let window = format!("{}-{}", hhmm(2), hhmm(3));
+    let set = env.run(["config", "set", "schedule", &window]).ok().stdout;
+    assert!(set.contains(&format!("schedule is now {window}")), "{set}");
+    let run = env.spawn_run(&[]);
+    env.write("IMG_1.jpg", &bytes("1", 1000));
+    wait_until(SECS(30), "the photo held by the schedule", || {
+        let s = env.status();
+        s["waiting"]["reason"] == "schedule" && s["waiting"]["held"] == 1
+    });
+    assert_eq!(env.status()["waiting"]["until"], hhmm(2));
+    assert!(
+        env.library_files().is_empty(),
+        "nothing uploaded outside the hours"
+    );
+
+    // Hours that hold now: it goes.
+    let m = run.mark();
+    let now_inside = format!("{}-{}", hhmm(-1), hhmm(1));
+    env.run(["config", "set", "schedule", &now_inside]).ok();
+    run.wait_for(m, SECS(10), done_for("IMG_1.jpg"));
+    assert!(env.status().get("waiting").is_none());
+
+    // Paused hours that hold now, then no schedule at all.
+    let quiet_now = format!("pause {}-{}", hhmm(-1), hhmm(1));
+    env.run(["config", "set", "schedule", &quiet_now]).ok();
+    env.write("IMG_2.jpg", &bytes("2", 1000));
+    wait_until(SECS(30), "the second photo held", || {
+        env.status()["waiting"]["held"] == 1
+    });
+    let m = run.mark();
+    env.run(["config", "set", "schedule", "off"]).ok();
+    run.wait_for(m, SECS(10), done_for("IMG_2.jpg"));
+    assert_eq!(env.library_files().len(), 2);
+}
+
 #[test]
 fn a_watch_added_while_running_takes_effect() {
     let env = Env::new();

@@ -30,11 +30,11 @@ fn the_launch_at_login_switch_writes_and_removes_the_autostart_entry() {
     wait_until(secs(10), "the autostart entry to go", || !entry.exists());
 }
 
-/// The upload limit in Settings is `shoebox config`'s: set there, it is
-/// in the store for every engine; a value that is not a rate is refused
-/// with how to write one.
+/// The upload limit and hours in Settings are `shoebox config`'s: set
+/// there, they are in the store for every engine; a value that is not a
+/// rate is refused with how to write one.
 #[test]
-fn the_upload_limit_is_set_in_settings() {
+fn the_upload_limit_and_hours_are_set_in_settings() {
     let sb = Sandbox::new();
     let wd = WebDriver::start(&sb, &[]);
     wd.click("#tab-settings");
@@ -60,5 +60,18 @@ fn the_upload_limit_is_set_in_settings() {
         sb.engine().config_get("bandwidth").unwrap().value,
         "2 MB/s",
         "a refused value changes nothing"
+    );
+    // The upload hours likewise.
+    wd.exec(
+        "const f = document.querySelector('#schedule');
+         f.value = '22:00-07:00';
+         f.dispatchEvent(new Event('change'));",
+    );
+    wd.wait_text("#toast", secs(10), |t| {
+        t.contains("Uploads run 22:00-07:00")
+    });
+    assert_eq!(
+        sb.engine().config_get("schedule").unwrap().value,
+        "22:00-07:00"
     );
 }

@@ -163,8 +163,11 @@ fn a_webdav_destination_is_added_tested_edited_and_removed_in_the_window() {
     wd.click(&format!("{row} .edit-dest-btn"));
     wd.type_into("#dest-secret", "not-the-password");
     wd.click("#dest-confirm");
+    // The edit runs off the window's thread: wait for it to land.
+    wait_until(secs(20), "the new password in the keyring", || {
+        keyring_lookup("nas") == "not-the-password"
+    });
     wd.wait_text("#dest-list", secs(10), |t| t.contains("nas"));
-    assert_eq!(keyring_lookup("nas"), "not-the-password");
     wd.click(&format!("{row} .test-dest-btn"));
     wd.wait_text(&format!("{row} .checks"), secs(20), |t| {
         t.contains("✗ credentials") && t.contains("refused the credentials")

@@ -19,6 +19,11 @@ fn since_epoch() -> std::time::Duration {
     wall().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
+/// The local time of day (for the upload schedule).
+pub(crate) fn local_time_of_day() -> chrono::NaiveTime {
+    chrono::DateTime::<chrono::Local>::from(wall()).time()
+}
+
 /// Unix time in milliseconds.
 pub(crate) fn unix_ms() -> i64 {
     since_epoch().as_millis() as i64

@@ -1,6 +1,6 @@
 //! The user's settings for how considerate background work is, as
-//! `shoebox config list|get|set` and the window show them: for now the
-//! upload bandwidth limit (`bandwidth`). Each is kept as text in the
+//! `shoebox config list|get|set` and the window show them: the upload
+//! bandwidth limit (`bandwidth`) and the hours uploads run (`schedule`). Each is kept as text in the
 //! settings table under `config.<key>`, checked when it is set and read
 //! back typed; a running engine reads them again when told of a change.
 //! See docs/ARCHITECTURE.md.
@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::schedule::Schedule;
 use crate::store::Store;
 
 /// A setting `shoebox config` knows.
@@ -15,14 +16,17 @@ use crate::store::Store;
 pub(crate) enum ConfigKey {
     /// The upload rate for all transfers together.
     Bandwidth,
+    /// The hours uploads run, or pause (`crate::schedule`).
+    Schedule,
 }
 
 impl ConfigKey {
-    const ALL: [ConfigKey; 1] = [ConfigKey::Bandwidth];
+    const ALL: [ConfigKey; 2] = [ConfigKey::Bandwidth, ConfigKey::Schedule];
 
     fn name(self) -> &'static str {
         match self {
             ConfigKey::Bandwidth => "bandwidth",
+            ConfigKey::Schedule => "schedule",
         }
     }
 
@@ -32,6 +36,11 @@ impl ConfigKey {
                 "the upload rate for all transfers to servers together (a local or \
                  external disk is not limited): a rate such as 2MB/s, 500kB/s or 1.5MiB/s, \
                  or off"
+            }
+            ConfigKey::Schedule => {
+                "the hours of the day (local time) when the running engine uploads, such as \
+                 22:00-07:00, or when it pauses, such as \"pause 09:00-17:00\"; off for any \
+                 time. `shoebox sync` uploads at once whatever the hour"
             }
         }
     }
@@ -60,6 +69,9 @@ impl ConfigKey {
                 Some(bytes) => format!("{bytes}B/s"),
                 None => "off".to_string(),
             }),
+            ConfigKey::Schedule => {
+                Ok(Schedule::parse(value)?.map_or_else(|| "off".to_string(), |s| s.text()))
+            }
         }
     }
 
@@ -67,12 +79,13 @@ impl ConfigKey {
     fn shown(self, stored: &str) -> Result<String> {
         match self {
             ConfigKey::Bandwidth => Ok(rate_text(parse_rate(stored)?)),
+            ConfigKey::Schedule => self.stored(stored),
         }
     }
 
     fn default_text(self) -> &'static str {
         match self {
-            ConfigKey::Bandwidth => "off",
+            ConfigKey::Bandwidth | ConfigKey::Schedule => "off",
         }
     }
 }
@@ -120,14 +133,21 @@ pub(crate) fn set(store: &Store, name: &str, value: &str) -> Result<ConfigEntry>
     entry(store, key)
 }
 
+/// The kept text of a setting, if it is set; one that cannot be read is
+/// an error naming it.
+fn kept(store: &Store, key: ConfigKey) -> Result<Option<String>> {
+    entry(store, key)?;
+    store.setting(&key.store_key())
+}
+
 /// The upload limit in bytes per second, if one is set.
 pub(crate) fn bandwidth(store: &Store) -> Result<Option<u64>> {
-    let key = ConfigKey::Bandwidth;
-    entry(store, key)?; // a value that cannot be read is an error naming it
-    match store.setting(&key.store_key())? {
-        Some(v) => parse_rate(&v),
-        None => Ok(None),
-    }
+    kept(store, ConfigKey::Bandwidth)?.map_or(Ok(None), |v| parse_rate(&v))
+}
+
+/// The upload schedule, if one is set.
+pub(crate) fn schedule(store: &Store) -> Result<Option<Schedule>> {
+    kept(store, ConfigKey::Schedule)?.map_or(Ok(None), |v| Schedule::parse(&v))
 }
 
 /// Units of a rate, by how they are written (case matters for `b`: only

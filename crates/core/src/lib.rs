@@ -30,6 +30,7 @@ pub mod progress;
 mod report;
 mod retry;
 mod scan;
+mod schedule;
 mod seal;
 mod secrets;
 mod settle;
@@ -43,7 +44,7 @@ pub use album::{AlbumMode, AlbumNames, DateFormat};
 pub use capture::{Captured, DateSource};
 pub use check::{BackupCheck, Finding, VerifyOptions, VerifyProblem, VerifyReport};
 pub use config::ConfigEntry;
-pub use daemon::RunOptions;
+pub use daemon::{RunOptions, WaitReason, Waiting};
 pub use dest::sftp::{KeyProblem, private_key_text};
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{

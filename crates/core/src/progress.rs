@@ -91,6 +91,14 @@ impl Progress {
                 line: "Paused".into(),
             };
         }
+        if let Some(w) = &status.waiting {
+            return Summary {
+                state: Overall::Paused,
+                line: match w.reason {
+                    crate::daemon::WaitReason::Schedule => format!("Quiet hours until {}", w.until),
+                },
+            };
+        }
         // Files waiting for a destination that cannot be used are not
         // "uploading": say what holds them.
         if let Some(d) = status.destinations_down.first() {
@@ -175,6 +183,7 @@ mod tests {
             destinations_down: Vec::new(),
             last_check: None,
             bandwidth_limit: None,
+            waiting: None,
         }
     }
 
@@ -222,6 +231,25 @@ mod tests {
         );
         limited.queue.pending = 0;
         assert_eq!(p.summary(&limited, t0).line, "Up to date");
+    }
+
+    #[test]
+    fn outside_the_schedule_the_line_says_until_when() {
+        let t0 = crate::clock::now();
+        let mut p = Progress::default();
+        let mut quiet = status(7, 0, false);
+        quiet.waiting = Some(crate::daemon::Waiting {
+            reason: crate::daemon::WaitReason::Schedule,
+            until: "22:00".into(),
+            held: 7,
+        });
+        assert_eq!(
+            p.summary(&quiet, t0),
+            Summary {
+                state: Overall::Paused,
+                line: "Quiet hours until 22:00".into()
+            }
+        );
     }
 
     #[test]

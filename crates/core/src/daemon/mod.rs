@@ -83,6 +83,27 @@ pub struct Activity {
     /// Destinations that cannot be used now.
     #[serde(default)]
     pub destinations_down: Vec<crate::DestDown>,
+    /// Why uploads wait, when a condition holds them (not a pause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// Why uploads wait, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Waiting {
+    /// `schedule`: outside the hours uploads run.
+    pub reason: WaitReason,
+    /// The local time of day it ends (`22:00`).
+    pub until: String,
+    /// Files held meanwhile (filled in by `status`).
+    #[serde(default)]
+    pub held: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    Schedule,
 }
 
 /// A watch as the running engine holds it.
@@ -111,6 +132,10 @@ struct Daemon<'a> {
     /// What the user asked for; the pipeline follows once in-flight work
     /// has been cancelled.
     want_paused: bool,
+    /// The upload schedule (`shoebox config set schedule`), and whether it
+    /// holds uploads now and until when.
+    schedule: Option<crate::schedule::Schedule>,
+    quiet: Option<crate::schedule::Moment>,
     deletions_due: Option<Instant>,
     /// When the next failed file is due for another attempt (unix
     /// seconds): read when the queue drains, so that a file that failed
@@ -194,6 +219,8 @@ pub fn run(
         lives: HashMap::new(),
         pipeline,
         want_paused: false,
+        schedule: None,
+        quiet: None,
         deletions_due: None,
         retry_due: store.next_failed_attempt(now_secs())?,
         published: None,
@@ -248,6 +275,7 @@ impl Daemon<'_> {
     /// removed watches and destinations, pause, the bandwidth limit.
     fn reload(&mut self) -> Result<()> {
         crate::transfer::rate::UPLOADS.set(crate::config::bandwidth(self.store)?);
+        self.schedule = crate::config::schedule(self.store)?;
         let epoch = self.store.setting(DEST_EPOCH_KEY)?;
         if epoch != self.dest_epoch {
             // Edited settings or secrets: open every destination afresh.
@@ -347,6 +375,7 @@ impl Daemon<'_> {
             self.retry_due = None;
             self.pipeline.rescan_queue();
         }
+        self.follow_schedule()?;
         self.follow_pause();
         self.pipeline.pump()?;
         let drained = self.pipeline.is_drained();
@@ -364,10 +393,29 @@ impl Daemon<'_> {
         self.publish(false)
     }
 
+    /// Holds uploads outside the schedule's hours: those in flight are
+    /// cancelled like a pause (they stay queued), and they go again when the
+    /// hours come.
+    fn follow_schedule(&mut self) -> Result<()> {
+        let moment = self
+            .schedule
+            .map(|s| s.at(clock::local_time_of_day()))
+            .filter(|m| m.quiet);
+        if moment == self.quiet {
+            return Ok(());
+        }
+        if moment.is_some() && self.quiet.is_none() {
+            self.pipeline.set_paused(true);
+            self.pipeline.cancel();
+        }
+        self.quiet = moment;
+        self.publish(true)
+    }
+
     /// The pipeline pauses at once; it resumes only when nothing cancelled
     /// is still in flight.
     fn follow_pause(&mut self) {
-        if self.want_paused {
+        if self.want_paused || self.quiet.is_some() {
             self.pipeline.set_paused(true);
         } else if self.pipeline.in_flight() == 0 || !self.pipeline.is_cancelled() {
             self.pipeline.uncancel();
@@ -391,6 +439,11 @@ impl Daemon<'_> {
             uploading: self.pipeline.uploads(),
             settling: self.pipeline.settling_count() as u64,
             destinations_down: down.clone(),
+            waiting: self.quiet.map(|m| Waiting {
+                reason: WaitReason::Schedule,
+                until: m.until.format("%H:%M").to_string(),
+                held: 0,
+            }),
         };
         let json = serde_json::to_string(&activity).expect("serialisable");
         self.store.set_setting(ACTIVITY_KEY, &json)?;
@@ -412,6 +465,12 @@ impl Daemon<'_> {
             if let Some(t) = live.dirty.next_due() {
                 consider(t);
             }
+        }
+        // The schedule's next change of hours.
+        if let Some(s) = self.schedule {
+            let now_local = clock::local_time_of_day();
+            let secs = crate::schedule::secs_until(now_local, s.at(now_local).until);
+            consider(now + Duration::from_secs(secs));
         }
         if let Some(ms) = self.pipeline.next_deadline_ms() {
             consider(now + Duration::from_millis((ms - now_ms()).max(0) as u64));

@@ -112,6 +112,10 @@ pub struct Status {
     /// (`shoebox config set bandwidth`), when one is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bandwidth_limit: Option<u64>,
+    /// Why the running engine holds uploads now (outside the schedule's
+    /// hours), until when, and how many files wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<crate::daemon::Waiting>,
 }
 
 /// A file or folder a scan left out on purpose, and why.
@@ -370,6 +374,7 @@ impl Engine {
                 .unwrap_or_default(),
             None => Activity::default(),
         };
+        let held = queue.pending + queue.failed;
         Ok(Status {
             home: display(self.home.dir()),
             engine,
@@ -381,6 +386,9 @@ impl Engine {
             destinations_down: activity.destinations_down,
             last_check: crate::check::last_check(&self.store)?,
             bandwidth_limit: crate::config::bandwidth(&self.store)?,
+            waiting: activity
+                .waiting
+                .map(|w| crate::daemon::Waiting { held, ..w }),
         })
     }
 
