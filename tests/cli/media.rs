@@ -59,23 +59,26 @@ pub fn heic(path: &Path, colour: &str, exif_date: &str) {
 /// A fifth of a second of video made by ffmpeg, whose QuickTime header
 /// says it was created at `utc` (`2021-04-02T12:00:00Z`).
 pub fn video(path: &Path, utc: &str) {
+    movie(path, utc, &[]);
+}
+
+/// [`video`], with more of ffmpeg's output options.
+fn movie(path: &Path, utc: &str, options: &[&str]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:s=16x16:d=0.2",
-            "-metadata",
-            &format!("creation_time={utc}"),
-            "-c:v",
-            "mpeg4",
-            text(path),
-        ],
-    );
+    let created = format!("creation_time={utc}");
+    let mut args = vec![
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=blue:s=16x16:d=0.2",
+        "-metadata",
+        &created,
+    ];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["-c:v", "mpeg4", text(path)]);
+    run("ffmpeg", &args);
 }
 
 /// A Live Photo's still: a HEIC taken at `exif_date` whose Apple MakerNote
@@ -113,25 +116,28 @@ pub fn live_still(path: &Path, colour: &str, exif_date: &str, id: &str) {
 /// (`com.apple.quicktime.content.identifier`, in the `mdta` keys as an
 /// iPhone writes them). ffmpeg writes it.
 pub fn live_motion(path: &Path, utc: &str, id: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let key = format!("com.apple.quicktime.content.identifier={id}");
+    movie(
+        path,
+        utc,
+        &["-metadata", &key, "-movflags", "use_metadata_tags"],
+    );
+}
+
+/// An Android motion photo (Google's `MicroVideo` form): the JPEG at
+/// `path` marked in its XMP, with the movie `video` appended.
+pub fn motion_photo(path: &Path, video: &[u8]) {
     run(
-        "ffmpeg",
+        "exiftool",
         &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:s=16x16:d=0.2",
-            "-metadata",
-            &format!("creation_time={utc}"),
-            "-metadata",
-            &format!("com.apple.quicktime.content.identifier={id}"),
-            "-movflags",
-            "use_metadata_tags",
-            "-c:v",
-            "mpeg4",
+            "-q",
+            "-overwrite_original",
+            "-XMP-GCamera:MicroVideo=1",
+            &format!("-XMP-GCamera:MicroVideoOffset={}", video.len()),
             text(path),
         ],
     );
+    let mut whole = std::fs::read(path).unwrap();
+    whole.extend_from_slice(video);
+    std::fs::write(path, whole).unwrap();
 }

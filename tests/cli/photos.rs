@@ -189,21 +189,8 @@ fn live_photo_identifiers_decide_which_halves_share_a_date() {
     media::image(&motion, "white");
     let clip = env.tmp.path().join("clip.mp4");
     media::video(&clip, "2024-01-01T12:00:00Z");
-    let video = fs::read(&clip).unwrap();
-    let out = std::process::Command::new("exiftool")
-        .args(["-q", "-overwrite_original", "-XMP-GCamera:MicroVideo=1"])
-        .arg(format!("-XMP-GCamera:MicroVideoOffset={}", video.len()))
-        .arg(&motion)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut whole = fs::read(&motion).unwrap();
-    whole.extend_from_slice(&video);
-    fs::write(&motion, &whole).unwrap();
+    media::motion_photo(&motion, &fs::read(&clip).unwrap());
+    let whole = fs::read(&motion).unwrap();
 
     env.watch(&["--mode", "by-date"]);
     env.sync().ok();
