@@ -203,6 +203,13 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             .collect()
     }
 
+    /// Gives `key` another date, as rclone would.
+    pub fn touch(&self, key: &str, rfc3339: &str) {
+        let target = format!("g:{BUCKET}/{key}");
+        let r = rclone(self.s3_port, &["touch", "--timestamp", rfc3339, &target]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+
     /// Multipart uploads started and neither completed nor aborted.
     pub fn unfinished_uploads(&self) -> String {
         let r = rclone(
@@ -302,6 +309,18 @@ pub fn sync_s3(env: &Env, secret: &str) -> Run {
             .output()
             .unwrap(),
     )
+}
+
+/// `key`, stored with the source's date, given another as a release
+/// before dates were kept left it: the upgrade gives it the source's date
+/// back without sending a byte.
+fn dated_at_the_upgrade(env: &Env, garage: &Garage, key: &str) {
+    garage.touch(key, "2023-11-14T22:13:20");
+    assert_ne!(garage.modified()[key], OLD_DATE_RFC3339);
+    back_to_schema_v9(&env.home);
+    let s = sync_s3(env, SECRET).ok().json();
+    assert_eq!(s["bytes_uploaded"], 0, "{s}");
+    assert_eq!(garage.modified()[key], OLD_DATE_RFC3339);
 }
 
 fn setup() -> (Env, Garage) {
@@ -473,21 +492,7 @@ fn a_video_above_5_gib_keeps_its_date_when_renamed_and_when_dated_at_the_upgrade
 
     // Dated at the upgrade: a copy onto itself, part by part, with the
     // new date.
-    let r = rclone(
-        garage.s3_port,
-        &[
-            "touch",
-            "--timestamp",
-            "2023-11-14T22:13:20",
-            &format!("g:{BUCKET}/Videos/trip.mov"),
-        ],
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_ne!(garage.modified()["Videos/trip.mov"], OLD_DATE_RFC3339);
-    back_to_schema_v9(&env.home);
-    let s = sync_s3(&env, SECRET).ok().json();
-    assert_eq!(s["bytes_uploaded"], 0, "{s}");
-    assert_eq!(garage.modified()["Videos/trip.mov"], OLD_DATE_RFC3339);
+    dated_at_the_upgrade(&env, &garage, "Videos/trip.mov");
     assert_eq!(garage.unfinished_uploads(), "", "every copy was completed");
 }
 
@@ -1175,21 +1180,7 @@ fn objects_stored_before_dates_were_kept_get_them_at_the_upgrade_without_sending
     sync_s3(&env, SECRET).ok();
     // As a release before dates were kept left it: the object's date is
     // another, and the store is at schema v9.
-    let r = rclone(
-        garage.s3_port,
-        &[
-            "touch",
-            "--timestamp",
-            "2023-11-14T22:13:20",
-            &format!("g:{BUCKET}/Trip/IMG_1.jpg"),
-        ],
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_ne!(garage.modified()["Trip/IMG_1.jpg"], OLD_DATE_RFC3339);
-    back_to_schema_v9(&env.home);
-    let s = sync_s3(&env, SECRET).ok().json();
-    assert_eq!(s["bytes_uploaded"], 0, "{s}");
-    assert_eq!(garage.modified()["Trip/IMG_1.jpg"], OLD_DATE_RFC3339);
+    dated_at_the_upgrade(&env, &garage, "Trip/IMG_1.jpg");
     assert_eq!(
         garage.objects(),
         map(&[("Trip/IMG_1.jpg", &bytes("1", 300_000))]),
