@@ -23,6 +23,7 @@ fn main() {
             "set_autostart",
             "set_workers",
             "set_config",
+            "back_up_now_anyway",
             "answer_autostart_question",
             "open_location",
             "add_destination",

@@ -174,6 +174,7 @@ function renderSettings() {
 function render() {
   if (!state) return;
   $('#status-line').textContent = state.summary.line;
+  $('#anyway-btn').hidden = !state.status.waiting || !!state.read_only;
   const paused = state.status.paused;
   $('#pause-btn').textContent = paused ? 'Resume syncing' : 'Pause syncing';
   $('#pause-btn').setAttribute('aria-pressed', String(paused));
@@ -313,6 +314,8 @@ $('#retry-failed').addEventListener('click', () => call('retry_failed').then(ref
 $('#autostart').addEventListener('change', async (e) => {
   try { e.target.checked = await invoke('set_autostart', { enabled: e.target.checked }); } catch (err) { toast(err.message); }
 });
+$('#anyway-btn').addEventListener('click', () => call('back_up_now_anyway')
+  .then(() => toast('Backing up now, through the quiet hours.')));
 $('#bandwidth').addEventListener('change', (e) => call('set_config', { key: 'bandwidth', value: e.target.value || 'off' })
   .then((c) => {
     e.target.value = c.value;

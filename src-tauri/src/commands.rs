@@ -305,6 +305,16 @@ pub fn set_workers(host: State<'_, Host>, workers: u64) -> Res<u64> {
     Ok(workers)
 }
 
+/// "Back up now anyway": through the quiet hours that hold uploads now,
+/// until they end.
+#[tauri::command(async)]
+pub fn back_up_now_anyway(host: State<'_, Host>) -> Res<()> {
+    writable(&host)?;
+    host.engine.lock().expect("lock").back_up_now_anyway()?;
+    host.nudge();
+    Ok(())
+}
+
 /// Changes a setting of `shoebox config` (the upload limit); the running
 /// engine applies it at once.
 #[tauri::command(async)]

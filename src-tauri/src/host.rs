@@ -147,6 +147,18 @@ impl Host {
         self.nudge();
     }
 
+    /// "Back up now anyway" from the tray: through the quiet hours that
+    /// hold uploads now, until they end.
+    pub fn back_up_now_anyway(&self) {
+        if self.read_only.is_some() {
+            return;
+        }
+        if let Err(e) = self.engine.lock().expect("lock").back_up_now_anyway() {
+            tracing::warn!("could not back up now: {e}");
+        }
+        self.nudge();
+    }
+
     pub fn nudge(&self) {
         let _ = self.nudges.send(Nudge::Refresh);
     }
@@ -304,7 +316,12 @@ fn refresh_loop(app: &AppHandle, nudges: &Receiver<Nudge>) {
                     // is on screen, look again every second.
                     busy = state.summary.state == shoebox_core::progress::Overall::Syncing
                         || (state.read_only.is_some() && app.get_webview_window("main").is_some());
-                    crate::tray::update(app, &state.summary, state.status.paused);
+                    crate::tray::update(
+                        app,
+                        &state.summary,
+                        state.status.paused,
+                        state.status.waiting.is_some(),
+                    );
                     let _ = app.emit_to("main", "state", &state);
                 }
                 Err(e) => tracing::warn!("could not read the status: {e}"),

@@ -80,6 +80,7 @@ pub fn run() {
             commands::answer_autostart_question,
             commands::set_workers,
             commands::set_config,
+            commands::back_up_now_anyway,
             commands::open_location,
             commands::add_destination,
             commands::edit_destination,
@@ -108,9 +109,13 @@ pub fn run() {
                 }
             };
             app.manage(host);
-            app.manage(tray::build(app.handle(), |app| {
-                app.state::<Host>().toggle_pause()
-            })?);
+            app.manage(tray::build(
+                app.handle(),
+                tray::Actions {
+                    toggle_pause: |app| app.state::<Host>().toggle_pause(),
+                    back_up_now_anyway: |app| app.state::<Host>().back_up_now_anyway(),
+                },
+            )?);
             if !args.minimized {
                 window::show(app.handle(), false);
             }

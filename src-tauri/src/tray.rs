@@ -1,6 +1,7 @@
 //! The tray icon and its menu. Every action is in the menu (icon clicks do
 //! nothing on Linux): a status line, Open Shoebox, Add folder…, Pause /
-//! Resume syncing, Quit. The icon and the tooltip follow the state.
+//! Resume syncing, Back up now anyway (while quiet hours hold uploads),
+//! Quit. The icon and the tooltip follow the state.
 
 use std::sync::Mutex;
 
@@ -16,8 +17,9 @@ pub const TRAY_ID: &str = "shoebox";
 pub struct TrayItems {
     status: MenuItem<Wry>,
     pause: MenuItem<Wry>,
+    anyway: MenuItem<Wry>,
     tray: TrayIcon<Wry>,
-    last: Mutex<Option<(Summary, bool)>>,
+    last: Mutex<Option<(Summary, bool, bool)>>,
 }
 
 fn icon(state: Overall) -> Image<'static> {
@@ -30,13 +32,20 @@ fn icon(state: Overall) -> Image<'static> {
     Image::from_bytes(bytes).expect("bundled tray icons are valid PNGs")
 }
 
-/// Builds the tray. `toggle_pause` is what the Pause / Resume item does
-/// (the engine's host owns pausing; the tray only shows it).
-pub fn build(app: &AppHandle, toggle_pause: fn(&AppHandle)) -> tauri::Result<TrayItems> {
+/// What the tray's actions do (the engine's host owns them; the tray only
+/// shows them).
+pub struct Actions {
+    pub toggle_pause: fn(&AppHandle),
+    pub back_up_now_anyway: fn(&AppHandle),
+}
+
+/// Builds the tray.
+pub fn build(app: &AppHandle, actions: Actions) -> tauri::Result<TrayItems> {
     let status = MenuItem::with_id(app, "status", "Starting…", false, None::<&str>)?;
     let open = MenuItem::with_id(app, "open", "Open Shoebox", true, None::<&str>)?;
     let add = MenuItem::with_id(app, "add", "Add folder…", true, None::<&str>)?;
     let pause = MenuItem::with_id(app, "pause", "Pause syncing", true, None::<&str>)?;
+    let anyway = MenuItem::with_id(app, "anyway", "Back up now anyway", false, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let menu = Menu::with_items(
         app,
@@ -46,6 +55,7 @@ pub fn build(app: &AppHandle, toggle_pause: fn(&AppHandle)) -> tauri::Result<Tra
             &open,
             &add,
             &pause,
+            &anyway,
             &PredefinedMenuItem::separator(app)?,
             &quit,
         ],
@@ -59,7 +69,8 @@ pub fn build(app: &AppHandle, toggle_pause: fn(&AppHandle)) -> tauri::Result<Tra
         .on_menu_event(move |app, event| match event.id.as_ref() {
             "open" => crate::window::show(app, false),
             "add" => crate::window::show(app, true),
-            "pause" => toggle_pause(app),
+            "pause" => (actions.toggle_pause)(app),
+            "anyway" => (actions.back_up_now_anyway)(app),
             "quit" => crate::quit(app),
             _ => {}
         })
@@ -67,20 +78,23 @@ pub fn build(app: &AppHandle, toggle_pause: fn(&AppHandle)) -> tauri::Result<Tra
     Ok(TrayItems {
         status,
         pause,
+        anyway,
         tray,
         last: Mutex::new(None),
     })
 }
 
-/// Shows a new state; does nothing when it did not change.
-pub fn update(app: &AppHandle, summary: &Summary, paused: bool) {
+/// Shows a new state; does nothing when it did not change. `waiting`:
+/// quiet hours hold uploads, which "Back up now anyway" lifts.
+pub fn update(app: &AppHandle, summary: &Summary, paused: bool, waiting: bool) {
     let Some(items) = app.try_state::<TrayItems>() else {
         return;
     };
     let mut last = items.last.lock().expect("lock");
-    if last.as_ref() == Some(&(summary.clone(), paused)) {
+    if last.as_ref() == Some(&(summary.clone(), paused, waiting)) {
         return;
     }
+    let _ = items.anyway.set_enabled(waiting);
     let _ = items.status.set_text(&summary.line);
     let _ = items.pause.set_text(if paused {
         "Resume syncing"
@@ -90,8 +104,11 @@ pub fn update(app: &AppHandle, summary: &Summary, paused: bool) {
     let _ = items
         .tray
         .set_tooltip(Some(format!("Shoebox: {}", summary.line)));
-    if last.as_ref().is_none_or(|(s, _)| s.state != summary.state) {
+    if last
+        .as_ref()
+        .is_none_or(|(s, _, _)| s.state != summary.state)
+    {
         let _ = items.tray.set_icon(Some(icon(summary.state)));
     }
-    *last = Some((summary.clone(), paused));
+    *last = Some((summary.clone(), paused, waiting));
 }

@@ -279,7 +279,8 @@ fn pause_and_resume_from_a_second_process() {
 }
 
 /// Outside the schedule's hours the engine holds uploads and says until
-/// when; inside them (or with the schedule lifted) they go.
+/// when; "back up now anyway" lifts them until they end; inside the hours
+/// (or with the schedule lifted) uploads go.
 #[test]
 fn outside_the_scheduled_hours_uploads_wait_and_status_says_until_when() {
     let env = Env::new();
@@ -305,24 +306,41 @@ fn outside_the_scheduled_hours_uploads_wait_and_status_says_until_when() {
         "nothing uploaded outside the hours"
     );
 
-    // Hours that hold now: it goes.
+    // Back up now anyway: it goes, and the schedule stays.
     let m = run.mark();
-    let now_inside = format!("{}-{}", hhmm(-1), hhmm(1));
-    env.run(["config", "set", "schedule", &now_inside]).ok();
+    env.run(["resume", "--anyway"]).ok();
     run.wait_for(m, SECS(10), done_for("IMG_1.jpg"));
     assert!(env.status().get("waiting").is_none());
+    assert_eq!(
+        env.run(["config", "get", "schedule"]).ok().stdout.trim(),
+        window
+    );
+
+    // Hours that hold now: photos go.
+    let now_inside = format!("{}-{}", hhmm(-1), hhmm(1));
+    env.run(["config", "set", "schedule", &now_inside]).ok();
+    let m = run.mark();
+    env.write("IMG_2.jpg", &bytes("2", 1000));
+    run.wait_for(m, SECS(10), done_for("IMG_2.jpg"));
 
     // Paused hours that hold now, then no schedule at all.
     let quiet_now = format!("pause {}-{}", hhmm(-1), hhmm(1));
     env.run(["config", "set", "schedule", &quiet_now]).ok();
-    env.write("IMG_2.jpg", &bytes("2", 1000));
-    wait_until(SECS(30), "the second photo held", || {
+    env.write("IMG_3.jpg", &bytes("3", 1000));
+    wait_until(SECS(30), "the third photo held", || {
         env.status()["waiting"]["held"] == 1
     });
     let m = run.mark();
     env.run(["config", "set", "schedule", "off"]).ok();
-    run.wait_for(m, SECS(10), done_for("IMG_2.jpg"));
-    assert_eq!(env.library_files().len(), 2);
+    run.wait_for(m, SECS(10), done_for("IMG_3.jpg"));
+    assert_eq!(env.library_files().len(), 3);
+    let nothing = env.run(["resume", "--anyway"]);
+    assert_ne!(nothing.code, 0);
+    assert!(
+        nothing.stderr.contains("nothing holds uploads"),
+        "{}",
+        nothing.stderr
+    );
 }
 
 #[test]

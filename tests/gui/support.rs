@@ -42,6 +42,16 @@ pub fn bytes(seed: &str, len: usize) -> Vec<u8> {
     out
 }
 
+/// The local time of day `offset` from now (`+2 hours`), as `HH:MM`.
+pub fn local_hhmm(offset: &str) -> String {
+    let out = Command::new("date")
+        .args(["-d", offset, "+%H:%M"])
+        .output()
+        .expect("date runs");
+    assert!(out.status.success(), "date -d {offset}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Waits until `cond` holds (the UI and D-Bus offer nothing to block on, so
 /// this looks every 50 ms); panics with `what` after `timeout`.
 #[track_caller]

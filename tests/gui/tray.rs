@@ -142,3 +142,32 @@ fn the_app_shows_a_headless_engine_read_only() {
     );
     assert!(app.alive(), "it does not fail");
 }
+
+/// Quiet hours in the tray: the status line says until when, and "Back up
+/// now anyway" uploads through them.
+#[test]
+fn the_tray_backs_up_now_anyway_through_quiet_hours() {
+    let sb = Sandbox::new();
+    sb.watch(&sb.photos);
+    sb.write("IMG.jpg", &bytes("x", 1000));
+    let (from, to) = (local_hhmm("+2 hours"), local_hhmm("+3 hours"));
+    sb.engine()
+        .config_set("schedule", &format!("{from}-{to}"))
+        .unwrap();
+    let _watcher = start_tray_watcher();
+    let mut app = sb.launch(&["--minimized"]);
+    let tray = Tray::find();
+    wait_until(secs(30), "the status line to name the quiet hours", || {
+        tray.status_line() == format!("Quiet hours until {from}")
+    });
+    assert!(
+        sb.library_files().is_empty(),
+        "nothing uploaded in quiet hours"
+    );
+    tray.click("Back up now anyway");
+    wait_until(secs(15), "the photo to arrive", || {
+        sb.library_files().len() == 1
+    });
+    tray.click("Quit");
+    assert!(app.wait_exit(secs(20)).is_some(), "Quit ends the app");
+}

@@ -108,6 +108,35 @@ fn pause_and_resume_from_the_window() {
     });
 }
 
+/// Outside the upload hours the window says until when and offers to
+/// back up now anyway; doing so uploads through the quiet hours.
+#[test]
+fn quiet_hours_are_shown_and_back_up_now_anyway_lifts_them() {
+    let sb = Sandbox::new();
+    sb.watch(&sb.photos);
+    sb.write("IMG.jpg", &bytes("x", 1000));
+    // Uploads run from two hours from now: now is quiet.
+    let (from, to) = (local_hhmm("+2 hours"), local_hhmm("+3 hours"));
+    sb.engine()
+        .config_set("schedule", &format!("{from}-{to}"))
+        .unwrap();
+    let wd = WebDriver::start(&sb, &[]);
+    wd.wait_text("#status-line", secs(30), |t| {
+        t == format!("Quiet hours until {from}")
+    });
+    assert!(wd.displayed("#anyway-btn"));
+    assert!(
+        sb.library_files().is_empty(),
+        "nothing uploaded in quiet hours"
+    );
+    wd.click("#anyway-btn");
+    wait_until(secs(15), "the photo to arrive", || {
+        sb.library_files().len() == 1
+    });
+    wd.wait_text("#status-line", secs(10), |t| !t.starts_with("Quiet hours"));
+    assert!(!wd.displayed("#anyway-btn"));
+}
+
 #[test]
 fn removing_a_watch_asks_first_and_deletes_nothing() {
     let sb = Sandbox::new();

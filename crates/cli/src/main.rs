@@ -76,7 +76,12 @@ enum Command {
     /// Pause syncing (persisted; a running engine stops uploading at once).
     Pause,
     /// Resume syncing.
-    Resume,
+    Resume {
+        /// Also back up now through the quiet hours that hold the running
+        /// engine, until they end (`config set schedule`).
+        #[arg(long)]
+        anyway: bool,
+    },
     /// What is watched and how far the backup is.
     Status {
         /// List what the scans left out on purpose (junk, hidden files, not
@@ -707,9 +712,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             engine.set_paused(true)?;
             println!("syncing is paused; `shoebox resume` resumes it");
         }
-        Command::Resume => {
+        Command::Resume { anyway } => {
             engine.set_paused(false)?;
-            println!("syncing resumed");
+            if anyway {
+                engine.back_up_now_anyway()?;
+                println!("syncing resumed, through the quiet hours until they end");
+            } else {
+                println!("syncing resumed");
+            }
         }
         Command::Watch(WatchCommand::ConfirmDeletions { folder }) => {
             let n = engine.confirm_deletions(&folder)?;

@@ -183,6 +183,11 @@ pub fn live_event(e: &Event, json: bool) {
         Event::EngineWaiting { reason, retry_secs } => {
             eprintln!("waiting: {reason} (trying again every {retry_secs} s)")
         }
+        Event::UploadsWaiting { waiting: Some(w) } => eprintln!(
+            "quiet hours: uploads wait until {} (`shoebox resume --anyway` backs up now)",
+            w.until
+        ),
+        Event::UploadsWaiting { waiting: None } => eprintln!("uploads go on"),
         Event::DeletionsHeld { watch, count } => eprintln!(
             "{count} files vanished at once from {watch}; nothing removed. Confirm with \
              `shoebox watch confirm-deletions {watch}` or keep them with `shoebox watch keep-files {watch}`"

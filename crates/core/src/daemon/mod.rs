@@ -44,6 +44,9 @@ pub const RESCAN_KEY: &str = "rescan_requested";
 pub const DEST_EPOCH_KEY: &str = "destinations_edited";
 /// Settings key: what a running engine is doing, for `status` (JSON).
 pub const ACTIVITY_KEY: &str = "activity";
+/// Settings key: "back up now anyway" lifted the quiet hours that end at
+/// this time of day (`22:00`), until they end.
+pub const ANYWAY_KEY: &str = "conditions.anyway_until";
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -86,6 +89,11 @@ pub struct Activity {
     /// Why uploads wait, when a condition holds them (not a pause).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+}
+
+/// The time of day quiet hours end, as shown (`22:00`).
+fn until_text(m: &crate::schedule::Moment) -> String {
+    m.until.format("%H:%M").to_string()
 }
 
 /// Why uploads wait, and until when.
@@ -136,6 +144,8 @@ struct Daemon<'a> {
     /// holds uploads now and until when.
     schedule: Option<crate::schedule::Schedule>,
     quiet: Option<crate::schedule::Moment>,
+    /// The end of the quiet hours "back up now anyway" lifted.
+    anyway: Option<String>,
     deletions_due: Option<Instant>,
     /// When the next failed file is due for another attempt (unix
     /// seconds): read when the queue drains, so that a file that failed
@@ -221,6 +231,7 @@ pub fn run(
         want_paused: false,
         schedule: None,
         quiet: None,
+        anyway: None,
         deletions_due: None,
         retry_due: store.next_failed_attempt(now_secs())?,
         published: None,
@@ -276,6 +287,7 @@ impl Daemon<'_> {
     fn reload(&mut self) -> Result<()> {
         crate::transfer::rate::UPLOADS.set(crate::config::bandwidth(self.store)?);
         self.schedule = crate::config::schedule(self.store)?;
+        self.anyway = self.store.setting(ANYWAY_KEY)?;
         let epoch = self.store.setting(DEST_EPOCH_KEY)?;
         if epoch != self.dest_epoch {
             // Edited settings or secrets: open every destination afresh.
@@ -396,11 +408,16 @@ impl Daemon<'_> {
     /// Holds uploads outside the schedule's hours: those in flight are
     /// cancelled like a pause (they stay queued), and they go again when the
     /// hours come.
+    /// "Back up now anyway" lifts quiet hours until they end.
     fn follow_schedule(&mut self) -> Result<()> {
         let moment = self
             .schedule
             .map(|s| s.at(clock::local_time_of_day()))
             .filter(|m| m.quiet);
+        if moment.is_none() && self.anyway.take().is_some() {
+            self.store.delete_setting(ANYWAY_KEY)?;
+        }
+        let moment = moment.filter(|m| self.anyway.as_deref() != Some(until_text(m).as_str()));
         if moment == self.quiet {
             return Ok(());
         }
@@ -409,7 +426,20 @@ impl Daemon<'_> {
             self.pipeline.cancel();
         }
         self.quiet = moment;
-        self.publish(true)
+        self.publish(true)?;
+        (self.emit)(&Event::UploadsWaiting {
+            waiting: self.waiting(),
+        });
+        Ok(())
+    }
+
+    /// What holds uploads now.
+    fn waiting(&self) -> Option<Waiting> {
+        self.quiet.map(|m| Waiting {
+            reason: WaitReason::Schedule,
+            until: until_text(&m),
+            held: 0,
+        })
     }
 
     /// The pipeline pauses at once; it resumes only when nothing cancelled
@@ -439,11 +469,7 @@ impl Daemon<'_> {
             uploading: self.pipeline.uploads(),
             settling: self.pipeline.settling_count() as u64,
             destinations_down: down.clone(),
-            waiting: self.quiet.map(|m| Waiting {
-                reason: WaitReason::Schedule,
-                until: m.until.format("%H:%M").to_string(),
-                held: 0,
-            }),
+            waiting: self.waiting(),
         };
         let json = serde_json::to_string(&activity).expect("serialisable");
         self.store.set_setting(ACTIVITY_KEY, &json)?;

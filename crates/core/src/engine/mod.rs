@@ -527,6 +527,21 @@ impl Engine {
         Ok(())
     }
 
+    /// "Back up now anyway": the running engine uploads through the quiet
+    /// hours that hold it now, until they end.
+    pub fn back_up_now_anyway(&self) -> Result<()> {
+        let Some(waiting) = self.status()?.waiting else {
+            return Err(Error::Invalid(
+                "nothing holds uploads now (no running engine is outside its upload hours)"
+                    .to_string(),
+            ));
+        };
+        self.store
+            .set_setting(crate::daemon::ANYWAY_KEY, &waiting.until)?;
+        self.home.signal_change();
+        Ok(())
+    }
+
     /// Carries out deletions held for a watch (the user confirmed them).
     pub fn confirm_deletions(&self, folder: &Path) -> Result<u64> {
         let w = self.find_watch(folder)?;

@@ -160,6 +160,11 @@ impl Store {
         .map(drop)
     }
 
+    pub fn delete_setting(&self, key: &str) -> Result<()> {
+        self.exec("DELETE FROM settings WHERE key = ?1", params![key])
+            .map(drop)
+    }
+
     /// A yes/no setting; absent means no. Any other text is an error that
     /// names it, never a silent default.
     pub fn flag(&self, key: &str) -> Result<bool> {
