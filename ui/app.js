@@ -167,6 +167,7 @@ function renderSettings() {
   if (document.activeElement !== $('#workers')) $('#workers').value = state.workers;
   if (document.activeElement !== $('#bandwidth')) $('#bandwidth').value = state.bandwidth;
   if (document.activeElement !== $('#schedule')) $('#schedule').value = state.schedule;
+  if (document.activeElement !== $('#schedule-bandwidth')) $('#schedule-bandwidth').value = state.schedule_bandwidth;
   $('#library-path').textContent = state.library;
   $('#logs-path').textContent = state.logs;
 }
@@ -325,7 +326,13 @@ $('#schedule').addEventListener('change', (e) => call('set_config', { key: 'sche
   .then((c) => {
     e.target.value = c.value;
     toast(c.value === 'off' ? 'Uploads run at any time.'
-      : c.value.startsWith('pause') ? `Uploads pause ${c.value.slice(6)}.` : `Uploads run ${c.value}.`);
+      : c.value.startsWith('pause') ? `Uploads pause ${c.value.slice(6)}.`
+        : c.value.startsWith('limit') ? `Uploads are slowed ${c.value.slice(6)}.` : `Uploads run ${c.value}.`);
+  }));
+$('#schedule-bandwidth').addEventListener('change', (e) => call('set_config', { key: 'schedule-bandwidth', value: e.target.value || 'off' })
+  .then((c) => {
+    e.target.value = c.value;
+    toast(c.value === 'off' ? 'No limit in the limited hours.' : `Limited to ${c.value} in those hours.`);
   }));
 $('#workers').addEventListener('change', (e) => call('set_workers', { workers: Number(e.target.value) }).then(() => toast('Takes effect the next time Shoebox starts.')));
 $('#open-library').addEventListener('click', () => call('open_location', { which: 'library' }));

@@ -54,8 +54,10 @@ pub struct UiState {
     /// The upload limit as `shoebox config` shows it (`2 MB/s`, `off`).
     pub bandwidth: String,
     /// The upload hours as `shoebox config` shows them (`22:00-07:00`,
-    /// `pause 09:00-17:00`, `off`).
+    /// `pause 09:00-17:00`, `limit 09:00-17:00`, `off`).
     pub schedule: String,
+    /// The upload limit inside a `limit` schedule's hours.
+    pub schedule_bandwidth: String,
     pub autostart: bool,
     pub autostart_asked: bool,
 }
@@ -203,6 +205,7 @@ impl Host {
             workers: engine.store().number(WORKERS_KEY)?.unwrap_or(4),
             bandwidth: engine.config_get("bandwidth")?.value,
             schedule: engine.config_get("schedule")?.value,
+            schedule_bandwidth: engine.config_get("schedule-bandwidth")?.value,
             autostart: app.autolaunch().is_enabled().unwrap_or(false),
             autostart_asked: engine.store().flag(AUTOSTART_ASKED_KEY)?,
             status,

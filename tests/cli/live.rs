@@ -343,6 +343,40 @@ fn outside_the_scheduled_hours_uploads_wait_and_status_says_until_when() {
     );
 }
 
+/// A `limit` schedule: inside its hours the running engine uploads at
+/// `schedule-bandwidth`, outside them at `bandwidth` (here: none).
+#[test]
+fn a_limit_schedule_puts_its_own_rate_in_force_in_its_hours() {
+    let env = Env::new();
+    env.watch(&[]);
+    let hhmm = |hours: i64| {
+        (chrono::Local::now().time() + chrono::Duration::hours(hours))
+            .format("%H:%M")
+            .to_string()
+    };
+    env.run(["config", "set", "schedule-bandwidth", "500kB/s"])
+        .ok();
+    let now_inside = format!("limit {}-{}", hhmm(-1), hhmm(1));
+    env.run(["config", "set", "schedule", &now_inside]).ok();
+    let _run = env.spawn_run(&[]);
+    wait_until(SECS(30), "the schedule's rate in force", || {
+        env.status()["bandwidth_limit"] == 500_000
+    });
+    assert!(
+        env.status().get("waiting").is_none(),
+        "a limit never holds uploads"
+    );
+    let later = format!("limit {}-{}", hhmm(2), hhmm(3));
+    env.run(["config", "set", "schedule", &later]).ok();
+    wait_until(SECS(30), "no limit outside the hours", || {
+        env.status().get("bandwidth_limit").is_none()
+    });
+    env.run(["config", "set", "bandwidth", "2MB/s"]).ok();
+    wait_until(SECS(30), "bandwidth in force outside the hours", || {
+        env.status()["bandwidth_limit"] == 2_000_000
+    });
+}
+
 #[test]
 fn a_watch_added_while_running_takes_effect() {
     let env = Env::new();

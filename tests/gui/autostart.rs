@@ -74,4 +74,16 @@ fn the_upload_limit_and_hours_are_set_in_settings() {
         sb.engine().config_get("schedule").unwrap().value,
         "22:00-07:00"
     );
+    wd.exec(
+        "const f = document.querySelector('#schedule-bandwidth');
+         f.value = '500kB/s';
+         f.dispatchEvent(new Event('change'));",
+    );
+    wd.wait_text("#toast", secs(10), |t| {
+        t.contains("500 kB/s in those hours")
+    });
+    assert_eq!(
+        sb.engine().config_get("schedule-bandwidth").unwrap().value,
+        "500 kB/s"
+    );
 }

@@ -1,6 +1,7 @@
 //! The user's settings for how considerate background work is, as
 //! `shoebox config list|get|set` and the window show them: the upload
-//! bandwidth limit (`bandwidth`) and the hours uploads run (`schedule`). Each is kept as text in the
+//! bandwidth limit (`bandwidth`), the hours uploads run (`schedule`) and
+//! the rate inside a `limit` schedule's hours (`schedule-bandwidth`). Each is kept as text in the
 //! settings table under `config.<key>`, checked when it is set and read
 //! back typed; a running engine reads them again when told of a change.
 //! See docs/ARCHITECTURE.md.
@@ -18,15 +19,22 @@ pub(crate) enum ConfigKey {
     Bandwidth,
     /// The hours uploads run, or pause (`crate::schedule`).
     Schedule,
+    /// The upload rate inside a `limit` schedule's hours.
+    ScheduleBandwidth,
 }
 
 impl ConfigKey {
-    const ALL: [ConfigKey; 2] = [ConfigKey::Bandwidth, ConfigKey::Schedule];
+    const ALL: [ConfigKey; 3] = [
+        ConfigKey::Bandwidth,
+        ConfigKey::Schedule,
+        ConfigKey::ScheduleBandwidth,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             ConfigKey::Bandwidth => "bandwidth",
             ConfigKey::Schedule => "schedule",
+            ConfigKey::ScheduleBandwidth => "schedule-bandwidth",
         }
     }
 
@@ -39,8 +47,13 @@ impl ConfigKey {
             }
             ConfigKey::Schedule => {
                 "the hours of the day (local time) when the running engine uploads, such as \
-                 22:00-07:00, or when it pauses, such as \"pause 09:00-17:00\"; off for any \
+                 22:00-07:00, when it pauses, such as \"pause 09:00-17:00\", or when it \
+                 uploads at schedule-bandwidth, such as \"limit 09:00-17:00\"; off for any \
                  time. `shoebox sync` uploads at once whatever the hour"
+            }
+            ConfigKey::ScheduleBandwidth => {
+                "the upload rate inside a \"limit\" schedule's hours (bandwidth applies \
+                 outside them), such as 500kB/s; off for none"
             }
         }
     }
@@ -65,7 +78,7 @@ impl ConfigKey {
     /// `value` as this setting keeps it (checked, exact).
     fn stored(self, value: &str) -> Result<String> {
         match self {
-            ConfigKey::Bandwidth => Ok(match parse_rate(value)? {
+            ConfigKey::Bandwidth | ConfigKey::ScheduleBandwidth => Ok(match parse_rate(value)? {
                 Some(bytes) => format!("{bytes}B/s"),
                 None => "off".to_string(),
             }),
@@ -78,14 +91,16 @@ impl ConfigKey {
     /// A kept value as people read it.
     fn shown(self, stored: &str) -> Result<String> {
         match self {
-            ConfigKey::Bandwidth => Ok(rate_text(parse_rate(stored)?)),
+            ConfigKey::Bandwidth | ConfigKey::ScheduleBandwidth => {
+                Ok(rate_text(parse_rate(stored)?))
+            }
             ConfigKey::Schedule => self.stored(stored),
         }
     }
 
     fn default_text(self) -> &'static str {
         match self {
-            ConfigKey::Bandwidth | ConfigKey::Schedule => "off",
+            ConfigKey::Bandwidth | ConfigKey::Schedule | ConfigKey::ScheduleBandwidth => "off",
         }
     }
 }
@@ -143,6 +158,11 @@ fn kept(store: &Store, key: ConfigKey) -> Result<Option<String>> {
 /// The upload limit in bytes per second, if one is set.
 pub(crate) fn bandwidth(store: &Store) -> Result<Option<u64>> {
     kept(store, ConfigKey::Bandwidth)?.map_or(Ok(None), |v| parse_rate(&v))
+}
+
+/// The upload limit inside a `limit` schedule's hours, if one is set.
+pub(crate) fn schedule_bandwidth(store: &Store) -> Result<Option<u64>> {
+    kept(store, ConfigKey::ScheduleBandwidth)?.map_or(Ok(None), |v| parse_rate(&v))
 }
 
 /// The upload schedule, if one is set.

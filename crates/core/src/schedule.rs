@@ -1,7 +1,8 @@
 //! The upload schedule (`shoebox config set schedule 22:00-07:00`): the
 //! hours of the day, in local time, when the running engine uploads, or
-//! (`pause 09:00-17:00`) when it does not. Pure: the engine asks it with
-//! the local time of day, so tests give it theirs. See
+//! (`pause 09:00-17:00`) when it does not, or (`limit 09:00-17:00`) when it
+//! uploads at another rate (`schedule-bandwidth`). Pure: the engine asks it
+//! with the local time of day, so tests give it theirs. See
 //! docs/ARCHITECTURE.md.
 
 use chrono::{NaiveTime, Timelike};
@@ -15,6 +16,8 @@ pub(crate) enum Inside {
     Run,
     /// Uploads pause inside the window.
     Pause,
+    /// Uploads run at the schedule's own rate inside the window.
+    Limit,
 }
 
 /// A daily window; it may pass midnight (`22:00-07:00`).
@@ -29,6 +32,8 @@ pub(crate) struct Schedule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Moment {
     pub quiet: bool,
+    /// Uploads run at the schedule's rate (inside a `limit` window).
+    pub limited: bool,
     /// The next time of day this changes.
     pub until: NaiveTime,
 }
@@ -43,12 +48,14 @@ impl Schedule {
         let bad = || {
             Error::Invalid(format!(
                 "{text:?} is not a schedule: write the hours uploads run, such as 22:00-07:00, \
-                 or the hours they pause, such as \"pause 09:00-17:00\", or off"
+                 the hours they pause, such as \"pause 09:00-17:00\", the hours they run at \
+                 schedule-bandwidth, such as \"limit 09:00-17:00\", or off"
             ))
         };
         let (inside, hours) = match t.split_once(char::is_whitespace) {
             Some((word, rest)) if word.eq_ignore_ascii_case("pause") => (Inside::Pause, rest),
             Some((word, rest)) if word.eq_ignore_ascii_case("run") => (Inside::Run, rest),
+            Some((word, rest)) if word.eq_ignore_ascii_case("limit") => (Inside::Limit, rest),
             Some(_) => return Err(bad()),
             None => (Inside::Run, t),
         };
@@ -74,6 +81,7 @@ impl Schedule {
         match self.inside {
             Inside::Run => hours,
             Inside::Pause => format!("pause {hours}"),
+            Inside::Limit => format!("limit {hours}"),
         }
     }
 
@@ -89,7 +97,12 @@ impl Schedule {
     pub(crate) fn at(&self, now: NaiveTime) -> Moment {
         let inside = self.contains(now);
         Moment {
-            quiet: inside == (self.inside == Inside::Pause),
+            quiet: match self.inside {
+                Inside::Run => !inside,
+                Inside::Pause => inside,
+                Inside::Limit => false,
+            },
+            limited: inside && self.inside == Inside::Limit,
             until: if inside { self.end } else { self.start },
         }
     }
@@ -130,6 +143,7 @@ mod tests {
                 s.at(t(now)),
                 Moment {
                     quiet,
+                    limited: false,
                     until: t(until)
                 },
                 "at {now}"
@@ -141,27 +155,23 @@ mod tests {
     fn a_pause_window_holds_uploads_inside_it() {
         let s = Schedule::parse(" pause 09:00 - 17:30 ").unwrap().unwrap();
         assert_eq!(s.text(), "pause 09:00-17:30");
-        assert_eq!(
-            s.at(t("10:00")),
-            Moment {
-                quiet: true,
-                until: t("17:30")
-            }
-        );
-        assert_eq!(
-            s.at(t("17:30")),
-            Moment {
-                quiet: false,
-                until: t("09:00")
-            }
-        );
-        assert_eq!(
-            s.at(t("08:00")),
-            Moment {
-                quiet: false,
-                until: t("09:00")
-            }
-        );
+        let at = |now| (s.at(t(now)).quiet, s.at(t(now)).until);
+        assert_eq!(at("10:00"), (true, t("17:30")));
+        assert_eq!(at("17:30"), (false, t("09:00")));
+        assert_eq!(at("08:00"), (false, t("09:00")));
+        assert!(!s.at(t("10:00")).limited);
+    }
+
+    #[test]
+    fn a_limit_window_slows_uploads_inside_it_and_never_holds_them() {
+        let s = Schedule::parse("limit 09:00-17:00").unwrap().unwrap();
+        assert_eq!(s.text(), "limit 09:00-17:00");
+        let inside = s.at(t("12:00"));
+        assert!(inside.limited && !inside.quiet);
+        assert_eq!(inside.until, t("17:00"));
+        let outside = s.at(t("20:00"));
+        assert!(!outside.limited && !outside.quiet);
+        assert_eq!(outside.until, t("09:00"));
     }
 
     #[test]

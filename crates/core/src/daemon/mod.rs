@@ -33,6 +33,7 @@ mod destinations;
 mod watches;
 
 use crate::store::WatcherMode;
+use crate::transfer::rate::UPLOADS;
 use crate::watcher::{FolderWatcher, Hint, existing_ancestor, watch_dir_shallow, watch_folder};
 
 /// Settings key: "true" while syncing is paused (persisted).
@@ -89,6 +90,10 @@ pub struct Activity {
     /// Why uploads wait, when a condition holds them (not a pause).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+    /// The upload limit in force now (bytes per second): `bandwidth`, or
+    /// `schedule-bandwidth` inside a `limit` schedule's hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_limit: Option<u64>,
 }
 
 /// The time of day quiet hours end, as shown (`22:00`).
@@ -146,6 +151,10 @@ struct Daemon<'a> {
     quiet: Option<crate::schedule::Moment>,
     /// The end of the quiet hours "back up now anyway" lifted.
     anyway: Option<String>,
+    /// `bandwidth`, and `schedule-bandwidth` for a `limit` schedule's hours.
+    rates: (Option<u64>, Option<u64>),
+    /// The limit last published (`None` before the first publication).
+    limit_published: Option<Option<u64>>,
     deletions_due: Option<Instant>,
     /// When the next failed file is due for another attempt (unix
     /// seconds): read when the queue drains, so that a file that failed
@@ -232,6 +241,8 @@ pub fn run(
         schedule: None,
         quiet: None,
         anyway: None,
+        rates: (None, None),
+        limit_published: None,
         deletions_due: None,
         retry_due: store.next_failed_attempt(now_secs())?,
         published: None,
@@ -285,7 +296,10 @@ impl Daemon<'_> {
     /// Reads the configuration from the store and applies it: new and
     /// removed watches and destinations, pause, the bandwidth limit.
     fn reload(&mut self) -> Result<()> {
-        crate::transfer::rate::UPLOADS.set(crate::config::bandwidth(self.store)?);
+        self.rates = (
+            crate::config::bandwidth(self.store)?,
+            crate::config::schedule_bandwidth(self.store)?,
+        );
         self.schedule = crate::config::schedule(self.store)?;
         self.anyway = self.store.setting(ANYWAY_KEY)?;
         let epoch = self.store.setting(DEST_EPOCH_KEY)?;
@@ -410,10 +424,17 @@ impl Daemon<'_> {
     /// hours come.
     /// "Back up now anyway" lifts quiet hours until they end.
     fn follow_schedule(&mut self) -> Result<()> {
-        let moment = self
-            .schedule
-            .map(|s| s.at(clock::local_time_of_day()))
-            .filter(|m| m.quiet);
+        let now = self.schedule.map(|s| s.at(clock::local_time_of_day()));
+        let rate = match now {
+            Some(m) if m.limited => self.rates.1,
+            _ => self.rates.0,
+        };
+        UPLOADS.set(rate);
+        if self.limit_published != Some(rate) {
+            self.limit_published = Some(rate);
+            self.publish(true)?;
+        }
+        let moment = now.filter(|m| m.quiet);
         if moment.is_none() && self.anyway.take().is_some() {
             self.store.delete_setting(ANYWAY_KEY)?;
         }
@@ -470,6 +491,7 @@ impl Daemon<'_> {
             settling: self.pipeline.settling_count() as u64,
             destinations_down: down.clone(),
             waiting: self.waiting(),
+            bandwidth_limit: UPLOADS.rate(),
         };
         let json = serde_json::to_string(&activity).expect("serialisable");
         self.store.set_setting(ACTIVITY_KEY, &json)?;

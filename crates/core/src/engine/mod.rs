@@ -375,6 +375,12 @@ impl Engine {
             None => Activity::default(),
         };
         let held = queue.pending + queue.failed;
+        // The running engine's limit in force (a `limit` schedule's rate in
+        // its hours); else the setting.
+        let bandwidth_limit = match &engine {
+            Some(_) => activity.bandwidth_limit,
+            None => crate::config::bandwidth(&self.store)?,
+        };
         Ok(Status {
             home: display(self.home.dir()),
             engine,
@@ -385,7 +391,7 @@ impl Engine {
             settling: activity.settling,
             destinations_down: activity.destinations_down,
             last_check: crate::check::last_check(&self.store)?,
-            bandwidth_limit: crate::config::bandwidth(&self.store)?,
+            bandwidth_limit,
             waiting: activity
                 .waiting
                 .map(|w| crate::daemon::Waiting { held, ..w }),
