@@ -278,6 +278,13 @@ fn pause_and_resume_from_a_second_process() {
     assert_eq!(env.status()["paused"], false);
 }
 
+/// The local time of day `hours` from now, as `HH:MM`.
+fn hhmm(hours: i64) -> String {
+    (chrono::Local::now().time() + chrono::Duration::hours(hours))
+        .format("%H:%M")
+        .to_string()
+}
+
 /// Outside the schedule's hours the engine holds uploads and says until
 /// when; "back up now anyway" lifts them until they end; inside the hours
 /// (or with the schedule lifted) uploads go.
@@ -285,11 +292,6 @@ fn pause_and_resume_from_a_second_process() {
 fn outside_the_scheduled_hours_uploads_wait_and_status_says_until_when() {
     let env = Env::new();
     env.watch(&[]);
-    let hhmm = |hours: i64| {
-        (chrono::Local::now().time() + chrono::Duration::hours(hours))
-            .format("%H:%M")
-            .to_string()
-    };
     // Uploads run from two hours from now, for an hour.
     let window = format!("{}-{}", hhmm(2), hhmm(3));
     let set = env.run(["config", "set", "schedule", &window]).ok().stdout;
@@ -349,11 +351,6 @@ fn outside_the_scheduled_hours_uploads_wait_and_status_says_until_when() {
 fn a_limit_schedule_puts_its_own_rate_in_force_in_its_hours() {
     let env = Env::new();
     env.watch(&[]);
-    let hhmm = |hours: i64| {
-        (chrono::Local::now().time() + chrono::Duration::hours(hours))
-            .format("%H:%M")
-            .to_string()
-    };
     env.run(["config", "set", "schedule-bandwidth", "500kB/s"])
         .ok();
     let now_inside = format!("limit {}-{}", hhmm(-1), hhmm(1));

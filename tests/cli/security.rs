@@ -41,17 +41,30 @@ fn a_password_never_reaches_the_store_the_logs_any_output_or_a_crash() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    read_until_child(&mut out, 20);
+    // Its log (every level) is read as it comes, so that the engine never
+    // blocks writing it; its uploads are counted on a thread of their own,
+    // so that the wait for them has a bound.
+    let mut err = child.stderr.take().unwrap();
+    let crash_log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    let out = child.stdout.take().unwrap();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains("\"file_done\"") && done_tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    let uploaded = (0..20).all(|_| done.recv_timeout(SECS(120)).is_ok());
     child.kill().unwrap();
-    let mut crash = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut crash)
-        .unwrap();
     child.wait().unwrap();
+    assert!(uploaded, "20 uploads within 2 minutes each");
+    let crash = crash_log.join().unwrap();
     assert!(
         crash.contains("TRACE") || crash.contains("DEBUG"),
         "logging was on"
@@ -84,19 +97,6 @@ fn a_password_never_reaches_the_store_the_logs_any_output_or_a_crash() {
 }
 
 /// Reads JSON lines until `n` files are done.
-fn read_until_child(out: &mut std::io::BufReader<std::process::ChildStdout>, n: usize) {
-    use std::io::BufRead;
-    let mut done = 0;
-    let mut line = String::new();
-    while done < n {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "ended early");
-        if line.contains("\"file_done\"") {
-            done += 1;
-        }
-    }
-}
-
 fn base64_of(s: &str) -> String {
     let out = Command::new("base64")
         .arg("-w0")

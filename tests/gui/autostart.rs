@@ -44,17 +44,17 @@ fn the_upload_limit_and_hours_are_set_in_settings() {
         "off"
     );
     // Typed, then committed as leaving the field commits it.
-    let set = |value: &str| {
+    let set = |field: &str, value: &str| {
         wd.exec(&format!(
-            "const f = document.querySelector('#bandwidth');
+            "const f = document.querySelector('#{field}');
              f.value = {value:?};
              f.dispatchEvent(new Event('change'));"
         ));
     };
-    set("2MB/s");
+    set("bandwidth", "2MB/s");
     wd.wait_text("#toast", secs(10), |t| t.contains("limited to 2 MB/s"));
     assert_eq!(sb.engine().config_get("bandwidth").unwrap().value, "2 MB/s");
-    set("fast");
+    set("bandwidth", "fast");
     wd.wait_text("#toast", secs(10), |t| t.contains("not a rate"));
     assert_eq!(
         sb.engine().config_get("bandwidth").unwrap().value,
@@ -62,11 +62,7 @@ fn the_upload_limit_and_hours_are_set_in_settings() {
         "a refused value changes nothing"
     );
     // The upload hours likewise.
-    wd.exec(
-        "const f = document.querySelector('#schedule');
-         f.value = '22:00-07:00';
-         f.dispatchEvent(new Event('change'));",
-    );
+    set("schedule", "22:00-07:00");
     wd.wait_text("#toast", secs(10), |t| {
         t.contains("Uploads run 22:00-07:00")
     });
@@ -74,11 +70,7 @@ fn the_upload_limit_and_hours_are_set_in_settings() {
         sb.engine().config_get("schedule").unwrap().value,
         "22:00-07:00"
     );
-    wd.exec(
-        "const f = document.querySelector('#schedule-bandwidth');
-         f.value = '500kB/s';
-         f.dispatchEvent(new Event('change'));",
-    );
+    set("schedule-bandwidth", "500kB/s");
     wd.wait_text("#toast", secs(10), |t| {
         t.contains("500 kB/s in those hours")
     });

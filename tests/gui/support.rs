@@ -43,7 +43,7 @@ pub fn bytes(seed: &str, len: usize) -> Vec<u8> {
 }
 
 /// The local time of day `offset` from now (`+2 hours`), as `HH:MM`.
-pub fn local_hhmm(offset: &str) -> String {
+fn local_hhmm(offset: &str) -> String {
     let out = Command::new("date")
         .args(["-d", offset, "+%H:%M"])
         .output()
@@ -162,6 +162,18 @@ impl Sandbox {
             all_files: false,
         };
         self.engine().add_watch(&spec).unwrap();
+    }
+
+    /// A watched photo, and upload hours that start in two hours, so that
+    /// now is quiet: returns when they start (`HH:MM`).
+    pub fn photo_in_quiet_hours(&self) -> String {
+        self.watch(&self.photos);
+        self.write("IMG.jpg", &bytes("x", 1000));
+        let (from, to) = (local_hhmm("+2 hours"), local_hhmm("+3 hours"));
+        self.engine()
+            .config_set("schedule", &format!("{from}-{to}"))
+            .unwrap();
+        from
     }
 
     pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {

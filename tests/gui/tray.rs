@@ -148,12 +148,7 @@ fn the_app_shows_a_headless_engine_read_only() {
 #[test]
 fn the_tray_backs_up_now_anyway_through_quiet_hours() {
     let sb = Sandbox::new();
-    sb.watch(&sb.photos);
-    sb.write("IMG.jpg", &bytes("x", 1000));
-    let (from, to) = (local_hhmm("+2 hours"), local_hhmm("+3 hours"));
-    sb.engine()
-        .config_set("schedule", &format!("{from}-{to}"))
-        .unwrap();
+    let from = sb.photo_in_quiet_hours();
     let _watcher = start_tray_watcher();
     let mut app = sb.launch(&["--minimized"]);
     let tray = Tray::find();

@@ -113,13 +113,7 @@ fn pause_and_resume_from_the_window() {
 #[test]
 fn quiet_hours_are_shown_and_back_up_now_anyway_lifts_them() {
     let sb = Sandbox::new();
-    sb.watch(&sb.photos);
-    sb.write("IMG.jpg", &bytes("x", 1000));
-    // Uploads run from two hours from now: now is quiet.
-    let (from, to) = (local_hhmm("+2 hours"), local_hhmm("+3 hours"));
-    sb.engine()
-        .config_set("schedule", &format!("{from}-{to}"))
-        .unwrap();
+    let from = sb.photo_in_quiet_hours();
     let wd = WebDriver::start(&sb, &[]);
     wd.wait_text("#status-line", secs(30), |t| {
         t == format!("Quiet hours until {from}")

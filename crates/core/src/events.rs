@@ -102,7 +102,7 @@ pub enum Event {
     /// A condition began or stopped holding uploads (the schedule's quiet
     /// hours); `waiting` is what holds them now, as `status` shows it.
     UploadsWaiting {
-        waiting: Option<crate::daemon::Waiting>,
+        waiting: Option<crate::waiting::Waiting>,
     },
     /// The engine cannot go on for now (its data disk is full) and waits,
     /// trying again every `retry_secs`.

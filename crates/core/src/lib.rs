@@ -38,13 +38,14 @@ mod store;
 mod sync;
 mod transfer;
 mod upload;
+mod waiting;
 mod watcher;
 
 pub use album::{AlbumMode, AlbumNames, DateFormat};
 pub use capture::{Captured, DateSource};
 pub use check::{BackupCheck, Finding, VerifyOptions, VerifyProblem, VerifyReport};
 pub use config::ConfigEntry;
-pub use daemon::{RunOptions, WaitReason, Waiting};
+pub use daemon::RunOptions;
 pub use dest::sftp::{KeyProblem, private_key_text};
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
@@ -62,3 +63,4 @@ pub use store::repair::{Health, Repair};
 pub use store::{DestKind, OnDelete, SshAuth, WatcherKind};
 pub use sync::SyncOptions;
 pub use upload::Uploading;
+pub use waiting::{WaitReason, Waiting};

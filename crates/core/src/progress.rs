@@ -95,7 +95,9 @@ impl Progress {
             return Summary {
                 state: Overall::Paused,
                 line: match w.reason {
-                    crate::daemon::WaitReason::Schedule => format!("Quiet hours until {}", w.until),
+                    crate::waiting::WaitReason::Schedule => {
+                        format!("Quiet hours until {}", w.until)
+                    }
                 },
             };
         }
@@ -238,8 +240,8 @@ mod tests {
         let t0 = crate::clock::now();
         let mut p = Progress::default();
         let mut quiet = status(7, 0, false);
-        quiet.waiting = Some(crate::daemon::Waiting {
-            reason: crate::daemon::WaitReason::Schedule,
+        quiet.waiting = Some(crate::waiting::Waiting {
+            reason: crate::waiting::WaitReason::Schedule,
             until: "22:00".into(),
             held: 7,
         });

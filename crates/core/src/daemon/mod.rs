@@ -34,6 +34,7 @@ mod watches;
 
 use crate::store::WatcherMode;
 use crate::transfer::rate::UPLOADS;
+use crate::waiting::{WaitReason, Waiting};
 use crate::watcher::{FolderWatcher, Hint, existing_ancestor, watch_dir_shallow, watch_folder};
 
 /// Settings key: "true" while syncing is paused (persisted).
@@ -99,24 +100,6 @@ pub struct Activity {
 /// The time of day quiet hours end, as shown (`22:00`).
 fn until_text(m: &crate::schedule::Moment) -> String {
     m.until.format("%H:%M").to_string()
-}
-
-/// Why uploads wait, and until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Waiting {
-    /// `schedule`: outside the hours uploads run.
-    pub reason: WaitReason,
-    /// The local time of day it ends (`22:00`).
-    pub until: String,
-    /// Files held meanwhile (filled in by `status`).
-    #[serde(default)]
-    pub held: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaitReason {
-    Schedule,
 }
 
 /// A watch as the running engine holds it.

@@ -115,7 +115,7 @@ pub struct Status {
     /// Why the running engine holds uploads now (outside the schedule's
     /// hours), until when, and how many files wait.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<crate::daemon::Waiting>,
+    pub waiting: Option<crate::waiting::Waiting>,
 }
 
 /// A file or folder a scan left out on purpose, and why.
@@ -394,7 +394,7 @@ impl Engine {
             bandwidth_limit,
             waiting: activity
                 .waiting
-                .map(|w| crate::daemon::Waiting { held, ..w }),
+                .map(|w| crate::waiting::Waiting { held, ..w }),
         })
     }
 
