@@ -168,6 +168,8 @@ function renderSettings() {
   if (document.activeElement !== $('#bandwidth')) $('#bandwidth').value = state.bandwidth;
   if (document.activeElement !== $('#schedule')) $('#schedule').value = state.schedule;
   if (document.activeElement !== $('#schedule-bandwidth')) $('#schedule-bandwidth').value = state.schedule_bandwidth;
+  $('#on-battery').value = state.on_battery;
+  $('#on-metered').value = state.on_metered;
   $('#library-path').textContent = state.library;
   $('#logs-path').textContent = state.logs;
 }
@@ -175,7 +177,8 @@ function renderSettings() {
 function render() {
   if (!state) return;
   $('#status-line').textContent = state.summary.line;
-  $('#anyway-btn').hidden = !state.status.waiting || !!state.read_only;
+  const w = state.status.waiting;
+  $('#anyway-btn').hidden = !w || (w.holds !== 'all' && !w.held) || !!state.read_only;
   const paused = state.status.paused;
   $('#pause-btn').textContent = paused ? 'Resume syncing' : 'Pause syncing';
   $('#pause-btn').setAttribute('aria-pressed', String(paused));
@@ -316,7 +319,17 @@ $('#autostart').addEventListener('change', async (e) => {
   try { e.target.checked = await invoke('set_autostart', { enabled: e.target.checked }); } catch (err) { toast(err.message); }
 });
 $('#anyway-btn').addEventListener('click', () => call('back_up_now_anyway')
-  .then(() => toast('Backing up now, through the quiet hours.')));
+  .then(() => toast('Backing up now, until what held it ends.')));
+$('#on-battery').addEventListener('change', (e) => call('set_config', { key: 'on-battery', value: e.target.value })
+  .then((c) => {
+    e.target.value = c.value;
+    toast({ 'keep-going': 'On battery, backups keep going.', 'photos-only': 'On battery, photos go and videos wait for power.', pause: 'On battery, backups pause.' }[c.value]);
+  }));
+$('#on-metered').addEventListener('change', (e) => call('set_config', { key: 'on-metered', value: e.target.value })
+  .then((c) => {
+    e.target.value = c.value;
+    toast(c.value === 'pause' ? 'On a metered network, uploads to servers pause.' : 'On a metered network, uploads keep going.');
+  }));
 $('#bandwidth').addEventListener('change', (e) => call('set_config', { key: 'bandwidth', value: e.target.value || 'off' })
   .then((c) => {
     e.target.value = c.value;

@@ -305,8 +305,8 @@ pub fn set_workers(host: State<'_, Host>, workers: u64) -> Res<u64> {
     Ok(workers)
 }
 
-/// "Back up now anyway": through the quiet hours that hold uploads now,
-/// until they end.
+/// "Back up now anyway": through what holds uploads now (quiet hours,
+/// battery, a metered network), until it ends.
 #[tauri::command(async)]
 pub fn back_up_now_anyway(host: State<'_, Host>) -> Res<()> {
     writable(&host)?;

@@ -58,6 +58,10 @@ pub struct UiState {
     pub schedule: String,
     /// The upload limit inside a `limit` schedule's hours.
     pub schedule_bandwidth: String,
+    /// On battery: `keep-going`, `photos-only` or `pause`.
+    pub on_battery: String,
+    /// On a metered network: `pause` or `keep-going`.
+    pub on_metered: String,
     pub autostart: bool,
     pub autostart_asked: bool,
 }
@@ -149,8 +153,8 @@ impl Host {
         self.nudge();
     }
 
-    /// "Back up now anyway" from the tray: through the quiet hours that
-    /// hold uploads now, until they end.
+    /// "Back up now anyway" from the tray: through what holds uploads now
+    /// (quiet hours, battery, a metered network), until it ends.
     pub fn back_up_now_anyway(&self) {
         if self.read_only.is_some() {
             return;
@@ -206,6 +210,8 @@ impl Host {
             bandwidth: engine.config_get("bandwidth")?.value,
             schedule: engine.config_get("schedule")?.value,
             schedule_bandwidth: engine.config_get("schedule-bandwidth")?.value,
+            on_battery: engine.config_get("on-battery")?.value,
+            on_metered: engine.config_get("on-metered")?.value,
             autostart: app.autolaunch().is_enabled().unwrap_or(false),
             autostart_asked: engine.store().flag(AUTOSTART_ASKED_KEY)?,
             status,
@@ -323,7 +329,11 @@ fn refresh_loop(app: &AppHandle, nudges: &Receiver<Nudge>) {
                         app,
                         &state.summary,
                         state.status.paused,
-                        state.status.waiting.is_some(),
+                        state
+                            .status
+                            .waiting
+                            .as_ref()
+                            .is_some_and(|w| w.holds_anything()),
                     );
                     let _ = app.emit_to("main", "state", &state);
                 }

@@ -1,7 +1,7 @@
 //! The tray icon and its menu. Every action is in the menu (icon clicks do
 //! nothing on Linux): a status line, Open Shoebox, Add folder…, Pause /
-//! Resume syncing, Back up now anyway (while quiet hours hold uploads),
-//! Quit. The icon and the tooltip follow the state.
+//! Resume syncing, Back up now anyway (while quiet hours, the battery or a
+//! metered network hold uploads), Quit. The icon and the tooltip follow the state.
 
 use std::sync::Mutex;
 
@@ -84,8 +84,9 @@ pub fn build(app: &AppHandle, actions: Actions) -> tauri::Result<TrayItems> {
     })
 }
 
-/// Shows a new state; does nothing when it did not change. `waiting`:
-/// quiet hours hold uploads, which "Back up now anyway" lifts.
+/// Shows a new state; does nothing when it did not change. `waiting`: a
+/// condition (quiet hours, battery, a metered network) holds uploads,
+/// which "Back up now anyway" lifts.
 pub fn update(app: &AppHandle, summary: &Summary, paused: bool, waiting: bool) {
     let Some(items) = app.try_state::<TrayItems>() else {
         return;

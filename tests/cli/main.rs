@@ -10,6 +10,7 @@ mod albums;
 mod bad_input;
 mod changes;
 mod cli_contract;
+mod conditions;
 mod crash;
 mod dav_servers;
 mod encryption;

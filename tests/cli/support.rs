@@ -178,7 +178,14 @@ impl Env {
         c.arg("--home")
             .arg(&self.home)
             .env_remove("SHOEBOX_HOME")
-            .env_remove("SHOEBOX_LOG");
+            .env_remove("SHOEBOX_LOG")
+            // No system bus: the computer's battery and network are
+            // unknown, whatever runs this suite (tests/cli/conditions.rs
+            // brings its own bus).
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                "unix:path=/nonexistent/shoebox-test-bus",
+            );
         c
     }
 

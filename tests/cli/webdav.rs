@@ -76,6 +76,15 @@ impl Dav {
         }
     }
 
+    /// Serves `root` over plain HTTP on a free port.
+    pub fn start_plain(root: &Path) -> Dav {
+        Dav::start(root, None)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}/photos", self.port)

@@ -30,11 +30,12 @@ fn the_launch_at_login_switch_writes_and_removes_the_autostart_entry() {
     wait_until(secs(10), "the autostart entry to go", || !entry.exists());
 }
 
-/// The upload limit and hours in Settings are `shoebox config`'s: set
-/// there, they are in the store for every engine; a value that is not a
-/// rate is refused with how to write one.
+/// The upload limit, the hours and the battery and metered rules in
+/// Settings are `shoebox config`'s: set there, they are in the store for
+/// every engine; a value that is not a rate is refused with how to write
+/// one.
 #[test]
-fn the_upload_limit_and_hours_are_set_in_settings() {
+fn the_upload_limit_hours_and_conditions_are_set_in_settings() {
     let sb = Sandbox::new();
     let wd = WebDriver::start(&sb, &[]);
     wd.click("#tab-settings");
@@ -78,4 +79,22 @@ fn the_upload_limit_and_hours_are_set_in_settings() {
         sb.engine().config_get("schedule-bandwidth").unwrap().value,
         "500 kB/s"
     );
+    // On battery and on a metered network: choices, with the defaults.
+    let value = |id: &str| wd.exec(&format!("return document.querySelector('#{id}').value"));
+    assert_eq!(value("on-battery"), "photos-only");
+    assert_eq!(value("on-metered"), "pause");
+    set("on-battery", "pause");
+    wd.wait_text("#toast", secs(10), |t| {
+        t.contains("On battery, backups pause")
+    });
+    assert_eq!(sb.engine().config_get("on-battery").unwrap().value, "pause");
+    set("on-metered", "keep-going");
+    wd.wait_text("#toast", secs(10), |t| t.contains("uploads keep going"));
+    assert_eq!(
+        sb.engine().config_get("on-metered").unwrap().value,
+        "keep-going"
+    );
+    wd.wait_text("#settings", secs(10), |t| {
+        t.contains("a local or external disk is backed up either way")
+    });
 }

@@ -222,6 +222,12 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("XDG_DATA_HOME", self.home.join(".local/share"))
             .env("XDG_CACHE_HOME", self.home.join(".cache"))
+            // No system bus: the battery and the network are unknown
+            // whatever machine runs the suite.
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                "unix:path=/nonexistent/shoebox-test-bus",
+            )
             .env_remove("SHOEBOX_LOG");
     }
 

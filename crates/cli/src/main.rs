@@ -716,7 +716,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             engine.set_paused(false)?;
             if anyway {
                 engine.back_up_now_anyway()?;
-                println!("syncing resumed, through the quiet hours until they end");
+                println!(
+                    "syncing resumed, through what held it (quiet hours, battery, a metered \
+                     network) until that ends"
+                );
             } else {
                 println!("syncing resumed");
             }

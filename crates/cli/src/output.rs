@@ -183,10 +183,9 @@ pub fn live_event(e: &Event, json: bool) {
         Event::EngineWaiting { reason, retry_secs } => {
             eprintln!("waiting: {reason} (trying again every {retry_secs} s)")
         }
-        Event::UploadsWaiting { waiting: Some(w) } => eprintln!(
-            "quiet hours: uploads wait until {} (`shoebox resume --anyway` backs up now)",
-            w.until
-        ),
+        Event::UploadsWaiting { waiting: Some(w) } => {
+            eprintln!("{} (`shoebox resume --anyway` backs up now)", w.line())
+        }
         Event::UploadsWaiting { waiting: None } => eprintln!("uploads go on"),
         Event::DeletionsHeld { watch, count } => eprintln!(
             "{count} files vanished at once from {watch}; nothing removed. Confirm with \
@@ -268,6 +267,9 @@ pub fn status(s: &Status, json: bool) -> Result<()> {
     }
     if s.paused {
         println!("syncing is PAUSED; `shoebox resume` resumes it");
+    }
+    if let Some(w) = &s.waiting {
+        println!("{} (`shoebox resume --anyway` backs up now)", w.line());
     }
     for d in &s.destinations_down {
         println!("destination {} cannot be used now: {}", d.dest, d.message);

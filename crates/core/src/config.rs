@@ -1,9 +1,11 @@
 //! The user's settings for how considerate background work is, as
 //! `shoebox config list|get|set` and the window show them: the upload
-//! bandwidth limit (`bandwidth`), the hours uploads run (`schedule`) and
-//! the rate inside a `limit` schedule's hours (`schedule-bandwidth`). Each is kept as text in the
-//! settings table under `config.<key>`, checked when it is set and read
-//! back typed; a running engine reads them again when told of a change.
+//! bandwidth limit (`bandwidth`), the hours uploads run (`schedule`), the
+//! rate inside a `limit` schedule's hours (`schedule-bandwidth`), and what
+//! uploads do on battery (`on-battery`) and on a metered network
+//! (`on-metered`). Each is kept as text in the settings table under
+//! `config.<key>`, checked when it is set and read back typed; a running
+//! engine reads them again when told of a change.
 //! See docs/ARCHITECTURE.md.
 
 use serde::Serialize;
@@ -21,13 +23,79 @@ pub(crate) enum ConfigKey {
     Schedule,
     /// The upload rate inside a `limit` schedule's hours.
     ScheduleBandwidth,
+    /// What uploads do while the computer runs on battery.
+    OnBattery,
+    /// What uploads to servers do on a metered network.
+    OnMetered,
+}
+
+/// What uploads do while the computer runs on battery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum BatteryRule {
+    KeepGoing,
+    /// Photos go on; videos wait for power.
+    #[default]
+    PhotosOnly,
+    Pause,
+}
+
+/// What uploads to servers do on a metered network (a local or external
+/// disk is never held by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum MeteredRule {
+    #[default]
+    Pause,
+    KeepGoing,
+}
+
+impl BatteryRule {
+    const NAMES: [(&'static str, BatteryRule); 3] = [
+        ("keep-going", BatteryRule::KeepGoing),
+        ("photos-only", BatteryRule::PhotosOnly),
+        ("pause", BatteryRule::Pause),
+    ];
+}
+
+impl MeteredRule {
+    const NAMES: [(&'static str, MeteredRule); 2] = [
+        ("pause", MeteredRule::Pause),
+        ("keep-going", MeteredRule::KeepGoing),
+    ];
+}
+
+/// The rule named `text` among `names`, or an error listing them.
+fn rule<T: Copy>(key: ConfigKey, names: &[(&str, T)], text: &str) -> Result<T> {
+    let t = text.trim();
+    names
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(t))
+        .map(|(_, r)| *r)
+        .ok_or_else(|| {
+            let known: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+            Error::Invalid(format!(
+                "{text:?} is not a choice for {}: write one of {}",
+                key.name(),
+                known.join(", ")
+            ))
+        })
+}
+
+/// The name a rule is written with.
+fn rule_name<T: Copy + PartialEq>(names: &[(&'static str, T)], r: T) -> &'static str {
+    names
+        .iter()
+        .find(|(_, x)| *x == r)
+        .map(|(n, _)| *n)
+        .expect("every rule is named")
 }
 
 impl ConfigKey {
-    const ALL: [ConfigKey; 3] = [
+    const ALL: [ConfigKey; 5] = [
         ConfigKey::Bandwidth,
         ConfigKey::Schedule,
         ConfigKey::ScheduleBandwidth,
+        ConfigKey::OnBattery,
+        ConfigKey::OnMetered,
     ];
 
     fn name(self) -> &'static str {
@@ -35,6 +103,8 @@ impl ConfigKey {
             ConfigKey::Bandwidth => "bandwidth",
             ConfigKey::Schedule => "schedule",
             ConfigKey::ScheduleBandwidth => "schedule-bandwidth",
+            ConfigKey::OnBattery => "on-battery",
+            ConfigKey::OnMetered => "on-metered",
         }
     }
 
@@ -54,6 +124,14 @@ impl ConfigKey {
             ConfigKey::ScheduleBandwidth => {
                 "the upload rate inside a \"limit\" schedule's hours (bandwidth applies \
                  outside them), such as 500kB/s; off for none"
+            }
+            ConfigKey::OnBattery => {
+                "what the running engine does while the computer runs on battery: keep-going, \
+                 photos-only (videos wait for power) or pause"
+            }
+            ConfigKey::OnMetered => {
+                "what uploads to servers do on a metered network (a phone's hotspot): pause or \
+                 keep-going; a local or external disk is not held by it"
             }
         }
     }
@@ -85,6 +163,14 @@ impl ConfigKey {
             ConfigKey::Schedule => {
                 Ok(Schedule::parse(value)?.map_or_else(|| "off".to_string(), |s| s.text()))
             }
+            ConfigKey::OnBattery => {
+                let r = rule(self, &BatteryRule::NAMES, value)?;
+                Ok(rule_name(&BatteryRule::NAMES, r).to_string())
+            }
+            ConfigKey::OnMetered => {
+                let r = rule(self, &MeteredRule::NAMES, value)?;
+                Ok(rule_name(&MeteredRule::NAMES, r).to_string())
+            }
         }
     }
 
@@ -94,13 +180,17 @@ impl ConfigKey {
             ConfigKey::Bandwidth | ConfigKey::ScheduleBandwidth => {
                 Ok(rate_text(parse_rate(stored)?))
             }
-            ConfigKey::Schedule => self.stored(stored),
+            ConfigKey::Schedule | ConfigKey::OnBattery | ConfigKey::OnMetered => {
+                self.stored(stored)
+            }
         }
     }
 
     fn default_text(self) -> &'static str {
         match self {
             ConfigKey::Bandwidth | ConfigKey::Schedule | ConfigKey::ScheduleBandwidth => "off",
+            ConfigKey::OnBattery => rule_name(&BatteryRule::NAMES, BatteryRule::default()),
+            ConfigKey::OnMetered => rule_name(&MeteredRule::NAMES, MeteredRule::default()),
         }
     }
 }
@@ -168,6 +258,20 @@ pub(crate) fn schedule_bandwidth(store: &Store) -> Result<Option<u64>> {
 /// The upload schedule, if one is set.
 pub(crate) fn schedule(store: &Store) -> Result<Option<Schedule>> {
     kept(store, ConfigKey::Schedule)?.map_or(Ok(None), |v| Schedule::parse(&v))
+}
+
+/// What uploads do on battery.
+pub(crate) fn on_battery(store: &Store) -> Result<BatteryRule> {
+    kept(store, ConfigKey::OnBattery)?.map_or(Ok(BatteryRule::default()), |v| {
+        rule(ConfigKey::OnBattery, &BatteryRule::NAMES, &v)
+    })
+}
+
+/// What uploads to servers do on a metered network.
+pub(crate) fn on_metered(store: &Store) -> Result<MeteredRule> {
+    kept(store, ConfigKey::OnMetered)?.map_or(Ok(MeteredRule::default()), |v| {
+        rule(ConfigKey::OnMetered, &MeteredRule::NAMES, &v)
+    })
 }
 
 /// Units of a rate, by how they are written (case matters for `b`: only
@@ -270,6 +374,27 @@ mod tests {
         }
         let e = parse_rate("10B/s").unwrap_err().to_string();
         assert!(e.contains("too slow"), "{e}");
+    }
+
+    #[test]
+    fn the_battery_and_metered_rules_are_read_by_name_and_default_to_considerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        assert_eq!(on_battery(&store).unwrap(), BatteryRule::PhotosOnly);
+        assert_eq!(on_metered(&store).unwrap(), MeteredRule::Pause);
+        assert_eq!(get(&store, "on-battery").unwrap().value, "photos-only");
+        assert_eq!(set(&store, "on-battery", "Pause").unwrap().value, "pause");
+        assert_eq!(on_battery(&store).unwrap(), BatteryRule::Pause);
+        set(&store, "on-metered", "keep-going").unwrap();
+        assert_eq!(on_metered(&store).unwrap(), MeteredRule::KeepGoing);
+        let e = set(&store, "on-battery", "videos-only")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("keep-going, photos-only, pause"),
+            "the choices are named: {e}"
+        );
+        assert_eq!(on_battery(&store).unwrap(), BatteryRule::Pause, "kept");
     }
 
     #[test]

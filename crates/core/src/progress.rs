@@ -91,14 +91,20 @@ impl Progress {
                 line: "Paused".into(),
             };
         }
-        if let Some(w) = &status.waiting {
+        // A condition that holds every upload is what the user sees; one
+        // that holds some (videos on battery) once the rest is done.
+        let held = status.waiting.as_ref().map_or(0, |w| match w.holds {
+            crate::waiting::Holds::All => remaining,
+            _ => w.held.min(remaining),
+        });
+        let remaining = remaining - held;
+        if let Some(w) = &status.waiting
+            && remaining == 0
+            && w.holds_anything()
+        {
             return Summary {
                 state: Overall::Paused,
-                line: match w.reason {
-                    crate::waiting::WaitReason::Schedule => {
-                        format!("Quiet hours until {}", w.until)
-                    }
-                },
+                line: w.line(),
             };
         }
         // Files waiting for a destination that cannot be used are not
@@ -186,6 +192,8 @@ mod tests {
             last_check: None,
             bandwidth_limit: None,
             waiting: None,
+            on_battery: None,
+            metered: None,
         }
     }
 
@@ -242,7 +250,8 @@ mod tests {
         let mut quiet = status(7, 0, false);
         quiet.waiting = Some(crate::waiting::Waiting {
             reason: crate::waiting::WaitReason::Schedule,
-            until: "22:00".into(),
+            holds: crate::waiting::Holds::All,
+            until: Some("22:00".into()),
             held: 7,
         });
         assert_eq!(
@@ -250,6 +259,32 @@ mod tests {
             Summary {
                 state: Overall::Paused,
                 line: "Quiet hours until 22:00".into()
+            }
+        );
+    }
+
+    #[test]
+    fn on_battery_photos_upload_first_then_the_line_says_how_many_videos_wait() {
+        let t0 = crate::clock::now();
+        let mut p = Progress::default();
+        let mut battery = status(5, 0, false);
+        battery.waiting = Some(crate::waiting::Waiting {
+            reason: crate::waiting::WaitReason::OnBattery,
+            holds: crate::waiting::Holds::Videos,
+            until: None,
+            held: 3,
+        });
+        assert_eq!(
+            p.summary(&battery, t0).line,
+            "Uploading 0 of 2",
+            "the photos go; the held videos are not counted as uploading"
+        );
+        battery.queue.pending = 3;
+        assert_eq!(
+            p.summary(&battery, t0),
+            Summary {
+                state: Overall::Paused,
+                line: "Waiting: on battery — 3 videos held".into()
             }
         );
     }

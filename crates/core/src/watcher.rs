@@ -31,6 +31,8 @@ pub enum Hint {
     },
     /// The configuration changed (another process added a watch, paused…).
     Control,
+    /// The computer's battery or network conditions changed.
+    Machine,
 }
 
 /// Turns one notify event into hints for the watch rooted at `root`.

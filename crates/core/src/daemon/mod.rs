@@ -29,12 +29,13 @@ use crate::settle::SettleRule;
 use crate::store::{Store, WatchRow, WatchState, now_ms, now_secs};
 use crate::transfer::finish_pass;
 use crate::upload::{Pipeline, Uploading};
+mod conditions;
 mod destinations;
 mod watches;
 
 use crate::store::WatcherMode;
 use crate::transfer::rate::UPLOADS;
-use crate::waiting::{WaitReason, Waiting};
+use crate::waiting::Waiting;
 use crate::watcher::{FolderWatcher, Hint, existing_ancestor, watch_dir_shallow, watch_folder};
 
 /// Settings key: "true" while syncing is paused (persisted).
@@ -46,9 +47,12 @@ pub const RESCAN_KEY: &str = "rescan_requested";
 pub const DEST_EPOCH_KEY: &str = "destinations_edited";
 /// Settings key: what a running engine is doing, for `status` (JSON).
 pub const ACTIVITY_KEY: &str = "activity";
-/// Settings key: "back up now anyway" lifted the quiet hours that end at
-/// this time of day (`22:00`), until they end.
+/// Settings key: the conditions "back up now anyway" lifted, until each
+/// ends (quiet hours by the time they end, `22:00`; `on-battery`,
+/// `metered`), comma-separated; `now` asks the running engine to lift
+/// those holding now.
 pub const ANYWAY_KEY: &str = "conditions.anyway_until";
+pub(crate) use conditions::ANYWAY_NOW;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -95,11 +99,11 @@ pub struct Activity {
     /// `schedule-bandwidth` inside a `limit` schedule's hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_limit: Option<u64>,
-}
-
-/// The time of day quiet hours end, as shown (`22:00`).
-fn until_text(m: &crate::schedule::Moment) -> String {
-    m.until.format("%H:%M").to_string()
+    /// The computer's conditions, where they are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_battery: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metered: Option<bool>,
 }
 
 /// A watch as the running engine holds it.
@@ -128,12 +132,25 @@ struct Daemon<'a> {
     /// What the user asked for; the pipeline follows once in-flight work
     /// has been cancelled.
     want_paused: bool,
-    /// The upload schedule (`shoebox config set schedule`), and whether it
-    /// holds uploads now and until when.
+    /// The upload schedule (`shoebox config set schedule`).
     schedule: Option<crate::schedule::Schedule>,
-    quiet: Option<crate::schedule::Moment>,
-    /// The end of the quiet hours "back up now anyway" lifted.
-    anyway: Option<String>,
+    /// The rules for the battery and a metered network, and the computer's
+    /// conditions (`None` where they are not followed).
+    rules: conditions::Rules,
+    machine: Option<crate::conditions::MachineWatch>,
+    /// The conditions as last followed.
+    machine_seen: crate::conditions::Machine,
+    /// A condition holds every upload; what the others hold file by file.
+    hold_all: bool,
+    withheld: crate::upload::Withheld,
+    /// The conditions holding uploads now, strongest first, and what
+    /// waits, as published.
+    holding: Vec<Waiting>,
+    waiting: Option<Waiting>,
+    /// The conditions "back up now anyway" lifted, and whether it was just
+    /// asked for.
+    anyway: Vec<String>,
+    anyway_asked: bool,
     /// `bandwidth`, and `schedule-bandwidth` for a `limit` schedule's hours.
     rates: (Option<u64>, Option<u64>),
     /// The limit last published (`None` before the first publication).
@@ -204,6 +221,10 @@ pub fn run(
     let _ = std::fs::create_dir_all(&control_dir);
     let control = watch_dir_shallow(&control_dir, hints_tx.clone(), |_| Some(Hint::Control));
     let pipeline = live_pipeline(store, opts, emit);
+    let told = hints_tx.clone();
+    let machine = crate::conditions::MachineWatch::start(move || {
+        let _ = told.send(Hint::Machine);
+    });
     let (opened_tx, opened) = unbounded();
     let (deleted_tx, deleted) = unbounded();
     let (checked_tx, checked) = unbounded();
@@ -222,8 +243,15 @@ pub fn run(
         pipeline,
         want_paused: false,
         schedule: None,
-        quiet: None,
-        anyway: None,
+        rules: Default::default(),
+        machine: Some(machine),
+        machine_seen: Default::default(),
+        hold_all: false,
+        withheld: Default::default(),
+        holding: Vec::new(),
+        waiting: None,
+        anyway: Vec::new(),
+        anyway_asked: false,
         rates: (None, None),
         limit_published: None,
         deletions_due: None,
@@ -279,12 +307,7 @@ impl Daemon<'_> {
     /// Reads the configuration from the store and applies it: new and
     /// removed watches and destinations, pause, the bandwidth limit.
     fn reload(&mut self) -> Result<()> {
-        self.rates = (
-            crate::config::bandwidth(self.store)?,
-            crate::config::schedule_bandwidth(self.store)?,
-        );
-        self.schedule = crate::config::schedule(self.store)?;
-        self.anyway = self.store.setting(ANYWAY_KEY)?;
+        self.reload_conditions()?;
         let epoch = self.store.setting(DEST_EPOCH_KEY)?;
         if epoch != self.dest_epoch {
             // Edited settings or secrets: open every destination afresh.
@@ -384,9 +407,10 @@ impl Daemon<'_> {
             self.retry_due = None;
             self.pipeline.rescan_queue();
         }
-        self.follow_schedule()?;
+        self.follow_conditions()?;
         self.follow_pause();
         self.pipeline.pump()?;
+        self.publish_waiting()?;
         let drained = self.pipeline.is_drained();
         if drained && !self.was_drained {
             // Old versions replaced by edits can go now.
@@ -402,54 +426,10 @@ impl Daemon<'_> {
         self.publish(false)
     }
 
-    /// Holds uploads outside the schedule's hours: those in flight are
-    /// cancelled like a pause (they stay queued), and they go again when the
-    /// hours come.
-    /// "Back up now anyway" lifts quiet hours until they end.
-    fn follow_schedule(&mut self) -> Result<()> {
-        let now = self.schedule.map(|s| s.at(clock::local_time_of_day()));
-        let rate = match now {
-            Some(m) if m.limited => self.rates.1,
-            _ => self.rates.0,
-        };
-        UPLOADS.set(rate);
-        if self.limit_published != Some(rate) {
-            self.limit_published = Some(rate);
-            self.publish(true)?;
-        }
-        let moment = now.filter(|m| m.quiet);
-        if moment.is_none() && self.anyway.take().is_some() {
-            self.store.delete_setting(ANYWAY_KEY)?;
-        }
-        let moment = moment.filter(|m| self.anyway.as_deref() != Some(until_text(m).as_str()));
-        if moment == self.quiet {
-            return Ok(());
-        }
-        if moment.is_some() && self.quiet.is_none() {
-            self.pipeline.set_paused(true);
-            self.pipeline.cancel();
-        }
-        self.quiet = moment;
-        self.publish(true)?;
-        (self.emit)(&Event::UploadsWaiting {
-            waiting: self.waiting(),
-        });
-        Ok(())
-    }
-
-    /// What holds uploads now.
-    fn waiting(&self) -> Option<Waiting> {
-        self.quiet.map(|m| Waiting {
-            reason: WaitReason::Schedule,
-            until: until_text(&m),
-            held: 0,
-        })
-    }
-
     /// The pipeline pauses at once; it resumes only when nothing cancelled
     /// is still in flight.
     fn follow_pause(&mut self) {
-        if self.want_paused || self.quiet.is_some() {
+        if self.want_paused || self.hold_all {
             self.pipeline.set_paused(true);
         } else if self.pipeline.in_flight() == 0 || !self.pipeline.is_cancelled() {
             self.pipeline.uncancel();
@@ -473,8 +453,10 @@ impl Daemon<'_> {
             uploading: self.pipeline.uploads(),
             settling: self.pipeline.settling_count() as u64,
             destinations_down: down.clone(),
-            waiting: self.waiting(),
+            waiting: self.waiting.clone(),
             bandwidth_limit: UPLOADS.rate(),
+            on_battery: self.machine_seen.on_battery,
+            metered: self.machine_seen.metered,
         };
         let json = serde_json::to_string(&activity).expect("serialisable");
         self.store.set_setting(ACTIVITY_KEY, &json)?;

@@ -155,6 +155,8 @@ impl Daemon<'_> {
     pub(super) fn on_hint(&mut self, hint: Hint) -> Result<()> {
         match hint {
             Hint::Control => self.reload()?,
+            // Followed on the next tick.
+            Hint::Machine => {}
             Hint::Rescan { watch_id, what } => {
                 if let Some(live) = self.lives.get_mut(&watch_id)
                     && !live.missing

@@ -112,10 +112,16 @@ pub struct Status {
     /// (`shoebox config set bandwidth`), when one is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bandwidth_limit: Option<u64>,
-    /// Why the running engine holds uploads now (outside the schedule's
-    /// hours), until when, and how many files wait.
+    /// Why the running engine holds uploads now (quiet hours, battery, a
+    /// metered network), what it holds, until when, and how many files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<crate::waiting::Waiting>,
+    /// Whether the computer runs on battery, and whether its network is
+    /// metered, as the running engine knows them (absent: unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_battery: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metered: Option<bool>,
 }
 
 /// A file or folder a scan left out on purpose, and why.
@@ -374,7 +380,13 @@ impl Engine {
                 .unwrap_or_default(),
             None => Activity::default(),
         };
-        let held = queue.pending + queue.failed;
+        // Everything queued waits for a condition that holds every upload;
+        // the engine counts those one that holds some leaves queued.
+        let queued = queue.pending + queue.failed;
+        let held = |w: &crate::waiting::Waiting| match w.holds {
+            crate::waiting::Holds::All => queued,
+            _ => w.held,
+        };
         // The running engine's limit in force (a `limit` schedule's rate in
         // its hours); else the setting.
         let bandwidth_limit = match &engine {
@@ -392,9 +404,12 @@ impl Engine {
             destinations_down: activity.destinations_down,
             last_check: crate::check::last_check(&self.store)?,
             bandwidth_limit,
-            waiting: activity
-                .waiting
-                .map(|w| crate::waiting::Waiting { held, ..w }),
+            waiting: activity.waiting.map(|w| crate::waiting::Waiting {
+                held: held(&w),
+                ..w
+            }),
+            on_battery: activity.on_battery,
+            metered: activity.metered,
         })
     }
 
@@ -533,17 +548,19 @@ impl Engine {
         Ok(())
     }
 
-    /// "Back up now anyway": the running engine uploads through the quiet
-    /// hours that hold it now, until they end.
+    /// "Back up now anyway": the running engine uploads through the
+    /// conditions that hold it now (quiet hours, battery, a metered
+    /// network), each until it ends.
     pub fn back_up_now_anyway(&self) -> Result<()> {
-        let Some(waiting) = self.status()?.waiting else {
+        if self.status()?.waiting.is_none() {
             return Err(Error::Invalid(
-                "nothing holds uploads now (no running engine is outside its upload hours)"
+                "nothing holds uploads now (no running engine waits for its upload hours, \
+                 power or an unmetered network)"
                     .to_string(),
             ));
-        };
+        }
         self.store
-            .set_setting(crate::daemon::ANYWAY_KEY, &waiting.until)?;
+            .set_setting(crate::daemon::ANYWAY_KEY, crate::daemon::ANYWAY_NOW)?;
         self.home.signal_change();
         Ok(())
     }

@@ -61,7 +61,13 @@ pub(super) fn on_dest<T>(
             why,
         }));
     }
-    let result = Backoff::OPERATION.retry(op);
+    // A failure of a cancelled operation (pause, a condition, shutdown)
+    // is the cancel, not worth a retry.
+    let mut op = op;
+    let result = Backoff::OPERATION.retry(|| match op() {
+        Err(_) if meters.cancel.load(Ordering::Relaxed) => Err(FileError::Cancelled),
+        other => other,
+    });
     if let Err(FileError::Dest(e)) = &result
         && e.is_destination_wide()
     {

@@ -123,6 +123,24 @@ pub struct Uploading {
     pub done: u64,
 }
 
+/// What conditions hold back file by file (a condition that holds every
+/// upload pauses the pipeline instead). Held files stay queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Withheld {
+    /// Videos wait (on battery, "photos only").
+    pub videos: bool,
+    /// Uploads to servers wait; a local or external disk goes on (a
+    /// metered network).
+    pub servers: bool,
+}
+
+impl Withheld {
+    /// True when `self` holds back something `other` does not.
+    pub(crate) fn exceeds(self, other: Withheld) -> bool {
+        (self.videos && !other.videos) || (self.servers && !other.servers)
+    }
+}
+
 /// Only this many files are between "read from the queue" and "decided".
 const WINDOW_PER_WORKER: usize = 4;
 /// Only this many decided jobs wait for or run on each worker. Files whose
@@ -174,6 +192,9 @@ pub struct Pipeline<'a> {
     /// Files whose server-side copy the server refused though it holds the
     /// source (it misreads the name): they are uploaded instead.
     no_copy: std::collections::HashSet<i64>,
+    withheld: Withheld,
+    /// The files held back by `withheld` in this pass over the queue.
+    held: std::collections::HashSet<i64>,
     pool: Workers,
 }
 
@@ -224,6 +245,8 @@ impl<'a> Pipeline<'a> {
             parked: HashMap::new(),
             taken: HashMap::new(),
             no_copy: Default::default(),
+            withheld: Withheld::default(),
+            held: Default::default(),
             pool,
         }
     }
@@ -261,6 +284,7 @@ impl<'a> Pipeline<'a> {
         }
         self.cursor = (0, Vec::new(), Vec::new());
         self.exhausted = false;
+        self.held.clear();
     }
 
     /// While paused, nothing new is started and what was waiting is let
@@ -271,17 +295,56 @@ impl<'a> Pipeline<'a> {
         }
         self.paused = paused;
         if paused {
-            for id in self.window.drain(..) {
-                self.slots.remove(&id);
-            }
-            self.window_files.clear();
-            self.again.clear();
-            self.settling.clear();
-            self.waiting_since.clear();
-            self.parked.clear();
+            self.let_go_of_waiting();
         } else {
             self.rescan_queue();
         }
+    }
+
+    /// Lets go of the files read but not started (they stay queued).
+    fn let_go_of_waiting(&mut self) {
+        for id in self.window.drain(..) {
+            self.slots.remove(&id);
+        }
+        self.window_files.clear();
+        self.again.clear();
+        self.settling.clear();
+        self.waiting_since.clear();
+        self.parked.clear();
+    }
+
+    /// Holds back videos, or uploads to servers, from now on; what was
+    /// read and not started is let go and read again under the new rule.
+    /// Uploads in flight go on (the caller cancels them if they must stop).
+    pub(crate) fn withhold(&mut self, withheld: Withheld) {
+        if withheld == self.withheld {
+            return;
+        }
+        self.withheld = withheld;
+        self.let_go_of_waiting();
+        self.rescan_queue();
+    }
+
+    /// How many queued files the conditions held back when the queue was
+    /// last read through (`None` while a reading is under way).
+    pub(crate) fn held(&self) -> Option<u64> {
+        self.exhausted.then_some(self.held.len() as u64)
+    }
+
+    /// True when the conditions hold this file back.
+    fn is_withheld(&self, name: &[u8], dest_id: i64) -> bool {
+        let w = self.withheld;
+        if w.servers
+            && self
+                .dests
+                .get(dest_id)
+                .is_some_and(|d| d.local_root().is_none())
+        {
+            return true;
+        }
+        w.videos
+            && crate::filter::media_kind(&crate::platform::bytes_to_os(name).to_string_lossy())
+                == crate::filter::MediaKind::Video
     }
 
     /// Aborts reads in progress; their files go back to the queue.

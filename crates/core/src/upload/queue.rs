@@ -134,6 +134,10 @@ impl Pipeline<'_> {
             if !self.dests.is_open(watch.dest_id) {
                 continue; // destination unavailable: the file stays queued
             }
+            if self.is_withheld(&file.name, watch.dest_id) {
+                self.held.insert(file.id);
+                continue;
+            }
             let path = rel_path(&watch.root, &file.dir_rel).join(bytes_to_os(&file.name));
             let dest_id = watch.dest_id;
             let album = album_for(watch, &file.dir_rel, file.captured.as_ref());
