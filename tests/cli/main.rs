@@ -26,6 +26,8 @@ mod silent_loss;
 #[path = "../common/sshd.rs"]
 mod sshd;
 mod store_damage;
+#[path = "../common/system_bus.rs"]
+mod system_bus;
 mod user_folders;
 mod verify;
 mod webdav;

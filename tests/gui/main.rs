@@ -9,6 +9,9 @@
 #[path = "../common/sshd.rs"]
 mod sshd;
 mod support;
+#[allow(dead_code)]
+#[path = "../common/system_bus.rs"]
+mod system_bus;
 
 mod autostart;
 mod destinations;

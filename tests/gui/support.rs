@@ -233,11 +233,17 @@ impl Sandbox {
 
     /// Starts the app directly (for tray tests).
     pub fn launch(&self, args: &[&str]) -> Proc {
+        self.launch_with_env(args, &[])
+    }
+
+    /// [`Self::launch`] with more environment variables (a system bus).
+    pub fn launch_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(APP);
         cmd.args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         self.env(&mut cmd);
+        cmd.envs(vars.iter().copied());
         Proc::spawn(cmd)
     }
 }

@@ -2,6 +2,7 @@
 //! Pause / Resume really pausing the engine, Open, close-to-tray, Quit.
 
 use crate::support::*;
+use crate::system_bus::SystemBus;
 
 #[test]
 fn the_tray_menu_shows_progress_and_drives_the_app() {
@@ -145,6 +146,34 @@ fn the_app_shows_a_headless_engine_read_only() {
         tray.status_line()
     );
     assert!(app.alive(), "it does not fail");
+}
+
+/// On battery with the rule "pause", the tray says so; "Back up now
+/// anyway" uploads through it; plugged in, it says nothing of the battery.
+#[test]
+fn the_tray_says_when_the_battery_holds_uploads() {
+    let bus = SystemBus::with_services();
+    bus.on_battery(true);
+    let sb = Sandbox::new();
+    sb.watch(&sb.photos);
+    sb.engine().config_set("on-battery", "pause").unwrap();
+    sb.write("IMG.jpg", &bytes("x", 1000));
+    let _watcher = start_tray_watcher();
+    let mut app = sb.launch_with_env(&["--minimized"], &bus.env());
+    let tray = Tray::find();
+    wait_until(secs(30), "the status line to name the battery", || {
+        tray.status_line() == "Paused: on battery"
+    });
+    assert!(sb.library_files().is_empty(), "nothing uploaded on battery");
+    tray.click("Back up now anyway");
+    wait_until(secs(15), "the photo to arrive", || {
+        sb.library_files().len() == 1
+    });
+    wait_until(secs(15), "the status line to be up to date", || {
+        tray.status_line() == "Up to date"
+    });
+    tray.click("Quit");
+    assert!(app.wait_exit(secs(20)).is_some(), "Quit ends the app");
 }
 
 /// Quiet hours in the tray: the status line says until when, and "Back up
