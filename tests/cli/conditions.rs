@@ -223,3 +223,52 @@ fn with_no_power_or_network_service_uploads_go_on() {
     assert_eq!(logged("runs on battery (UPower) cannot be told"), 1);
     assert_eq!(logged("metered (NetworkManager) cannot be told"), 1);
 }
+
+/// On battery, a video's multipart upload to S3 stops where it is (photos
+/// only: videos wait for power), and once plugged in it goes on from the
+/// parts the server acknowledged: at most the parts in flight are sent
+/// again.
+#[test]
+fn a_video_held_on_battery_continues_its_multipart_upload_when_plugged_in() {
+    let bus = SystemBus::with_services();
+    let (env, garage) = crate::s3::setup();
+    let proxy = Proxy::start(garage.s3_port);
+    crate::s3::add_dest(&env, proxy.port, &["--allow-insecure-http"]).ok();
+    // Slow enough that the upload is half-way when the power goes.
+    env.run(["config", "set", "bandwidth", "16MB/s"]).ok();
+    let len = 96 << 20;
+    let clip = video("long clip", len);
+    env.write("clip.mov", &clip);
+    env.watch(&["--album", "Videos", "--dest", "garage"]);
+    let mut vars = bus.env().to_vec();
+    vars.push(("SHOEBOX_SECRET_GARAGE", crate::s3::SECRET));
+    let run = env.spawn_run_with_env(&[], &vars);
+    wait_until(SECS(60), "half the video on the server", || {
+        proxy.body_bytes() >= (len / 2) as u64
+    });
+    bus.on_battery(true);
+    wait_until(SECS(20), "the video held on battery", || {
+        let w = waiting(&env);
+        w["reason"] == "on_battery" && w["held"] == 1
+    });
+    let before = proxy.body_bytes();
+    assert!(before < len as u64, "stopped before the end");
+    assert!(garage.objects().is_empty(), "nothing visible yet");
+
+    let m = run.mark();
+    bus.on_battery(false);
+    run.wait_for(m, SECS(60), done_for("clip.mov"));
+    let resent = proxy.body_bytes() - before;
+    let remaining = len as u64 - (len / 2) as u64;
+    // At most the parts in flight (3 of 8 MiB) were not acknowledged when
+    // it stopped; starting over would send all 96 MiB.
+    assert!(
+        resent <= remaining + 3 * (8 << 20),
+        "after the battery {resent} bytes were sent of the {remaining} left"
+    );
+    assert_eq!(
+        garage.objects(),
+        crate::s3::map(&[("Videos/clip.mov", &clip)])
+    );
+    assert_eq!(garage.unfinished_uploads(), "");
+}

@@ -323,13 +323,13 @@ fn dated_at_the_upgrade(env: &Env, garage: &Garage, key: &str) {
     assert_eq!(garage.modified()[key], OLD_DATE_RFC3339);
 }
 
-fn setup() -> (Env, Garage) {
+pub fn setup() -> (Env, Garage) {
     let env = Env::new();
     let garage = Garage::start(&env.tmp.path().join("garage"));
     (env, garage)
 }
 
-fn map(items: &[(&str, &[u8])]) -> BTreeMap<String, String> {
+pub fn map(items: &[(&str, &[u8])]) -> BTreeMap<String, String> {
     items
         .iter()
         .map(|(k, v)| (k.to_string(), hash(v)))
