@@ -21,6 +21,7 @@ mod restore;
 mod s3;
 mod s3_servers;
 mod security;
+mod service;
 mod sftp;
 mod silent_loss;
 #[path = "../common/sshd.rs"]

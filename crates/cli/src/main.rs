@@ -4,6 +4,7 @@
 
 mod keys;
 mod output;
+mod service;
 mod sftp;
 
 use std::path::PathBuf;
@@ -39,9 +40,23 @@ enum Command {
     /// Folders that are backed up.
     #[command(subcommand)]
     Watch(WatchCommand),
-    /// How considerate background work is: the upload bandwidth limit.
+    /// How considerate background work is: the upload limit, the upload
+    /// hours, and what uploads do on battery and on a metered network.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the engine (`shoebox run`) in the background from login: a
+    /// systemd user unit on Linux, a launchd agent on macOS, a scheduled
+    /// task on Windows.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Print the shell completion script for SHELL (bash: save it as
+    /// /usr/share/bash-completion/completions/shoebox, or source it).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `shoebox man | man -l -`).
+    Man,
     /// Scan every watched folder, upload everything pending, then exit.
     Sync {
         #[command(flatten)]
@@ -77,8 +92,8 @@ enum Command {
     Pause,
     /// Resume syncing.
     Resume {
-        /// Also back up now through the quiet hours that hold the running
-        /// engine, until they end (`config set schedule`).
+        /// Also back up now through what holds the running engine (quiet
+        /// hours, the battery, a metered network), until it ends.
         #[arg(long)]
         anyway: bool,
     },
@@ -302,6 +317,20 @@ enum DestKind {
     },
     /// An SSH server, over SFTP (OpenSSH on a NAS, a VPS, a Raspberry Pi…).
     Sftp(sftp::SftpArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Write the service definition for this data folder and start it.
+    Install {
+        /// Write the definition only; do not start it.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop the service and remove its definition.
+    Remove,
+    /// Whether the service is installed, and whether it runs.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -532,10 +561,45 @@ fn doctor(home: &Home, repair: bool, json: bool) -> Result<ExitCode> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    use clap::CommandFactory;
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "shoebox",
+                &mut std::io::stdout(),
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let home = Home::open(cli.home)?;
     let _log = shoebox_core::logging::init(&home, cli.verbose);
-    if let Command::Doctor { repair, json } = cli.command {
-        return doctor(&home, repair, json.json);
+    match cli.command {
+        Command::Doctor { repair, json } => return doctor(&home, repair, json.json),
+        Command::Service(what) => {
+            println!(
+                "{}",
+                match what {
+                    ServiceCommand::Install { no_start } => {
+                        let me = service::Service {
+                            exe: std::env::current_exe()?,
+                            home: std::path::absolute(home.dir())?,
+                        };
+                        service::install(&me, !no_start)?
+                    }
+                    ServiceCommand::Remove => service::remove()?,
+                    ServiceCommand::Status => service::status()?,
+                }
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let engine = Engine::open(home)?;
     match cli.command {
@@ -692,7 +756,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Doctor { .. } => unreachable!("handled before the engine opens"),
+        Command::Doctor { .. }
+        | Command::Service(_)
+        | Command::Completions { .. }
+        | Command::Man => unreachable!("handled before the engine opens"),
         Command::Config(ConfigCommand::List { json }) => {
             output::config(&engine.config_list()?, json.json)?
         }
