@@ -429,3 +429,161 @@ pub fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<
         std::os::windows::fs::FileExt::seek_read(file, buf, offset)
     }
 }
+
+/// What a folder's entry is, as a scan needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Symlink,
+    Dir,
+    /// Anything else, named for messages (a FIFO, a socket, a device).
+    Special(&'static str),
+}
+
+/// A folder's entry, looked at without following a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryMeta {
+    pub fp: Fingerprint,
+    pub birth_ns: Option<i64>,
+    pub kind: EntryKind,
+}
+
+impl EntryMeta {
+    pub fn of(meta: &Metadata) -> EntryMeta {
+        let t = meta.file_type();
+        EntryMeta {
+            fp: Fingerprint::of(meta),
+            birth_ns: birth_time_ns(meta),
+            kind: if t.is_file() {
+                EntryKind::File
+            } else if t.is_symlink() {
+                EntryKind::Symlink
+            } else if t.is_dir() {
+                EntryKind::Dir
+            } else {
+                EntryKind::Special(special_kind(meta))
+            },
+        }
+    }
+}
+
+/// An open folder whose entries are looked at by name, relative to it:
+/// one path lookup for the folder rather than one from the root for each
+/// entry (as `find` does). Where the OS has no such call, or the folder
+/// cannot be opened, each entry is looked up by its path.
+pub struct OpenDir {
+    path: std::path::PathBuf,
+    #[cfg(target_os = "linux")]
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+impl OpenDir {
+    pub fn open(path: &Path) -> OpenDir {
+        OpenDir {
+            path: path.to_path_buf(),
+            #[cfg(target_os = "linux")]
+            fd: std::fs::File::open(path)
+                .ok()
+                .map(std::os::fd::OwnedFd::from),
+        }
+    }
+
+    /// The entry `name` of this folder.
+    pub fn entry(&self, name: &OsStr) -> io::Result<EntryMeta> {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.fd {
+            return statx_at(fd, name);
+        }
+        std::fs::symlink_metadata(self.path.join(name)).map(|m| EntryMeta::of(&m))
+    }
+}
+
+/// `statx(2)` of `name` in the folder `dir`, read as std reads a
+/// `symlink_metadata` (the same flags and fields), so that fingerprints
+/// agree whichever way a file was looked at.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn statx_at(dir: &std::os::fd::OwnedFd, name: &OsStr) -> io::Result<EntryMeta> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a name with a NUL byte"))?;
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `dir` is an open descriptor, `name` a NUL-terminated string
+    // that outlives the call, and `st` a valid statx for the kernel to fill.
+    let r = unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_ALL,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let t = |ts: libc::statx_timestamp| nanos(ts.tv_sec, i64::from(ts.tv_nsec));
+    let kind = match u32::from(st.stx_mode) & libc::S_IFMT {
+        libc::S_IFREG => EntryKind::File,
+        libc::S_IFLNK => EntryKind::Symlink,
+        libc::S_IFDIR => EntryKind::Dir,
+        libc::S_IFIFO => EntryKind::Special("a named pipe (FIFO)"),
+        libc::S_IFSOCK => EntryKind::Special("a socket"),
+        libc::S_IFBLK | libc::S_IFCHR => EntryKind::Special("a device file"),
+        _ => EntryKind::Special("a special file"),
+    };
+    Ok(EntryMeta {
+        fp: Fingerprint {
+            size: st.stx_size,
+            mtime_ns: t(st.stx_mtime),
+            ctime_ns: t(st.stx_ctime),
+            ino: st.stx_ino,
+            dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
+        },
+        birth_ns: (st.stx_mask & libc::STATX_BTIME != 0).then(|| t(st.stx_btime)),
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod open_dir_tests {
+    use super::*;
+
+    /// Looked at by name in an open folder or by path, every kind of
+    /// entry comes out the same: a fingerprint that differed would make
+    /// every file look changed.
+    #[test]
+    #[allow(unsafe_code)]
+    fn an_entry_by_name_is_the_entry_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("IMG.jpg"), b"photo").unwrap();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("IMG.jpg", d.join("link.jpg")).unwrap();
+            let fifo =
+                std::ffi::CString::new(d.join("pipe").as_os_str().to_str().unwrap()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        }
+        let open = OpenDir::open(d);
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let by_path = EntryMeta::of(&std::fs::symlink_metadata(e.path()).unwrap());
+            assert_eq!(
+                open.entry(&e.file_name()).unwrap(),
+                by_path,
+                "{:?}",
+                e.path()
+            );
+        }
+        assert_eq!(
+            open.entry(OsStr::new("IMG.jpg")).unwrap().kind,
+            EntryKind::File
+        );
+        assert!(open.entry(OsStr::new("gone.jpg")).is_err());
+    }
+}

@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::events::Event;
 use crate::filter::{Ignored, Verdict, ignore_dir, judge_file, media_file};
 use crate::platform::{
-    Fingerprint, birth_time_ns, dir_identity, is_symlink_loop, os_to_bytes, special_kind,
+    EntryKind, EntryMeta, Fingerprint, OpenDir, dir_identity, is_symlink_loop, os_to_bytes,
 };
 use crate::store::{FileState, Store, WatchRow, WatchState};
 
@@ -247,11 +247,14 @@ fn walker(
         .follow_links(false)
         .max_depth(max_depth)
         // Files before folders: a directory's files then arrive together.
+        // Siblings share their parent's path, so their paths compare as
+        // their names do, without taking the name out of each path (which
+        // parses it from the end) at every comparison.
         .sort_by(|a, b| {
             a.file_type()
                 .is_dir()
                 .cmp(&b.file_type().is_dir())
-                .then_with(|| a.file_name().cmp(b.file_name()))
+                .then_with(|| a.path().as_os_str().cmp(b.path().as_os_str()))
         })
         .into_iter()
         .filter_entry(move |e| {
@@ -470,9 +473,10 @@ impl Scan<'_> {
             .map(|f| (f.name.clone(), f))
             .collect();
         self.ignored_here.clear();
+        let dir = OpenDir::open(&batch.path);
         for entry in batch.entries {
             let name = os_to_bytes(entry.file_name());
-            let Some(found) = self.classify(&entry) else {
+            let Some(found) = self.classify(&dir, &entry) else {
                 continue; // ignored, or vanished since it was listed
             };
             let row = known.remove(&name);
@@ -504,7 +508,11 @@ impl Scan<'_> {
     /// Decides what a non-directory entry is. `None`: not ours (ignored or
     /// vanished). `Some((fp, birth, None))`: a file to back up. `Some((fp,
     /// birth, Some(reason)))`: something we cannot back up, with the reason.
-    fn classify(&mut self, entry: &DirEntry) -> Option<(Fingerprint, Option<i64>, Option<String>)> {
+    fn classify(
+        &mut self,
+        dir: &OpenDir,
+        entry: &DirEntry,
+    ) -> Option<(Fingerprint, Option<i64>, Option<String>)> {
         match judge_file(entry.file_name(), self.watch.all_files) {
             Verdict::Take => {}
             Verdict::Ignore(why) => {
@@ -518,22 +526,21 @@ impl Scan<'_> {
                 }
             }
         }
-        let meta = entry.metadata().ok()?;
+        let meta = dir.entry(entry.file_name()).ok()?;
         let (fp, skip) = self.classify_kind(entry, &meta)?;
-        Some((fp, birth_time_ns(&meta), skip))
+        Some((fp, meta.birth_ns, skip))
     }
 
     fn classify_kind(
         &mut self,
         entry: &DirEntry,
-        meta: &fs::Metadata,
+        meta: &EntryMeta,
     ) -> Option<(Fingerprint, Option<String>)> {
-        let fp = Fingerprint::of(meta);
-        let ft = meta.file_type();
-        if ft.is_file() {
+        let fp = meta.fp;
+        if meta.kind == EntryKind::File {
             return Some((fp, None));
         }
-        if ft.is_symlink() {
+        if meta.kind == EntryKind::Symlink {
             return match fs::canonicalize(entry.path()) {
                 Ok(target) if target.starts_with(&self.watch.root) => {
                     self.ignore(entry.path(), Ignored::LinkInside);
@@ -550,11 +557,14 @@ impl Scan<'_> {
                 Err(e) => Some((fp, Some(format!("is a link whose target cannot be reached ({e})")))),
             };
         }
+        let kind = match meta.kind {
+            EntryKind::Special(kind) => kind,
+            _ => "a special file",
+        };
         Some((
             fp,
             Some(format!(
-                "is {}, not a regular file; only regular files are backed up",
-                special_kind(meta)
+                "is {kind}, not a regular file; only regular files are backed up"
             )),
         ))
     }
