@@ -40,7 +40,19 @@ fn start_keyring() {
             .expect("gnome-keyring is installed (scripts/install-deps)");
         use std::io::Write;
         child.stdin.take().unwrap().write_all(b"unlock").unwrap();
-        assert!(child.wait().unwrap().success(), "gnome-keyring started");
+        // It daemonizes: the first process ends once the keyring is up.
+        let deadline = std::time::Instant::now() + secs(30);
+        let started = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gnome-keyring-daemon did not start within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(started.success(), "gnome-keyring started");
         dir
     });
 }
@@ -75,38 +87,41 @@ fn serve_webdav(served: &Path, tls: Option<(&Path, &Path)>) -> (Proc, u16) {
 /// A NAS-style self-signed certificate for 127.0.0.1 (openssl): (cert, key).
 fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let made = output_within(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        secs(60),
+        "openssl req",
+    )
+    .status;
     assert!(made.success(), "openssl made a certificate");
     (cert, key)
 }
 
 fn keyring_lookup(dest: &str) -> String {
-    let out = Command::new("secret-tool")
-        .args([
+    let out = output_within(
+        Command::new("secret-tool").args([
             "lookup",
             "service",
             "app.shoebox",
             "username",
             &format!("destination:{dest}"),
-        ])
-        .output()
-        .expect("secret-tool is installed (scripts/install-deps)");
+        ]),
+        secs(30),
+        "secret-tool lookup",
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -475,16 +490,17 @@ fn an_encrypted_destination_is_added_and_its_key_exported_in_the_window() {
         t.contains("vault") && t.contains("the backup is lost")
     });
     let identity = {
-        let out = Command::new("secret-tool")
-            .args([
+        let out = output_within(
+            Command::new("secret-tool").args([
                 "lookup",
                 "service",
                 "app.shoebox",
                 "username",
                 "identity:vault",
-            ])
-            .output()
-            .expect("secret-tool is installed (scripts/install-deps)");
+            ]),
+            secs(30),
+            "secret-tool lookup",
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .find(|l| l.starts_with("AGE-SECRET-KEY-1"))

@@ -42,12 +42,53 @@ pub fn bytes(seed: &str, len: usize) -> Vec<u8> {
     out
 }
 
+/// Runs `cmd` to its end with its output captured; fails the test naming
+/// `what` if it runs longer than `timeout` (it is killed). Both pipes are
+/// read on threads, so that a full one never stalls it.
+#[track_caller]
+pub fn output_within(cmd: &mut Command, timeout: Duration, what: &str) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} cannot be started: {e}"));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not end within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
 /// The local time of day `offset` from now (`+2 hours`), as `HH:MM`.
 fn local_hhmm(offset: &str) -> String {
-    let out = Command::new("date")
-        .args(["-d", offset, "+%H:%M"])
-        .output()
-        .expect("date runs");
+    let out = output_within(
+        Command::new("date").args(["-d", offset, "+%H:%M"]),
+        secs(10),
+        "date",
+    );
     assert!(out.status.success(), "date -d {offset}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -257,10 +298,11 @@ pub fn shoebox_windows() -> Vec<String> {
 
 /// The X window ids of visible windows titled exactly `title`.
 pub fn windows_named(title: &str) -> Vec<String> {
-    let out = Command::new("xdotool")
-        .args(["search", "--onlyvisible", "--name", &format!("^{title}$")])
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("xdotool").args(["search", "--onlyvisible", "--name", &format!("^{title}$")]),
+        secs(20),
+        "xdotool search",
+    );
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(str::to_string)
@@ -270,12 +312,16 @@ pub fn windows_named(title: &str) -> Vec<String> {
 /// What a window manager's close button does: WM_DELETE_WINDOW.
 pub fn close_window(id: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gui/x_close.py");
-    let st = Command::new(SYS_PYTHON)
-        .arg(script)
-        .arg(id)
-        .status()
-        .unwrap();
-    assert!(st.success(), "x_close.py failed");
+    let out = output_within(
+        Command::new(SYS_PYTHON).arg(script).arg(id),
+        secs(20),
+        "x_close.py",
+    );
+    assert!(
+        out.status.success(),
+        "x_close.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---- the tray on D-Bus -------------------------------------------------------
@@ -288,29 +334,30 @@ pub fn start_tray_watcher() -> Proc {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut p = Proc::spawn(cmd);
-    let mut out = BufReader::new(p.child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the tray watcher exited before it was ready"
-        );
-        if line.contains("WATCHER_READY") {
-            break;
+    let out = BufReader::new(p.child.stdout.take().unwrap());
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if line.contains("WATCHER_READY") {
+                let _ = ready_tx.send(());
+            }
         }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
+    });
+    ready
+        .recv_timeout(secs(30))
+        .expect("the tray watcher did not say WATCHER_READY within 30 s (or exited first)");
     p
 }
 
 fn gdbus(args: &[&str]) -> String {
-    let out = Command::new("gdbus")
-        .arg("call")
-        .arg("--session")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("gdbus")
+            .args(["call", "--session", "--timeout", "20"])
+            .args(args),
+        secs(30),
+        "gdbus call",
+    );
     assert!(
         out.status.success(),
         "gdbus {args:?}: {}",
@@ -701,11 +748,12 @@ impl WebDriver {
             .next()
             .expect("the window is shown");
         let out = Path::new(&dir).join(format!("{name}.png"));
-        let st = Command::new("import")
-            .args(["-window", &window])
-            .arg(&out)
-            .status()
-            .unwrap();
+        let st = output_within(
+            Command::new("import").args(["-window", &window]).arg(&out),
+            secs(60),
+            "import (ImageMagick)",
+        )
+        .status;
         assert!(st.success(), "import (ImageMagick) failed");
     }
 }
