@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 /// The service's name: the systemd unit, the launchd label, the task.
 #[cfg(target_os = "linux")]
@@ -209,16 +209,23 @@ pub fn install(service: &Service, start: bool) -> Result<String> {
     ))
 }
 
-/// Stops the service and removes its definition.
-#[cfg(target_os = "linux")]
-pub fn remove() -> Result<String> {
+/// The definition written by `install`, or an error saying there is none.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn installed_definition() -> Result<PathBuf> {
     let path = definition_path()?;
     if !path.exists() {
-        bail!(
+        anyhow::bail!(
             "no Shoebox service is installed ({} does not exist)",
             path.display()
         );
     }
+    Ok(path)
+}
+
+/// Stops the service and removes its definition.
+#[cfg(target_os = "linux")]
+pub fn remove() -> Result<String> {
+    let path = installed_definition()?;
     let stopped = manager("systemctl", &["--user", "disable", "--now", UNIT]);
     std::fs::remove_file(&path).with_context(|| format!("could not remove {}", path.display()))?;
     let _ = manager("systemctl", &["--user", "daemon-reload"]);
@@ -233,13 +240,7 @@ pub fn remove() -> Result<String> {
 
 #[cfg(target_os = "macos")]
 pub fn remove() -> Result<String> {
-    let path = definition_path()?;
-    if !path.exists() {
-        bail!(
-            "no Shoebox service is installed ({} does not exist)",
-            path.display()
-        );
-    }
+    let path = installed_definition()?;
     let _ = manager("launchctl", &["unload", "-w", text(&path)?]);
     std::fs::remove_file(&path).with_context(|| format!("could not remove {}", path.display()))?;
     Ok(format!("stopped and removed {LABEL}"))
@@ -292,7 +293,7 @@ pub fn status() -> Result<String> {
     })
 }
 
-#[cfg(unix)]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 fn write(path: &Path, content: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
