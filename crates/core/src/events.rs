@@ -99,8 +99,9 @@ pub enum Event {
     DestinationHealth {
         down: Vec<crate::error::DestDown>,
     },
-    /// A condition began or stopped holding uploads (the schedule's quiet
-    /// hours); `waiting` is what holds them now, as `status` shows it.
+    /// A condition began or stopped holding uploads (quiet hours, the
+    /// battery, a metered network); `waiting` is what holds them now, as
+    /// `status` shows it.
     UploadsWaiting {
         waiting: Option<crate::waiting::Waiting>,
     },
