@@ -8,6 +8,8 @@ mod support;
 
 mod albums;
 mod bad_input;
+#[path = "../common/bounded.rs"]
+mod bounded;
 mod changes;
 mod cli_contract;
 mod conditions;

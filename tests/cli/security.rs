@@ -9,6 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::bounded::self_signed;
 use crate::support::*;
 use crate::webdav::{Dav, PASS, USER, add_dest, add_dest_with, setup, sync_with_secret};
 
@@ -270,30 +271,6 @@ fn tls_is_verified_and_a_self_signed_server_works_only_with_its_certificate_pinn
     ]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no PEM certificate"), "{}", r.stderr);
-}
-
-/// A self-signed certificate for 127.0.0.1 (openssl), as a NAS makes one.
-pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success(), "openssl made a certificate");
-    (cert, key)
 }
 
 /// Size, mtime (s, ns), ctime (s, ns), inode and mode of one entry.

@@ -8,27 +8,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `cmd`, killing it after `timeout`; true when it exited 0.
-fn succeeds_within(cmd: &mut Command, timeout: Duration) -> bool {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dbus-send is installed (scripts/install-deps)");
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st.success();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use crate::bounded::succeeds_within;
 
 /// Checks `cond` every 50 ms; panics naming `what` after `timeout`.
 #[track_caller]

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::bounded::self_signed;
 use crate::support::*;
 
 const PASS: &str = "Gui-Passw0rd-7";
@@ -82,32 +83,6 @@ fn serve_webdav(served: &Path, tls: Option<(&Path, &Path)>) -> (Proc, u16) {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     (dav, port)
-}
-
-/// A NAS-style self-signed certificate for 127.0.0.1 (openssl): (cert, key).
-fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = output_within(
-        Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args([
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        secs(60),
-        "openssl req",
-    )
-    .status;
-    assert!(made.success(), "openssl made a certificate");
-    (cert, key)
 }
 
 fn keyring_lookup(dest: &str) -> String {

@@ -5,6 +5,8 @@
 //! `dbus-run-session -- xvfb-run -a`.
 
 // Shared with the CLI suite, which uses all of it.
+#[path = "../common/bounded.rs"]
+mod bounded;
 #[allow(dead_code)]
 #[path = "../common/sshd.rs"]
 mod sshd;
