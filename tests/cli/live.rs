@@ -26,7 +26,9 @@ fn a_new_photo_arrives_within_settle_plus_3_seconds() {
 fn a_file_written_slowly_over_20_seconds_arrives_once_and_whole() {
     let env = Env::new();
     env.watch(&[]);
-    let run = env.spawn_run(&[]);
+    // The writer pauses 1 s between chunks, half the settle window: a
+    // pause as long as the window would be a finished file by the rule.
+    let run = env.spawn_run(&["--settle", "2s"]);
     let m = run.mark();
     let chunks: Vec<Vec<u8>> = (0..20)
         .map(|i| bytes(&format!("chunk{i}"), 50_000))

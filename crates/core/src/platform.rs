@@ -344,6 +344,29 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// True when the file system `path` is on keeps every file's change time
+/// (ctime) itself, to the nanosecond and by this computer's clock: then a
+/// file's ctime says when it last changed, and one look tells how long it
+/// has been still. Local Linux file systems (ext4, XFS, Btrfs, tmpfs, F2FS,
+/// ZFS, bcachefs, overlay). Not network or FUSE file systems (another
+/// computer's clock), not FAT (2-second times) and not other systems,
+/// where the settle rule watches the fingerprint instead.
+pub fn keeps_change_times(path: &Path) -> bool {
+    matches!(
+        fs_magic(path),
+        Some(
+            0xEF53 // ext2/3/4
+                | 0x5846_5342 // XFS
+                | 0x9123_683E // Btrfs
+                | 0x0102_1994 // tmpfs
+                | 0xF2F5_2010 // F2FS
+                | 0x2FC1_2FC1 // ZFS
+                | 0xCA45_1A4E // bcachefs
+                | 0x794C_7630 // overlay
+        )
+    )
+}
+
 /// The kernel's own pseudo file system `path` is on, if it is one (`/proc`,
 /// `/sys`, `/dev`…): views of the running system, never photos.
 pub fn pseudo_fs(path: &Path) -> Option<&'static str> {
@@ -585,5 +608,23 @@ mod open_dir_tests {
             EntryKind::File
         );
         assert!(open.entry(OsStr::new("gone.jpg")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod change_time_tests {
+    use super::*;
+
+    /// The suite's temporary folders are on ext4 or tmpfs here; `/proc`
+    /// keeps no times of files, and a path that does not exist says
+    /// nothing.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn local_file_systems_keep_change_times_and_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(keeps_change_times(dir.path()), "{:?}", dir.path());
+        assert!(keeps_change_times(Path::new("/dev/shm")));
+        assert!(!keeps_change_times(Path::new("/proc/self")));
+        assert!(!keeps_change_times(&dir.path().join("missing")));
     }
 }

@@ -181,6 +181,9 @@ pub struct Pipeline<'a> {
     retry_failed_before: i64,
     /// When each waiting file first waited (unix ms), for the settle cap.
     waiting_since: HashMap<i64, i64>,
+    /// Whether each device's file system keeps change times the settle
+    /// rule trusts (`platform::keeps_change_times`).
+    change_times: HashMap<u64, bool>,
     rereads: HashMap<i64, u32>,
     in_flight: HashMap<u64, InFlight>,
     /// Files whose content is being uploaded by an earlier file: they wait
@@ -240,6 +243,7 @@ impl<'a> Pipeline<'a> {
             window_files: Default::default(),
             retry_failed_before: i64::MAX,
             waiting_since: HashMap::new(),
+            change_times: HashMap::new(),
             rereads: HashMap::new(),
             in_flight: HashMap::new(),
             parked: HashMap::new(),

@@ -78,10 +78,16 @@ impl Pipeline<'_> {
             }
         }
         let since = self.waiting_since.get(&file.id).copied();
-        match self
-            .settle
-            .verdict(now, file.fp_since_ms, file.fp.mtime_ns / 1_000_000, since)
-        {
+        let changed = self
+            .keeps_change_times(file.fp.dev, path)
+            .then_some(file.fp.ctime_ns / 1_000_000);
+        match self.settle.verdict(
+            now,
+            file.fp_since_ms,
+            changed,
+            file.fp.mtime_ns / 1_000_000,
+            since,
+        ) {
             Verdict::Ready => {
                 self.waiting_since.remove(&file.id);
                 Ok(Some(file))
@@ -92,6 +98,15 @@ impl Pipeline<'_> {
                 Ok(None)
             }
         }
+    }
+
+    /// Whether the file system of device `dev` keeps change times the
+    /// settle rule can trust (asked once per device, through `path`).
+    fn keeps_change_times(&mut self, dev: u64, path: &Path) -> bool {
+        *self
+            .change_times
+            .entry(dev)
+            .or_insert_with(|| crate::platform::keeps_change_times(path))
     }
 
     /// Hands `job` to the workers and remembers what it is for.
