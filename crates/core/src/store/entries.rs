@@ -337,7 +337,10 @@ impl Store {
             "state = 'deleting'"
         };
         self.conn
-            .prepare_cached(&format!("{ENTRY_SELECT} WHERE dest_id = ?1 AND {filter}"))
+            .prepare_cached(&format!(
+                "{ENTRY_SELECT} INDEXED BY entries_by_state
+                 WHERE dest_id = ?1 AND state != 'present' AND {filter}"
+            ))
             .and_then(|mut st| st.query_map([dest_id], entry_from_row)?.collect())
             .map_err(|e| self.err(e))
     }

@@ -596,7 +596,8 @@ impl Store {
     /// After a crash, uploads that were in flight go back to the queue.
     pub fn requeue_interrupted(&self) -> Result<u64> {
         self.exec(
-            "UPDATE files SET state = 'pending' WHERE state = 'uploading'",
+            "UPDATE files INDEXED BY files_by_state SET state = 'pending'
+             WHERE state = 'uploading' AND state != 'uploaded'",
             [],
         )
         .map(|n| n as u64)
@@ -606,12 +607,27 @@ impl Store {
     pub fn queue_totals(&self) -> Result<(u64, u64)> {
         self.conn
             .query_row(
-                "SELECT count(*), coalesce(sum(f.size), 0) FROM files f
+                "SELECT count(*), coalesce(sum(f.size), 0) FROM files f INDEXED BY files_by_state
                    JOIN dirs d ON d.id = f.dir_id JOIN watches w ON w.id = d.watch_id
-                 WHERE f.state IN ('pending', 'failed') AND f.gone = 0 AND w.state = 'ok'",
+                 WHERE f.state IN ('pending', 'failed') AND f.state != 'uploaded' AND f.gone = 0
+                   AND w.state = 'ok'",
                 [],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
             )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Whether any file waits or failed, from the index of unfinished
+    /// files: `next_queued` walks the index in path order, which reads
+    /// every file's row, so an empty queue is found out here first.
+    fn anything_queued(&self) -> Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM files INDEXED BY files_by_state
+                                WHERE state IN ('pending', 'failed') AND state != 'uploaded'
+                                  AND gone = 0)",
+            )
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(|e| self.err(e))
     }
 
@@ -625,6 +641,9 @@ impl Store {
         retry_failed_before: i64,
         limit: usize,
     ) -> Result<Vec<QueuedFile>> {
+        if !self.anything_queued()? {
+            return Ok(Vec::new());
+        }
         let mut st = self
             .conn
             .prepare_cached(
@@ -770,15 +789,38 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The files of a watch not uploaded, by state (not gone; folders that
+    /// could not be read count as skipped): `watch_counts` without the
+    /// uploaded, read from the index of unfinished files alone, so that it
+    /// costs nothing on a backup that is complete.
+    pub fn unfinished_counts(&self, watch_id: i64) -> Result<Vec<(FileState, u64)>> {
+        self.conn
+            .prepare_cached(
+                "SELECT f.state, count(*) FROM files f INDEXED BY files_by_state
+                   JOIN dirs d ON d.id = f.dir_id
+                 WHERE d.watch_id = ?1 AND f.gone = 0 AND f.state != 'uploaded'
+                 GROUP BY f.state
+                 UNION ALL
+                 SELECT 'skipped', count(*) FROM dirs
+                 WHERE watch_id = ?1 AND unreachable IS NOT NULL",
+            )
+            .and_then(|mut st| {
+                st.query_map([watch_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                    .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
     /// Files that failed or were skipped, with their reasons.
     pub fn problems(&self, watch_id: i64, limit: usize) -> Result<Vec<ProblemRow>> {
         self.conn
             .prepare_cached(
                 "SELECT rel, name, state, reason FROM (
                      SELECT d.rel AS rel, f.name AS name, f.state AS state,
-                            coalesce(f.error, '') AS reason FROM files f
+                            coalesce(f.error, '') AS reason FROM files f INDEXED BY files_by_state
                        JOIN dirs d ON d.id = f.dir_id
                      WHERE d.watch_id = ?1 AND f.gone = 0 AND f.state IN ('failed', 'skipped')
+                       AND f.state != 'uploaded'
                      UNION ALL
                      SELECT rel, X'', 'skipped', unreachable FROM dirs
                      WHERE watch_id = ?1 AND unreachable IS NOT NULL)
