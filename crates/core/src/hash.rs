@@ -13,6 +13,13 @@ use crate::store::Hash;
 
 const BUF: usize = 1024 * 1024;
 
+/// A read buffer for a file of `size` bytes: at most `max`, and no larger
+/// than the file needs (a buffer is zeroed when it is made, and a camera
+/// dump is mostly files far smaller than a buffer for a video).
+pub fn buffer_len(size: u64, max: usize) -> usize {
+    usize::try_from(size.saturating_add(1)).map_or(max, |len| len.clamp(4096, max))
+}
+
 /// Opens `path` for reading if it still is the version `expected`.
 pub fn open_version(path: &Path, expected: &Fingerprint) -> Result<File, FileError> {
     let file = File::open(path).map_err(|e| match e.kind() {
@@ -155,7 +162,7 @@ pub fn hash_file(
     let sparse = SparseFile::new(&file, expected.size);
     let mut reader = HashingReader::new(sparse, read_counter, cancel);
     // Large reads: BLAKE3 is fastest on big inputs (SIMD over many chunks).
-    let mut buf = vec![0u8; BUF];
+    let mut buf = vec![0u8; buffer_len(expected.size, BUF)];
     loop {
         match reader.read(&mut buf) {
             Ok(0) => break,
@@ -171,6 +178,14 @@ pub fn hash_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_buffer_fits_the_file_within_its_bounds() {
+        assert_eq!(buffer_len(0, BUF), 4096, "never smaller than a page");
+        assert_eq!(buffer_len(20_000, BUF), 20_001, "a small photo: its size");
+        assert_eq!(buffer_len(200 << 20, BUF), BUF, "a video: the largest");
+        assert_eq!(buffer_len(u64::MAX, BUF), BUF);
+    }
 
     #[test]
     fn hash_matches_blake3_of_the_content_and_counts_bytes() {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::{Claim, Meters, Transfer};
 use crate::dest::{Destination, Upload, holds};
 use crate::error::{DestError, FileError};
-use crate::hash::{HashingReader, SparseFile, check_unchanged, open_version};
+use crate::hash::{HashingReader, SparseFile, buffer_len, check_unchanged, open_version};
 use crate::platform::Fingerprint;
 use crate::retry::Backoff;
 use crate::store::Hash;
@@ -111,7 +111,10 @@ pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, F
     }
     job.progress.store(0, Ordering::Relaxed);
     let file = open_version(job.path, job.fp)?;
-    let buffered = io::BufReader::with_capacity(256 * 1024, SparseFile::new(&file, job.fp.size));
+    let buffered = io::BufReader::with_capacity(
+        buffer_len(job.fp.size, 256 * 1024),
+        SparseFile::new(&file, job.fp.size),
+    );
     let hashing = HashingReader::new(buffered, &meters.read, &meters.cancel);
     // The source's bytes are hashed above; what goes out is counted below.
     // A gate (pause, rate limit) and an encoding stage go in between, and
