@@ -205,3 +205,72 @@ fn a_lost_commit_answer_is_retried_under_the_same_name() {
         "one copy, under its own name"
     );
 }
+
+/// Where the file system keeps change times (the temporary folder here is
+/// on ext4 or tmpfs), a file is read one settle window after its last
+/// change, however late a scan first saw it; a file changed within the
+/// window still waits.
+#[test]
+fn a_file_settles_one_window_after_its_change_time_not_after_its_sighting() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("Photos");
+    fs::create_dir(&photos).unwrap();
+    fs::write(photos.join("IMG.jpg"), b"the photo").unwrap();
+    assert!(
+        crate::platform::keeps_change_times(&photos),
+        "this test needs a local file system that keeps change times"
+    );
+    let (home, engine) = scanned(dir.path(), photos.clone(), Some("Album"));
+    let store = engine.store();
+    // As if the scan had first seen the file an hour from now: only its
+    // change time can make it ready.
+    store
+        .exec(
+            "UPDATE files SET fp_since_ms = ?1",
+            [crate::store::now_ms() + 3_600_000],
+        )
+        .unwrap();
+    let meta = fs::symlink_metadata(photos.join("IMG.jpg")).unwrap();
+    let changed_ms = crate::platform::Fingerprint::of(&meta).ctime_ns / 1_000_000;
+    let watch = store.watches().unwrap().remove(0);
+    let row = store.destination(watch.dest_id).unwrap();
+    let library = crate::dest::open(&home, &row).unwrap();
+    library.prepare().unwrap();
+    let emit = |_: &Event| {};
+
+    // Changed well within a one-minute window: it waits.
+    let mut p = Pipeline::new(store, &emit, 1, SettleRule::new(Duration::from_secs(60)));
+    p.destinations_mut().opened(row.id, library.clone());
+    p.configure([watch.clone()]);
+    p.pump().unwrap();
+    assert_eq!(p.settling_count(), 1, "changed within the window");
+    assert!(
+        p.next_deadline_ms().unwrap() <= changed_ms + 60_000,
+        "it waits for its change time plus the window, not for its sighting"
+    );
+    drop(p);
+
+    // A 20 ms window, once the change is 20 ms old: ready at the first look.
+    let window = 20;
+    let wait = changed_ms + window - crate::store::now_ms();
+    if wait > 0 {
+        std::thread::sleep(Duration::from_millis(wait as u64)); // the window itself
+    }
+    let mut p = Pipeline::new(
+        store,
+        &emit,
+        1,
+        SettleRule::new(Duration::from_millis(window as u64)),
+    );
+    p.destinations_mut().opened(row.id, library);
+    p.configure([watch]);
+    p.pump().unwrap();
+    assert_eq!(
+        p.settling_count(),
+        0,
+        "still for a window since its change, yet held until {:?}",
+        p.next_deadline_ms()
+    );
+    drain(&mut p);
+    assert_eq!(p.report.uploaded, 1, "{:?}", p.report);
+}
