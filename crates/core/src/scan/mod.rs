@@ -435,3 +435,60 @@ impl Scan<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The lister runs ahead on its own thread: when the store refuses a
+    /// write halfway through a walk, the scan ends with that error (the
+    /// lister stops at its next folder) instead of waiting on it.
+    #[test]
+    fn a_store_error_halfway_through_a_walk_ends_the_scan_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = dir.path().join("Photos");
+        for d in 0..(3 * list::FOLDERS_AHEAD) {
+            let folder = photos.join(format!("{d:02}"));
+            fs::create_dir_all(&folder).unwrap();
+            fs::write(folder.join("IMG.jpg"), format!("photo {d}")).unwrap();
+        }
+        let home = crate::Home::open(Some(dir.path().join("home"))).unwrap();
+        let engine = crate::Engine::open(home).unwrap();
+        engine
+            .add_watch(&crate::WatchSpec {
+                folder: photos,
+                mode: crate::album::AlbumMode::Single,
+                album_names: crate::AlbumNames::Leaf,
+                date_format: Default::default(),
+                album: None,
+                dest: "library".into(),
+                on_delete: crate::store::OnDelete::Keep,
+                all_files: false,
+            })
+            .unwrap();
+        let (done, outcome) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let store = engine.store();
+            let watch = store.watches().unwrap().remove(0);
+            // The store refuses the folder in the middle of the walk.
+            store
+                .exec(
+                    &format!(
+                        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON dirs
+                         WHEN NEW.rel = CAST('{:02}' AS BLOB)
+                         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                        list::FOLDERS_AHEAD
+                    ),
+                    [],
+                )
+                .unwrap();
+            let _ = done.send(scan_watch(store, &watch, &|_| {}).map(|_| ()));
+        });
+        let outcome = outcome
+            .recv_timeout(Duration::from_secs(60))
+            .expect("timed out waiting for the end of a scan whose store refuses a folder");
+        let err = outcome.expect_err("a store that refuses a folder fails the scan");
+        assert!(err.to_string().contains("refused by the test"), "{err}");
+    }
+}
