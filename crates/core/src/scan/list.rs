@@ -37,6 +37,24 @@ pub(super) struct DirBatch {
     pub entries: Vec<(DirEntry, Look)>,
 }
 
+/// One folder's entries as listed, before they are looked at.
+struct Listing {
+    path: PathBuf,
+    /// Why the folder could not be read, if it could not.
+    unreadable: Option<String>,
+    entries: Vec<DirEntry>,
+}
+
+impl Listing {
+    fn of(path: PathBuf) -> Listing {
+        Listing {
+            path,
+            unreadable: None,
+            entries: Vec::new(),
+        }
+    }
+}
+
 /// What a watch takes, as the lister needs it.
 #[derive(Clone, Copy)]
 pub(super) struct Rules<'a> {
@@ -88,7 +106,7 @@ pub(super) fn list_tree(
     mut take: impl FnMut(DirBatch) -> bool,
 ) -> IgnoredDirs {
     let ignored_dirs = std::cell::RefCell::default();
-    let mut listed: Option<(PathBuf, Option<String>, Vec<DirEntry>)> = None;
+    let mut listed: Option<Listing> = None;
     for item in walker(start, usize::MAX, &ignored_dirs) {
         match item {
             Ok(entry) if entry.file_type().is_dir() => {
@@ -97,11 +115,11 @@ pub(super) fn list_tree(
                 {
                     break;
                 }
-                listed = Some((entry.into_path(), None, Vec::new()));
+                listed = Some(Listing::of(entry.into_path()));
             }
             Ok(entry) => {
-                if let Some((_, _, entries)) = listed.as_mut() {
-                    entries.push(entry);
+                if let Some(folder) = listed.as_mut() {
+                    folder.entries.push(entry);
                 }
             }
             Err(err) => note_walk_error(rules.root, listed.as_mut(), &err),
@@ -120,13 +138,13 @@ pub(super) fn list_one_level(
     rules: Rules<'_>,
 ) -> (DirBatch, Vec<PathBuf>, IgnoredDirs) {
     let ignored_dirs = std::cell::RefCell::default();
-    let mut folder = (dir.to_path_buf(), None, Vec::new());
+    let mut folder = Listing::of(dir.to_path_buf());
     let mut subdirs = Vec::new();
     for item in walker(dir, 1, &ignored_dirs) {
         match item {
             Ok(entry) if entry.depth() == 0 => {}
             Ok(entry) if entry.file_type().is_dir() => subdirs.push(entry.into_path()),
-            Ok(entry) => folder.2.push(entry),
+            Ok(entry) => folder.entries.push(entry),
             Err(err) => note_walk_error(rules.root, Some(&mut folder), &err),
         }
     }
@@ -135,15 +153,11 @@ pub(super) fn list_one_level(
 
 /// A walk error: the folder being listed is unreadable if the error is
 /// about it; logged either way.
-fn note_walk_error(
-    root: &Path,
-    folder: Option<&mut (PathBuf, Option<String>, Vec<DirEntry>)>,
-    err: &walkdir::Error,
-) {
-    if let (Some((path, unreadable, _)), Some(p)) = (folder, err.path())
-        && p == path
+fn note_walk_error(root: &Path, folder: Option<&mut Listing>, err: &walkdir::Error) {
+    if let (Some(folder), Some(p)) = (folder, err.path())
+        && p == folder.path
     {
-        *unreadable = Some(unreadable_reason(p, err.io_error()));
+        folder.unreadable = Some(unreadable_reason(p, err.io_error()));
     }
     tracing::warn!("while scanning {}: {err}", root.display());
 }
@@ -171,7 +185,11 @@ fn unreadable_reason(path: &Path, err: Option<&std::io::Error>) -> String {
 
 /// Looks at every entry of a listed folder, by name in the open folder.
 fn look_all(
-    (path, unreadable, entries): (PathBuf, Option<String>, Vec<DirEntry>),
+    Listing {
+        path,
+        unreadable,
+        entries,
+    }: Listing,
     rules: Rules<'_>,
 ) -> DirBatch {
     if unreadable.is_some() {

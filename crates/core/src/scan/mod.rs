@@ -217,8 +217,11 @@ impl Scan<'_> {
             root: &watch.root,
             all_files: watch.all_files,
         };
-        let (tx, rx) = crossbeam_channel::bounded(list::FOLDERS_AHEAD);
         let ignored_dirs = std::thread::scope(|s| {
+            // Made inside the scope: should the reconcile panic, `rx` is
+            // dropped before the scope waits for the lister, which then
+            // stops instead of waiting to send.
+            let (tx, rx) = crossbeam_channel::bounded(list::FOLDERS_AHEAD);
             let lister = std::thread::Builder::new()
                 .name("shoebox-list".into())
                 .spawn_scoped(s, move || list_tree(start, rules, |b| tx.send(b).is_ok()));
