@@ -484,13 +484,15 @@ fn commands_racing_a_running_engine_never_crash_it() {
         let mut edit = env.cmd();
         edit.env("SHOEBOX_SECRET_DAV", PASS)
             .args(["dest", "edit", "dav", "--url", &dav.url()]);
-        assert_eq!(run_within(&mut edit, SECS(60), "dest edit").code, 0);
+        let r = run_within(&mut edit, SECS(60), "dest edit");
+        assert_eq!(r.code, 0, "dest edit: {}{}", r.stdout, r.stderr);
         env.run(["watch", "add", extra.to_str().unwrap()]).ok();
         env.run(["watch", "remove", extra.to_str().unwrap()]).ok();
         let mut test = env.cmd();
         test.env("SHOEBOX_SECRET_DAV", PASS)
             .args(["dest", "test", "dav"]);
-        assert_eq!(run_within(&mut test, SECS(60), "dest test").code, 0);
+        let r = run_within(&mut test, SECS(60), "dest test");
+        assert_eq!(r.code, 0, "dest test: {}{}", r.stdout, r.stderr);
     }
     let photo_done = |v: &serde_json::Value| {
         v["event"] == "file_done" && v["path"].as_str().is_some_and(|p| p.contains("IMG_"))

@@ -559,7 +559,9 @@ pub(crate) fn reach_check(reached: &Result<(), DestError>) -> Check {
 }
 
 /// Stages a small file (never committed: it is discarded at once), to show
-/// that the destination accepts writes.
+/// that the destination accepts writes. A transient refusal (a folder
+/// locked by a running engine's upload, a busy server) is tried again as an
+/// upload would be, so that it is not reported as a missing permission.
 pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
     let probe = b"shoebox write test";
     let hash = blake3::hash(probe);
@@ -572,8 +574,7 @@ pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
         modified: None,
         encoded: false,
     };
-    let write = dest
-        .stage(&upload, &mut &probe[..])
+    let write = with_dest_retries(|| dest.stage(&upload, &mut &probe[..]))
         .map(|(staged, _)| drop(staged))
         .map(|()| "a test file was written and removed".to_string())
         .map_err(|e| e.to_string());
