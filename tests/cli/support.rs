@@ -612,7 +612,7 @@ impl Drop for BindMount {
 /// if it takes longer than `timeout`.
 #[track_caller]
 pub fn run_within(cmd: &mut Command, timeout: std::time::Duration, what: &str) -> Run {
-    run_fed(cmd, None, timeout, what)
+    Run::from(crate::bounded::output_within(cmd, timeout, what))
 }
 
 /// [`run_within`], with `input` (if any) on the command's standard input.
@@ -623,51 +623,9 @@ pub fn run_fed(
     timeout: std::time::Duration,
     what: &str,
 ) -> Run {
-    let mut child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.to_vec();
-        std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
-    }
-    // Read both pipes on threads, so that a full pipe never stalls it.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err, &mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not end within {timeout:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+    let out = crate::bounded::output_fed(cmd, input, timeout)
+        .unwrap_or_else(|| panic!("{what} did not end within {timeout:?}"));
+    Run::from(out)
 }
 
 /// Checks `cond` every 20 ms until it holds; panics naming `what` after

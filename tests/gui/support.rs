@@ -42,45 +42,7 @@ pub fn bytes(seed: &str, len: usize) -> Vec<u8> {
     out
 }
 
-/// Runs `cmd` to its end with its output captured; fails the test naming
-/// `what` if it runs longer than `timeout` (it is killed). Both pipes are
-/// read on threads, so that a full one never stalls it.
-#[track_caller]
-pub fn output_within(cmd: &mut Command, timeout: Duration, what: &str) -> std::process::Output {
-    use std::io::Read;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what} cannot be started: {e}"));
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not end within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    std::process::Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
+pub use crate::bounded::output_within;
 
 /// The local time of day `offset` from now (`+2 hours`), as `HH:MM`.
 fn local_hhmm(offset: &str) -> String {
