@@ -360,7 +360,7 @@ $('#autostart-no').addEventListener('click', () => answerAutostart(false));
 
 // ---- destinations -------------------------------------------------------------
 
-const KIND_TEXT = { local: 'folder', webdav: 'WebDAV', s3: 'S3', sftp: 'SFTP' };
+const KIND_TEXT = { local: 'folder', webdav: 'WebDAV', s3: 'S3', sftp: 'SFTP', immich: 'Immich' };
 let trustedHostKey = '';
 let editing = null;
 
@@ -445,12 +445,19 @@ function showKind() {
   for (const e of document.querySelectorAll('.sign-in-key')) e.hidden = !sftp || signIn !== 'key';
   $('#dest-new-host-key-row').hidden = !(sftp && editing);
   $('#dest-secret').closest('div').hidden = sftp && signIn === 'agent';
+  const immich = kind === 'immich';
+  // Immich signs in with an API key alone, and never holds encrypted photos.
+  $('#dest-user').closest('div').hidden = immich;
+  $('#dest-encrypt-row').hidden = !!editing || immich;
   $('#dest-url').type = sftp ? 'text' : 'url';
   $('#dest-url-label').textContent = { s3: 'Endpoint', sftp: 'Server' }[kind] || 'Address';
-  $('#dest-url').placeholder = { s3: 'https://s3.eu-central-1.amazonaws.com', sftp: 'nas.local' }[kind]
+  $('#dest-url').placeholder = {
+    s3: 'https://s3.eu-central-1.amazonaws.com', sftp: 'nas.local', immich: 'https://photos.example.com',
+  }[kind]
     || 'https://cloud.example.com/remote.php/dav/files/me/Photos';
   $('#dest-user-label').textContent = kind === 's3' ? 'Access key id' : 'User';
   $('#dest-secret-label').textContent = kind === 's3' ? 'Secret key'
+    : immich ? 'API key (Immich: Account Settings → API Keys)'
     : sftp && signIn === 'key' ? 'Passphrase of the key (if it has one)' : 'Password';
 }
 
@@ -483,7 +490,6 @@ function openDest(existing) {
     $('#dest-cert').placeholder = '/path/to/server-certificate.pem';
   }
   $('#dest-forget-cert-row').hidden = !(existing && existing.pinned_certificate);
-  $('#dest-encrypt-row').hidden = !!existing;
   $('#dest-encrypt-key').hidden = true;
   showKind();
   $('#dest-dialog').showModal();

@@ -478,7 +478,7 @@ fn add_destination_now(engine: &shoebox_core::Engine, dest: NewDestination) -> R
     // value typed before the kind was changed).
     let pem = match dest.kind {
         DestKind::Local | DestKind::Sftp => None,
-        DestKind::Webdav | DestKind::S3 => certificate(&dest.trust_certificate)?,
+        DestKind::Webdav | DestKind::S3 | DestKind::Immich => certificate(&dest.trust_certificate)?,
     };
     let (mut info, notices) = match dest.kind {
         DestKind::Local => (
@@ -503,6 +503,12 @@ fn add_destination_now(engine: &shoebox_core::Engine, dest: NewDestination) -> R
             secret,
             allow_insecure_http: dest.allow_insecure_http,
         })?,
+        DestKind::Immich => engine.add_immich_destination(
+            &dest.name,
+            dest.url.trim(),
+            secret.as_deref(),
+            dest.allow_insecure_http,
+        )?,
         DestKind::Sftp => engine.add_sftp_destination(&shoebox_core::SftpSpec {
             name: dest.name.clone(),
             host: dest.url.trim().to_string(),

@@ -2,6 +2,7 @@
 //! real binary, `--home` pointing into the temp dir.
 
 mod hostile;
+mod immich;
 mod media;
 mod proxy;
 mod support;

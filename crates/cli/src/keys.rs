@@ -30,6 +30,13 @@ pub struct EncryptArgs {
     passphrase_stdin: bool,
 }
 
+impl EncryptArgs {
+    /// True when any encryption was asked for.
+    pub fn requested(&self) -> bool {
+        self.encrypt || self.encrypt_names || self.identity.is_some()
+    }
+}
+
 /// `dest encrypt NAME`: the key of a destination that holds nothing yet.
 #[derive(Debug, Args)]
 pub struct EncryptCommand {

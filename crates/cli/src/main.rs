@@ -238,8 +238,8 @@ enum DestCommand {
         path_style: Option<bool>,
         #[arg(long)]
         allow_insecure_http: Option<bool>,
-        /// Read a new password or secret key from standard input.
-        #[arg(long, alias = "password-stdin")]
+        /// Read a new password, secret key or API key from standard input.
+        #[arg(long, aliases = ["password-stdin", "api-key-stdin"])]
         secret_stdin: bool,
         /// Trust exactly this server certificate (PEM file): for your own
         /// server with a self-signed certificate. Others are verified
@@ -317,6 +317,27 @@ enum DestKind {
     },
     /// An SSH server, over SFTP (OpenSSH on a NAS, a VPS, a Raspberry Pi…).
     Sftp(sftp::SftpArgs),
+    /// An Immich server: each album becomes an Immich album, and a deletion
+    /// goes to Immich's trash.
+    Immich {
+        /// The server's address, e.g. https://photos.example.com (its /api
+        /// is found from it).
+        #[arg(long)]
+        url: String,
+        /// Read the API key from standard input (otherwise it is asked for
+        /// on the terminal). It is kept in the system keyring only. Make it
+        /// in Immich under Account Settings → API Keys.
+        #[arg(long)]
+        api_key_stdin: bool,
+        /// Allow sending the API key over plain http:// (trusted networks only).
+        #[arg(long)]
+        allow_insecure_http: bool,
+        /// Trust exactly this server certificate (PEM file): for your own
+        /// server with a self-signed certificate. Others are verified
+        /// against the system's roots.
+        #[arg(long, value_name = "PEM")]
+        trust_certificate: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -538,6 +559,25 @@ fn add_destination(engine: &Engine, name: String, kind: DestKind) -> Result<()> 
             );
         }
         DestKind::Sftp(args) => sftp::add(engine, name, args)?,
+        DestKind::Immich {
+            url,
+            api_key_stdin,
+            allow_insecure_http,
+            trust_certificate,
+        } => {
+            let pem = read_certificate(trust_certificate.as_deref())?;
+            let key = read_secret(true, api_key_stdin, "API key")?;
+            let (d, notices) =
+                engine.add_immich_destination(&name, &url, key.as_deref(), allow_insecure_http)?;
+            pin_new(engine, &d.name, pem)?;
+            print_notes(&notices);
+            println!(
+                "added destination {} ({}); check it with `shoebox dest test {}`",
+                d.name,
+                d.url.unwrap_or_default(),
+                d.name
+            );
+        }
     }
     Ok(())
 }
@@ -611,6 +651,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kind,
             encrypt,
         }) => {
+            anyhow::ensure!(
+                !(matches!(kind, DestKind::Immich { .. }) && encrypt.requested()),
+                shoebox_core::IMMICH_UNENCRYPTED
+            );
             add_destination(&engine, name.clone(), kind)?;
             keys::encrypt_added(&engine, name.trim(), &encrypt)?;
         }

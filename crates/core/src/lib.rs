@@ -50,9 +50,9 @@ pub use daemon::RunOptions;
 pub use dest::sftp::{KeyProblem, private_key_text};
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
-    DestEdit, DestInfo, Engine, FileStatus, IgnoredFile, KeySource, QueueStatus, RestoreEvent,
-    RestoreOptions, RestoreReport, Restored, S3Spec, SftpSignIn, SftpSpec, Status, WatchInfo,
-    WatchSpec, WatchStatus, check_store, key_warning, repair_store,
+    DestEdit, DestInfo, Engine, FileStatus, IMMICH_UNENCRYPTED, IgnoredFile, KeySource,
+    QueueStatus, RestoreEvent, RestoreOptions, RestoreReport, Restored, S3Spec, SftpSignIn,
+    SftpSpec, Status, WatchInfo, WatchSpec, WatchStatus, check_store, key_warning, repair_store,
 };
 pub use error::{DestDown, DestProblem, Error, FolderProblem, KeyFileProblem, Result};
 pub use events::{Event, Outcome};

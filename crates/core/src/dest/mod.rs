@@ -4,6 +4,7 @@
 
 pub(crate) mod http;
 mod http_auth;
+pub(crate) mod immich;
 mod local;
 pub mod s3;
 mod sealed;
@@ -11,6 +12,7 @@ pub mod sftp;
 pub mod tls;
 mod webdav;
 
+pub use immich::{Immich, ImmichConfig};
 pub use local::LocalFolder;
 pub use s3::{S3, S3Config};
 pub use sftp::Sftp;
@@ -126,7 +128,32 @@ fn open_plain(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
                 .map_err(|e| Error::Invalid(e.to_string()))
         }
         DestKind::Sftp => open_sftp(home, row),
+        DestKind::Immich => open_immich(home, row),
     }
+}
+
+/// Builds an Immich destination from its row and its API key.
+fn open_immich(home: &Home, row: &DestRow) -> Result<Arc<dyn Destination>> {
+    let key = crate::secrets::load(&row.name)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "destination {} has no API key: give it with `shoebox dest edit {} --api-key-stdin`, \
+             or set {}",
+            row.name,
+            row.name,
+            crate::secrets::env_var(&row.name)
+        ))
+    })?;
+    let cfg = ImmichConfig {
+        url: row.url.as_deref().unwrap_or_default(),
+        key,
+        insecure_http: row.insecure_http,
+        tls_cert: row.tls_cert.as_deref(),
+        db: &home.db_path(),
+        dest_id: row.id,
+    };
+    Immich::new(&row.name, cfg)
+        .map(|d| Arc::new(d) as Arc<dyn Destination>)
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Builds an SFTP destination from its row and its secret.
@@ -195,6 +222,9 @@ pub struct Upload<'a> {
     /// The source's modification time, which the copy keeps where the
     /// destination can hold it (for many photos the only date they have).
     pub modified: Option<std::time::SystemTime>,
+    /// When the photo was taken (its item's capture date, local time),
+    /// for destinations that keep it apart (Immich's `fileCreatedAt`).
+    pub taken: Option<chrono::NaiveDateTime>,
 }
 
 /// A modification time as S3 metadata carries it: seconds since 1970,
@@ -572,6 +602,7 @@ pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
         hash: hash.as_bytes(),
         overwrite: false,
         modified: None,
+        taken: None,
         encoded: false,
     };
     let write = with_dest_retries(|| dest.stage(&upload, &mut &probe[..]))

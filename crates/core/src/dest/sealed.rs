@@ -156,6 +156,7 @@ impl Sealed {
             hash: &hash,
             overwrite: true,
             modified: None,
+            taken: None,
             encoded: false,
         };
         let (staged, _) = self.stage_at(
@@ -380,6 +381,7 @@ mod tests {
             hash: &hash,
             overwrite: false,
             modified: None,
+            taken: None,
             encoded: false,
         };
         let (staged, taken) = sealed.stage(&upload, &mut &content[..]).unwrap();
@@ -424,6 +426,7 @@ mod tests {
             hash: &hash,
             overwrite: false,
             modified: None,
+            taken: None,
             encoded: false,
         };
         dest.stage(&upload, &mut &content[..])

@@ -131,7 +131,7 @@ impl Engine {
             path: match d.kind {
                 DestKind::Local => Some(display(&self.dest_path(d))),
                 DestKind::Sftp => d.path.as_ref().map(|p| p.to_string_lossy().into_owned()),
-                DestKind::Webdav | DestKind::S3 => None,
+                DestKind::Webdav | DestKind::S3 | DestKind::Immich => None,
             },
             url: d.url.clone(),
             user: d.username.clone(),
@@ -214,6 +214,38 @@ impl Engine {
             DestKind::Webdav,
             url,
             user,
+            allow_insecure_http,
+        )?;
+        self.home.signal_change();
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok((self.dest_info(&row), notices))
+    }
+
+    /// Adds an Immich server. The API key goes to the OS keyring (or, where
+    /// there is none, must come from the environment variable the error
+    /// names); it is never stored anywhere else. The server is not asked
+    /// anything here: `dest test` checks the key and its permissions.
+    pub fn add_immich_destination(
+        &self,
+        name: &str,
+        url: &str,
+        api_key: Option<&str>,
+        allow_insecure_http: bool,
+    ) -> Result<(DestInfo, Vec<String>)> {
+        let name = name.trim();
+        self.check_new_dest_name(name)?;
+        // Validates the address and the plain-HTTP rule before anything is saved.
+        crate::dest::immich::api_base(name, url, allow_insecure_http)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let notices = self.keep_secret(name, api_key, "API key")?;
+        self.store.insert_remote_destination(
+            name,
+            DestKind::Immich,
+            url.trim(),
+            None,
             allow_insecure_http,
         )?;
         self.home.signal_change();
@@ -403,7 +435,12 @@ impl Engine {
                 Ok(vec![format!("the {what} is taken from {var} each time")])
             }
             None => Err(Error::Invalid(format!(
-                "destination {name} needs a {what}: give it on the prompt or with --secret-stdin, or set {var}"
+                "destination {name} needs {} {what}: give it on the prompt or with --secret-stdin, or set {var}",
+                if what.starts_with(['a', 'A', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                }
             ))),
         }
     }
@@ -511,7 +548,8 @@ impl Engine {
         crate::dest::http::parse_url(
             &row.name,
             &url,
-            row.kind == DestKind::S3 || row.username.is_some() && has_secret,
+            matches!(row.kind, DestKind::S3 | DestKind::Immich)
+                || row.username.is_some() && has_secret,
             row.insecure_http,
         )
         .map_err(|e| Error::Invalid(e.to_string()))?;

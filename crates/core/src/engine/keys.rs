@@ -41,6 +41,10 @@ pub fn key_warning(dest: &str) -> String {
     )
 }
 
+/// Why an Immich destination is never encrypted.
+pub const IMMICH_UNENCRYPTED: &str = "Immich cannot show or index encrypted photos, so an Immich \
+     destination is not encrypted: for an encrypted backup, use a folder, S3, WebDAV or SFTP";
+
 impl Engine {
     /// Encrypts everything the destination will hold with an age key: a new
     /// one, or the key of an existing backup. Only a destination that holds
@@ -65,6 +69,9 @@ impl Engine {
         };
         if let Some(recipient) = &row.encryption {
             return self.give_key_back(&row, recipient, key);
+        }
+        if row.kind == crate::store::DestKind::Immich {
+            return Err(Error::Invalid(IMMICH_UNENCRYPTED.to_string()));
         }
         if self.store.has_entries(row.id)? {
             return Err(Error::Invalid(format!(

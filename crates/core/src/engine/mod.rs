@@ -25,7 +25,7 @@ mod keys;
 mod restore;
 mod verify;
 pub use destinations::{DestEdit, DestInfo, S3Spec, SftpSignIn, SftpSpec};
-pub use keys::{KeySource, key_warning};
+pub use keys::{IMMICH_UNENCRYPTED, KeySource, key_warning};
 pub use restore::{RestoreEvent, RestoreOptions, RestoreReport, Restored};
 
 /// What a host asks for when adding a watch.

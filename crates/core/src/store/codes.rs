@@ -156,6 +156,7 @@ mod tests {
             DestKind::Webdav,
             DestKind::S3,
             DestKind::Sftp,
+            DestKind::Immich,
         ] {
             assert_eq!(read::<DestKind>(s.as_str()).unwrap(), s);
         }

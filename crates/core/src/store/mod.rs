@@ -3,6 +3,7 @@
 //! This module opens it (WAL, foreign keys, busy timeout, append-only
 //! migrations) and owns the configuration tables; `index` owns the file index.
 
+mod asset_names;
 pub(crate) mod codes;
 mod entries;
 mod ignored;
@@ -10,6 +11,7 @@ mod index;
 mod multipart;
 pub mod repair;
 
+pub use asset_names::AssetNames;
 pub use codes::{WatcherKind, WatcherMode};
 pub use entries::*;
 pub use index::*;
@@ -43,6 +45,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("schema_v13.sql")),
         M::up(include_str!("schema_v14.sql")),
         M::up(include_str!("schema_v15.sql")),
+        M::up(include_str!("schema_v16.sql")),
     ]
 }
 
@@ -265,6 +268,7 @@ impl Store {
                 [id],
             )?;
             s.exec("DELETE FROM multipart_uploads WHERE dest_id = ?1", [id])?;
+            s.exec("DELETE FROM asset_names WHERE dest_id = ?1", [id])?;
             s.exec("DELETE FROM entries WHERE dest_id = ?1", [id])?;
             s.exec("UPDATE destinations SET marker = NULL WHERE id = ?1", [id])?;
             Ok(requeued as u64)
@@ -585,6 +589,8 @@ pub enum DestKind {
     Webdav,
     S3,
     Sftp,
+    /// An Immich server: albums of assets, not folders of files.
+    Immich,
 }
 
 codes::stored_as_text!(DestKind, "destination kind", {
@@ -592,6 +598,7 @@ codes::stored_as_text!(DestKind, "destination kind", {
     Webdav => "webdav",
     S3 => "s3",
     Sftp => "sftp",
+    Immich => "immich",
 });
 
 impl std::fmt::Display for DestKind {

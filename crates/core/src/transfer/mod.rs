@@ -54,6 +54,8 @@ pub(crate) enum Job {
         album: String,
         name: String,
         overwrite: bool,
+        /// When the photo was taken, for destinations that keep it.
+        taken: Option<chrono::NaiveDateTime>,
         claim: Option<Claim>,
         progress: Arc<AtomicU64>,
     },
@@ -182,6 +184,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                 album,
                 name,
                 overwrite,
+                taken,
                 claim,
                 progress,
             } => {
@@ -193,6 +196,7 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
                     album: &album,
                     name: &name,
                     overwrite,
+                    taken,
                     claim: claim.as_ref(),
                     progress: &progress,
                 };

@@ -101,6 +101,7 @@ pub(super) struct UploadJob<'a> {
     pub album: &'a str,
     pub name: &'a str,
     pub overwrite: bool,
+    pub taken: Option<chrono::NaiveDateTime>,
     pub claim: Option<&'a Claim>,
     pub progress: &'a AtomicU64,
 }
@@ -131,6 +132,7 @@ pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, F
         hash: job.hash,
         overwrite: job.overwrite,
         modified: job.fp.modified(),
+        taken: job.taken,
         encoded: false,
     };
     let (staged, written) = job.dest.stage(&upload, &mut outgoing)?;

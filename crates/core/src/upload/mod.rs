@@ -108,6 +108,7 @@ fn upload_job(
         album: album.to_string(),
         name: name.to_string(),
         overwrite,
+        taken: slot.file.captured.map(|c| c.at),
         claim,
         progress: progress.clone(),
     };
