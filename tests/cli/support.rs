@@ -644,7 +644,7 @@ pub fn poll_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut
 }
 
 /// Turns the store in `home` back into what a release at schema v9 left:
-/// what v10 marked and the columns v11 to v15 added go, so that the next
+/// what v10 marked and what v11 to v16 added go, so that the next
 /// start upgrades it again.
 pub fn back_to_schema_v9(home: &Path) {
     let db = rusqlite::Connection::open(home.join("shoebox.db")).unwrap();
@@ -661,6 +661,7 @@ pub fn back_to_schema_v9(home: &Path) {
          ALTER TABLE destinations DROP COLUMN hide_names;
          DROP INDEX files_by_live_id;
          ALTER TABLE files DROP COLUMN live_id;
+         DROP TABLE asset_names;
          PRAGMA user_version = 9;",
     )
     .unwrap();
