@@ -740,3 +740,61 @@ fn a_live_photo_is_linked_whichever_half_arrives_first() {
     }
     assert_eq!(server.albums()["Photos"].len(), 4);
 }
+
+#[test]
+fn an_xmp_sidecar_goes_with_its_photo_and_sidecars_are_shown_as_left_here() {
+    let server = FakeImmich::start("3.0.1");
+    let env = Env::new();
+    add_dest(&env, &server);
+    let h = photos(&env, &["IMG_1.CR3", "IMG_2.jpg"]);
+    let xmp = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF/></x:xmpmeta>";
+    env.write("IMG_1.xmp", xmp.as_bytes());
+    env.write("IMG_2.AAE", b"<plist/>");
+    let refused = im(
+        &env,
+        &[
+            "watch",
+            "add",
+            env.src.to_str().unwrap(),
+            "--dest",
+            "im",
+            "--all-files",
+        ],
+    );
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("photos and videos only"),
+        "{}",
+        refused.stderr
+    );
+    im(
+        &env,
+        &["watch", "add", env.src.to_str().unwrap(), "--dest", "im"],
+    )
+    .ok();
+    let summary = sync(&env).ok().json();
+    assert_eq!(summary["failed"], 0, "a sidecar is never a failure");
+    assert_eq!(
+        summary["ignored"], 2,
+        "the two sidecars are left here, visibly"
+    );
+
+    let state = server.state();
+    let assets = state["assets"].as_array().unwrap();
+    assert_eq!(assets.len(), 2, "a sidecar is not an asset: {assets:?}");
+    let raw = assets
+        .iter()
+        .find(|a| a["originalFileName"] == "IMG_1.CR3")
+        .unwrap();
+    assert_eq!(raw["sidecar"], xmp, "the XMP went with its photo");
+    assert_eq!(
+        server.albums()["Photos"],
+        set_of(&h.values().collect::<Vec<_>>())
+    );
+    let ignored = im(&env, &["status", "--ignored"]).ok();
+    assert!(
+        ignored.stdout.contains("IMG_1.xmp") && ignored.stdout.contains("Immich keeps photos"),
+        "{}",
+        ignored.stdout
+    );
+}

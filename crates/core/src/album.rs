@@ -412,7 +412,7 @@ pub fn preview(
     root: &std::path::Path,
     (mode, names, date_format): (AlbumMode, AlbumNames, &DateFormat),
     album: &str,
-    all_files: bool,
+    takes: crate::filter::Takes,
     max_entries: usize,
 ) -> Vec<AlbumPreview> {
     use crate::filter::{Verdict, ignore_dir, judge_file, media_file};
@@ -426,7 +426,7 @@ pub fn preview(
         .take(max_entries);
     for e in walker.flatten() {
         let taken = e.file_type().is_file()
-            && match judge_file(e.file_name(), all_files) {
+            && match judge_file(e.file_name(), takes) {
                 Verdict::Take => true,
                 Verdict::Ignore(_) => false,
                 Verdict::ByContent => media_file(e.path()),
@@ -490,7 +490,7 @@ mod preview_tests {
                 &DateFormat::default(),
             ),
             "Root",
-            false,
+            crate::filter::Takes::MediaAndSidecars,
             1000,
         );
         assert_eq!(
@@ -510,7 +510,7 @@ mod preview_tests {
             root,
             (AlbumMode::Single, AlbumNames::Leaf, &DateFormat::default()),
             "Root",
-            false,
+            crate::filter::Takes::MediaAndSidecars,
             1000,
         );
         assert_eq!(
@@ -525,7 +525,7 @@ mod preview_tests {
             root,
             (AlbumMode::ByDate, AlbumNames::Leaf, &"%Y".parse().unwrap()),
             "Root",
-            false,
+            crate::filter::Takes::MediaAndSidecars,
             1000,
         );
         assert!(

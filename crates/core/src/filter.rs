@@ -16,6 +16,32 @@ pub enum Ignored {
     NotMedia,
     /// A link to a file inside the watch, which is backed up by its own name.
     LinkInside,
+    /// A sidecar, for a destination that keeps photos and videos only.
+    SidecarNotKept,
+}
+
+/// What a watch takes, beyond what is never taken (junk, hidden and
+/// partial files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// Photos and videos only, for a destination that keeps nothing else
+    /// (Immich, where an XMP sidecar goes with its photo's upload).
+    Media,
+    /// Photos, videos and their sidecars: the default.
+    MediaAndSidecars,
+    /// Every regular file (`--all-files`).
+    Everything,
+}
+
+impl Takes {
+    /// What a watch into a destination of `kind` takes.
+    pub fn of(all_files: bool, kind: crate::store::DestKind) -> Takes {
+        match (kind, all_files) {
+            (crate::store::DestKind::Immich, _) => Takes::Media,
+            (_, true) => Takes::Everything,
+            (_, false) => Takes::MediaAndSidecars,
+        }
+    }
 }
 
 impl Ignored {
@@ -31,6 +57,10 @@ impl Ignored {
             }
             Ignored::LinkInside => {
                 "a link to a file inside the watched folder, which is backed up by its own name"
+            }
+            Ignored::SidecarNotKept => {
+                "a sidecar: Immich keeps photos and videos only, so an XMP sidecar goes with its \
+                 photo's upload and other sidecars stay here"
             }
         }
     }
@@ -145,23 +175,28 @@ pub fn ignore_dir(name: &OsStr) -> Option<Ignored> {
 
 /// Decides for a regular file, by its name alone: `Some` when it is
 /// certainly not backed up (one whose type its content decides may be).
-pub fn ignore_file(name: &OsStr, all_files: bool) -> Option<Ignored> {
-    match judge_file(name, all_files) {
+pub fn ignore_file(name: &OsStr, takes: Takes) -> Option<Ignored> {
+    match judge_file(name, takes) {
         Verdict::Ignore(why) => Some(why),
         Verdict::Take | Verdict::ByContent => None,
     }
 }
 
 /// Decides for a regular file by its name.
-pub fn judge_file(name: &OsStr, all_files: bool) -> Verdict {
-    match judge_name(name, all_files) {
+pub fn judge_file(name: &OsStr, takes: Takes) -> Verdict {
+    match judge_name(name) {
         Some(why) => Verdict::Ignore(why),
-        None if all_files => Verdict::Take,
+        None if takes == Takes::Everything => Verdict::Take,
         None => {
             let name = name.to_string_lossy();
+            let sidecar = match takes {
+                Takes::Media => Verdict::Ignore(Ignored::SidecarNotKept),
+                _ => Verdict::Take,
+            };
             match extension_lower(&name).as_deref() {
-                Some(e) if is_media_ext(e) || SIDECAR_EXT.contains(&e) => Verdict::Take,
-                Some("json") if is_takeout_sidecar(&name) => Verdict::Take,
+                Some(e) if is_media_ext(e) => Verdict::Take,
+                Some(e) if SIDECAR_EXT.contains(&e) => sidecar,
+                Some("json") if is_takeout_sidecar(&name) => sidecar,
                 Some(e) if OTHER_EXT.contains(&e) => Verdict::Ignore(Ignored::NotMedia),
                 _ => Verdict::ByContent,
             }
@@ -187,9 +222,8 @@ pub fn media_file(path: &Path) -> bool {
     }
 }
 
-/// The name rules: junk, hidden and partial files always; and, without
-/// `all_files`, nothing here yet on the type.
-fn judge_name(name: &OsStr, _all_files: bool) -> Option<Ignored> {
+/// The name rules: junk, hidden and partial files, whatever a watch takes.
+fn judge_name(name: &OsStr) -> Option<Ignored> {
     let name = name.to_string_lossy();
     if name.starts_with("._") || name.eq_ignore_ascii_case(".DS_Store") {
         return Some(Ignored::Junk);
@@ -216,7 +250,7 @@ mod tests {
     use super::*;
 
     fn file(name: &str) -> Option<Ignored> {
-        ignore_file(OsStr::new(name), false)
+        ignore_file(OsStr::new(name), Takes::MediaAndSidecars)
     }
 
     #[test]
@@ -246,7 +280,11 @@ mod tests {
             ("~$report.docx", Ignored::Partial),
         ];
         for (n, why) in cases {
-            assert_eq!(ignore_file(OsStr::new(n), true), Some(why), "{n}");
+            assert_eq!(
+                ignore_file(OsStr::new(n), Takes::Everything),
+                Some(why),
+                "{n}"
+            );
         }
     }
 
@@ -254,16 +292,22 @@ mod tests {
     fn non_media_needs_all_files() {
         assert_eq!(file("notes.txt"), Some(Ignored::NotMedia));
         assert_eq!(
-            judge_file(OsStr::new("README"), false),
+            judge_file(OsStr::new("README"), Takes::MediaAndSidecars),
             Verdict::ByContent,
             "no extension: the content decides"
         );
         assert_eq!(
-            judge_file(OsStr::new("scan.0001"), false),
+            judge_file(OsStr::new("scan.0001"), Takes::MediaAndSidecars),
             Verdict::ByContent
         );
-        assert_eq!(judge_file(OsStr::new("cover.PSD"), false), Verdict::Take);
-        assert_eq!(judge_file(OsStr::new("logo.svg"), false), Verdict::Take);
+        assert_eq!(
+            judge_file(OsStr::new("cover.PSD"), Takes::MediaAndSidecars),
+            Verdict::Take
+        );
+        assert_eq!(
+            judge_file(OsStr::new("logo.svg"), Takes::MediaAndSidecars),
+            Verdict::Take
+        );
         for sidecar in [
             "IMG_1.CR2.xmp",
             "IMG_1.xmp",
@@ -274,7 +318,7 @@ mod tests {
             "IMG_1.jpg(1).json",
         ] {
             assert_eq!(
-                judge_file(OsStr::new(sidecar), false),
+                judge_file(OsStr::new(sidecar), Takes::MediaAndSidecars),
                 Verdict::Take,
                 "{sidecar}"
             );
@@ -285,21 +329,49 @@ mod tests {
             "IMG_1.jpg.txt.json",
         ] {
             assert_eq!(
-                judge_file(OsStr::new(other), false),
+                judge_file(OsStr::new(other), Takes::MediaAndSidecars),
                 Verdict::Ignore(Ignored::NotMedia),
                 "{other}"
             );
         }
         assert_eq!(
-            judge_file(OsStr::new("edit.xcf"), false),
+            judge_file(OsStr::new("edit.xcf"), Takes::MediaAndSidecars),
             Verdict::Ignore(Ignored::NotMedia)
+        );
+    }
+
+    #[test]
+    fn an_immich_watch_takes_photos_and_videos_and_says_why_it_leaves_sidecars() {
+        let immich = Takes::of(true, crate::store::DestKind::Immich);
+        assert_eq!(immich, Takes::Media, "--all-files does not apply to Immich");
+        for taken in ["a.HEIC", "b.mov", "c.CR3", "README"] {
+            assert_ne!(
+                ignore_file(OsStr::new(taken), immich),
+                Some(Ignored::SidecarNotKept),
+                "{taken}"
+            );
+        }
+        for sidecar in ["IMG_1.xmp", "IMG_1.AAE", "IMG_1.jpg.json"] {
+            assert_eq!(
+                ignore_file(OsStr::new(sidecar), immich),
+                Some(Ignored::SidecarNotKept),
+                "{sidecar}"
+            );
+        }
+        assert!(Ignored::SidecarNotKept.reason().contains("Immich"));
+        assert_eq!(
+            Takes::of(true, crate::store::DestKind::S3),
+            Takes::Everything
         );
         assert_eq!(
             file(".jpg"),
             Some(Ignored::Hidden),
             "a bare extension is a hidden file"
         );
-        assert_eq!(ignore_file(OsStr::new("notes.txt"), true), None);
+        assert_eq!(
+            ignore_file(OsStr::new("notes.txt"), Takes::Everything),
+            None
+        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn hints_for(watch_id: i64, root: &Path, event: &notify::Event) -> Vec<Hint>
                 watch_id,
                 what: Rescan::Tree(rel_key(root, path)),
             });
-        } else if ignore_file(last, true).is_some() {
+        } else if ignore_file(last, crate::filter::Takes::Everything).is_some() {
             continue; // junk or a partial download: its final name will come
         }
         let parent = path.parent().unwrap_or(root);

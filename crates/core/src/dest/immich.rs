@@ -606,10 +606,25 @@ impl Server {
              Content-Type: application/octet-stream\r\n\r\n",
             form_quoted(upload.name)
         ));
+        // An XMP sidecar beside the photo goes with it, as Immich's own
+        // client sends it: `IMG_1.xmp` or `IMG_1.JPG.xmp`.
+        let mut sidecar_part = Vec::new();
+        if let Some(xmp) = upload.source.and_then(sidecar_of) {
+            sidecar_part.extend_from_slice(
+                format!(
+                    "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"sidecarData\"; \
+                     filename=\"{}.xmp\"\r\nContent-Type: application/rdf+xml\r\n\r\n",
+                    form_quoted(upload.name)
+                )
+                .as_bytes(),
+            );
+            sidecar_part.extend_from_slice(&xmp);
+        }
         let tail = format!("\r\n--{boundary}--\r\n");
-        let total = head.len() as u64 + len + tail.len() as u64;
+        let total = head.len() as u64 + len + sidecar_part.len() as u64 + tail.len() as u64;
         let body = std::io::Cursor::new(head.into_bytes())
             .chain(file)
+            .chain(std::io::Cursor::new(sidecar_part))
             .chain(std::io::Cursor::new(tail.into_bytes()));
         let body = match crate::transfer::rate::UPLOADS.rate() {
             Some(_) => reqwest::blocking::Body::sized(crate::transfer::rate::paced(body), total),
@@ -642,6 +657,33 @@ impl Server {
         let created = answer.get("status").and_then(Value::as_str) == Some("created");
         Ok((id, created))
     }
+}
+
+/// The largest XMP sidecar sent along (a sidecar is a few kilobytes).
+const MAX_SIDECAR: u64 = 4 * 1024 * 1024;
+
+/// The XMP sidecar beside a photo, as darktable, Lightroom and digiKam
+/// name it (`IMG_1.xmp`, `IMG_1.JPG.xmp`, either case), if one is there.
+fn sidecar_of(photo: &Path) -> Option<Vec<u8>> {
+    let name = photo.file_name()?;
+    let stem = photo.file_stem()?;
+    let mut candidates = Vec::new();
+    for ext in [".xmp", ".XMP"] {
+        for base in [stem, name] {
+            let mut n = base.to_os_string();
+            n.push(ext);
+            candidates.push(photo.with_file_name(n));
+        }
+    }
+    candidates.into_iter().find_map(|p| {
+        let file = std::fs::File::open(&p).ok()?;
+        if file.metadata().ok()?.len() > MAX_SIDECAR {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_SIDECAR).read_to_end(&mut bytes).ok()?;
+        Some(bytes)
+    })
 }
 
 /// A file name inside a quoted form-data parameter: quotes and line breaks

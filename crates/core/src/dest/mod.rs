@@ -225,6 +225,9 @@ pub struct Upload<'a> {
     /// When the photo was taken (its item's capture date, local time),
     /// for destinations that keep it apart (Immich's `fileCreatedAt`).
     pub taken: Option<chrono::NaiveDateTime>,
+    /// The file being backed up, for a destination that sends companions
+    /// along with it (Immich: the photo's XMP sidecar).
+    pub source: Option<&'a std::path::Path>,
 }
 
 /// A modification time as S3 metadata carries it: seconds since 1970,
@@ -603,6 +606,7 @@ pub(crate) fn write_check(dest: &(impl Destination + ?Sized)) -> Check {
         overwrite: false,
         modified: None,
         taken: None,
+        source: None,
         encoded: false,
     };
     let write = with_dest_retries(|| dest.stage(&upload, &mut &probe[..]))

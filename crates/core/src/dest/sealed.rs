@@ -157,6 +157,7 @@ impl Sealed {
             overwrite: true,
             modified: None,
             taken: None,
+            source: None,
             encoded: false,
         };
         let (staged, _) = self.stage_at(
@@ -382,6 +383,7 @@ mod tests {
             overwrite: false,
             modified: None,
             taken: None,
+            source: None,
             encoded: false,
         };
         let (staged, taken) = sealed.stage(&upload, &mut &content[..]).unwrap();
@@ -427,6 +429,7 @@ mod tests {
             overwrite: false,
             modified: None,
             taken: None,
+            source: None,
             encoded: false,
         };
         dest.stage(&upload, &mut &content[..])

@@ -252,6 +252,13 @@ impl Engine {
                 spec.dest
             )));
         };
+        if spec.all_files && dest.kind == crate::store::DestKind::Immich {
+            return Err(Error::Invalid(format!(
+                "destination {} is an Immich server, which keeps photos and videos only: add the \
+                 folder without --all-files (an XMP sidecar goes with its photo's upload)",
+                dest.name
+            )));
+        }
         let dest_path = self.dest_path(&dest);
         if overlaps(&root, &dest_path) {
             return Err(Error::Invalid(format!(
@@ -515,7 +522,11 @@ impl Engine {
             &root,
             (mode, names, date_format),
             &album,
-            all_files,
+            if all_files {
+                crate::filter::Takes::Everything
+            } else {
+                crate::filter::Takes::MediaAndSidecars
+            },
             max_entries,
         ))
     }

@@ -59,7 +59,7 @@ impl Listing {
 #[derive(Clone, Copy)]
 pub(super) struct Rules<'a> {
     pub root: &'a Path,
-    pub all_files: bool,
+    pub takes: crate::filter::Takes,
 }
 
 /// Folders a walk did not descend into, and why.
@@ -216,7 +216,7 @@ fn look_all(
 
 /// Decides what a non-directory entry is.
 fn look(dir: &OpenDir, entry: &DirEntry, rules: Rules<'_>) -> Look {
-    match judge_file(entry.file_name(), rules.all_files) {
+    match judge_file(entry.file_name(), rules.takes) {
         Verdict::Take => {}
         Verdict::Ignore(why) => return Look::Ignored(why),
         Verdict::ByContent => {

@@ -215,7 +215,7 @@ impl Scan<'_> {
         let watch = self.watch;
         let rules = Rules {
             root: &watch.root,
-            all_files: watch.all_files,
+            takes: watch.takes(),
         };
         let ignored_dirs = std::thread::scope(|s| {
             // Made inside the scope: should the reconcile panic, `rx` is
@@ -285,7 +285,7 @@ impl Scan<'_> {
         let dir = rel_path(&self.watch.root, rel);
         let rules = Rules {
             root: &self.watch.root,
-            all_files: self.watch.all_files,
+            takes: self.watch.takes(),
         };
         let (batch, subdirs, ignored_dirs) = list_one_level(&dir, rules);
         let subdirs: Vec<Vec<u8>> = subdirs

@@ -525,7 +525,7 @@ const WATCH_SELECT: &str =
     "SELECT w.id, w.root, w.album_mode, w.album, w.dest_id, d.name, w.on_delete,
         w.all_files, w.root_dev, w.root_ino, w.state, w.state_detail, w.ignored, w.scan_gen,
         w.last_scan, w.watcher, w.deletions_held, w.release_deletions, w.album_names,
-        w.date_format
+        w.date_format, d.kind
      FROM watches w JOIN destinations d ON d.id = w.dest_id";
 
 #[derive(Debug, Clone)]
@@ -730,9 +730,16 @@ pub struct WatchRow {
     pub album_names: AlbumNames,
     /// How `by-date` names an album after a capture date.
     pub date_format: DateFormat,
+    /// Its destination's kind, which decides what the watch takes.
+    pub dest_kind: DestKind,
 }
 
 impl WatchRow {
+    /// What the watch backs up.
+    pub fn takes(&self) -> crate::filter::Takes {
+        crate::filter::Takes::of(self.all_files, self.dest_kind)
+    }
+
     fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WatchRow> {
         let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
         let bad = |i: usize, e: String| {
@@ -758,6 +765,7 @@ impl WatchRow {
             release_deletions: r.get(17)?,
             album_names: text(18)?.parse().map_err(|e| bad(18, e))?,
             date_format: text(19)?.parse().map_err(|e| bad(19, e))?,
+            dest_kind: r.get(20)?,
         })
     }
 }

@@ -133,6 +133,7 @@ pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, F
         overwrite: job.overwrite,
         modified: job.fp.modified(),
         taken: job.taken,
+        source: Some(job.path),
         encoded: false,
     };
     let (staged, written) = job.dest.stage(&upload, &mut outgoing)?;
