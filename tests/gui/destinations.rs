@@ -534,3 +534,74 @@ fn an_encrypted_destination_is_added_and_its_key_exported_in_the_window() {
         "{text}"
     );
 }
+
+/// Starts the fake Immich server (`tests/fake-immich/server.py`, as the CLI
+/// suite runs it) of version 3 with `key`; waits until it listens.
+fn serve_immich(key: &str) -> (Proc, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = Command::new("python3");
+    c.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fake-immich/server.py"
+    ))
+    .arg(port.to_string())
+    .args(["--version", "3.0.1", "--key", key])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let server = Proc::spawn(c);
+    wait_until(secs(20), "the fake Immich server listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (server, port)
+}
+
+#[test]
+fn an_immich_destination_asks_for_an_api_key_only_and_is_tested_in_the_window() {
+    const KEY: &str = "gui-immich-key-41";
+    let sb = Sandbox::new();
+    start_keyring();
+    let (_immich, port) = serve_immich(KEY);
+
+    let wd = WebDriver::start(&sb, &[]);
+    wd.click("#tab-destinations");
+    wd.wait_text("#dest-list", secs(10), |t| t.contains("library"));
+    wd.click("#add-dest-btn");
+    wd.type_into("#dest-name", "photos");
+    assert!(
+        wd.displayed("#dest-encrypt-row"),
+        "a folder can be encrypted"
+    );
+    wd.click("#dest-kind option[value='immich']");
+    assert!(
+        wd.displayed("#dest-url") && !wd.displayed("#dest-user") && !wd.displayed("#dest-bucket"),
+        "Immich asks for an address and a key, no user"
+    );
+    assert!(
+        wd.text("#dest-secret-label").contains("API key"),
+        "the secret is the API key"
+    );
+    assert!(
+        !wd.displayed("#dest-encrypt-row"),
+        "Immich shows photos: it is never encrypted"
+    );
+    wd.type_into("#dest-url", &format!("http://127.0.0.1:{port}"));
+    wd.type_into("#dest-secret", KEY);
+    wd.click("#dest-insecure");
+    wd.click("#dest-confirm");
+    let row = ".dest-row[data-name='photos']";
+    wd.wait_text(row, secs(10), |t| t.contains("Immich"));
+    assert_eq!(
+        keyring_lookup("photos"),
+        KEY,
+        "the key is in the Secret Service"
+    );
+
+    wd.click(&format!("{row} .test-dest-btn"));
+    wd.wait_text(&format!("{row} .checks"), secs(20), |t| {
+        t.contains("✓ reachable") && t.contains("✓ permissions")
+    });
+}
