@@ -37,6 +37,11 @@ impl FakeImmich {
     /// A server of `version` whose key has these permissions (`all`, or
     /// Immich's names separated by commas).
     pub fn start_with(version: &str, permissions: &str) -> FakeImmich {
+        FakeImmich::start_args(version, &["--permissions", permissions])
+    }
+
+    /// A server of `version` started with these further arguments.
+    pub fn start_args(version: &str, extra: &[&str]) -> FakeImmich {
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fake-immich/server.py");
         let port = free_port();
@@ -44,7 +49,7 @@ impl FakeImmich {
             .arg(&script)
             .arg(port.to_string())
             .args(["--version", version, "--key", KEY])
-            .args(["--permissions", permissions])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -797,4 +802,67 @@ fn an_xmp_sidecar_goes_with_its_photo_and_sidecars_are_shown_as_left_here() {
         "{}",
         ignored.stdout
     );
+}
+
+#[test]
+fn a_photo_over_the_servers_upload_limit_fails_alone_with_the_limit_named() {
+    let server = FakeImmich::start_args("3.0.1", &["--max-upload", "100000"]);
+    let env = Env::new();
+    add_dest(&env, &server);
+    env.write("small.jpg", &bytes("small", 20_000));
+    env.write("huge.mov", &bytes("huge", 300_000));
+    im(
+        &env,
+        &["watch", "add", env.src.to_str().unwrap(), "--dest", "im"],
+    )
+    .ok();
+    let r = sync(&env);
+    assert_ne!(r.code, 0, "a failure is reported: {}", r.stdout);
+    let summary = r.json();
+    assert_eq!(summary["uploaded"], 1, "the other photo went: {}", r.stdout);
+    assert_eq!(summary["failed"], 1);
+    let why = summary["failures"][0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("larger than the server accepts") && why.contains("client_max_body_size"),
+        "{why}"
+    );
+}
+
+#[test]
+fn the_running_engine_sends_a_new_photo_and_a_deletion_to_immich() {
+    let server = FakeImmich::start("3.0.1");
+    let env = Env::new();
+    add_dest(&env, &server);
+    let h = photos(&env, &["a.jpg"]);
+    im(
+        &env,
+        &[
+            "watch",
+            "add",
+            env.src.to_str().unwrap(),
+            "--dest",
+            "im",
+            "--on-delete",
+            "remove",
+        ],
+    )
+    .ok();
+    let run = env.spawn_run_with_env(&["--settle", "200ms"], &[(SECRET_VAR, KEY)]);
+    poll_until(SECS(30), "the first photo in Immich", || {
+        server.albums().get("Photos") == Some(&set_of(&[&h["a.jpg"]]))
+    });
+    let b = bytes("b.jpg", 20_000);
+    env.write("b.jpg", &b);
+    poll_until(SECS(30), "the new photo in Immich", || {
+        server
+            .albums()
+            .get("Photos")
+            .is_some_and(|s| s.contains(&hash(&b)))
+    });
+    fs::remove_file(env.src.join("a.jpg")).unwrap();
+    poll_until(SECS(30), "the deleted photo in Immich's trash", || {
+        server.trashed() == set_of(&[&h["a.jpg"]])
+    });
+    assert_eq!(server.albums()["Photos"], BTreeSet::from([hash(&b)]));
+    drop(run);
 }
