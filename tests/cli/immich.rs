@@ -195,6 +195,14 @@ fn add_dest(env: &Env, server: &FakeImmich) {
     .ok();
 }
 
+/// `watch add` of the test's folder into the Immich destination.
+fn watch(env: &Env, extra: &[&str]) {
+    let src = env.src.to_str().unwrap();
+    let mut args = vec!["watch", "add", src, "--dest", "im"];
+    args.extend_from_slice(extra);
+    im(env, &args).ok();
+}
+
 fn sync(env: &Env) -> Run {
     im(env, &["sync", "--json", "--settle", "100ms"])
 }
@@ -276,19 +284,7 @@ fn renames_and_moves_between_albums_change_membership_only() {
     let env = Env::new();
     add_dest(&env, &server);
     let h = photos(&env, &["Trip/a.jpg", "Trip/b.jpg", "Home/c.jpg"]);
-    im(
-        &env,
-        &[
-            "watch",
-            "add",
-            env.src.to_str().unwrap(),
-            "--dest",
-            "im",
-            "--mode",
-            "per-folder",
-        ],
-    )
-    .ok();
+    watch(&env, &["--mode", "per-folder"]);
     sync(&env).ok();
     assert_eq!(
         server.albums(),
@@ -337,19 +333,7 @@ fn an_edit_becomes_a_new_asset_in_the_old_ones_albums_and_the_old_one_goes_to_th
     let env = Env::new();
     add_dest(&env, &server);
     let h = photos(&env, &["day1/a.jpg", "day2/b.jpg"]);
-    im(
-        &env,
-        &[
-            "watch",
-            "add",
-            env.src.to_str().unwrap(),
-            "--dest",
-            "im",
-            "--album",
-            "Holiday",
-        ],
-    )
-    .ok();
+    watch(&env, &["--album", "Holiday"]);
     sync(&env).ok();
     assert_eq!(
         server.albums(),
@@ -397,19 +381,7 @@ fn a_deletion_goes_to_the_trash_and_a_file_that_comes_back_is_restored_from_it()
     let env = Env::new();
     add_dest(&env, &server);
     let h = photos(&env, &["a.jpg", "b.jpg"]);
-    im(
-        &env,
-        &[
-            "watch",
-            "add",
-            env.src.to_str().unwrap(),
-            "--dest",
-            "im",
-            "--on-delete",
-            "remove",
-        ],
-    )
-    .ok();
+    watch(&env, &["--on-delete", "remove"]);
     sync(&env).ok();
     let sent = server.uploads();
 
@@ -441,23 +413,14 @@ fn after_a_lost_data_folder_nothing_is_uploaded_twice_and_restore_works_on_a_new
     add_dest(&env, &server);
     let h = photos(&env, &["Trip/a.jpg", "Trip/b.jpg"]);
     set_mtime(&env.src.join("Trip/a.jpg"), old_date());
-    let watch = [
-        "watch",
-        "add",
-        env.src.to_str().unwrap(),
-        "--dest",
-        "im",
-        "--mode",
-        "per-folder",
-    ];
-    im(&env, &watch).ok();
+    watch(&env, &["--mode", "per-folder"]);
     sync(&env).ok();
     let sent = server.uploads();
     let albums = server.albums();
 
     fs::remove_dir_all(&env.home).unwrap();
     add_dest(&env, &server);
-    im(&env, &watch).ok();
+    watch(&env, &["--mode", "per-folder"]);
     let r = sync(&env).ok();
     assert_eq!(r.json()["failed"], 0, "{}", r.stdout);
     assert_eq!(server.uploads(), sent, "nothing uploaded twice");
@@ -497,11 +460,7 @@ fn a_version_2_server_gets_device_ids_and_a_version_1_server_is_refused_by_name(
     let env = Env::new();
     add_dest(&env, &v2);
     photos(&env, &["a.jpg"]);
-    im(
-        &env,
-        &["watch", "add", env.src.to_str().unwrap(), "--dest", "im"],
-    )
-    .ok();
+    watch(&env, &[]);
     sync(&env).ok();
     let state = v2.state();
     let ids: Vec<_> = state["assets"]
@@ -611,19 +570,7 @@ fn through_a_faulty_network_every_photo_reaches_its_album_exactly_once() {
         .map(|i| format!("roll{}/IMG_{i:04}.jpg", i % 3))
         .collect();
     let h = photos(&env, &rels.iter().map(String::as_str).collect::<Vec<_>>());
-    im(
-        &env,
-        &[
-            "watch",
-            "add",
-            env.src.to_str().unwrap(),
-            "--dest",
-            "im",
-            "--mode",
-            "per-folder",
-        ],
-    )
-    .ok();
+    watch(&env, &["--mode", "per-folder"]);
     sync_until_clean(env.cmd().env(SECRET_VAR, KEY));
     assert!(proxy.faults() > 0, "faults were injected");
     let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -650,19 +597,7 @@ fn a_sync_killed_mid_run_and_rerun_leaves_every_photo_in_its_album_once() {
         .map(|i| format!("d{}/IMG_{i:04}.jpg", i % 4))
         .collect();
     let h = photos(&env, &rels.iter().map(String::as_str).collect::<Vec<_>>());
-    im(
-        &env,
-        &[
-            "watch",
-            "add",
-            env.src.to_str().unwrap(),
-            "--dest",
-            "im",
-            "--mode",
-            "per-folder",
-        ],
-    )
-    .ok();
+    watch(&env, &["--mode", "per-folder"]);
     for done_before_kill in [5, 30] {
         let mut child = env
             .cmd()
@@ -718,11 +653,7 @@ fn a_live_photo_is_linked_whichever_half_arrives_first() {
         "2024:06:02 10:00:00",
         b,
     );
-    im(
-        &env,
-        &["watch", "add", env.src.to_str().unwrap(), "--dest", "im"],
-    )
-    .ok();
+    watch(&env, &[]);
     sync(&env).ok();
     media::live_motion(&env.src.join("IMG_0002.MOV"), "2024-06-02T08:00:00Z", b);
     sync(&env).ok();
@@ -772,11 +703,7 @@ fn an_xmp_sidecar_goes_with_its_photo_and_sidecars_are_shown_as_left_here() {
         "{}",
         refused.stderr
     );
-    im(
-        &env,
-        &["watch", "add", env.src.to_str().unwrap(), "--dest", "im"],
-    )
-    .ok();
+    watch(&env, &[]);
     let summary = sync(&env).ok().json();
     assert_eq!(summary["failed"], 0, "a sidecar is never a failure");
     assert_eq!(
@@ -811,11 +738,7 @@ fn a_photo_over_the_servers_upload_limit_fails_alone_with_the_limit_named() {
     add_dest(&env, &server);
     env.write("small.jpg", &bytes("small", 20_000));
     env.write("huge.mov", &bytes("huge", 300_000));
-    im(
-        &env,
-        &["watch", "add", env.src.to_str().unwrap(), "--dest", "im"],
-    )
-    .ok();
+    watch(&env, &[]);
     let r = sync(&env);
     assert_ne!(r.code, 0, "a failure is reported: {}", r.stdout);
     let summary = r.json();
@@ -834,19 +757,7 @@ fn the_running_engine_sends_a_new_photo_and_a_deletion_to_immich() {
     let env = Env::new();
     add_dest(&env, &server);
     let h = photos(&env, &["a.jpg"]);
-    im(
-        &env,
-        &[
-            "watch",
-            "add",
-            env.src.to_str().unwrap(),
-            "--dest",
-            "im",
-            "--on-delete",
-            "remove",
-        ],
-    )
-    .ok();
+    watch(&env, &["--on-delete", "remove"]);
     let run = env.spawn_run_with_env(&["--settle", "200ms"], &[(SECRET_VAR, KEY)]);
     poll_until(SECS(30), "the first photo in Immich", || {
         server.albums().get("Photos") == Some(&set_of(&[&h["a.jpg"]]))

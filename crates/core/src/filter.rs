@@ -33,17 +33,6 @@ pub enum Takes {
     Everything,
 }
 
-impl Takes {
-    /// What a watch into a destination of `kind` takes.
-    pub fn of(all_files: bool, kind: crate::store::DestKind) -> Takes {
-        match (kind, all_files) {
-            (crate::store::DestKind::Immich, _) => Takes::Media,
-            (_, true) => Takes::Everything,
-            (_, false) => Takes::MediaAndSidecars,
-        }
-    }
-}
-
 impl Ignored {
     /// Why, for the user: what the file is and, where there is one, how to
     /// have it backed up after all.
@@ -341,9 +330,8 @@ mod tests {
     }
 
     #[test]
-    fn an_immich_watch_takes_photos_and_videos_and_says_why_it_leaves_sidecars() {
-        let immich = Takes::of(true, crate::store::DestKind::Immich);
-        assert_eq!(immich, Takes::Media, "--all-files does not apply to Immich");
+    fn media_only_takes_photos_and_videos_and_says_why_it_leaves_sidecars() {
+        let immich = Takes::Media;
         for taken in ["a.HEIC", "b.mov", "c.CR3", "README"] {
             assert_ne!(
                 ignore_file(OsStr::new(taken), immich),
@@ -359,10 +347,6 @@ mod tests {
             );
         }
         assert!(Ignored::SidecarNotKept.reason().contains("Immich"));
-        assert_eq!(
-            Takes::of(true, crate::store::DestKind::S3),
-            Takes::Everything
-        );
         assert_eq!(
             file(".jpg"),
             Some(Ignored::Hidden),

@@ -479,6 +479,22 @@ impl Server {
         }
     }
 
+    /// Checks that `<album>/<name>` is free, or already `asset`.
+    fn free_for(&self, (album, name): (&str, &str), asset: &str) -> Result<(), DestError> {
+        match self
+            .names
+            .asset(album, name)
+            .map_err(|e| self.store_err(e))?
+        {
+            Some(there) if there != asset => Err(DestError::NameTaken {
+                name: self.name.clone(),
+                album: album.to_string(),
+                object: name.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn not_recorded(&self, album: &str, name: &str, what: &str) -> DestError {
         DestError::Http {
             name: self.name.clone(),
@@ -900,18 +916,7 @@ impl Destination for Immich {
             .asset(from.0, from.1)
             .map_err(|e| self.store_err(e))?
             .ok_or_else(|| self.not_recorded(from.0, from.1, "move"))?;
-        if let Some(there) = self
-            .names
-            .asset(to.0, to.1)
-            .map_err(|e| self.store_err(e))?
-            && there != asset
-        {
-            return Err(DestError::NameTaken {
-                name: self.name.clone(),
-                album: to.0.to_string(),
-                object: to.1.to_string(),
-            });
-        }
+        self.free_for(to, &asset)?;
         if from.0 != to.0 {
             self.membership(to.0, &asset, true)?;
         }
@@ -936,18 +941,7 @@ impl Destination for Immich {
             .asset(from.0, from.1)
             .map_err(|e| self.store_err(e))?
             .ok_or_else(|| self.not_recorded(from.0, from.1, "copy"))?;
-        if let Some(there) = self
-            .names
-            .asset(to.0, to.1)
-            .map_err(|e| self.store_err(e))?
-            && there != asset
-        {
-            return Err(DestError::NameTaken {
-                name: self.name.clone(),
-                album: to.0.to_string(),
-                object: to.1.to_string(),
-            });
-        }
+        self.free_for(to, &asset)?;
         self.membership(to.0, &asset, true)?;
         self.names
             .set(to.0, to.1, &asset)

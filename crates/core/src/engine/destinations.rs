@@ -162,6 +162,16 @@ impl Engine {
             .collect())
     }
 
+    /// A destination just inserted, announced to a running engine.
+    fn added(&self, name: &str, notices: Vec<String>) -> Result<(DestInfo, Vec<String>)> {
+        self.home.signal_change();
+        let row = self
+            .store
+            .destination_by_name(name)?
+            .expect("just inserted");
+        Ok((self.dest_info(&row), notices))
+    }
+
     pub(super) fn check_new_dest_name(&self, name: &str) -> Result<()> {
         if name.is_empty() || name.chars().any(char::is_control) {
             return Err(Error::Invalid(
@@ -216,12 +226,7 @@ impl Engine {
             user,
             allow_insecure_http,
         )?;
-        self.home.signal_change();
-        let row = self
-            .store
-            .destination_by_name(name)?
-            .expect("just inserted");
-        Ok((self.dest_info(&row), notices))
+        self.added(name, notices)
     }
 
     /// Adds an Immich server. The API key goes to the OS keyring (or, where
@@ -248,12 +253,7 @@ impl Engine {
             None,
             allow_insecure_http,
         )?;
-        self.home.signal_change();
-        let row = self
-            .store
-            .destination_by_name(name)?
-            .expect("just inserted");
-        Ok((self.dest_info(&row), notices))
+        self.added(name, notices)
     }
 
     /// Adds an S3-compatible destination. The secret key goes to the OS
@@ -283,12 +283,7 @@ impl Engine {
             spec.allow_insecure_http,
             &settings,
         )?;
-        self.home.signal_change();
-        let row = self
-            .store
-            .destination_by_name(name)?
-            .expect("just inserted");
-        Ok((self.dest_info(&row), notices))
+        self.added(name, notices)
     }
 
     /// Adds an SFTP destination. The server's host key is pinned: the one
@@ -381,12 +376,7 @@ impl Engine {
             &root,
             &crate::store::SshSettings { auth, host_key },
         )?;
-        self.home.signal_change();
-        let row = self
-            .store
-            .destination_by_name(name)?
-            .expect("just inserted");
-        Ok((self.dest_info(&row), notices))
+        self.added(name, notices)
     }
 
     /// Pins an SFTP server's host key again after it changed on purpose,

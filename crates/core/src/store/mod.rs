@@ -521,6 +521,17 @@ impl Store {
 }
 
 /// Column list shared by every watch query.
+/// What a watch into a destination of `kind` takes: an Immich server keeps
+/// photos and videos only, whatever `--all-files` says.
+fn takes(all_files: bool, kind: DestKind) -> crate::filter::Takes {
+    use crate::filter::Takes;
+    match (kind, all_files) {
+        (DestKind::Immich, _) => Takes::Media,
+        (_, true) => Takes::Everything,
+        (_, false) => Takes::MediaAndSidecars,
+    }
+}
+
 const WATCH_SELECT: &str =
     "SELECT w.id, w.root, w.album_mode, w.album, w.dest_id, d.name, w.on_delete,
         w.all_files, w.root_dev, w.root_ino, w.state, w.state_detail, w.ignored, w.scan_gen,
@@ -737,7 +748,7 @@ pub struct WatchRow {
 impl WatchRow {
     /// What the watch backs up.
     pub fn takes(&self) -> crate::filter::Takes {
-        crate::filter::Takes::of(self.all_files, self.dest_kind)
+        takes(self.all_files, self.dest_kind)
     }
 
     fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WatchRow> {
@@ -773,6 +784,15 @@ impl WatchRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_immich_watch_takes_photos_and_videos_only_even_with_all_files() {
+        use crate::filter::Takes;
+        assert_eq!(takes(true, DestKind::Immich), Takes::Media);
+        assert_eq!(takes(false, DestKind::Immich), Takes::Media);
+        assert_eq!(takes(true, DestKind::S3), Takes::Everything);
+        assert_eq!(takes(false, DestKind::Local), Takes::MediaAndSidecars);
+    }
 
     #[test]
     fn settings_are_read_as_types_and_a_value_of_no_type_is_an_error_naming_it() {
