@@ -16,7 +16,7 @@ tests: every asset with its SHA-1, size, trash flag and albums, every
 album, and the bytes of asset data received.
 
 Usage: server.py PORT --version 3.0.0 --key KEY [--permissions all]
-                  [--max-upload BYTES]
+                  [--max-upload BYTES] [--album-without-exif]
 """
 
 import argparse
@@ -83,6 +83,8 @@ def asset_dto(a):
 
 
 def album_dto(al, with_assets):
+    """An album as the API gives it; with `--album-without-exif`, its assets
+    come without their EXIF details (file sizes), as some versions list them."""
     assets = [STATE["assets"][i] for i in al["assetIds"]
               if i in STATE["assets"] and not STATE["assets"][i]["isTrashed"]]
     out = {
@@ -99,10 +101,17 @@ def album_dto(al, with_assets):
         "hasSharedLink": False,
         "isActivityEnabled": True,
         "assetCount": len(assets),
-        "assets": [asset_dto(a) for a in assets] if with_assets else [],
+        "assets": [album_asset(a) for a in assets] if with_assets else [],
         "order": "desc",
     }
     return out
+
+
+def album_asset(a):
+    dto = asset_dto(a)
+    if ARGS.album_without_exif:
+        dto.pop("exifInfo")
+    return dto
 
 
 def parse_multipart(body, content_type):
@@ -531,6 +540,7 @@ def main():
     p.add_argument("--key", required=True)
     p.add_argument("--permissions", default="all")
     p.add_argument("--max-upload", type=int, default=0)
+    p.add_argument("--album-without-exif", action="store_true")
     ARGS = p.parse_args()
     ARGS.major, ARGS.minor, ARGS.patch = (int(x) for x in ARGS.version.split("."))
     ARGS.permissions = ARGS.permissions.split(",")

@@ -970,7 +970,17 @@ impl Destination for Immich {
     }
 
     fn list_album(&self, album: &str) -> Result<Option<Vec<Listed>>, DestError> {
-        let assets = self.album_assets(album)?;
+        let mut assets = self.album_assets(album)?;
+        // A server whose album listing leaves out the file sizes gives them
+        // with each asset's own details: those are asked asset by asset.
+        for a in &mut assets {
+            if a.pointer("/exifInfo/fileSizeInByte").is_none()
+                && let Some(id) = a.get("id").and_then(Value::as_str).map(str::to_string)
+                && let Some(full) = self.asset(&id)?
+            {
+                *a = full;
+            }
+        }
         let mut by_id: HashMap<&str, &Value> = HashMap::new();
         for a in &assets {
             if let Some(id) = a.get("id").and_then(Value::as_str) {
