@@ -218,6 +218,28 @@ fn photos(env: &Env, rels: &[&str]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Every photo (path → content hash) is in the album of its first folder,
+/// as one asset that the server created once.
+#[track_caller]
+fn assert_each_photo_once(server: &FakeImmich, photos: &BTreeMap<String, String>) {
+    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (rel, hash) in photos {
+        let album = rel.split('/').next().unwrap().to_string();
+        want.entry(album).or_default().insert(hash.clone());
+    }
+    assert_eq!(server.albums(), want, "every photo in its album");
+    assert_eq!(
+        server.live_assets().len(),
+        photos.len(),
+        "each photo is one asset"
+    );
+    assert_eq!(
+        server.uploads().0,
+        photos.len() as u64,
+        "none was created twice"
+    );
+}
+
 fn set_of(hashes: &[&String]) -> BTreeSet<String> {
     hashes.iter().map(|h| (*h).clone()).collect()
 }
@@ -574,18 +596,7 @@ fn through_a_faulty_network_every_photo_reaches_its_album_exactly_once() {
     watch(&env, &["--mode", "per-folder"]);
     sync_until_clean(env.cmd().env(SECRET_VAR, KEY));
     assert!(proxy.faults() > 0, "faults were injected");
-    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (rel, hash) in &h {
-        let album = rel.split('/').next().unwrap().to_string();
-        want.entry(album).or_default().insert(hash.clone());
-    }
-    assert_eq!(server.albums(), want, "every photo in its album");
-    assert_eq!(
-        server.live_assets().len(),
-        h.len(),
-        "each photo is one asset"
-    );
-    assert_eq!(server.uploads().0, h.len() as u64, "none was created twice");
+    assert_each_photo_once(&server, &h);
     assert!(server.trashed().is_empty());
 }
 
@@ -615,18 +626,7 @@ fn a_sync_killed_mid_run_and_rerun_leaves_every_photo_in_its_album_once() {
     }
     let r = sync(&env).ok();
     assert_eq!(r.json()["complete"], true, "{}", r.stdout);
-    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (rel, hash) in &h {
-        let album = rel.split('/').next().unwrap().to_string();
-        want.entry(album).or_default().insert(hash.clone());
-    }
-    assert_eq!(server.albums(), want, "every photo in its album");
-    assert_eq!(
-        server.live_assets().len(),
-        h.len(),
-        "each photo is one asset"
-    );
-    assert_eq!(server.uploads().0, h.len() as u64, "none was created twice");
+    assert_each_photo_once(&server, &h);
     let v = im(&env, &["verify", "--json"]).ok();
     assert_eq!(v.json()["missing"], 0, "{}", v.stdout);
 }
