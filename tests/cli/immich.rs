@@ -178,21 +178,14 @@ fn im(env: &Env, args: &[&str]) -> Run {
     )
 }
 
+/// `dest add im immich` for the server at `url` (the fake, or a proxy).
+fn add_dest_at(env: &Env, url: &str) {
+    let args = ["dest", "add", "im", "immich", "--url", url];
+    im(env, &[&args[..], &["--allow-insecure-http"]].concat()).ok();
+}
+
 fn add_dest(env: &Env, server: &FakeImmich) {
-    let url = server.url();
-    im(
-        env,
-        &[
-            "dest",
-            "add",
-            "im",
-            "immich",
-            "--url",
-            &url,
-            "--allow-insecure-http",
-        ],
-    )
-    .ok();
+    add_dest_at(env, &server.url());
 }
 
 /// `watch add` of the test's folder into the Immich destination.
@@ -576,19 +569,7 @@ fn through_a_faulty_network_every_photo_reaches_its_album_exactly_once() {
     proxy.inject(25, EVERY_FAULT, SECS(3));
     let env = Env::new();
     let url = format!("http://127.0.0.1:{}", proxy.port);
-    im(
-        &env,
-        &[
-            "dest",
-            "add",
-            "im",
-            "immich",
-            "--url",
-            &url,
-            "--allow-insecure-http",
-        ],
-    )
-    .ok();
+    add_dest_at(&env, &url);
     let rels: Vec<String> = (0..24)
         .map(|i| format!("roll{}/IMG_{i:04}.jpg", i % 3))
         .collect();

@@ -495,14 +495,18 @@ impl Server {
         }
     }
 
-    fn not_recorded(&self, album: &str, name: &str, what: &str) -> DestError {
-        DestError::Http {
-            name: self.name.clone(),
-            what: format!("{what} {album}/{name}: it has no asset on the server"),
-            status: 404,
-            transient: false,
-            retry_after: None,
-        }
+    /// The asset `<album>/<name>` is, for an operation (`what`) on it.
+    fn recorded(&self, (album, name): (&str, &str), what: &str) -> Result<String, DestError> {
+        self.names
+            .asset(album, name)
+            .map_err(|e| self.store_err(e))?
+            .ok_or_else(|| DestError::Http {
+                name: self.name.clone(),
+                what: format!("{what} {album}/{name}: it has no asset on the server"),
+                status: 404,
+                transient: false,
+                retry_after: None,
+            })
     }
 
     /// Writes the source to a spool file, hashing it with SHA-1 (what
@@ -911,11 +915,7 @@ impl Destination for Immich {
     }
 
     fn rename(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
-        let asset = self
-            .names
-            .asset(from.0, from.1)
-            .map_err(|e| self.store_err(e))?
-            .ok_or_else(|| self.not_recorded(from.0, from.1, "move"))?;
+        let asset = self.recorded(from, "move")?;
         self.free_for(to, &asset)?;
         if from.0 != to.0 {
             self.membership(to.0, &asset, true)?;
@@ -936,11 +936,7 @@ impl Destination for Immich {
     }
 
     fn copy(&self, from: (&str, &str), to: (&str, &str)) -> Result<(), DestError> {
-        let asset = self
-            .names
-            .asset(from.0, from.1)
-            .map_err(|e| self.store_err(e))?
-            .ok_or_else(|| self.not_recorded(from.0, from.1, "copy"))?;
+        let asset = self.recorded(from, "copy")?;
         self.free_for(to, &asset)?;
         self.membership(to.0, &asset, true)?;
         self.names
