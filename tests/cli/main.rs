@@ -18,6 +18,7 @@ mod crash;
 mod dav_servers;
 mod encryption;
 mod live;
+mod local_api;
 mod odd_input;
 mod photos;
 mod restore;

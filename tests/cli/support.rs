@@ -406,7 +406,7 @@ impl Env {
         } else {
             &["--settle", "1s"]
         };
-        let mut child = self
+        let child = self
             .cmd()
             .args(["run", "--json"])
             .args(default_settle)
@@ -416,7 +416,19 @@ impl Env {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
+        let run = Running::collect(child);
+        run.wait_for(0, std::time::Duration::from_secs(30), |v| {
+            v["event"] == "watcher"
+        });
+        run
+    }
+}
+
+impl Running {
+    /// Collects the JSON lines `child` prints on its piped stdout
+    /// (`run --json`, `status --follow --json`).
+    pub fn collect(mut child: Child) -> Running {
+        let out = BufReader::new(child.stdout.take().expect("stdout piped"));
         let events =
             std::sync::Arc::new((std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new()));
         let sink = events.clone();
@@ -428,15 +440,9 @@ impl Env {
                 sink.1.notify_all();
             }
         });
-        let run = Running { child, events };
-        run.wait_for(0, std::time::Duration::from_secs(30), |v| {
-            v["event"] == "watcher"
-        });
-        run
+        Running { child, events }
     }
-}
 
-impl Running {
     /// How many events arrived so far (a mark to wait after).
     pub fn mark(&self) -> usize {
         self.events.0.lock().unwrap().len()

@@ -108,6 +108,11 @@ enum Command {
         /// read: metadata, takeout, file-name or modified).
         #[arg(long, conflicts_with = "ignored")]
         files: bool,
+        /// Keep following the running engine: the status line whenever it
+        /// changes and a line for each file done, failed or removed (with
+        /// `--json`, one object per line), until the engine stops.
+        #[arg(long, conflicts_with_all = ["ignored", "files"])]
+        follow: bool,
         #[command(flatten)]
         json: Json,
     },
@@ -766,6 +771,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status {
             files: true, json, ..
         } => output::files(&engine.files()?, json.json)?,
+        Command::Status {
+            follow: true, json, ..
+        } => output::follow(&engine, json.json)?,
         Command::Status { json, .. } => output::status(&engine.status()?, json.json)?,
         Command::Restore {
             dest,

@@ -6,7 +6,9 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use shoebox_core::{AlbumMode, AlbumNames, DestInfo, Event, Status, SyncReport, WatchInfo};
+use shoebox_core::{
+    AlbumMode, AlbumNames, DestInfo, Event, Followed, Status, SyncReport, WatchInfo,
+};
 use shoebox_core::{Health, Repair};
 
 pub fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
@@ -155,9 +157,14 @@ fn state_text(state: &str) -> &'static str {
 pub fn live_event(e: &Event, json: bool) {
     if json {
         let _ = print_json(e);
-        return;
+    } else if let Some(line) = event_line(e) {
+        eprintln!("{line}");
     }
-    match e {
+}
+
+/// The line a notable event is shown as, for people.
+pub fn event_line(e: &Event) -> Option<String> {
+    let line = match e {
         Event::FileDone {
             path,
             album,
@@ -165,7 +172,7 @@ pub fn live_event(e: &Event, json: bool) {
             outcome,
             ..
         } => {
-            eprintln!(
+            format!(
                 "{}: {path} → {album}/{name}",
                 serde_json::to_value(outcome)
                     .unwrap_or_default()
@@ -173,36 +180,73 @@ pub fn live_event(e: &Event, json: bool) {
                     .unwrap_or("")
             )
         }
-        Event::FileFailed { path, error, .. } => eprintln!("failed: {path}: {error}"),
-        Event::FileSkipped { path, reason } => eprintln!("skipped: {path}: {reason}"),
-        Event::FileRemoved { album, name } => eprintln!("removed from album: {album}/{name}"),
-        Event::WatchMissing { reason, .. } => eprintln!("folder missing: {reason}"),
+        Event::FileFailed { path, error, .. } => format!("failed: {path}: {error}"),
+        Event::FileSkipped { path, reason } => format!("skipped: {path}: {reason}"),
+        Event::FileRemoved { album, name } => format!("removed from album: {album}/{name}"),
+        Event::WatchMissing { reason, .. } => format!("folder missing: {reason}"),
         Event::DestinationUnavailable { error, .. } => {
-            eprintln!("destination unavailable: {error}")
+            format!("destination unavailable: {error}")
         }
         Event::EngineWaiting { reason, retry_secs } => {
-            eprintln!("waiting: {reason} (trying again every {retry_secs} s)")
+            format!("waiting: {reason} (trying again every {retry_secs} s)")
         }
         Event::UploadsWaiting { waiting: Some(w) } => {
-            eprintln!("{} (`shoebox resume --anyway` backs up now)", w.line())
+            format!("{} (`shoebox resume --anyway` backs up now)", w.line())
         }
-        Event::UploadsWaiting { waiting: None } => eprintln!("uploads go on"),
-        Event::DeletionsHeld { watch, count } => eprintln!(
+        Event::UploadsWaiting { waiting: None } => "uploads go on".to_string(),
+        Event::DeletionsHeld { watch, count } => format!(
             "{count} files vanished at once from {watch}; nothing removed. Confirm with \
              `shoebox watch confirm-deletions {watch}` or keep them with `shoebox watch keep-files {watch}`"
         ),
-        Event::Watcher { watch, state } if state != "ok" => eprintln!("{watch}: {state}"),
+        Event::Watcher { watch, state } if state != "ok" => format!("{watch}: {state}"),
         Event::BackupChecked {
             checked,
             missing,
             damaged,
             ..
-        } if missing + damaged > 0 => eprintln!(
+        } if missing + damaged > 0 => format!(
             "backup check: of {checked} files, {missing} are missing and {damaged} damaged on \
              their destinations; `shoebox verify` lists them and `--repair` sends them again"
         ),
-        _ => {}
+        _ => return None,
+    };
+    Some(line)
+}
+
+/// `status --follow`: the status line whenever it changes and a line per
+/// notable event, or with `--json` one object per line (`{"status": …}`,
+/// or an event as `run --json` prints it), until the engine stops.
+pub fn follow(engine: &shoebox_core::Engine, json: bool) -> Result<()> {
+    let mut progress = shoebox_core::progress::Progress::default();
+    let mut shown = String::new();
+    engine.follow(&mut |followed| {
+        let now = std::time::Instant::now();
+        match followed {
+            Followed::Status(status) if json => {
+                let _ = print_json(&serde_json::json!({ "status": status }));
+            }
+            Followed::Event(event) if json => {
+                let _ = print_json(&event);
+            }
+            Followed::Status(status) => {
+                let line = progress.summary(&status, now).line;
+                if line != shown {
+                    println!("{line}");
+                    shown = line;
+                }
+            }
+            Followed::Event(event) => {
+                progress.on_event(&event, now);
+                if let Some(line) = event_line(&event) {
+                    println!("{line}");
+                }
+            }
+        }
+    })?;
+    if !json {
+        println!("the engine stopped");
     }
+    Ok(())
 }
 
 /// `status --ignored`: one line per entry left out, with why.

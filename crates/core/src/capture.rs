@@ -27,7 +27,7 @@ use nom_exif::{EntryValue, Exif, ExifIter, ExifTag, MediaParser, MediaSource, Tr
 use crate::store::codes::stored_as_text;
 
 /// Where a capture date was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DateSource {
     /// EXIF or QuickTime metadata in the file.
@@ -62,6 +62,20 @@ impl serde::Serialize for Captured {
         st.serialize_field("at", &self.text())?;
         st.serialize_field("from", &self.from)?;
         st.end()
+    }
+}
+
+/// Reads what `Serialize` wrote (a running engine's events, followed).
+impl<'de> serde::Deserialize<'de> for Captured {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Written {
+            at: String,
+            from: DateSource,
+        }
+        let w = Written::deserialize(d)?;
+        Captured::parse(&w.at, w.from)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a capture date: {}", w.at)))
     }
 }
 

@@ -1,12 +1,12 @@
 //! What the engine tells its host while it works. Hosts (CLI, tray app)
 //! receive these through a callback; the engine knows nothing about them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::capture::Captured;
 
 /// How a file reached its album.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Its bytes were sent.
@@ -19,7 +19,7 @@ pub enum Outcome {
     Unchanged,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     ScanStarted {

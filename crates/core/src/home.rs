@@ -59,18 +59,17 @@ impl Home {
         self.dir.join("logs")
     }
 
-    /// A folder a running engine watches: writing into it tells the engine
-    /// that the configuration in the store changed (no polling needed).
-    pub fn control_dir(&self) -> PathBuf {
-        self.dir.join("control")
+    /// Where the running engine serves its local API (`local_api`): a
+    /// socket only this user can open.
+    pub fn api_path(&self) -> PathBuf {
+        self.dir.join("engine.sock")
     }
 
-    /// Tells a running engine, if any, to reload its configuration.
-    pub fn signal_change(&self) {
-        let dir = self.control_dir();
-        // Best effort: without a running engine nobody listens.
-        let _ = fs::create_dir_all(&dir);
-        let _ = fs::write(dir.join("changed"), crate::store::now_ms().to_string());
+    /// The folder a running engine watches for changes where it serves no
+    /// socket (Windows, until its named pipe is written).
+    #[cfg(not(unix))]
+    pub fn control_dir(&self) -> PathBuf {
+        self.dir.join("control")
     }
 
     /// This data folder's engine id: random, made on first use and kept in

@@ -24,6 +24,7 @@ mod hash;
 mod home;
 mod item;
 mod live_photo;
+mod local_api;
 mod lock;
 pub mod logging;
 mod platform;
@@ -50,7 +51,7 @@ pub use daemon::RunOptions;
 pub use dest::sftp::{KeyProblem, private_key_text};
 pub use dest::{Check, tls::read_pem_file};
 pub use engine::{
-    DestEdit, DestInfo, Engine, FileStatus, IMMICH_UNENCRYPTED, IgnoredFile, KeySource,
+    DestEdit, DestInfo, Engine, FileStatus, Followed, IMMICH_UNENCRYPTED, IgnoredFile, KeySource,
     QueueStatus, RestoreEvent, RestoreOptions, RestoreReport, Restored, S3Spec, SftpSignIn,
     SftpSpec, Status, WatchInfo, WatchSpec, WatchStatus, check_store, key_warning, repair_store,
 };

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
-use serde::Serialize;
 
 use crate::clock;
 use crate::coalesce::{DirtySet, Limits, Rescan};
@@ -24,11 +23,12 @@ use crate::dest::{self, PassEnd};
 use crate::error::Result;
 use crate::events::Event;
 use crate::home::Home;
+use crate::local_api::Activity;
 use crate::scan::{RootCheck, check_root, mark_missing, scan};
 use crate::settle::SettleRule;
 use crate::store::{Store, WatchRow, WatchState, now_ms, now_secs};
 use crate::transfer::finish_pass;
-use crate::upload::{Pipeline, Uploading};
+use crate::upload::Pipeline;
 mod conditions;
 mod destinations;
 mod watches;
@@ -45,8 +45,6 @@ pub const RESCAN_KEY: &str = "rescan_requested";
 /// Changed whenever a destination's connection settings or secret change,
 /// so a running engine reopens its destinations.
 pub const DEST_EPOCH_KEY: &str = "destinations_edited";
-/// Settings key: what a running engine is doing, for `status` (JSON).
-pub const ACTIVITY_KEY: &str = "activity";
 /// Settings key: the conditions "back up now anyway" lifted, until each
 /// ends (quiet hours by the time they end, `22:00`; `on-battery`,
 /// `metered`), comma-separated; `now` asks the running engine to lift
@@ -83,29 +81,6 @@ impl Default for RunOptions {
     }
 }
 
-/// What a running engine publishes for `status`.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-pub struct Activity {
-    pub uploading: Vec<Uploading>,
-    /// Files waiting for their content to stop changing.
-    pub settling: u64,
-    /// Destinations that cannot be used now.
-    #[serde(default)]
-    pub destinations_down: Vec<crate::DestDown>,
-    /// Why uploads wait, when a condition holds them (not a pause).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<Waiting>,
-    /// The upload limit in force now (bytes per second): `bandwidth`, or
-    /// `schedule-bandwidth` inside a `limit` schedule's hours.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bandwidth_limit: Option<u64>,
-    /// The computer's conditions, where they are known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_battery: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metered: Option<bool>,
-}
-
 /// A watch as the running engine holds it.
 struct Live {
     row: WatchRow,
@@ -126,7 +101,8 @@ struct Daemon<'a> {
     emit: &'a dyn Fn(&Event),
     hints_tx: Sender<Hint>,
     hints: Receiver<Hint>,
-    _control: Option<FolderWatcher>,
+    /// The local API, where it could be served.
+    api: Option<&'a crate::local_api::Server>,
     lives: HashMap<i64, Live>,
     pipeline: Pipeline<'a>,
     /// What the user asked for; the pipeline follows once in-flight work
@@ -160,7 +136,11 @@ struct Daemon<'a> {
     /// seconds): read when the queue drains, so that a file that failed
     /// is tried again on its schedule without another event.
     retry_due: Option<i64>,
+    /// What was last published, when, and when a change made since is
+    /// due to be.
+    activity: Activity,
     published: Option<Instant>,
+    publish_due: Option<Instant>,
     /// The destinations last published as down.
     published_down: Vec<crate::DestDown>,
     was_drained: bool,
@@ -217,9 +197,15 @@ pub fn run(
 ) -> Result<()> {
     store.requeue_interrupted()?;
     let (hints_tx, hints) = unbounded();
-    let control_dir = home.control_dir();
-    let _ = std::fs::create_dir_all(&control_dir);
-    let control = watch_dir_shallow(&control_dir, hints_tx.clone(), |_| Some(Hint::Control));
+    // Served before the configuration is first read: a change made before
+    // then is read with it, one made after reaches the engine.
+    let api = crate::local_api::Server::start(home, hints_tx.clone());
+    let emit = &|e: &Event| {
+        emit(e);
+        if let Some(api) = &api {
+            api.event(e);
+        }
+    };
     let pipeline = live_pipeline(store, opts, emit);
     let told = hints_tx.clone();
     let machine = crate::conditions::MachineWatch::start(move || {
@@ -238,7 +224,7 @@ pub fn run(
         emit,
         hints_tx,
         hints,
-        _control: control,
+        api: api.as_ref(),
         lives: HashMap::new(),
         pipeline,
         want_paused: false,
@@ -256,7 +242,9 @@ pub fn run(
         limit_published: None,
         deletions_due: None,
         retry_due: store.next_failed_attempt(now_secs())?,
+        activity: Activity::default(),
         published: None,
+        publish_due: None,
         published_down: Vec::new(),
         was_drained: true,
         rescan_seen: store.setting(RESCAN_KEY)?,
@@ -437,18 +425,11 @@ impl Daemon<'_> {
         }
     }
 
-    /// Publishes what is being uploaded, at most once a second.
-    /// A destination going down or coming back is published at once.
+    /// Publishes what the engine does when it changed, at most once a
+    /// second (a later change is published when that second is up); a
+    /// destination going down or coming back, and `force`, at once.
     fn publish(&mut self, force: bool) -> Result<()> {
-        let busy = self.pipeline.in_flight() > 0;
-        let recently = self
-            .published
-            .is_some_and(|t| clock::now().duration_since(t) < Duration::from_secs(1));
         let down = self.pipeline.destinations().down();
-        let news = down != self.published_down;
-        if !force && !news && (recently || (!busy && self.published.is_none())) {
-            return Ok(());
-        }
         let activity = Activity {
             uploading: self.pipeline.uploads(),
             settling: self.pipeline.settling_count() as u64,
@@ -458,9 +439,22 @@ impl Daemon<'_> {
             on_battery: self.machine_seen.on_battery,
             metered: self.machine_seen.metered,
         };
-        let json = serde_json::to_string(&activity).expect("serialisable");
-        self.store.set_setting(ACTIVITY_KEY, &json)?;
-        self.published = busy.then(clock::now);
+        let news = down != self.published_down;
+        if !force && activity == self.activity {
+            self.publish_due = None;
+            return Ok(());
+        }
+        let next_allowed = self.published.map(|t| t + Duration::from_secs(1));
+        if !force && !news && next_allowed.is_some_and(|t| clock::now() < t) {
+            self.publish_due = next_allowed;
+            return Ok(());
+        }
+        if let Some(api) = self.api {
+            api.publish(self.store, &activity)?;
+        }
+        self.activity = activity;
+        self.published = Some(clock::now());
+        self.publish_due = None;
         if news {
             (self.emit)(&Event::DestinationHealth { down: down.clone() });
             self.published_down = down;
@@ -503,8 +497,11 @@ impl Daemon<'_> {
         {
             consider(t);
         }
-        if self.pipeline.in_flight() > 0 || self.published.is_some() {
+        if self.pipeline.in_flight() > 0 {
             consider(now + Duration::from_secs(1)); // progress for status
+        }
+        if let Some(t) = self.publish_due {
+            consider(t);
         }
         next
     }
@@ -599,7 +596,9 @@ impl Daemon<'_> {
         for id in self.lives.keys() {
             self.store.set_watcher(*id, None)?;
         }
-        self.store.set_setting(ACTIVITY_KEY, "{}")?;
+        if let Some(api) = self.api {
+            api.publish(self.store, &Activity::default())?;
+        }
         Ok(())
     }
 }

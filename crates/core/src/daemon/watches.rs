@@ -154,7 +154,11 @@ impl Daemon<'_> {
 
     pub(super) fn on_hint(&mut self, hint: Hint) -> Result<()> {
         match hint {
-            Hint::Control => self.reload()?,
+            Hint::Control => {
+                self.reload()?;
+                // Followers see a pause or an edit at once.
+                self.publish(true)?;
+            }
             // Followed on the next tick.
             Hint::Machine => {}
             Hint::Rescan { watch_id, what } => {

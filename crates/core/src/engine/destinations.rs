@@ -164,7 +164,7 @@ impl Engine {
 
     /// A destination just inserted, announced to a running engine.
     fn added(&self, name: &str, notices: Vec<String>) -> Result<(DestInfo, Vec<String>)> {
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         let row = self
             .store
             .destination_by_name(name)?
@@ -471,7 +471,7 @@ impl Engine {
         }
         self.store
             .insert_destination(name, DestKind::Local, Some(&path))?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         let row = self
             .store
             .destination_by_name(name)?
@@ -563,7 +563,7 @@ impl Engine {
             crate::daemon::DEST_EPOCH_KEY,
             &crate::store::now_ms().to_string(),
         )?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok((self.dest_info(row), notices))
     }
 
@@ -677,7 +677,7 @@ impl Engine {
         }
         self.store.delete_destination(d.id)?;
         crate::secrets::forget(name);
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(())
     }
 }

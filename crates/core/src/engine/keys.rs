@@ -126,7 +126,7 @@ impl Engine {
             // It came from a key file, which the user therefore has.
             self.store.set_key_exported(row.id)?;
         }
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok((key.recipient(), notices))
     }
 
@@ -158,7 +158,7 @@ impl Engine {
         }
         crate::secrets::store_in(Slot::Identity, name, &file.key.identity_text())?;
         self.store.set_key_exported(row.id)?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok((
             recipient.to_string(),
             vec![format!("the key of {name} is in the system keyring again")],

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::album::{AlbumMode, AlbumNames, DateFormat, sanitize_album};
-use crate::daemon::{ACTIVITY_KEY, Activity, PAUSED_KEY, RunOptions};
+use crate::daemon::{PAUSED_KEY, RunOptions};
 use crate::error::{Error, FolderProblem, Result};
 use crate::events::Event;
 use crate::home::{Home, LIBRARY_DEST};
+use crate::local_api::Activity;
 use crate::lock::EngineLock;
 use crate::platform::dir_identity;
 use crate::report::SyncReport;
@@ -88,6 +89,15 @@ pub struct QueueStatus {
     pub pending: u64,
     pub in_progress: u64,
     pub failed: u64,
+}
+
+/// What following the running engine hands on (`Engine::follow`).
+#[derive(Debug, Clone)]
+pub enum Followed {
+    /// The status, with what the engine does now.
+    Status(Box<Status>),
+    /// Something the engine did.
+    Event(Event),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -292,7 +302,7 @@ impl Engine {
             all_files: spec.all_files,
             root_identity: identity,
         })?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok((Engine::watch_info(&self.store.watch(id)?), notices))
     }
 
@@ -326,13 +336,48 @@ impl Engine {
     pub fn remove_watch(&self, folder: &Path) -> Result<WatchInfo> {
         let w = self.find_watch(folder)?;
         self.store.delete_watch(w.id)?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(Engine::watch_info(&w))
     }
 
     pub fn status(&self) -> Result<Status> {
-        // What a running engine published is only true while it runs.
+        // What a running engine does is asked of it, and only true while
+        // it runs.
         let engine = crate::lock::holder(&self.home);
+        let activity = match &engine {
+            Some(_) => crate::local_api::activity(&self.home, &self.store).unwrap_or_default(),
+            None => Activity::default(),
+        };
+        self.status_with(engine, activity)
+    }
+
+    /// Follows the running engine (`shoebox status --follow`): the status
+    /// now, then each event and the status again whenever the engine's
+    /// activity changes (at most about once a second while it uploads),
+    /// until the engine stops.
+    pub fn follow(&self, each: &mut dyn FnMut(Followed)) -> Result<()> {
+        let Some(engine) = crate::lock::holder(&self.home) else {
+            return Err(Error::Invalid(format!(
+                "no engine runs for {}. `shoebox status --follow` follows `shoebox run` or \
+                 the tray app; start one of them",
+                self.home.dir().display()
+            )));
+        };
+        let mut failed = None;
+        crate::local_api::follow(&self.home, &mut |message| match message {
+            crate::local_api::Message::Activity(activity) if failed.is_none() => {
+                match self.status_with(Some(engine.clone()), activity) {
+                    Ok(status) => each(Followed::Status(Box::new(status))),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            crate::local_api::Message::Event(event) => each(Followed::Event(event)),
+            _ => {}
+        })?;
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn status_with(&self, engine: Option<String>, activity: Activity) -> Result<Status> {
         let mut watches = Vec::new();
         let mut queue = QueueStatus::default();
         for w in self.store.watches()? {
@@ -379,14 +424,6 @@ impl Engine {
                 deletions_held: w.deletions_held,
             });
         }
-        let activity: Activity = match &engine {
-            Some(_) => self
-                .store
-                .setting(ACTIVITY_KEY)?
-                .and_then(|j| serde_json::from_str(&j).ok())
-                .unwrap_or_default(),
-            None => Activity::default(),
-        };
         // Everything queued waits for a condition that holds every upload;
         // the engine counts those one that holds some leaves queued.
         let queued = queue.pending + queue.failed;
@@ -465,7 +502,7 @@ impl Engine {
     /// Puts failed files back in the queue and tells a running engine.
     pub fn retry_failed(&self) -> Result<u64> {
         let n = self.store.retry_failed()?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(n)
     }
 
@@ -475,7 +512,7 @@ impl Engine {
             crate::daemon::RESCAN_KEY,
             &crate::store::now_ms().to_string(),
         )?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(())
     }
 
@@ -544,7 +581,7 @@ impl Engine {
     /// returns it as it is now kept.
     pub fn config_set(&self, key: &str, value: &str) -> Result<crate::ConfigEntry> {
         let entry = crate::config::set(&self.store, key, value)?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(entry)
     }
 
@@ -555,7 +592,7 @@ impl Engine {
     /// Pauses or resumes syncing (persisted; a running engine obeys at once).
     pub fn set_paused(&self, paused: bool) -> Result<()> {
         self.store.set_flag(PAUSED_KEY, paused)?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(())
     }
 
@@ -572,7 +609,7 @@ impl Engine {
         }
         self.store
             .set_setting(crate::daemon::ANYWAY_KEY, crate::daemon::ANYWAY_NOW)?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(())
     }
 
@@ -586,7 +623,7 @@ impl Engine {
             )));
         }
         self.store.release_deletions(w.id, true)?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(w.deletions_held)
     }
 
@@ -604,7 +641,7 @@ impl Engine {
             s.release_deletions(w.id, false)?;
             Ok(n)
         })?;
-        self.home.signal_change();
+        crate::local_api::changed(&self.home);
         Ok(n)
     }
 

@@ -116,7 +116,7 @@ fn upload_job(
 }
 
 /// An upload in progress, for status displays.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Uploading {
     pub path: String,
     pub album: String,

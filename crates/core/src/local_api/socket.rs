@@ -1,0 +1,382 @@
+//! The local API over a Unix socket, `<data folder>/engine.sock`.
+//!
+//! The socket is bound under a temporary name, made readable and writable
+//! by its owner only, and only then renamed into place, so that no other
+//! user can ever connect; each connection's peer is checked too (its user
+//! id must be this process's). One thread accepts; each connection is
+//! served on a thread of its own, at most [`MAX_CONNECTIONS`] at once.
+//! The engine never waits for a client: a follower whose queue fills is
+//! dropped, and every read and write has a time bound.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
+
+use super::{Activity, Message, Request};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::home::Home;
+use crate::store::Store;
+use crate::watcher::Hint;
+
+/// How long one request or one answer may take on the wire.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+/// A follower hears at least this often (the activity again), so that it
+/// can tell a quiet engine from one that stopped answering.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+/// A follower that heard nothing for this long gives up.
+const FOLLOW_SILENCE: Duration = Duration::from_secs(90);
+/// Messages queued for one follower; one that falls this far behind is
+/// dropped rather than ever holding up the engine.
+const FOLLOW_QUEUE: usize = 4096;
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 32;
+/// The longest request read.
+const MAX_REQUEST: u64 = 4096;
+
+/// The running engine's end: serves the socket until dropped.
+pub(crate) struct Server {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    accept: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    hints: Sender<Hint>,
+    activity: Mutex<Activity>,
+    followers: Mutex<Vec<Sender<Arc<str>>>>,
+    stopping: AtomicBool,
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    fn activity(&self) -> Activity {
+        self.activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Queues a message for every follower; made only when someone follows.
+    fn broadcast(&self, message: impl FnOnce() -> Message) {
+        let mut followers = self
+            .followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if followers.is_empty() {
+            return;
+        }
+        let line: Arc<str> = serde_json::to_string(&message())
+            .expect("serialisable")
+            .into();
+        followers.retain(|f| f.try_send(line.clone()).is_ok());
+    }
+}
+
+impl Server {
+    /// Binds the socket and starts serving it; `None` (logged) where it
+    /// cannot be, and the engine runs on without it.
+    pub(crate) fn start(home: &Home, hints: Sender<Hint>) -> Option<Server> {
+        let path = home.api_path();
+        let listener = match bind(&path) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(
+                    "the engine's local API could not start at {}: {e}. `shoebox` commands \
+                     reach this engine only when it starts again (a data folder with a \
+                     shorter path avoids a path that is too long)",
+                    path.display()
+                );
+                return None;
+            }
+        };
+        let shared = Arc::new(Shared {
+            hints,
+            activity: Mutex::new(Activity::default()),
+            followers: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+        });
+        let serving = shared.clone();
+        let accept = std::thread::Builder::new()
+            .name("local-api".into())
+            .spawn(move || accept_all(&listener, &serving));
+        match accept {
+            Ok(accept) => Some(Server {
+                shared,
+                path,
+                accept: Some(accept),
+            }),
+            Err(e) => {
+                tracing::warn!("the engine's local API could not start a thread: {e}");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// What the engine does now, for `status` and for followers.
+    pub(crate) fn publish(&self, _store: &Store, activity: &Activity) -> Result<()> {
+        *self
+            .shared
+            .activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = activity.clone();
+        self.shared
+            .broadcast(|| Message::Activity(activity.clone()));
+        Ok(())
+    }
+
+    /// An event, for followers.
+    pub(crate) fn event(&self, event: &Event) {
+        self.shared.broadcast(|| Message::Event(event.clone()));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Followers hear the end of their stream.
+        self.shared
+            .followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        // Wakes the accepting thread, which then sees `stopping`.
+        if UnixStream::connect(&self.path).is_ok()
+            && let Some(accept) = self.accept.take()
+        {
+            let _ = accept.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds under a temporary name, makes the socket its owner's only, then
+/// renames it into place (over a socket a crashed engine left: the caller
+/// holds the engine lock, so no other engine serves it).
+fn bind(path: &Path) -> io::Result<UnixListener> {
+    let temp = path.with_file_name(format!("engine.sock.{}", crate::platform::random_hex(4)));
+    let listener = UnixListener::bind(&temp)?;
+    let private = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = private {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
+fn accept_all(listener: &UnixListener, shared: &Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: give the process a moment
+                // rather than spinning.
+                tracing::warn!("the engine's local API could not accept a connection: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if !crate::platform::peer_is_owner(&stream) {
+            tracing::warn!("the engine's local API refused a connection from another user");
+            continue;
+        }
+        if shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+            let busy = Message::Error {
+                code: "busy".into(),
+                message: format!(
+                    "the engine already serves {MAX_CONNECTIONS} connections; try again"
+                ),
+            };
+            let _ = stream.set_write_timeout(Some(ANSWER_WITHIN));
+            let _ = send(&mut &stream, &busy);
+            continue;
+        }
+        let serving = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("local-api-client".into())
+            .spawn(move || {
+                if let Err(e) = serve(&stream, &serving) {
+                    tracing::debug!("a local API client went away: {e}");
+                }
+                serving.connections.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn serve(stream: &UnixStream, shared: &Shared) -> io::Result<()> {
+    stream.set_read_timeout(Some(ANSWER_WITHIN))?;
+    stream.set_write_timeout(Some(ANSWER_WITHIN))?;
+    let mut line = String::new();
+    BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line)?;
+    let mut out = stream;
+    let request = match serde_json::from_str::<Request>(line.trim()) {
+        Ok(request) => request,
+        Err(e) => {
+            let refused = Message::Error {
+                code: "bad_request".into(),
+                message: format!(
+                    "the engine did not understand the request ({e}); it takes one JSON \
+                     object per line, such as {{\"op\":\"activity\"}}"
+                ),
+            };
+            return send(&mut out, &refused);
+        }
+    };
+    match request {
+        Request::Changed => {
+            let _ = shared.hints.send(Hint::Control);
+            send(&mut out, &Message::Ok)
+        }
+        Request::Activity => send(&mut out, &Message::Activity(shared.activity())),
+        Request::Follow => follow_for(out, shared),
+    }
+}
+
+/// Streams to one follower until the engine stops or the follower goes.
+fn follow_for(mut out: &UnixStream, shared: &Shared) -> io::Result<()> {
+    let (tx, rx) = bounded(FOLLOW_QUEUE);
+    shared
+        .followers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(tx);
+    send(&mut out, &Message::Activity(shared.activity()))?;
+    loop {
+        match rx.recv_timeout(KEEPALIVE) {
+            Ok(line) => write_line(&mut out, &line)?,
+            Err(RecvTimeoutError::Timeout) => {
+                send(&mut out, &Message::Activity(shared.activity()))?
+            }
+            Err(RecvTimeoutError::Disconnected) if shared.stopping.load(Ordering::SeqCst) => {
+                return Ok(());
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let dropped = Message::Error {
+                    code: "too_slow".into(),
+                    message: format!(
+                        "this follower fell {FOLLOW_QUEUE} messages behind the engine and was \
+                         dropped; follow again"
+                    ),
+                };
+                return send(&mut out, &dropped);
+            }
+        }
+    }
+}
+
+fn send(out: &mut impl Write, message: &Message) -> io::Result<()> {
+    write_line(out, &serde_json::to_string(message).expect("serialisable"))
+}
+
+fn write_line(out: &mut impl Write, line: &str) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    out.write_all(&bytes)
+}
+
+/// A connection to the running engine, if one serves this data folder.
+fn connect(home: &Home) -> Option<UnixStream> {
+    let stream = UnixStream::connect(home.api_path()).ok()?;
+    stream.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
+    stream.set_write_timeout(Some(ANSWER_WITHIN)).ok()?;
+    Some(stream)
+}
+
+/// One request and its answer; `None` without a running engine or an
+/// answer in time.
+fn ask(home: &Home, request: Request) -> Option<Message> {
+    let stream = connect(home)?;
+    write_line(
+        &mut &stream,
+        &serde_json::to_string(&request).expect("serialisable"),
+    )
+    .ok()?;
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line).ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+/// Tells a running engine, if any, that the configuration changed.
+pub(crate) fn changed(home: &Home) {
+    if let Some(Message::Error { message, .. }) = ask(home, Request::Changed) {
+        tracing::warn!("the running engine refused a change notice: {message}");
+    }
+}
+
+/// What the running engine does now; `None` if none answers.
+pub(crate) fn activity(home: &Home, _store: &Store) -> Option<Activity> {
+    match ask(home, Request::Activity)? {
+        Message::Activity(activity) => Some(activity),
+        _ => None,
+    }
+}
+
+/// Follows the running engine, handing each message to `each`, until it
+/// stops (`Ok`).
+pub(crate) fn follow(home: &Home, each: &mut dyn FnMut(Message)) -> Result<()> {
+    let path = home.api_path();
+    let gone = |why: String| Error::Invalid(why);
+    let stream = UnixStream::connect(&path).map_err(|e| {
+        gone(format!(
+            "no running engine answers at {} ({e}). `shoebox status --follow` follows \
+             `shoebox run` or the tray app; start one of them",
+            path.display()
+        ))
+    })?;
+    let io = |e: io::Error| Error::io("cannot follow the engine at", &path, e);
+    stream.set_write_timeout(Some(ANSWER_WITHIN)).map_err(io)?;
+    stream.set_read_timeout(Some(FOLLOW_SILENCE)).map_err(io)?;
+    write_line(
+        &mut &stream,
+        &serde_json::to_string(&Request::Follow).expect("serialisable"),
+    )
+    .map_err(io)?;
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => match serde_json::from_str::<Message>(&line) {
+                Ok(Message::Error { message, .. }) => return Err(gone(message)),
+                Ok(message) => each(message),
+                Err(e) => {
+                    return Err(gone(format!(
+                        "the running engine sent what this `shoebox` does not read ({e}); \
+                         is it another version? Restart it"
+                    )));
+                }
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(gone(format!(
+                    "the running engine stopped answering: nothing heard for {} s",
+                    FOLLOW_SILENCE.as_secs()
+                )));
+            }
+            Err(e) => return Err(io(e)),
+        }
+    }
+}
