@@ -75,7 +75,6 @@ function watchState(w) {
 function renderWatches() {
   const list = $('#watch-list');
   list.replaceChildren();
-  const ro = !!state.read_only;
   $('#no-folders').hidden = state.status.watches.length > 0;
   for (const w of state.status.watches) {
     const albums = { 'per-folder': `${w.album} + one album per subfolder`, 'by-date': 'one album per date taken' }[w.mode] || w.album;
@@ -89,7 +88,6 @@ function renderWatches() {
         el('button', { type: 'button', class: 'keep-files-btn', text: 'Keep them',
           onclick: () => call('keep_files', { folder: w.folder }).then(refresh) }));
     }
-    for (const b of actions.querySelectorAll('button')) b.disabled = ro;
     const li = el('li', { class: 'watch-row', 'data-folder': w.folder },
       el('div', { class: 'watch-head' },
         el('span', { class: 'folder', text: w.folder }),
@@ -128,7 +126,6 @@ function renderActivity() {
   }
   $('#no-failures').hidden = state.failures.length > 0;
   $('#retry-failed').hidden = state.failures.length === 0;
-  $('#retry-failed').disabled = !!state.read_only;
   const r = $('#recent');
   r.replaceChildren();
   for (const x of state.recent) {
@@ -178,14 +175,13 @@ function render() {
   if (!state) return;
   $('#status-line').textContent = state.summary.line;
   const w = state.status.waiting;
-  $('#anyway-btn').hidden = !w || (w.holds !== 'all' && !w.held) || !!state.read_only;
+  $('#anyway-btn').hidden = !w || (w.holds !== 'all' && !w.held);
   const paused = state.status.paused;
   $('#pause-btn').textContent = paused ? 'Resume syncing' : 'Pause syncing';
   $('#pause-btn').setAttribute('aria-pressed', String(paused));
-  const ro = $('#read-only');
-  ro.hidden = !state.read_only;
-  ro.textContent = state.read_only ? `Another Shoebox engine is running (${state.read_only}); this window shows its status read-only.` : '';
-  for (const b of ['#pause-btn', '#add-btn']) $(b).disabled = !!state.read_only;
+  const elsewhere = $('#engine-elsewhere');
+  elsewhere.hidden = !state.engine_elsewhere;
+  elsewhere.textContent = state.engine_elsewhere ? `Backups run in ${state.engine_elsewhere}; this window controls it.` : '';
   renderWatches();
   renderActivity();
   renderSettings();
@@ -367,7 +363,6 @@ let editing = null;
 async function renderDestinations() {
   shownDown = downKey();
   const dests = await call('list_destinations');
-  const ro = !!(state && state.read_only);
   const list = $('#dest-list');
   list.replaceChildren();
   for (const d of dests) {
@@ -410,7 +405,6 @@ async function renderDestinations() {
       actions.append(el('button', { type: 'button', class: 'remove-dest-btn', text: 'Remove',
         onclick: () => call('remove_destination', { name: d.name }).then(renderDestinations) }));
     }
-    for (const b of actions.querySelectorAll('.edit-dest-btn, .remove-dest-btn, .export-key-btn')) b.disabled = ro;
     const down = destDown(d.name);
     list.append(el('li', { class: 'dest-row', 'data-name': d.name },
       el('div', { class: 'watch-head' }, el('span', { class: 'folder', text: d.name }),
@@ -420,7 +414,6 @@ async function renderDestinations() {
       d.key_not_exported ? el('div', { class: 'detail key-warning', text: 'Its key was never exported: if this computer is lost, so is the backup. Export it now.' }) : null,
       down ? el('div', { class: 'detail dest-down', text: down.message }) : null, actions, checks));
   }
-  $('#add-dest-btn').disabled = ro;
   const lc = state && state.status && state.status.last_check;
   $('#last-check').hidden = !lc;
   if (lc) {

@@ -62,19 +62,6 @@ async fn on_own_engine<T: Send + 'static>(
         .map_err(|e| invalid("internal", format!("the request stopped: {e}")))?
 }
 
-/// Changes are refused while a headless engine owns the store.
-fn writable(host: &Host) -> Res<()> {
-    match &host.read_only {
-        Some(holder) => Err(invalid(
-            "read_only",
-            format!(
-                "{holder} is running on this data folder, so the app only shows its status. Stop it (or use the `shoebox` command) to change settings."
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
 #[tauri::command(async)]
 pub fn get_state(app: AppHandle, host: State<'_, Host>) -> Res<UiState> {
     Ok(host.ui_state(&app)?)
@@ -146,7 +133,6 @@ pub fn add_watch(
     on_delete: String,
     all_files: bool,
 ) -> Res<Added> {
-    writable(&host)?;
     let spec = WatchSpec {
         folder: PathBuf::from(folder.trim()),
         mode: parse_mode(&mode)?,
@@ -166,7 +152,6 @@ pub fn add_watch(
 
 #[tauri::command(async)]
 pub fn remove_watch(host: State<'_, Host>, folder: String) -> Res<()> {
-    writable(&host)?;
     host.engine
         .lock()
         .expect("lock")
@@ -177,7 +162,6 @@ pub fn remove_watch(host: State<'_, Host>, folder: String) -> Res<()> {
 
 #[tauri::command(async)]
 pub fn sync_now(host: State<'_, Host>) -> Res<()> {
-    writable(&host)?;
     host.engine.lock().expect("lock").request_rescan()?;
     host.nudge();
     Ok(())
@@ -185,7 +169,6 @@ pub fn sync_now(host: State<'_, Host>) -> Res<()> {
 
 #[tauri::command(async)]
 pub fn set_paused(host: State<'_, Host>, paused: bool) -> Res<()> {
-    writable(&host)?;
     host.engine.lock().expect("lock").set_paused(paused)?;
     host.nudge();
     Ok(())
@@ -193,7 +176,6 @@ pub fn set_paused(host: State<'_, Host>, paused: bool) -> Res<()> {
 
 #[tauri::command(async)]
 pub fn confirm_deletions(host: State<'_, Host>, folder: String) -> Res<u64> {
-    writable(&host)?;
     let n = host
         .engine
         .lock()
@@ -205,7 +187,6 @@ pub fn confirm_deletions(host: State<'_, Host>, folder: String) -> Res<u64> {
 
 #[tauri::command(async)]
 pub fn keep_files(host: State<'_, Host>, folder: String) -> Res<u64> {
-    writable(&host)?;
     let n = host
         .engine
         .lock()
@@ -217,7 +198,6 @@ pub fn keep_files(host: State<'_, Host>, folder: String) -> Res<u64> {
 
 #[tauri::command(async)]
 pub fn retry_failed(host: State<'_, Host>) -> Res<u64> {
-    writable(&host)?;
     let n = host.engine.lock().expect("lock").retry_failed()?;
     host.nudge();
     Ok(n)
@@ -309,7 +289,6 @@ pub fn set_workers(host: State<'_, Host>, workers: u64) -> Res<u64> {
 /// battery, a metered network), until it ends.
 #[tauri::command(async)]
 pub fn back_up_now_anyway(host: State<'_, Host>) -> Res<()> {
-    writable(&host)?;
     host.engine.lock().expect("lock").back_up_now_anyway()?;
     host.nudge();
     Ok(())
@@ -323,7 +302,6 @@ pub fn set_config(
     key: String,
     value: String,
 ) -> Res<shoebox_core::ConfigEntry> {
-    writable(&host)?;
     Ok(host.engine.lock().expect("lock").config_set(&key, &value)?)
 }
 
@@ -468,7 +446,6 @@ fn certificate(path: &str) -> Res<Option<Vec<u8>>> {
 /// sign-in, so it runs on its own engine connection).
 #[tauri::command]
 pub async fn add_destination(host: State<'_, Host>, dest: NewDestination) -> Res<DestAdded> {
-    writable(&host)?;
     on_own_engine(&host, move |engine| add_destination_now(engine, dest)).await
 }
 
@@ -585,7 +562,6 @@ pub fn export_key(
     to: String,
     passphrase: String,
 ) -> Res<String> {
-    writable(&host)?;
     let to = non_empty(&to).ok_or_else(|| invalid("invalid", "name the key file to write"))?;
     let path = home_relative(&to);
     host.engine
@@ -626,7 +602,6 @@ pub struct EditDestination {
 /// host key, so it runs on its own engine connection).
 #[tauri::command]
 pub async fn edit_destination(host: State<'_, Host>, edit: EditDestination) -> Res<DestAdded> {
-    writable(&host)?;
     let trust_certificate = if edit.forget_certificate {
         Some(None)
     } else {
@@ -693,7 +668,6 @@ pub async fn restore_destination(
 
 #[tauri::command(async)]
 pub fn remove_destination(host: State<'_, Host>, name: String) -> Res<()> {
-    writable(&host)?;
     Ok(host
         .engine
         .lock()

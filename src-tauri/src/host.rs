@@ -1,7 +1,9 @@
 //! The bridge between the shell and the engine: opens the engine on the
-//! shared data folder, runs it on its own thread (or, when a headless
-//! `shoebox run` holds the store, shows its status read-only), and turns
-//! engine events into tray and window updates. No sync logic lives here.
+//! shared data folder and runs it on its own thread, or, when another
+//! process runs it (a headless `shoebox run`), follows that engine through
+//! its local API and controls it as the `shoebox` command does, taking
+//! over when it stops. It turns engine events into tray and window
+//! updates. No sync logic lives here.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 use shoebox_core::progress::{Progress, Summary};
-use shoebox_core::{Captured, Engine, Event, Home, Outcome, RunOptions, Status};
+use shoebox_core::{Captured, Engine, Event, Followed, Home, Outcome, RunOptions, Status};
 use tauri::{AppHandle, Emitter, Manager};
 
 /// Settings keys the shell keeps in the engine's store.
@@ -24,6 +26,9 @@ pub enum Nudge {
     Engine(Event),
     /// Something changed through a command: refresh now.
     Refresh,
+    /// The engine this app followed stopped: run it here, or follow the
+    /// next one.
+    EngineGone,
     Stop,
 }
 
@@ -44,8 +49,9 @@ pub struct Recent {
 pub struct UiState {
     pub summary: Summary,
     pub status: Status,
-    /// Set when another engine (a headless `shoebox run`) holds the store.
-    pub read_only: Option<String>,
+    /// Who runs the engine when another process does (a headless
+    /// `shoebox run`): this window then controls that engine.
+    pub engine_elsewhere: Option<String>,
     pub recent: Vec<Recent>,
     pub failures: Vec<shoebox_core::Problem>,
     pub library: String,
@@ -71,7 +77,9 @@ pub struct Host {
     _log: Option<shoebox_core::logging::LogGuard>,
     /// The shell's own connection, for commands and status.
     pub engine: Mutex<Engine>,
-    pub read_only: Option<String>,
+    /// Who runs the engine when another process does; the app follows it.
+    elsewhere: Mutex<Option<String>>,
+    workers: usize,
     nudges: Sender<Nudge>,
     stop_engine: Mutex<Option<Sender<()>>>,
     engine_thread: Mutex<Option<JoinHandle<()>>>,
@@ -83,19 +91,47 @@ pub struct Host {
 const RECENT_KEPT: usize = 50;
 
 impl Host {
-    /// Opens the engine on `home_dir` (None: the platform default) and starts
-    /// it, unless another engine holds the store.
+    /// Opens the engine on `home_dir` (None: the platform default) and runs
+    /// it, or follows the process that runs it.
     pub fn start(app: &AppHandle, home_dir: Option<PathBuf>) -> anyhow::Result<Host> {
         let home = Home::open(home_dir)?;
         let log = shoebox_core::logging::init(&home, 0);
         let engine = Engine::open(home.clone())?;
         let (nudges, nudge_rx) = unbounded();
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let workers = engine.store().number(WORKERS_KEY)?.unwrap_or(4) as usize;
-        let (read_only, engine_thread) = match engine.lock("Shoebox app") {
+        let refresher = {
+            let app = app.clone();
+            std::thread::Builder::new()
+                .name("shoebox-refresher".into())
+                .spawn(move || refresh_loop(&app, &nudge_rx))?
+        };
+        let host = Host {
+            home,
+            _log: log,
+            engine: Mutex::new(engine),
+            elsewhere: Mutex::new(None),
+            workers,
+            nudges,
+            stop_engine: Mutex::new(None),
+            engine_thread: Mutex::new(None),
+            refresher: Mutex::new(Some(refresher)),
+            recent: Mutex::new(VecDeque::new()),
+            progress: Mutex::new(Progress::default()),
+        };
+        host.run_or_follow()?;
+        Ok(host)
+    }
+
+    /// Runs the engine on a thread of this app when no other process
+    /// runs it; else follows the one that does, until it stops.
+    fn run_or_follow(&self) -> shoebox_core::Result<()> {
+        let engine = Engine::open(self.home.clone())?;
+        match engine.lock("Shoebox app") {
             Ok(lock) => {
-                let home = home.clone();
-                let tx = nudges.clone();
+                let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+                let home = self.home.clone();
+                let tx = self.nudges.clone();
+                let workers = self.workers;
                 let handle = std::thread::Builder::new()
                     .name("shoebox-engine".into())
                     .spawn(move || {
@@ -112,38 +148,34 @@ impl Host {
                         if let Err(e) = run() {
                             tracing::error!("the engine stopped: {e}");
                         }
+                    })
+                    .map_err(|e| {
+                        shoebox_core::Error::io("cannot start the engine in", self.home.dir(), e)
                     })?;
-                (None, Some(handle))
+                *self.stop_engine.lock().expect("lock") = Some(stop_tx);
+                *self.engine_thread.lock().expect("lock") = Some(handle);
+                *self.elsewhere.lock().expect("lock") = None;
             }
-            Err(shoebox_core::Error::Locked { holder, .. }) => (Some(holder), None),
-            Err(e) => return Err(e.into()),
-        };
-        let refresher = {
-            let app = app.clone();
-            std::thread::Builder::new()
-                .name("shoebox-refresher".into())
-                .spawn(move || refresh_loop(&app, &nudge_rx))?
-        };
-        Ok(Host {
-            home,
-            _log: log,
-            engine: Mutex::new(engine),
-            read_only,
-            nudges,
-            stop_engine: Mutex::new(Some(stop_tx)),
-            engine_thread: Mutex::new(engine_thread),
-            refresher: Mutex::new(Some(refresher)),
-            recent: Mutex::new(VecDeque::new()),
-            progress: Mutex::new(Progress::default()),
-        })
+            Err(shoebox_core::Error::Locked { holder, .. }) => {
+                tracing::info!("{holder} runs the engine; the app follows it");
+                *self.elsewhere.lock().expect("lock") = Some(holder);
+                let tx = self.nudges.clone();
+                // Not joined: it ends with the engine it follows, and the
+                // app need not wait for that to quit.
+                std::thread::Builder::new()
+                    .name("shoebox-follower".into())
+                    .spawn(move || follow(&engine, &tx))
+                    .map_err(|e| {
+                        shoebox_core::Error::io("cannot follow the engine in", self.home.dir(), e)
+                    })?;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
-    /// The tray's Pause / Resume item. Does nothing while another engine
-    /// owns the data folder (the app only shows its status then).
+    /// The tray's Pause / Resume item.
     pub fn toggle_pause(&self) {
-        if self.read_only.is_some() {
-            return;
-        }
         let engine = self.engine.lock().expect("lock");
         let result = engine.paused().and_then(|p| engine.set_paused(!p));
         drop(engine);
@@ -156,9 +188,6 @@ impl Host {
     /// "Back up now anyway" from the tray: through what holds uploads now
     /// (quiet hours, battery, a metered network), until it ends.
     pub fn back_up_now_anyway(&self) {
-        if self.read_only.is_some() {
-            return;
-        }
         if let Err(e) = self.engine.lock().expect("lock").back_up_now_anyway() {
             tracing::warn!("could not back up now: {e}");
         }
@@ -188,22 +217,16 @@ impl Host {
         use tauri_plugin_autostart::ManagerExt;
         let engine = self.engine.lock().expect("lock");
         let status = engine.status()?;
-        let summary = match &self.read_only {
-            Some(holder) => Summary {
-                state: shoebox_core::progress::Overall::Attention,
-                line: format!("Read-only: {holder} is running"),
-            },
-            None => self
-                .progress
-                .lock()
-                .expect("lock")
-                .summary(&status, Instant::now()),
-        };
+        let summary = self
+            .progress
+            .lock()
+            .expect("lock")
+            .summary(&status, Instant::now());
         Ok(UiState {
             summary,
             failures: engine.problems(200)?,
             recent: self.recent.lock().expect("lock").iter().cloned().collect(),
-            read_only: self.read_only.clone(),
+            engine_elsewhere: self.elsewhere.lock().expect("lock").clone(),
             library: self.home.library_dir().display().to_string(),
             logs: self.home.logs_dir().display().to_string(),
             workers: engine.store().number(WORKERS_KEY)?.unwrap_or(4),
@@ -314,6 +337,12 @@ fn refresh_loop(app: &AppHandle, nudges: &Receiver<Nudge>) {
                 pending = true;
                 last = Instant::now() - Duration::from_secs(1);
             }
+            Some(Nudge::EngineGone) => {
+                if let Err(e) = host.run_or_follow() {
+                    tracing::error!("could not run or follow the engine: {e}");
+                }
+                pending = true;
+            }
             None => pending = pending || busy,
         }
         if pending && last.elapsed() >= Duration::from_millis(300) {
@@ -321,10 +350,7 @@ fn refresh_loop(app: &AppHandle, nudges: &Receiver<Nudge>) {
             last = Instant::now();
             match host.ui_state(app) {
                 Ok(state) => {
-                    // A headless engine sends us no events: while its status
-                    // is on screen, look again every second.
-                    busy = state.summary.state == shoebox_core::progress::Overall::Syncing
-                        || (state.read_only.is_some() && app.get_webview_window("main").is_some());
+                    busy = state.summary.state == shoebox_core::progress::Overall::Syncing;
                     crate::tray::update(
                         app,
                         &state.summary,
@@ -342,3 +368,28 @@ fn refresh_loop(app: &AppHandle, nudges: &Receiver<Nudge>) {
         }
     }
 }
+
+/// Follows the engine another process runs, handing its events to the
+/// refresher, then says it is gone. An engine that serves nothing to
+/// follow (a `shoebox sync`, or one still starting) is asked again after a
+/// moment rather than at once.
+fn follow(engine: &Engine, nudges: &Sender<Nudge>) {
+    let started = Instant::now();
+    let followed = engine.follow(&mut |f| {
+        let nudge = match f {
+            Followed::Event(e) => Nudge::Engine(e),
+            Followed::Status(_) => Nudge::Refresh,
+        };
+        let _ = nudges.send(nudge);
+    });
+    if let Err(e) = followed {
+        tracing::debug!("following the engine ended: {e}");
+    }
+    if started.elapsed() < FOLLOW_AGAIN_AFTER {
+        std::thread::sleep(FOLLOW_AGAIN_AFTER - started.elapsed());
+    }
+    let _ = nudges.send(Nudge::EngineGone);
+}
+
+/// The least time between two attempts to follow an engine.
+const FOLLOW_AGAIN_AFTER: Duration = Duration::from_secs(2);

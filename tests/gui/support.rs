@@ -118,6 +118,22 @@ impl Drop for Proc {
     }
 }
 
+/// An engine run by the test itself (see `Sandbox::run_headless`); it
+/// stops when dropped.
+pub struct Headless {
+    stop: crossbeam_channel::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A private world for one app: its own HOME (autostart entries go there),
 /// data folder and photos.
 pub struct Sandbox {
@@ -147,6 +163,31 @@ impl Sandbox {
 
     pub fn engine(&self) -> Engine {
         Engine::open(Home::open(Some(self.data.clone())).unwrap()).unwrap()
+    }
+
+    /// Runs the engine as `shoebox run` does, on a thread of this test,
+    /// until the returned handle drops.
+    pub fn run_headless(&self) -> Headless {
+        let engine = self.engine();
+        let lock = engine.lock("shoebox run").unwrap();
+        let (stop, stopped) = crossbeam_channel::bounded(1);
+        let thread = std::thread::spawn(move || {
+            let opts = shoebox_core::RunOptions {
+                settle: Duration::from_millis(500),
+                ..Default::default()
+            };
+            engine.run(&lock, &opts, &stopped, &|_| {}).unwrap();
+        });
+        let headless = Headless {
+            stop,
+            thread: Some(thread),
+        };
+        wait_until(
+            secs(20),
+            "the headless engine to serve its local API",
+            || self.data.join("engine.sock").exists(),
+        );
+        headless
     }
 
     pub fn status(&self) -> Status {

@@ -128,24 +128,64 @@ fn a_second_launch_focuses_the_running_app() {
     assert!(first.alive());
 }
 
+/// A headless engine (what `shoebox run` runs: the real engine, on a
+/// thread of this test) owns the data folder. The app follows it through
+/// its local API, controls it from the tray, and runs the engine itself
+/// once that one stops.
 #[test]
-fn the_app_shows_a_headless_engine_read_only() {
+fn the_app_controls_a_headless_engine_and_takes_over_when_it_stops() {
     let sb = Sandbox::new();
     sb.watch(&sb.photos);
-    let engine = sb.engine();
-    let _lock = engine.lock("shoebox run").unwrap();
+    let headless = sb.run_headless();
     let _watcher = start_tray_watcher();
     let mut app = sb.launch(&["--minimized"]);
     let tray = Tray::find();
-    wait_until(secs(20), "the read-only status line", || {
-        tray.status_line().starts_with("Read-only")
+    wait_until(
+        secs(20),
+        "the tray to show the headless engine's state",
+        || tray.status_line() == "Up to date",
+    );
+
+    // The tray's Pause reaches the headless engine, and its state comes
+    // back to the tray.
+    tray.click("Pause syncing");
+    wait_until(secs(10), "the status line to say Paused", || {
+        tray.status_line() == "Paused"
+    });
+    tray.click("Resume syncing");
+    wait_until(secs(10), "the status line to leave Paused", || {
+        tray.status_line() != "Paused"
+    });
+
+    // What the headless engine uploads is followed: the status line goes
+    // through the upload and back without the app reading on its own.
+    sb.write("IMG_1.jpg", &bytes("1", 4000));
+    wait_until(secs(30), "the headless engine to upload IMG_1", || {
+        sb.library_files().len() == 1
     });
     assert!(
-        tray.status_line().contains("shoebox run"),
-        "names who runs: {}",
-        tray.status_line()
+        sb.status()
+            .engine
+            .is_some_and(|e| e.starts_with("shoebox run")),
+        "the headless engine uploaded it"
     );
-    assert!(app.alive(), "it does not fail");
+
+    // It stops: the app runs the engine itself.
+    drop(headless);
+    wait_until(secs(30), "the app to run the engine", || {
+        sb.status()
+            .engine
+            .is_some_and(|e| e.starts_with("Shoebox app"))
+    });
+    sb.write("IMG_2.jpg", &bytes("2", 4000));
+    wait_until(secs(30), "the app's engine to upload IMG_2", || {
+        sb.library_files().len() == 2
+    });
+    wait_until(secs(20), "the tray to say up to date", || {
+        tray.status_line() == "Up to date"
+    });
+    tray.click("Quit");
+    assert!(app.wait_exit(secs(20)).is_some(), "Quit ends the app");
 }
 
 /// On battery with the rule "pause", the tray says so; "Back up now
