@@ -1,12 +1,17 @@
-//! shoebox-desktop: the Shoebox tray app. A thin Tauri 2 shell: it starts
-//! the engine in-process (`host`), shows its state in the tray (`tray`) and
-//! a window (`window`, `ui/`), and maps the window's commands to engine
-//! calls (`commands`). All sync logic is in shoebox-core.
+//! shoebox-desktop: the Shoebox window. A thin Tauri 2 shell. Where the
+//! tray process exists (`shoebox-tray`, beside this program: Linux), it
+//! starts that process if no engine runs, and is the window only, a client
+//! of the engine's local API that ends when its window closes; so no web
+//! engine stays in memory while Shoebox idles in the tray. Elsewhere it
+//! hosts the engine and the tray itself. It shows the state in a window
+//! (`window`, `ui/`) and maps the window's commands to engine calls
+//! (`commands`). All sync logic is in shoebox-core.
 
 mod commands;
 mod host;
 mod notify;
 mod tray;
+mod tray_process;
 mod window;
 
 use std::path::PathBuf;
@@ -15,14 +20,17 @@ use tauri::{AppHandle, Manager, RunEvent};
 use tauri_plugin_autostart::MacosLauncher;
 use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
 
-use crate::host::Host;
+use crate::host::{Host, Mode};
 
 /// The argument autostart passes: start hidden in the tray.
 pub const MINIMIZED_FLAG: &str = "--minimized";
+/// The tray's "Add folder…": open the window at its add-folder dialog.
+pub const ADD_FOLDER_FLAG: &str = "--add-folder";
 
 struct Args {
     home: Option<PathBuf>,
     minimized: bool,
+    add_folder: bool,
 }
 
 fn parse_args() -> Args {
@@ -30,10 +38,13 @@ fn parse_args() -> Args {
     let mut out = Args {
         home: std::env::var_os("SHOEBOX_HOME").map(PathBuf::from),
         minimized: false,
+        add_folder: false,
     };
     while let Some(a) = args.next() {
         if a == MINIMIZED_FLAG {
             out.minimized = true;
+        } else if a == ADD_FOLDER_FLAG {
+            out.add_folder = true;
         } else if a == "--home" {
             out.home = args.next().map(PathBuf::from);
         }
@@ -51,10 +62,15 @@ pub(crate) fn quit(app: &AppHandle) {
 
 pub fn run() {
     let args = parse_args();
+    let mode = tray_process::ensure_running(args.home.clone());
+    if mode == Mode::Window && args.minimized {
+        // At login: the tray process is all that runs.
+        return;
+    }
     let app = tauri::Builder::default()
         // A second launch focuses the running one.
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            window::show(app, false)
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            window::show(app, argv.iter().any(|a| a == ADD_FOLDER_FLAG))
         }))
         .plugin(tauri_plugin_autostart::init(
             MacosLauncher::LaunchAgent,
@@ -90,7 +106,7 @@ pub fn run() {
             commands::export_key,
         ])
         .setup(move |app| {
-            let host = match Host::start(app.handle(), args.home.clone()) {
+            let host = match Host::start(app.handle(), args.home.clone(), mode) {
                 Ok(host) => host,
                 Err(e) => {
                     // A damaged or newer store, a folder that cannot be
@@ -109,26 +125,29 @@ pub fn run() {
                 }
             };
             app.manage(host);
-            app.manage(tray::build(
-                app.handle(),
-                tray::Actions {
-                    toggle_pause: |app| app.state::<Host>().toggle_pause(),
-                    back_up_now_anyway: |app| app.state::<Host>().back_up_now_anyway(),
-                },
-            )?);
+            if mode == Mode::AllInOne {
+                app.manage(tray::build(
+                    app.handle(),
+                    tray::Actions {
+                        toggle_pause: |app| app.state::<Host>().toggle_pause(),
+                        back_up_now_anyway: |app| app.state::<Host>().back_up_now_anyway(),
+                    },
+                )?);
+            }
             if !args.minimized {
-                window::show(app.handle(), false);
+                window::show(app.handle(), args.add_folder);
             }
             app.state::<Host>().nudge();
             Ok(())
         })
         .build(tauri::generate_context!())
         .expect("the Shoebox app could not be built");
-    app.run(|app, event| match event {
-        // The last window closed: Shoebox lives on in the tray.
+    app.run(move |app, event| match event {
+        // The last window closed: all in one, Shoebox lives on in the
+        // tray; else the tray process does, and this one ends.
         RunEvent::ExitRequested {
             code: None, api, ..
-        } => api.prevent_exit(),
+        } if mode == Mode::AllInOne => api.prevent_exit(),
         RunEvent::Exit => {
             if let Some(host) = app.try_state::<Host>() {
                 host.shutdown();

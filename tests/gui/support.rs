@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use shoebox_core::{AlbumMode, Engine, Home, OnDelete, Status, WatchSpec};
 
 pub const APP: &str = env!("CARGO_BIN_EXE_shoebox-desktop");
+/// The tray process, which runs the engine; the window (`APP`) starts it
+/// when no engine runs.
+pub const TRAY: &str = env!("CARGO_BIN_EXE_shoebox-tray");
 /// Debian's Python, which has the GObject and Xlib bindings.
 const SYS_PYTHON: &str = "/usr/bin/python3";
 
@@ -130,6 +133,43 @@ impl Drop for Headless {
         let _ = self.stop.send(());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Whoever still runs the engine on the sandbox's data folder when the test
+/// ends (a tray process a window started, in a process group of its own) is
+/// stopped, so that no test leaves a process behind.
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let Ok(home) = Home::open(Some(self.data.clone())) else {
+            return;
+        };
+        let Some(holder) = shoebox_core::engine_holder(&home) else {
+            return;
+        };
+        let Some(pid) = holder
+            .split("(pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .filter(|pid| *pid as u32 != std::process::id())
+        else {
+            return;
+        };
+        for (signal, within) in [(libc::SIGTERM, secs(20)), (libc::SIGKILL, secs(10))] {
+            // SAFETY: kill(2) on the pid the engine lock names.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid, signal);
+            }
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                if shoebox_core::engine_holder(&home).is_none() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }
@@ -275,14 +315,23 @@ impl Sandbox {
             .env_remove("SHOEBOX_LOG");
     }
 
-    /// Starts the app directly (for tray tests).
+    /// Starts the window program directly.
     pub fn launch(&self, args: &[&str]) -> Proc {
-        self.launch_with_env(args, &[])
+        self.start(APP, args, &[])
     }
 
-    /// [`Self::launch`] with more environment variables (a system bus).
-    pub fn launch_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(APP);
+    /// Starts the tray process, which runs the engine.
+    pub fn launch_tray(&self) -> Proc {
+        self.start(TRAY, &[], &[])
+    }
+
+    /// [`Self::launch_tray`] with more environment variables (a system bus).
+    pub fn launch_tray_with_env(&self, vars: &[(&str, &str)]) -> Proc {
+        self.start(TRAY, &[], vars)
+    }
+
+    fn start(&self, program: &str, args: &[&str], vars: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

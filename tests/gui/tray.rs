@@ -17,7 +17,7 @@ fn the_tray_menu_shows_progress_and_drives_the_app() {
     // Start paused, so the upload run is seen from its start.
     sb.engine().set_paused(true).unwrap();
     let _watcher = start_tray_watcher();
-    let mut app = sb.launch(&["--minimized"]);
+    let mut app = sb.launch_tray();
     let tray = Tray::find();
 
     wait_until(secs(20), "the status line to say Paused", || {
@@ -96,7 +96,7 @@ fn the_tray_menu_shows_progress_and_drives_the_app() {
     wait_until(secs(10), "the window to go away", || {
         shoebox_windows().is_empty()
     });
-    assert!(app.alive(), "closing the window must not quit the app");
+    assert!(app.alive(), "closing the window must not quit the tray");
     tray.click("Open Shoebox");
     wait_until(secs(20), "the window to come back", || {
         shoebox_windows().len() == 1
@@ -110,22 +110,48 @@ fn the_tray_menu_shows_progress_and_drives_the_app() {
     assert_eq!(sb.status().engine, None, "the engine lock is released");
 }
 
+/// The window is a process of its own, started on demand: at login
+/// (`--minimized`) only the tray starts, the first launch opens the window,
+/// a second one hands over to it, and closing the window ends its process
+/// while the tray and the engine go on.
 #[test]
-fn a_second_launch_focuses_the_running_app() {
+fn the_window_is_started_on_demand_and_a_second_launch_focuses_it() {
     let sb = Sandbox::new();
     let _watcher = start_tray_watcher();
-    let mut first = sb.launch(&["--minimized"]);
+    let mut login = sb.launch(&["--minimized"]);
+    let st = login
+        .wait_exit(secs(30))
+        .expect("at login the window program starts the tray and ends");
+    assert!(st.success(), "{st:?}");
     let _tray = Tray::find();
-    assert!(shoebox_windows().is_empty());
+    assert!(shoebox_windows().is_empty(), "no window at login");
+    let engine = sb.status().engine.expect("the tray runs the engine");
+    assert!(engine.starts_with("Shoebox app"), "{engine}");
+
+    let mut first = sb.launch(&[]);
+    let mut shown = Vec::new();
+    wait_until(secs(30), "the window to show", || {
+        shown = shoebox_windows();
+        shown.len() == 1
+    });
     let mut second = sb.launch(&[]);
     let st = second
         .wait_exit(secs(20))
         .expect("the second launch hands over and exits");
     assert!(st.success());
-    wait_until(secs(20), "the first instance to show its window", || {
-        shoebox_windows().len() == 1
-    });
+    assert_eq!(shoebox_windows().len(), 1, "still one window");
     assert!(first.alive());
+
+    close_window(&shown[0]);
+    let st = first
+        .wait_exit(secs(20))
+        .expect("the window's process ends with its window");
+    assert!(st.success(), "{st:?}");
+    assert_eq!(
+        sb.status().engine.as_deref(),
+        Some(engine.as_str()),
+        "the tray's engine runs on"
+    );
 }
 
 /// A headless engine (what `shoebox run` runs: the real engine, on a
@@ -138,7 +164,7 @@ fn the_app_controls_a_headless_engine_and_takes_over_when_it_stops() {
     sb.watch(&sb.photos);
     let headless = sb.run_headless();
     let _watcher = start_tray_watcher();
-    let mut app = sb.launch(&["--minimized"]);
+    let mut app = sb.launch_tray();
     let tray = Tray::find();
     wait_until(
         secs(20),
@@ -199,7 +225,7 @@ fn the_tray_says_when_the_battery_holds_uploads() {
     sb.engine().config_set("on-battery", "pause").unwrap();
     sb.write("IMG.jpg", &bytes("x", 1000));
     let _watcher = start_tray_watcher();
-    let mut app = sb.launch_with_env(&["--minimized"], &bus.env());
+    let mut app = sb.launch_tray_with_env(&bus.env());
     let tray = Tray::find();
     wait_until(secs(30), "the status line to name the battery", || {
         tray.status_line() == "Paused: on battery"
@@ -223,7 +249,7 @@ fn the_tray_backs_up_now_anyway_through_quiet_hours() {
     let sb = Sandbox::new();
     let from = sb.photo_in_quiet_hours();
     let _watcher = start_tray_watcher();
-    let mut app = sb.launch(&["--minimized"]);
+    let mut app = sb.launch_tray();
     let tray = Tray::find();
     wait_until(secs(30), "the status line to name the quiet hours", || {
         tray.status_line() == format!("Quiet hours until {from}")

@@ -219,7 +219,7 @@ pub fn event_line(e: &Event) -> Option<String> {
 pub fn follow(engine: &shoebox_core::Engine, json: bool) -> Result<()> {
     let mut progress = shoebox_core::progress::Progress::default();
     let mut shown = String::new();
-    engine.follow(&mut |followed| {
+    engine.follow(0, &mut |followed| {
         let now = std::time::Instant::now();
         match followed {
             Followed::Status(status) if json => {

@@ -60,6 +60,7 @@ pub use events::{Event, Outcome};
 pub use hash::content_hash;
 pub use home::{Home, LIBRARY_DEST};
 pub use lock::EngineLock;
+pub use lock::holder as engine_holder;
 pub use report::{Problem, SyncReport};
 pub use store::repair::{Health, Repair};
 pub use store::{DestKind, OnDelete, SshAuth, WatcherKind};

@@ -351,11 +351,12 @@ impl Engine {
         self.status_with(engine, activity)
     }
 
-    /// Follows the running engine (`shoebox status --follow`): the status
-    /// now, then each event and the status again whenever the engine's
-    /// activity changes (at most about once a second while it uploads),
-    /// until the engine stops.
-    pub fn follow(&self, each: &mut dyn FnMut(Followed)) -> Result<()> {
+    /// Follows the running engine (`shoebox status --follow`, the desktop
+    /// processes): its last `recent` uploads (`Event::FileDone`, oldest
+    /// first), the status now, then each event and the status again
+    /// whenever the engine's activity changes (at most about once a second
+    /// while it uploads), until the engine stops.
+    pub fn follow(&self, recent: usize, each: &mut dyn FnMut(Followed)) -> Result<()> {
         let Some(engine) = crate::lock::holder(&self.home) else {
             return Err(Error::Invalid(format!(
                 "no engine runs for {}. `shoebox status --follow` follows `shoebox run` or \
@@ -364,7 +365,7 @@ impl Engine {
             )));
         };
         let mut failed = None;
-        crate::local_api::follow(&self.home, &mut |message| match message {
+        crate::local_api::follow(&self.home, recent, &mut |message| match message {
             crate::local_api::Message::Activity(activity) if failed.is_none() => {
                 match self.status_with(Some(engine.clone()), activity) {
                     Ok(status) => each(Followed::Status(Box::new(status))),

@@ -48,7 +48,7 @@ pub(crate) fn activity(_home: &Home, store: &Store) -> Option<Activity> {
     serde_json::from_str(&json).ok()
 }
 
-pub(crate) fn follow(_home: &Home, _each: &mut dyn FnMut(Message)) -> Result<()> {
+pub(crate) fn follow(_home: &Home, _recent: usize, _each: &mut dyn FnMut(Message)) -> Result<()> {
     Err(Error::Invalid(
         "following a running engine is not available on this system yet; \
          `shoebox status` shows what it does now"

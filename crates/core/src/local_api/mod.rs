@@ -68,8 +68,12 @@ pub(crate) enum Request {
     Changed,
     /// What the engine is doing now.
     Activity,
-    /// The activity now, then every event and every new activity.
-    Follow,
+    /// The last `recent` uploads (as `file_done` events, oldest first),
+    /// the activity now, then every event and every new activity.
+    Follow {
+        #[serde(default)]
+        recent: usize,
+    },
 }
 
 /// What the engine answers, one per line.
@@ -92,8 +96,12 @@ mod tests {
 
     #[test]
     fn requests_and_messages_read_back_as_written() {
-        let line = serde_json::to_string(&Request::Follow).unwrap();
-        assert_eq!(line, r#"{"op":"follow"}"#);
+        let line = serde_json::to_string(&Request::Follow { recent: 5 }).unwrap();
+        assert_eq!(line, r#"{"op":"follow","recent":5}"#);
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"op":"follow"}"#).unwrap(),
+            Request::Follow { recent: 0 }
+        );
         assert_eq!(
             serde_json::from_str::<Request>(r#"{"op":"changed"}"#).unwrap(),
             Request::Changed

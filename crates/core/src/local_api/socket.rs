@@ -40,6 +40,8 @@ const FOLLOW_QUEUE: usize = 4096;
 const MAX_CONNECTIONS: usize = 32;
 /// The longest request read.
 const MAX_REQUEST: u64 = 4096;
+/// Uploads kept for a follower that asks for the recent ones.
+const RECENT_KEPT: usize = 200;
 
 /// The running engine's end: serves the socket until dropped.
 pub(crate) struct Server {
@@ -52,6 +54,8 @@ struct Shared {
     hints: Sender<Hint>,
     activity: Mutex<Activity>,
     followers: Mutex<Vec<Sender<Arc<str>>>>,
+    /// The last uploads (`file_done` events, serialised), oldest first.
+    recent: Mutex<std::collections::VecDeque<Arc<str>>>,
     stopping: AtomicBool,
     connections: AtomicUsize,
 }
@@ -64,8 +68,8 @@ impl Shared {
             .clone()
     }
 
-    /// Queues a message for every follower; made only when someone follows.
-    fn broadcast(&self, message: impl FnOnce() -> Message) {
+    /// Queues a line for every follower; made only when someone follows.
+    fn broadcast<L: Into<Arc<str>>>(&self, line: impl FnOnce() -> L) {
         let mut followers = self
             .followers
             .lock()
@@ -73,9 +77,7 @@ impl Shared {
         if followers.is_empty() {
             return;
         }
-        let line: Arc<str> = serde_json::to_string(&message())
-            .expect("serialisable")
-            .into();
+        let line: Arc<str> = line().into();
         followers.retain(|f| f.try_send(line.clone()).is_ok());
     }
 }
@@ -101,6 +103,7 @@ impl Server {
             hints,
             activity: Mutex::new(Activity::default()),
             followers: Mutex::new(Vec::new()),
+            recent: Mutex::new(std::collections::VecDeque::new()),
             stopping: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
         });
@@ -130,13 +133,30 @@ impl Server {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = activity.clone();
         self.shared
-            .broadcast(|| Message::Activity(activity.clone()));
+            .broadcast(|| line_of(&Message::Activity(activity.clone())));
         Ok(())
     }
 
     /// An event, for followers.
     pub(crate) fn event(&self, event: &Event) {
-        self.shared.broadcast(|| Message::Event(event.clone()));
+        if !matches!(event, Event::FileDone { .. }) {
+            self.shared
+                .broadcast(|| line_of(&Message::Event(event.clone())));
+            return;
+        }
+        // Uploads are kept for followers to come.
+        let line = line_of(&Message::Event(event.clone()));
+        let mut recent = self
+            .shared
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT_KEPT {
+            recent.pop_front();
+        }
+        recent.push_back(line.clone());
+        drop(recent);
+        self.shared.broadcast(|| line);
     }
 }
 
@@ -245,18 +265,28 @@ fn serve(stream: &UnixStream, shared: &Shared) -> io::Result<()> {
             send(&mut out, &Message::Ok)
         }
         Request::Activity => send(&mut out, &Message::Activity(shared.activity())),
-        Request::Follow => follow_for(out, shared),
+        Request::Follow { recent } => follow_for(out, shared, recent),
     }
 }
 
 /// Streams to one follower until the engine stops or the follower goes.
-fn follow_for(mut out: &UnixStream, shared: &Shared) -> io::Result<()> {
+fn follow_for(mut out: &UnixStream, shared: &Shared, recent: usize) -> io::Result<()> {
     let (tx, rx) = bounded(FOLLOW_QUEUE);
-    shared
-        .followers
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(tx);
+    // Taken as the follower is added, under the same lock, so that no
+    // upload is missed or told twice.
+    let past: Vec<Arc<str>> = {
+        let kept = shared.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        shared
+            .followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tx);
+        let skip = kept.len().saturating_sub(recent);
+        kept.iter().skip(skip).cloned().collect()
+    };
+    for line in past {
+        write_line(&mut out, &line)?;
+    }
     send(&mut out, &Message::Activity(shared.activity()))?;
     loop {
         match rx.recv_timeout(KEEPALIVE) {
@@ -279,6 +309,10 @@ fn follow_for(mut out: &UnixStream, shared: &Shared) -> io::Result<()> {
             }
         }
     }
+}
+
+fn line_of(message: &Message) -> Arc<str> {
+    serde_json::to_string(message).expect("serialisable").into()
 }
 
 fn send(out: &mut impl Write, message: &Message) -> io::Result<()> {
@@ -331,7 +365,7 @@ pub(crate) fn activity(home: &Home, _store: &Store) -> Option<Activity> {
 
 /// Follows the running engine, handing each message to `each`, until it
 /// stops (`Ok`).
-pub(crate) fn follow(home: &Home, each: &mut dyn FnMut(Message)) -> Result<()> {
+pub(crate) fn follow(home: &Home, recent: usize, each: &mut dyn FnMut(Message)) -> Result<()> {
     let path = home.api_path();
     let gone = |why: String| Error::Invalid(why);
     let stream = UnixStream::connect(&path).map_err(|e| {
@@ -344,11 +378,9 @@ pub(crate) fn follow(home: &Home, each: &mut dyn FnMut(Message)) -> Result<()> {
     let io = |e: io::Error| Error::io("cannot follow the engine at", &path, e);
     stream.set_write_timeout(Some(ANSWER_WITHIN)).map_err(io)?;
     stream.set_read_timeout(Some(FOLLOW_SILENCE)).map_err(io)?;
-    write_line(
-        &mut &stream,
-        &serde_json::to_string(&Request::Follow).expect("serialisable"),
-    )
-    .map_err(io)?;
+    let request = Request::Follow { recent };
+    let request = serde_json::to_string(&request).expect("serialisable");
+    write_line(&mut &stream, &request).map_err(io)?;
     let mut reader = BufReader::new(&stream);
     let mut line = String::new();
     loop {
