@@ -72,6 +72,26 @@ function watchState(w) {
   return STATE_TEXT[w.state] || w.state;
 }
 
+/** "45 s", "12 min", "2 h 5 min". */
+function duration(s) {
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  const h = Math.floor(s / 3600), m = Math.round((s % 3600) / 60);
+  return m ? `${h} h ${m} min` : `${h} h`;
+}
+
+/** A folder's backup while files wait: files and bytes done, and the time left at the recent rate. */
+function folderProgress(w) {
+  if (!w.pending) return null;
+  const done = w.bytes - w.pending_bytes;
+  const left = (state.time_left || []).find((t) => t.folder === w.folder);
+  const text = `${w.uploaded} of ${w.files} files · ${bytes(done)} of ${bytes(w.bytes)}`
+    + (left ? ` · about ${duration(left.secs)} left` : '');
+  return el('div', { class: 'folder-progress' },
+    el('progress', { max: String(Math.max(w.bytes, 1)), value: String(done), 'aria-label': `backup of ${w.folder}` }),
+    el('span', { class: 'progress-text', text }));
+}
+
 function renderWatches() {
   const list = $('#watch-list');
   list.replaceChildren();
@@ -100,6 +120,7 @@ function renderWatches() {
         el('b', { class: 'pending', text: String(w.pending) }), ' pending · ',
         el('b', { class: 'failed', text: String(w.failed) }), ' failed · ',
         el('b', { class: 'ignored', text: String(w.ignored + w.skipped) }), ' ignored'),
+      folderProgress(w),
       w.detail ? el('div', { class: 'detail', text: w.detail }) : null,
       w.watcher && w.watcher !== 'ok' ? el('div', { class: 'detail', text: w.watcher }) : null,
       destDown(w.dest) ? el('div', { class: 'detail dest-down', text: destDown(w.dest).message }) : null,

@@ -37,6 +37,9 @@ pub struct UiState {
     /// run`): this window then controls that engine.
     pub engine_elsewhere: Option<String>,
     pub recent: Vec<Recent>,
+    /// Per watched folder with files still to upload: the time left at the
+    /// recent rate (seconds), once there is a rate to tell it by.
+    pub time_left: Vec<TimeLeft>,
     pub failures: Vec<shoebox_core::Problem>,
     pub library: String,
     pub logs: String,
@@ -54,6 +57,13 @@ pub struct UiState {
     pub on_metered: String,
     pub autostart: bool,
     pub autostart_asked: bool,
+}
+
+/// How long a folder's backup has left.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeLeft {
+    pub folder: String,
+    pub secs: u64,
 }
 
 pub struct Host {
@@ -167,6 +177,19 @@ fn ui_state(
         summary: shown.summary,
         failures: engine.problems(200)?,
         recent: host.recent(),
+        time_left: shown
+            .status
+            .watches
+            .iter()
+            .filter(|w| w.pending_bytes > 0)
+            .filter_map(|w| {
+                let left = host.time_left(w.pending_bytes)?;
+                Some(TimeLeft {
+                    folder: w.watch.folder.clone(),
+                    secs: left.as_secs().max(1),
+                })
+            })
+            .collect(),
         engine_elsewhere: host
             .elsewhere()
             .filter(|e| !e.starts_with(shoebox_host::APP_ENGINE)),

@@ -606,3 +606,60 @@ fn an_immich_destination_asks_for_an_api_key_only_and_is_tested_in_the_window() 
         t.contains("✓ reachable") && t.contains("✓ permissions")
     });
 }
+
+/// A first backup to a server, under a bandwidth limit: the folder's row
+/// shows its progress in files and bytes and, once files arrive, the time
+/// left; the progress goes when the backup is done.
+#[test]
+fn a_first_backup_shows_its_progress_and_time_left_per_folder() {
+    let sb = Sandbox::new();
+    let served = sb.tmp.path().join("served");
+    let (_dav, port) = serve_webdav(&served, None);
+    let engine = sb.engine();
+    engine
+        .add_webdav_destination(
+            "nas",
+            &format!("http://127.0.0.1:{port}/photos"),
+            Some("alice"),
+            None,
+            true,
+        )
+        .unwrap();
+    // 1.2 MB at 200 kB/s: about 6 s of uploads.
+    engine.config_set("bandwidth", "200kB/s").unwrap();
+    for i in 0..12 {
+        sb.write(&format!("IMG_{i:02}.jpg"), &bytes(&i.to_string(), 100_000));
+    }
+    engine
+        .add_watch(&shoebox_core::WatchSpec {
+            folder: sb.photos.clone(),
+            mode: shoebox_core::AlbumMode::Single,
+            album_names: shoebox_core::AlbumNames::Leaf,
+            date_format: Default::default(),
+            album: None,
+            dest: "nas".into(),
+            on_delete: shoebox_core::OnDelete::Keep,
+            all_files: false,
+        })
+        .unwrap();
+    let wd = WebDriver::start_with_env(&sb, &[], &[("SHOEBOX_SECRET_NAS", PASS)]);
+    let row = format!(".watch-row[data-folder='{}']", sb.photos.display());
+    let shown = wd.wait_text(&format!("{row} .progress-text"), secs(60), |t| {
+        t.contains("left")
+    });
+    assert!(
+        shown.contains(" of 12 files · ") && shown.contains(" of 1.2 MB · about "),
+        "files, bytes and the time left: {shown}"
+    );
+    wd.screenshot("folder-progress");
+    wd.wait_text(&format!("{row} .uploaded"), secs(60), |t| t == "12");
+    wait_until(secs(10), "the progress to go once done", || {
+        wd.try_find(&format!("{row} .folder-progress")).is_none()
+    });
+    let album = served.join("photos/Photos");
+    assert_eq!(
+        std::fs::read_dir(&album).map(|d| d.count()).unwrap_or(0),
+        12,
+        "every photo reached the server"
+    );
+}

@@ -35,6 +35,8 @@ const RATE_WINDOW: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Progress {
     done_in_batch: u64,
+    /// When this run of uploads was first seen.
+    started: Option<Instant>,
     sent: VecDeque<(Instant, u64)>,
 }
 
@@ -70,20 +72,42 @@ impl Progress {
         }
     }
 
+    /// Bytes per second of the uploads finished in the last few seconds,
+    /// or since this run of uploads began if that is more recent (files
+    /// upload side by side and finish together, so a shorter span would
+    /// count their bytes as sent in an instant).
     fn rate(&self, now: Instant) -> f64 {
+        let window = self
+            .started
+            .map_or(RATE_WINDOW, |s| now.duration_since(s).min(RATE_WINDOW));
+        if window < Duration::from_millis(500) {
+            return 0.0;
+        }
         let bytes: u64 = self
             .sent
             .iter()
-            .filter(|(t, _)| now.duration_since(*t) <= RATE_WINDOW)
+            .filter(|(t, _)| now.duration_since(*t) <= window)
             .map(|(_, b)| b)
             .sum();
-        bytes as f64 / RATE_WINDOW.as_secs_f64()
+        bytes as f64 / window.as_secs_f64()
+    }
+
+    /// How long `bytes` more take at the recent upload rate; `None` while
+    /// nothing was sent lately.
+    pub fn time_left(&mut self, bytes: u64, now: Instant) -> Option<Duration> {
+        let rate = self.rate(now);
+        (rate > 0.0).then(|| Duration::from_secs_f64(bytes as f64 / rate))
     }
 
     pub fn summary(&mut self, status: &Status, now: Instant) -> Summary {
-        let remaining = status.queue.pending + status.queue.in_progress + status.settling;
+        // The queue's pending files include those uploading and those
+        // still settling.
+        let remaining = status.queue.pending;
         if remaining == 0 {
             self.done_in_batch = 0;
+            self.started = None;
+        } else if self.started.is_none() {
+            self.started = Some(now);
         }
         if status.paused {
             return Summary {
@@ -224,8 +248,31 @@ mod tests {
         let s = p.summary(&status(328, 0, false), t0 + Duration::from_secs(2));
         assert_eq!(s.state, Overall::Syncing);
         assert_eq!(
-            s.line, "Uploading 12 of 340 · 18 MB/s",
-            "90 MB in the last 5 s"
+            s.line, "Uploading 12 of 340 · 45 MB/s",
+            "90 MB in the 2 s since the run began"
+        );
+        assert_eq!(
+            p.time_left(45_000_000, t0 + Duration::from_secs(2)),
+            Some(Duration::from_secs(1)),
+            "time left at that rate"
+        );
+    }
+
+    #[test]
+    fn files_uploading_or_settling_are_counted_once() {
+        let t0 = crate::clock::now();
+        let mut p = Progress::default();
+        // 5 queued, of which 2 upload and 3 are still being written.
+        let mut s = status(5, 0, false);
+        s.queue.in_progress = 2;
+        s.settling = 3;
+        assert_eq!(p.summary(&s, t0).line, "Uploading 0 of 5");
+        assert_eq!(p.time_left(1_000, t0), None, "no rate before an upload");
+        p.on_event(&done(2_000), t0 + Duration::from_secs(1));
+        assert_eq!(
+            p.time_left(4_000, t0 + Duration::from_secs(2)),
+            Some(Duration::from_secs(4)),
+            "2 kB in the 2 s since the run began: 1 kB/s"
         );
     }
 

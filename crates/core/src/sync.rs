@@ -145,7 +145,7 @@ fn collect_problems(store: &Store, watches: &[WatchRow], report: &mut SyncReport
             }
         }
         report.unreadable_folders += store.unreachable_dirs(id)?;
-        for (state, n) in store.unfinished_counts(id)? {
+        for (state, n, _) in store.unfinished_counts(id)? {
             match state {
                 FileState::Failed => report.failed += n,
                 FileState::Skipped => report.skipped += n,

@@ -82,6 +82,9 @@ pub trait Shell: Send + Sync + 'static {
 
 enum Nudge {
     Engine(Event),
+    /// An upload from before this host followed the engine: for the
+    /// recent list, not for the rate.
+    Past(Event),
     /// Something changed through a command: refresh now.
     Refresh,
     /// The engine this host followed stopped.
@@ -178,6 +181,11 @@ impl Host {
     /// The summary line for `status`, with the rate of recent uploads.
     pub fn summary(&self, status: &Status) -> Summary {
         lock(&self.progress).summary(status, Instant::now())
+    }
+
+    /// How long `bytes` more take at the recent upload rate.
+    pub fn time_left(&self, bytes: u64) -> Option<Duration> {
+        lock(&self.progress).time_left(bytes, Instant::now())
     }
 
     /// Pause / Resume, from a tray.
@@ -292,29 +300,35 @@ impl Host {
         Ok(())
     }
 
+    /// Keeps an upload in the recent list.
+    fn remember(&self, e: &Event) {
+        if let Event::FileDone {
+            path,
+            album,
+            name,
+            outcome,
+            bytes,
+            taken,
+            ..
+        } = e
+        {
+            let mut recent = lock(&self.recent);
+            recent.push_front(Recent {
+                path: path.clone(),
+                album: album.clone(),
+                name: name.clone(),
+                outcome: *outcome,
+                bytes: *bytes,
+                taken: *taken,
+            });
+            recent.truncate(RECENT_KEPT);
+        }
+    }
+
     fn on_engine_event(&self, e: &Event) {
         lock(&self.progress).on_event(e, Instant::now());
         match e {
-            Event::FileDone {
-                path,
-                album,
-                name,
-                outcome,
-                bytes,
-                taken,
-                ..
-            } => {
-                let mut recent = lock(&self.recent);
-                recent.push_front(Recent {
-                    path: path.clone(),
-                    album: album.clone(),
-                    name: name.clone(),
-                    outcome: *outcome,
-                    bytes: *bytes,
-                    taken: *taken,
-                });
-                recent.truncate(RECENT_KEPT);
-            }
+            Event::FileDone { .. } => self.remember(e),
             Event::WatchMissing { watch, .. } => self.shell.notify(
                 "Folder missing",
                 &format!(
@@ -360,10 +374,16 @@ impl Host {
 /// moment rather than at once.
 fn follow(engine: &Engine, recent: usize, nudges: &Sender<Nudge>) {
     let started = Instant::now();
+    // The recent uploads come first, before the first status.
+    let mut live = false;
     let followed = engine.follow(recent, &mut |f| {
         let nudge = match f {
-            Followed::Event(e) => Nudge::Engine(e),
-            Followed::Status(_) => Nudge::Refresh,
+            Followed::Event(e) if live => Nudge::Engine(e),
+            Followed::Event(e) => Nudge::Past(e),
+            Followed::Status(_) => {
+                live = true;
+                Nudge::Refresh
+            }
         };
         let _ = nudges.send(nudge);
     });
@@ -395,6 +415,10 @@ fn refresh_loop(host: &Weak<Host>, nudges: &Receiver<Nudge>, engine: Engine) {
             Some(Nudge::Stop) => return,
             Some(Nudge::Engine(e)) => {
                 host.on_engine_event(&e);
+                pending = true;
+            }
+            Some(Nudge::Past(e)) => {
+                host.remember(&e);
                 pending = true;
             }
             Some(Nudge::Refresh) => {

@@ -69,6 +69,10 @@ pub struct WatchStatus {
     pub files: u64,
     pub uploaded: u64,
     pub pending: u64,
+    /// The size of its files (uploaded, pending and failed), and of those
+    /// still to upload (pending), for progress and the time left.
+    pub bytes: u64,
+    pub pending_bytes: u64,
     pub failed: u64,
     pub skipped: u64,
     pub ignored: u64,
@@ -383,7 +387,8 @@ impl Engine {
         let mut queue = QueueStatus::default();
         for w in self.store.watches()? {
             let (mut uploaded, mut pending, mut failed, mut skipped) = (0, 0, 0, 0);
-            for (state, n) in self.store.watch_counts(w.id)? {
+            let (mut bytes, mut pending_bytes) = (0, 0);
+            for (state, n, size) in self.store.watch_counts(w.id)? {
                 match state {
                     FileState::Uploaded => uploaded += n,
                     FileState::Pending => pending += n,
@@ -393,6 +398,12 @@ impl Engine {
                     }
                     FileState::Failed => failed += n,
                     FileState::Skipped => skipped += n,
+                }
+                if state != FileState::Skipped {
+                    bytes += size;
+                }
+                if matches!(state, FileState::Pending | FileState::Uploading) {
+                    pending_bytes += size;
                 }
             }
             queue.pending += pending;
@@ -413,6 +424,8 @@ impl Engine {
                 files: uploaded + pending + failed,
                 uploaded,
                 pending,
+                bytes,
+                pending_bytes,
                 failed,
                 skipped,
                 ignored: w.ignored,

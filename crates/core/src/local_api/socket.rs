@@ -412,3 +412,83 @@ pub(crate) fn follow(home: &Home, recent: usize, each: &mut dyn FnMut(Message)) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Outcome;
+
+    fn uploaded(name: &str) -> Event {
+        Event::FileDone {
+            path: format!("/photos/{name}"),
+            album: "Trip".into(),
+            name: name.into(),
+            outcome: Outcome::Uploaded,
+            bytes: 10,
+            size: 10,
+            taken: None,
+            note: None,
+        }
+    }
+
+    fn names(messages: &[Message]) -> Vec<String> {
+        messages
+            .iter()
+            .map(|m| match m {
+                Message::Event(Event::FileDone { name, .. }) => name.clone(),
+                Message::Event(other) => format!("{other:?}"),
+                Message::Activity(a) => format!("activity settling={}", a.settling),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// A follower asking for the recent uploads gets the last ones, oldest
+    /// first, then the activity, then what happens; the engine stopping
+    /// ends its stream. Over the real socket.
+    #[test]
+    fn a_follower_gets_the_recent_uploads_then_what_happens_until_the_engine_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::open(Some(dir.path().join("home"))).unwrap();
+        let (hints, _hinted) = crossbeam_channel::unbounded();
+        let server = Server::start(&home, hints).expect("the socket is served");
+        for name in ["a.jpg", "b.jpg", "c.jpg"] {
+            server.event(&uploaded(name));
+        }
+        let activity = Activity {
+            settling: 2,
+            ..Activity::default()
+        };
+        let store = Store::open(&home.db_path()).unwrap();
+        server.publish(&store, &activity).unwrap();
+
+        let (got_tx, got) = crossbeam_channel::unbounded();
+        let follower = {
+            let home = home.clone();
+            std::thread::spawn(move || {
+                follow(&home, 2, &mut |m| {
+                    let _ = got_tx.send(m);
+                })
+            })
+        };
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            seen.push(
+                got.recv_timeout(Duration::from_secs(10))
+                    .expect("the follower hears within 10 s"),
+            );
+        }
+        assert_eq!(names(&seen), ["b.jpg", "c.jpg", "activity settling=2"]);
+        server.event(&uploaded("d.jpg"));
+        let next = got
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the next upload within 10 s");
+        assert_eq!(names(&[next]), ["d.jpg"]);
+        drop(server);
+        follower
+            .join()
+            .unwrap()
+            .expect("the stream ends cleanly when the engine stops");
+        assert!(!home.api_path().exists(), "the socket goes with the engine");
+    }
+}

@@ -773,10 +773,11 @@ impl Store {
     // ---- status ------------------------------------------------------------
 
     /// Per-state file counts of a watch (vanished files not counted).
-    pub fn watch_counts(&self, watch_id: i64) -> Result<Vec<(FileState, u64)>> {
+    pub fn watch_counts(&self, watch_id: i64) -> Result<Vec<(FileState, u64, u64)>> {
         self.state_counts(
             watch_id,
-            "SELECT f.state, count(*) FROM files f JOIN dirs d ON d.id = f.dir_id
+            "SELECT f.state, count(*), coalesce(sum(f.size), 0) FROM files f
+               JOIN dirs d ON d.id = f.dir_id
              WHERE d.watch_id = ?1 AND f.gone = 0 GROUP BY f.state",
         )
     }
@@ -784,29 +785,36 @@ impl Store {
     /// The files of a watch not uploaded, by state: `watch_counts` without
     /// the uploaded, read from the index of unfinished files alone, so that
     /// it costs nothing on a backup that is complete.
-    pub fn unfinished_counts(&self, watch_id: i64) -> Result<Vec<(FileState, u64)>> {
+    pub fn unfinished_counts(&self, watch_id: i64) -> Result<Vec<(FileState, u64, u64)>> {
         self.state_counts(
             watch_id,
-            "SELECT f.state, count(*) FROM files f INDEXED BY files_by_state
+            "SELECT f.state, count(*), coalesce(sum(f.size), 0) FROM files f INDEXED BY files_by_state
                JOIN dirs d ON d.id = f.dir_id
              WHERE d.watch_id = ?1 AND f.gone = 0 AND f.state != 'uploaded'
              GROUP BY f.state",
         )
     }
 
-    /// The per-state counts the query `by_state` gives for watch `?1`,
-    /// and the folders that could not be read, counted as skipped.
-    fn state_counts(&self, watch_id: i64, by_state: &str) -> Result<Vec<(FileState, u64)>> {
+    /// The per-state counts and bytes the query `by_state` gives for
+    /// watch `?1`, and the folders that could not be read, counted as
+    /// skipped.
+    fn state_counts(&self, watch_id: i64, by_state: &str) -> Result<Vec<(FileState, u64, u64)>> {
         self.conn
             .prepare_cached(&format!(
                 "{by_state}
                  UNION ALL
-                 SELECT 'skipped', count(*) FROM dirs
+                 SELECT 'skipped', count(*), 0 FROM dirs
                  WHERE watch_id = ?1 AND unreachable IS NOT NULL"
             ))
             .and_then(|mut st| {
-                st.query_map([watch_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
-                    .collect()
+                st.query_map([watch_id], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)?.max(0) as u64,
+                    ))
+                })?
+                .collect()
             })
             .map_err(|e| self.err(e))
     }
