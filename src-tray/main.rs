@@ -35,8 +35,27 @@ fn home_arg() -> Option<PathBuf> {
     home
 }
 
+/// What GTK loads that a tray icon does not need: OpenGL (GDK would load
+/// Mesa, and where there is no GPU its software renderer with LLVM, 30 MB,
+/// only to pick visuals) and the accessibility bridge (the tray's menu is
+/// drawn, and read to screen readers, by the desktop's panel). A value the
+/// user set is kept.
+#[cfg(target_os = "linux")]
+fn light_gtk() {
+    for (key, value) in [("GDK_GL", "disable"), ("NO_AT_BRIDGE", "1")] {
+        if std::env::var_os(key).is_none() {
+            // SAFETY: called first in `main`, before any thread exists.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::env::set_var(key, value)
+            };
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn main() -> ExitCode {
+    light_gtk();
     match run(home_arg()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -120,7 +120,7 @@ impl Host {
     pub fn start(app: &AppHandle, home_dir: Option<PathBuf>, mode: Mode) -> anyhow::Result<Host> {
         let home = Home::open(home_dir)?;
         let log = shoebox_core::logging::init(&home, 0);
-        let engine = Engine::open(home.clone())?;
+        let engine = Engine::open_light(home.clone())?;
         let role = match mode {
             Mode::Window => Role::Follow,
             Mode::AllInOne => Role::RunOrFollow,
@@ -128,7 +128,7 @@ impl Host {
         let shell = Arc::new(WindowShell {
             app: app.clone(),
             mode,
-            engine: Mutex::new(Engine::open(home.clone())?),
+            engine: Mutex::new(Engine::open_light(home.clone())?),
         });
         let core = shoebox_host::Host::start(home.clone(), role, shell)?;
         Ok(Host {

@@ -60,7 +60,30 @@ pub(crate) fn quit(app: &AppHandle) {
     app.exit(0);
 }
 
+/// The window is a page of text and a few pictures: WebKit draws it
+/// without OpenGL compositing and without its DMA-BUF renderer, which
+/// would load Mesa in its processes (and, where there is no GPU, its
+/// software renderer with LLVM, about 70 MB). A value the user set is
+/// kept.
+#[cfg(target_os = "linux")]
+fn light_webkit() {
+    for key in [
+        "WEBKIT_DISABLE_COMPOSITING_MODE",
+        "WEBKIT_DISABLE_DMABUF_RENDERER",
+    ] {
+        if std::env::var_os(key).is_none() {
+            // SAFETY: called first in `run`, before any thread exists.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::env::set_var(key, "1")
+            };
+        }
+    }
+}
+
 pub fn run() {
+    #[cfg(target_os = "linux")]
+    light_webkit();
     let args = parse_args();
     let mode = tray_process::ensure_running(args.home.clone());
     if mode == Mode::Window && args.minimized {

@@ -129,7 +129,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Host {
     /// Starts hosting the engine of `home` for `shell`.
     pub fn start(home: Home, role: Role, shell: Arc<dyn Shell>) -> shoebox_core::Result<Arc<Host>> {
-        let engine = Engine::open(home.clone())?;
+        let engine = Engine::open_light(home.clone())?;
         let workers = engine.store().number(WORKERS_KEY)?.unwrap_or(4) as usize;
         let (nudges, nudge_rx) = unbounded();
         let host = Arc::new(Host {
@@ -190,7 +190,7 @@ impl Host {
 
     /// Pause / Resume, from a tray.
     pub fn toggle_pause(&self) {
-        let result = Engine::open(self.home.clone())
+        let result = Engine::open_light(self.home.clone())
             .and_then(|engine| engine.paused().and_then(|p| engine.set_paused(!p)));
         if let Err(e) = result {
             tracing::error!("could not change pause: {e}");
@@ -201,7 +201,7 @@ impl Host {
     /// "Back up now anyway": through what holds uploads now (quiet hours,
     /// the battery, a metered network), until it ends.
     pub fn back_up_now_anyway(&self) {
-        let result = Engine::open(self.home.clone()).and_then(|e| e.back_up_now_anyway());
+        let result = Engine::open_light(self.home.clone()).and_then(|e| e.back_up_now_anyway());
         if let Err(e) = result {
             tracing::warn!("could not back up now: {e}");
         }
@@ -226,7 +226,7 @@ impl Host {
     /// Runs the engine on a thread here when no other process runs it and
     /// the role allows; else follows the one that does.
     fn run_or_follow(&self) -> shoebox_core::Result<()> {
-        let engine = Engine::open(self.home.clone())?;
+        let engine = Engine::open_light(self.home.clone())?;
         if self.role == Role::Follow {
             let deadline = Instant::now() + NEXT_ENGINE_WITHIN;
             let holder = loop {

@@ -196,6 +196,16 @@ impl Engine {
         Ok(Engine { home, store })
     }
 
+    /// A connection for a tray or a window, which reads the status
+    /// now and then rather than running the engine: a small page cache
+    /// (a status reads every file's row once; kept, 2 MiB per connection
+    /// would be most of what an idle tray weighs beyond its code).
+    pub fn open_light(home: Home) -> Result<Engine> {
+        let engine = Engine::open(home)?;
+        engine.store.limit_cache(256)?;
+        Ok(engine)
+    }
+
     pub fn home(&self) -> &Home {
         &self.home
     }

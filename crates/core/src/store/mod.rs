@@ -87,6 +87,14 @@ pub(crate) fn bytes_path(b: &[u8]) -> PathBuf {
 pub(crate) use crate::clock::{unix_ms as now_ms, unix_secs as now_secs};
 
 impl Store {
+    /// Keeps at most `kib` KiB of the store's pages in memory on this
+    /// connection (SQLite's default is 2 MiB).
+    pub fn limit_cache(&self, kib: u32) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .map_err(|e| self.err(e))
+    }
+
     /// Opens (creating if needed) and migrates the store at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         let err = |source| Error::Store {
