@@ -36,7 +36,7 @@ fn a_folder_added_in_the_window_is_backed_up_and_its_counts_update() {
     // Asked once, after the first folder: launch at login?
     // The title is in the page from the start: wait for the dialog itself
     // to open (it opens once the watch is added, later under load).
-    wait_until(secs(10), "the autostart question to open", || {
+    wait_until(secs(30), "the autostart question to open", || {
         wd.displayed("#autostart-dialog")
     });
     assert!(wd.text("#autostart-title").contains("restart"));
@@ -299,7 +299,7 @@ fn a_camera_card_s_albums_are_previewed_and_named_after_the_card_or_its_path() {
         t.contains("card-2024-06 › 100CANON")
     });
     wd.click("#add-confirm");
-    wait_until(secs(10), "the autostart question to open", || {
+    wait_until(secs(30), "the autostart question to open", || {
         wd.displayed("#autostart-dialog")
     });
     wd.click("#autostart-no");

@@ -73,8 +73,8 @@ impl Shown {
 pub trait Shell: Send + Sync + 'static {
     /// The state changed.
     fn show(&self, host: &Host, shown: Shown);
-    /// Something needs the user; `None` from a shell that leaves that to
-    /// another process.
+    /// Something needs the user (a shell may leave that to another
+    /// process: the window does, to the tray).
     fn notify(&self, title: &str, body: &str);
     /// With [`Role::Follow`]: no engine runs any more.
     fn engine_gone(&self) {}
