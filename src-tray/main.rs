@@ -69,6 +69,12 @@ fn main() -> ExitCode {
 fn run(home: Option<PathBuf>) -> anyhow::Result<()> {
     use anyhow::Context;
     let home = shoebox_core::Home::open(home)?;
+    let Some(_tray) = shoebox_host::TrayLock::take(&home)
+        .with_context(|| format!("cannot lock the tray of {}", home.dir().display()))?
+    else {
+        eprintln!("a Shoebox tray already runs for {}", home.dir().display());
+        return Ok(());
+    };
     let _log = shoebox_core::logging::init(&home, 0);
     gtk::init().context("no display to show the tray on (is DISPLAY or WAYLAND_DISPLAY set?)")?;
     let host = engine::start(home, menu::show_from_any_thread)?;

@@ -12,9 +12,10 @@ const TRAY: &str = "shoebox-tray";
 /// How long a tray process has to take the engine.
 const START_WITHIN: Duration = Duration::from_secs(10);
 
-/// Makes sure an engine runs for `home`, starting the tray process if none
-/// does, and says who hosts it. Without a tray program (macOS and Windows
-/// for now), or if it does not start, this process hosts the engine.
+/// Makes sure a tray runs for `home` (which runs the engine, or follows
+/// a headless one), starting the tray process if none does, and says who
+/// hosts the engine. Without a tray program (macOS and Windows for now),
+/// or if it does not start, this process hosts the engine.
 pub fn ensure_running(home: Option<PathBuf>) -> Mode {
     let Some(tray) = tray_program() else {
         return Mode::AllInOne;
@@ -23,7 +24,7 @@ pub fn ensure_running(home: Option<PathBuf>) -> Mode {
         // The window says what is wrong with the data folder.
         return Mode::AllInOne;
     };
-    if shoebox_core::engine_holder(&home).is_some() {
+    if shoebox_host::TrayLock::holder(&home).is_some() {
         return Mode::Window;
     }
     let mut cmd = Command::new(&tray);
@@ -43,7 +44,10 @@ pub fn ensure_running(home: Option<PathBuf>) -> Mode {
     };
     let deadline = Instant::now() + START_WITHIN;
     while Instant::now() < deadline {
-        if shoebox_core::engine_holder(&home).is_some() {
+        // The tray runs the engine, or follows the one that runs.
+        if shoebox_host::TrayLock::holder(&home).is_some()
+            && shoebox_core::engine_holder(&home).is_some()
+        {
             // Reaped if it ends while the window is open.
             std::thread::spawn(move || child.wait());
             return Mode::Window;

@@ -137,39 +137,48 @@ impl Drop for Headless {
     }
 }
 
-/// Whoever still runs the engine on the sandbox's data folder when the test
-/// ends (a tray process a window started, in a process group of its own) is
-/// stopped, so that no test leaves a process behind.
+/// Stops the process `holder` names (SIGTERM, then SIGKILL), until it
+/// names none.
+fn stop(holder: &dyn Fn() -> Option<u32>) {
+    for (signal, within) in [(libc::SIGTERM, secs(20)), (libc::SIGKILL, secs(10))] {
+        let Some(pid) = holder() else { return };
+        // SAFETY: kill(2) on the pid a lock of the sandbox names.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid as i32, signal);
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if holder().is_none() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A tray a window started (in a process group of its own), and whoever
+/// else still runs the engine on the sandbox's data folder when the test
+/// ends, are stopped, so that no test leaves a process behind.
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let Ok(home) = Home::open(Some(self.data.clone())) else {
             return;
         };
-        let Some(holder) = shoebox_core::engine_holder(&home) else {
-            return;
+        // The tray, then whoever else runs the engine (not this test).
+        let tray = || shoebox_host::TrayLock::holder(&home);
+        let engine = || {
+            shoebox_core::engine_holder(&home).and_then(|holder| {
+                holder
+                    .split("(pid ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .filter(|pid| *pid != std::process::id())
+            })
         };
-        let Some(pid) = holder
-            .split("(pid ")
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|pid| pid.parse::<i32>().ok())
-            .filter(|pid| *pid as u32 != std::process::id())
-        else {
-            return;
-        };
-        for (signal, within) in [(libc::SIGTERM, secs(20)), (libc::SIGKILL, secs(10))] {
-            // SAFETY: kill(2) on the pid the engine lock names.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::kill(pid, signal);
-            }
-            let deadline = Instant::now() + within;
-            while Instant::now() < deadline {
-                if shoebox_core::engine_holder(&home).is_none() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        for holder in [&tray as &dyn Fn() -> Option<u32>, &engine] {
+            stop(holder);
         }
     }
 }

@@ -164,7 +164,15 @@ fn the_app_controls_a_headless_engine_and_takes_over_when_it_stops() {
     sb.watch(&sb.photos);
     let headless = sb.run_headless();
     let _watcher = start_tray_watcher();
-    let mut app = sb.launch_tray();
+    // As at login: the window program starts a tray beside the headless
+    // engine, and ends.
+    let mut login = sb.launch(&["--minimized"]);
+    let st = login
+        .wait_exit(secs(30))
+        .expect("at login the window program starts the tray and ends");
+    assert!(st.success(), "{st:?}");
+    let home = shoebox_core::Home::open(Some(sb.data.clone())).unwrap();
+    let tray_pid = shoebox_host::TrayLock::holder(&home).expect("a tray runs");
     let tray = Tray::find();
     wait_until(
         secs(20),
@@ -210,8 +218,16 @@ fn the_app_controls_a_headless_engine_and_takes_over_when_it_stops() {
     wait_until(secs(20), "the tray to say up to date", || {
         tray.status_line() == "Up to date"
     });
+    assert_eq!(
+        shoebox_host::TrayLock::holder(&home),
+        Some(tray_pid),
+        "the same tray all along"
+    );
     tray.click("Quit");
-    assert!(app.wait_exit(secs(20)).is_some(), "Quit ends the app");
+    wait_until(secs(20), "Quit to end the tray", || {
+        shoebox_host::TrayLock::holder(&home).is_none()
+    });
+    assert_eq!(sb.status().engine, None, "and its engine");
 }
 
 /// On battery with the rule "pause", the tray says so; "Back up now

@@ -12,6 +12,8 @@
 //! backup check). No GUI dependency: the shells draw.
 
 use std::collections::VecDeque;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,6 +29,47 @@ pub const WORKERS_KEY: &str = "app.workers";
 pub const APP_ENGINE: &str = "Shoebox app";
 /// Recent uploads kept (and asked of an engine followed from its start).
 pub const RECENT_KEPT: usize = 50;
+
+/// One tray per data folder: an OS lock on `<data folder>/tray.lock`
+/// (released by the OS when the tray ends, however it ends), which holds
+/// the tray's process id. The window starts a tray when none holds it,
+/// also when a headless engine runs (the tray then follows that engine).
+#[derive(Debug)]
+pub struct TrayLock {
+    _file: File,
+}
+
+const TRAY_LOCK: &str = "tray.lock";
+
+impl TrayLock {
+    /// Takes it for this process; `None` when another tray holds it.
+    pub fn take(home: &Home) -> std::io::Result<Option<TrayLock>> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(home.dir().join(TRAY_LOCK))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        file.set_len(0)?;
+        file.write_all(std::process::id().to_string().as_bytes())?;
+        Ok(Some(TrayLock { _file: file }))
+    }
+
+    /// The process id of the tray that holds it, if one does.
+    pub fn holder(home: &Home) -> Option<u32> {
+        let path = home.dir().join(TRAY_LOCK);
+        let file = OpenOptions::new().write(true).open(&path).ok()?;
+        match file.try_lock() {
+            // Free (and released again when `file` drops).
+            Ok(()) => None,
+            Err(_) => std::fs::read_to_string(&path).ok()?.trim().parse().ok(),
+        }
+    }
+}
 
 /// What a host does about the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -378,18 +378,17 @@ impl Engine {
                 self.home.dir().display()
             )));
         };
-        let mut failed = None;
         crate::local_api::follow(&self.home, recent, &mut |message| match message {
-            crate::local_api::Message::Activity(activity) if failed.is_none() => {
+            crate::local_api::Message::Activity(activity) => {
                 match self.status_with(Some(engine.clone()), activity) {
                     Ok(status) => each(Followed::Status(Box::new(status))),
-                    Err(e) => failed = Some(e),
+                    // The next activity reads it again.
+                    Err(e) => tracing::warn!("could not read the status to follow: {e}"),
                 }
             }
             crate::local_api::Message::Event(event) => each(Followed::Event(event)),
             _ => {}
-        })?;
-        failed.map_or(Ok(()), Err)
+        })
     }
 
     fn status_with(&self, engine: Option<String>, activity: Activity) -> Result<Status> {
