@@ -32,6 +32,7 @@ fn main() {
             "remove_destination",
             "restore_destination",
             "export_key",
+            "thumbnail",
         ]));
     tauri_build::try_build(attrs).expect("tauri-build failed");
 }

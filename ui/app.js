@@ -152,9 +152,37 @@ function renderActivity() {
   for (const x of state.recent) {
     const how = { uploaded: `uploaded ${bytes(x.bytes)}`, linked: 'already in the album', moved: 'moved', unchanged: 'unchanged' }[x.outcome];
     const taken = x.taken ? ` · taken ${takenText(x.taken)}` : '';
-    r.append(el('li', {}, el('span', { class: 'path', text: `${x.album}/${x.name}` }), el('span', { class: 'muted', text: how + taken })));
+    r.append(el('li', {}, thumbnail(x.id), el('span', { class: 'path', text: `${x.album}/${x.name}` }), el('span', { class: 'muted', text: how + taken })));
   }
   $('#no-recent').hidden = state.recent.length > 0;
+  for (const id of thumbnails.keys()) if (!state.recent.some((x) => x.id === id)) thumbnails.delete(id);
+}
+
+// Thumbnails of recent uploads by upload id: asked for once each, one at a
+// time, and shown wherever that upload is drawn. Until one comes (or when
+// nothing can show the file) its kind's icon stands in.
+const thumbnails = new Map();
+let thumbnailQueue = Promise.resolve();
+function thumbnail(id) {
+  const node = el('span', { class: 'thumb', 'data-thumb': String(id), 'aria-hidden': 'true' });
+  const known = thumbnails.get(id);
+  if (known) showThumbnail(node, known);
+  else if (!thumbnails.has(id)) {
+    thumbnails.set(id, null);
+    thumbnailQueue = thumbnailQueue
+      .then(() => invoke('thumbnail', { id }))
+      .catch(() => ({ kind: 'other', url: null }))
+      .then((t) => {
+        if (!thumbnails.has(id)) return;
+        thumbnails.set(id, t);
+        for (const n of document.querySelectorAll(`[data-thumb="${id}"]`)) showThumbnail(n, t);
+      });
+  }
+  return node;
+}
+function showThumbnail(node, t) {
+  node.className = `thumb ${t.kind}${t.url ? ' picture' : ''}`;
+  node.replaceChildren(t.url ? el('img', { src: t.url, alt: '' }) : '');
 }
 
 // A capture date as the Activity view shows it: "15 Jun 2024, 12:00",

@@ -674,3 +674,49 @@ pub fn remove_destination(host: State<'_, Host>, name: String) -> Res<()> {
         .expect("lock")
         .remove_destination(&name)?)
 }
+
+/// A recent upload's thumbnail, as the Activity view shows it.
+#[derive(Debug, Serialize)]
+pub struct UiThumbnail {
+    /// `photo`, `video` or `other`: the icon that stands in for it, and
+    /// whether its picture is a video's poster frame.
+    kind: &'static str,
+    /// A `data:` URL of a small JPEG; none when nothing on this computer
+    /// can show the file (or it is gone): the view shows its kind's icon.
+    url: Option<String>,
+}
+
+/// The thumbnail of recent upload `id` (made on a thread of its own, one
+/// at a time, and cached in the data folder). Only files in the recent
+/// list can be asked for.
+#[tauri::command]
+pub async fn thumbnail(host: State<'_, Host>, id: u64) -> Res<UiThumbnail> {
+    use base64::Engine as _;
+    let Some(path) = host.recent_path(id) else {
+        return Ok(UiThumbnail {
+            kind: shoebox_thumbnail::Kind::Other.as_str(),
+            url: None,
+        });
+    };
+    let thumbnails = host.thumbnails().map_err(|e| {
+        invalid(
+            "io",
+            format!(
+                "cannot keep thumbnails in {}: {e}",
+                host.home.dir().join("thumbnails").display()
+            ),
+        )
+    })?;
+    let made = tauri::async_runtime::spawn_blocking(move || thumbnails.get(&path))
+        .await
+        .map_err(|e| invalid("internal", format!("the thumbnail was not made: {e}")))?;
+    Ok(UiThumbnail {
+        kind: made.kind.as_str(),
+        url: made.jpeg.map(|jpeg| {
+            format!(
+                "data:image/jpeg;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(jpeg)
+            )
+        }),
+    })
+}

@@ -14,6 +14,7 @@ use shoebox_core::progress::Summary;
 use shoebox_core::{Engine, Home, Status};
 pub use shoebox_host::{Recent, WORKERS_KEY};
 use shoebox_host::{Role, Shell, Shown};
+use shoebox_thumbnail::Thumbnails;
 use tauri::{AppHandle, Emitter};
 
 /// Settings key the shell keeps in the engine's store.
@@ -69,17 +70,19 @@ pub struct TimeLeft {
 pub struct Host {
     pub home: Home,
     _log: Option<shoebox_core::logging::LogGuard>,
-    /// The shell's own connection, for commands and status.
-    pub engine: Mutex<Engine>,
+    /// The window's connection to the store, for commands and what the
+    /// window shows (shared with its shell).
+    pub engine: Arc<Mutex<Engine>>,
     core: Arc<shoebox_host::Host>,
+    /// The Activity view's thumbnails, opened when first asked for.
+    thumbnails: Mutex<Option<Arc<Thumbnails>>>,
 }
 
 /// The window's shell: draws into the window (and, all in one, the tray).
 struct WindowShell {
     app: AppHandle,
     mode: Mode,
-    /// Its own connection, for what the window shows.
-    engine: Mutex<Engine>,
+    engine: Arc<Mutex<Engine>>,
 }
 
 impl Shell for WindowShell {
@@ -120,7 +123,7 @@ impl Host {
     pub fn start(app: &AppHandle, home_dir: Option<PathBuf>, mode: Mode) -> anyhow::Result<Host> {
         let home = Home::open(home_dir)?;
         let log = shoebox_core::logging::init(&home, 0);
-        let engine = Engine::open_light(home.clone())?;
+        let engine = Arc::new(Mutex::new(Engine::open_light(home.clone())?));
         let role = match mode {
             Mode::Window => Role::Follow,
             Mode::AllInOne => Role::RunOrFollow,
@@ -128,15 +131,32 @@ impl Host {
         let shell = Arc::new(WindowShell {
             app: app.clone(),
             mode,
-            engine: Mutex::new(Engine::open_light(home.clone())?),
+            engine: Arc::clone(&engine),
         });
         let core = shoebox_host::Host::start(home.clone(), role, shell)?;
         Ok(Host {
             home,
             _log: log,
-            engine: Mutex::new(engine),
+            engine,
             core,
+            thumbnails: Mutex::new(None),
         })
+    }
+
+    /// The source file of a recent upload the Activity view shows.
+    pub fn recent_path(&self, id: u64) -> Option<PathBuf> {
+        self.core.recent_path(id)
+    }
+
+    /// The thumbnail cache in the data folder.
+    pub fn thumbnails(&self) -> std::io::Result<Arc<Thumbnails>> {
+        let mut opened = self.thumbnails.lock().expect("lock");
+        if let Some(t) = &*opened {
+            return Ok(Arc::clone(t));
+        }
+        let t = Arc::new(Thumbnails::open(self.home.dir())?);
+        *opened = Some(Arc::clone(&t));
+        Ok(t)
     }
 
     /// The tray's Pause / Resume item.

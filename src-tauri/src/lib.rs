@@ -127,6 +127,7 @@ pub fn run() {
             commands::remove_destination,
             commands::restore_destination,
             commands::export_key,
+            commands::thumbnail,
         ])
         .setup(move |app| {
             let host = match Host::start(app.handle(), args.home.clone(), mode) {

@@ -1,7 +1,7 @@
 //! The window, driven through WebDriver in the real WebKit: adding a folder
 //! (the native picker is bypassed by typing the path; everything after it
-//! is real), progress and counts, pause and resume, removing a watch, and a
-//! failed file's reason.
+//! is real), progress and counts, pause and resume, removing a watch, a
+//! failed file's reason, and the thumbnails of recent uploads.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -332,4 +332,135 @@ fn what_the_scan_left_out_is_listed_with_its_reason() {
     assert!(listed.contains("not a photo or video"), "{listed}");
     assert!(listed.contains("unfinished download"), "{listed}");
     assert!(!wd.displayed("#no-ignored"));
+}
+
+/// Runs a media tool (ImageMagick, heif-enc, ffmpeg), bounded to a minute.
+fn media_tool(args: &[&std::ffi::OsStr]) {
+    let status = std::process::Command::new("timeout")
+        .arg("60")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        status.success(),
+        "{args:?} failed or took over 60 s: {status}"
+    );
+}
+
+#[test]
+fn the_activity_view_shows_thumbnails_of_recent_uploads_and_an_icon_where_none_can_be_made() {
+    let sb = Sandbox::new();
+    let made = sb.home.join("made");
+    fs::create_dir_all(&made).unwrap();
+    let png = made.join("red.png");
+    media_tool(&[
+        "convert".as_ref(),
+        "-size".as_ref(),
+        "600x400".as_ref(),
+        "xc:red".as_ref(),
+        "-define".as_ref(),
+        "png:color-type=2".as_ref(),
+        png.as_os_str(),
+    ]);
+    let jpeg = sb.photos.join("IMG_0001.jpg");
+    media_tool(&["convert".as_ref(), png.as_os_str(), jpeg.as_os_str()]);
+    let heic = sb.photos.join("IMG_0002.HEIC");
+    media_tool(&[
+        "heif-enc".as_ref(),
+        png.as_os_str(),
+        "-o".as_ref(),
+        heic.as_os_str(),
+    ]);
+    let video = sb.photos.join("IMG_0003.MOV");
+    media_tool(&[
+        "ffmpeg".as_ref(),
+        "-loglevel".as_ref(),
+        "error".as_ref(),
+        "-f".as_ref(),
+        "lavfi".as_ref(),
+        "-i".as_ref(),
+        "color=c=blue:s=320x240:d=2".as_ref(),
+        "-pix_fmt".as_ref(),
+        "yuv420p".as_ref(),
+        video.as_os_str(),
+    ]);
+    // A video no decoder reads: its icon stands in.
+    let mut broken = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41".to_vec();
+    broken.extend(std::iter::repeat_n(0x5a, 5000));
+    sb.write("broken.mp4", &broken);
+    let listing = || {
+        let mut names: Vec<_> = fs::read_dir(&sb.photos)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    sb.watch(&sb.photos);
+    let wd = WebDriver::start(&sb, &[]);
+    wait_until(secs(30), "the four files to be backed up", || {
+        sb.library_files().len() == 4
+    });
+    wd.click("#tab-activity");
+    wd.wait_text("#recent", secs(20), |t| {
+        ["IMG_0001", "IMG_0002", "IMG_0003", "broken"]
+            .iter()
+            .all(|n| t.contains(n))
+    });
+    // Each row: its name, its thumbnail's classes, and the size WebKit
+    // decoded the picture at (0 × 0 with no picture).
+    let rows = || {
+        wd.exec(
+            "return [...document.querySelectorAll('#recent li')].map((li) => {
+               const img = li.querySelector('.thumb img');
+               return [li.querySelector('.path').textContent, li.querySelector('.thumb').className,
+                       img ? img.naturalWidth : 0, img ? img.naturalHeight : 0];
+             });",
+        )
+    };
+    let shown = |name: &str, rows: &serde_json::Value| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0].as_str().unwrap().contains(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no row of {name}: {rows}"))
+    };
+    wait_until(secs(60), "three thumbnails and one icon", || {
+        let rows = rows();
+        ["IMG_0001", "IMG_0002", "IMG_0003"]
+            .iter()
+            .all(|n| shown(n, &rows)[2].as_u64() > Some(0))
+            && shown("broken", &rows)[1] == "thumb video"
+    });
+    let rows = rows();
+    for (name, class, size) in [
+        ("IMG_0001", "thumb photo picture", (128, 85)),
+        ("IMG_0002", "thumb photo picture", (128, 85)),
+        ("IMG_0003", "thumb video picture", (128, 96)),
+    ] {
+        let row = shown(name, &rows);
+        assert_eq!(row[1], class, "{row}");
+        assert_eq!(
+            (row[2].as_u64().unwrap(), row[3].as_u64().unwrap()),
+            size,
+            "{row}"
+        );
+    }
+    wd.screenshot("activity-thumbnails");
+
+    // Made small into the data folder, never beside the photos.
+    assert_eq!(listing(), before, "nothing written into the watched folder");
+    let mut cached: Vec<String> = fs::read_dir(sb.data.join("thumbnails"))
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.rsplit('.').next().unwrap().to_string()
+        })
+        .collect();
+    cached.sort();
+    assert_eq!(cached, ["jpg", "jpg", "jpg", "none"]);
 }

@@ -85,6 +85,9 @@ pub enum Role {
 /// A recent upload, for the Activity view.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recent {
+    /// Unique among this process's recent uploads: what the window asks a
+    /// thumbnail by (see [`Host::recent_path`]).
+    pub id: u64,
     pub path: String,
     pub album: String,
     pub name: String,
@@ -147,6 +150,7 @@ pub struct Host {
     engine_thread: Mutex<Option<JoinHandle<()>>>,
     refresher: Mutex<Option<JoinHandle<()>>>,
     recent: Mutex<VecDeque<Recent>>,
+    next_recent_id: std::sync::atomic::AtomicU64,
     progress: Mutex<Progress>,
     last_failure: Mutex<Option<Instant>>,
 }
@@ -186,6 +190,7 @@ impl Host {
             engine_thread: Mutex::new(None),
             refresher: Mutex::new(None),
             recent: Mutex::new(VecDeque::new()),
+            next_recent_id: std::sync::atomic::AtomicU64::new(1),
             progress: Mutex::new(Progress::default()),
             last_failure: Mutex::new(None),
         });
@@ -214,6 +219,14 @@ impl Host {
     /// The recent uploads, newest first.
     pub fn recent(&self) -> Vec<Recent> {
         lock(&self.recent).iter().cloned().collect()
+    }
+
+    /// The source file of a recent upload, while it is in the list.
+    pub fn recent_path(&self, id: u64) -> Option<std::path::PathBuf> {
+        lock(&self.recent)
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.path.clone().into())
     }
 
     /// Something changed through a command: show it now.
@@ -355,8 +368,12 @@ impl Host {
             ..
         } = e
         {
+            let id = self
+                .next_recent_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut recent = lock(&self.recent);
             recent.push_front(Recent {
+                id,
                 path: path.clone(),
                 album: album.clone(),
                 name: name.clone(),
