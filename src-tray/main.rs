@@ -42,14 +42,10 @@ fn home_arg() -> Option<PathBuf> {
 /// user set is kept.
 #[cfg(target_os = "linux")]
 fn light_gtk() {
-    for (key, value) in [("GDK_GL", "disable"), ("NO_AT_BRIDGE", "1")] {
-        if std::env::var_os(key).is_none() {
-            // SAFETY: called first in `main`, before any thread exists.
-            #[allow(unsafe_code)]
-            unsafe {
-                std::env::set_var(key, value)
-            };
-        }
+    // SAFETY: called first in `main`, before any thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        shoebox_host::default_env(&[("GDK_GL", "disable"), ("NO_AT_BRIDGE", "1")]);
     }
 }
 

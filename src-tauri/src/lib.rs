@@ -67,17 +67,13 @@ pub(crate) fn quit(app: &AppHandle) {
 /// kept.
 #[cfg(target_os = "linux")]
 fn light_webkit() {
-    for key in [
-        "WEBKIT_DISABLE_COMPOSITING_MODE",
-        "WEBKIT_DISABLE_DMABUF_RENDERER",
-    ] {
-        if std::env::var_os(key).is_none() {
-            // SAFETY: called first in `run`, before any thread exists.
-            #[allow(unsafe_code)]
-            unsafe {
-                std::env::set_var(key, "1")
-            };
-        }
+    // SAFETY: called first in `run`, before any thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        shoebox_host::default_env(&[
+            ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+            ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+        ]);
     }
 }
 

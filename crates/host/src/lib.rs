@@ -27,6 +27,24 @@ use shoebox_core::{Captured, Engine, Event, Followed, Home, Outcome, RunOptions,
 pub const WORKERS_KEY: &str = "app.workers";
 /// The name the app's engine runs under (`status` shows it).
 pub const APP_ENGINE: &str = "Shoebox app";
+/// Sets each environment variable that is not set yet: the desktop
+/// processes' lighter defaults for GTK and WebKit (a value the user set is
+/// kept).
+///
+/// # Safety
+///
+/// The environment is process-wide: call this first in `main`, before any
+/// other thread exists (see [`std::env::set_var`]).
+#[allow(unsafe_code)]
+pub unsafe fn default_env(vars: &[(&str, &str)]) {
+    for (key, value) in vars {
+        if std::env::var_os(key).is_none() {
+            // SAFETY: the caller's promise, above.
+            unsafe { std::env::set_var(key, value) };
+        }
+    }
+}
+
 /// Recent uploads kept (and asked of an engine followed from its start).
 pub const RECENT_KEPT: usize = 50;
 
