@@ -60,16 +60,10 @@ impl Home {
     }
 
     /// Where the running engine serves its local API (`local_api`): a
-    /// socket only this user can open.
+    /// socket only this user can open. (On Windows it is a named pipe.)
+    #[cfg(unix)]
     pub fn api_path(&self) -> PathBuf {
         self.dir.join("engine.sock")
-    }
-
-    /// The folder a running engine watches for changes where it serves no
-    /// socket (Windows, until its named pipe is written).
-    #[cfg(not(unix))]
-    pub fn control_dir(&self) -> PathBuf {
-        self.dir.join("control")
     }
 
     /// This data folder's engine id: random, made on first use and kept in

@@ -187,42 +187,6 @@ pub fn new_file_permissions() -> Option<std::fs::Permissions> {
     }
 }
 
-/// Whether the process at the other end of a local socket runs as this
-/// process's user: the local API's second lock, behind the socket file's
-/// owner-only mode. Linux: `SO_PEERCRED`; other Unixes: `getpeereid`.
-#[cfg(unix)]
-pub fn peer_is_owner(stream: &std::os::unix::net::UnixStream) -> bool {
-    use std::os::fd::AsRawFd;
-    let fd = stream.as_raw_fd();
-    // SAFETY: plain system calls on a socket this function borrows, with
-    // out-parameters sized for them.
-    #[allow(unsafe_code)]
-    let uid = unsafe {
-        #[cfg(target_os = "linux")]
-        {
-            let mut cred = std::mem::MaybeUninit::<libc::ucred>::zeroed();
-            let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-            let got = libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                cred.as_mut_ptr().cast(),
-                &mut len,
-            );
-            (got == 0).then(|| cred.assume_init().uid)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let (mut uid, mut gid) = (0, 0);
-            (libc::getpeereid(fd, &mut uid, &mut gid) == 0).then_some(uid)
-        }
-    };
-    // SAFETY: geteuid cannot fail.
-    #[allow(unsafe_code)]
-    let own = unsafe { libc::geteuid() };
-    uid == Some(own)
-}
-
 /// Creates a new file only its owner can read (a key file), never over an
 /// existing one. Elsewhere than on Unix, the folder's own access rules
 /// apply (a user's profile folder is private on Windows).

@@ -450,7 +450,7 @@ impl Daemon<'_> {
             return Ok(());
         }
         if let Some(api) = self.api {
-            api.publish(self.store, &activity)?;
+            api.publish(&activity);
         }
         self.activity = activity;
         self.published = Some(clock::now());
@@ -597,7 +597,7 @@ impl Daemon<'_> {
             self.store.set_watcher(*id, None)?;
         }
         if let Some(api) = self.api {
-            api.publish(self.store, &Activity::default())?;
+            api.publish(&Activity::default());
         }
         Ok(())
     }

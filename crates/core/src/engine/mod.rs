@@ -359,7 +359,7 @@ impl Engine {
         // it runs.
         let engine = crate::lock::holder(&self.home);
         let activity = match &engine {
-            Some(_) => crate::local_api::activity(&self.home, &self.store).unwrap_or_default(),
+            Some(_) => crate::local_api::activity(&self.home).unwrap_or_default(),
             None => Activity::default(),
         };
         self.status_with(engine, activity)

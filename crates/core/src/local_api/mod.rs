@@ -15,27 +15,19 @@
 //! [`Request::Follow`], with the activity now and then a message for each
 //! event and each new activity, until the engine stops.
 //!
-//! The transport is the one platform part (docs/ARCHITECTURE.md): a Unix
-//! socket in the data folder on Linux and macOS (`socket.rs`), readable by
-//! its owner only and checked by the peer's user id; elsewhere, until the
-//! Windows named pipe is written, the control folder the engine watches
-//! and the activity kept in the store (`control_folder.rs`).
+//! The transport (`socket.rs`, over the `interprocess` crate) is a local
+//! socket: a Unix socket in the data folder on Linux and macOS, readable by
+//! its owner only and checked by the peer's user id; a named pipe on
+//! Windows, whose security descriptor admits its owner only.
 
 use serde::{Deserialize, Serialize};
 
 use crate::events::Event;
 use crate::waiting::Waiting;
 
-#[cfg(not(unix))]
-mod control_folder;
-#[cfg(unix)]
 mod socket;
-#[cfg(not(unix))]
-use control_folder as transport;
-#[cfg(unix)]
-use socket as transport;
 
-pub(crate) use transport::{Server, activity, changed, follow};
+pub(crate) use socket::{Server, activity, changed, follow};
 
 /// What the running engine does now, as it publishes it for `status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,29 +1,33 @@
-//! The local API over a Unix socket, `<data folder>/engine.sock`.
+//! The local API over a local socket (the `interprocess` crate): on Unix
+//! the socket file `<data folder>/engine.sock`, on Windows a named pipe
+//! named after the data folder (`\\.\pipe\shoebox-<hash>`).
 //!
-//! The socket is bound under a temporary name, made readable and writable
-//! by its owner only, and only then renamed into place, so that no other
-//! user can ever connect; each connection's peer is checked too (its user
-//! id must be this process's). One thread accepts; each connection is
-//! served on a thread of its own, at most [`MAX_CONNECTIONS`] at once.
-//! The engine never waits for a client: a follower whose queue fills is
+//! Only the owner can connect. On Unix the socket is bound under a
+//! temporary name, made readable and writable by its owner only, and only
+//! then renamed into place, and each connection's peer is checked too (its
+//! effective user id must be this process's). On Windows the pipe's
+//! security descriptor grants access to its owner and the system alone,
+//! and remote clients are refused. One thread accepts; each connection is
+//! served on a thread of its own, at most [`MAX_CONNECTIONS`] at once. The
+//! engine never waits for a client: a follower whose queue fills is
 //! dropped, and every read and write has a time bound.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
+use interprocess::local_socket::prelude::*;
+use interprocess::local_socket::{Listener, ListenerOptions, Name, Stream};
 
 use super::{Activity, Message, Request};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::home::Home;
-use crate::store::Store;
 use crate::watcher::Hint;
 
 /// How long one request or one answer may take on the wire.
@@ -46,8 +50,48 @@ const RECENT_KEPT: usize = 200;
 /// The running engine's end: serves the socket until dropped.
 pub(crate) struct Server {
     shared: Arc<Shared>,
-    path: PathBuf,
+    /// Where it answers; on Unix also the socket file it removes.
+    endpoint: Endpoint,
     accept: Option<JoinHandle<()>>,
+}
+
+/// Where the engine of a data folder answers.
+struct Endpoint {
+    name: Name<'static>,
+    /// Shown in messages: the socket's path, or the pipe's name.
+    shown: String,
+    #[cfg(unix)]
+    path: PathBuf,
+}
+
+impl Endpoint {
+    #[cfg(unix)]
+    fn of(home: &Home) -> io::Result<Endpoint> {
+        use interprocess::local_socket::GenericFilePath;
+        let path = home.api_path();
+        Ok(Endpoint {
+            name: path.clone().to_fs_name::<GenericFilePath>()?,
+            shown: path.display().to_string(),
+            path,
+        })
+    }
+
+    /// Pipes live in one namespace of their own: the name is made from
+    /// the data folder's path.
+    #[cfg(windows)]
+    fn of(home: &Home) -> io::Result<Endpoint> {
+        use interprocess::local_socket::GenericNamespaced;
+        let hash = blake3::hash(home.dir().as_os_str().as_encoded_bytes());
+        let pipe = format!("shoebox-{}", &hash.to_hex()[..24]);
+        Ok(Endpoint {
+            shown: format!(r"\\.\pipe\{pipe}"),
+            name: std::ffi::OsString::from(pipe).to_ns_name::<GenericNamespaced>()?,
+        })
+    }
+
+    fn connect(&self) -> io::Result<Stream> {
+        Stream::connect(self.name.borrow())
+    }
 }
 
 struct Shared {
@@ -86,15 +130,15 @@ impl Server {
     /// Binds the socket and starts serving it; `None` (logged) where it
     /// cannot be, and the engine runs on without it.
     pub(crate) fn start(home: &Home, hints: Sender<Hint>) -> Option<Server> {
-        let path = home.api_path();
-        let listener = match bind(&path) {
-            Ok(listener) => listener,
+        let bound = Endpoint::of(home).and_then(|endpoint| Ok((bind(&endpoint)?, endpoint)));
+        let (listener, endpoint) = match bound {
+            Ok(bound) => bound,
             Err(e) => {
                 tracing::warn!(
-                    "the engine's local API could not start at {}: {e}. `shoebox` commands \
+                    "the engine's local API could not start for {}: {e}. `shoebox` commands \
                      reach this engine only when it starts again (a data folder with a \
-                     shorter path avoids a path that is too long)",
-                    path.display()
+                     shorter path avoids a socket path that is too long)",
+                    home.dir().display()
                 );
                 return None;
             }
@@ -114,19 +158,20 @@ impl Server {
         match accept {
             Ok(accept) => Some(Server {
                 shared,
-                path,
+                endpoint,
                 accept: Some(accept),
             }),
             Err(e) => {
                 tracing::warn!("the engine's local API could not start a thread: {e}");
-                let _ = std::fs::remove_file(&path);
+                #[cfg(unix)]
+                let _ = std::fs::remove_file(&endpoint.path);
                 None
             }
         }
     }
 
     /// What the engine does now, for `status` and for followers.
-    pub(crate) fn publish(&self, _store: &Store, activity: &Activity) -> Result<()> {
+    pub(crate) fn publish(&self, activity: &Activity) {
         *self
             .shared
             .activity
@@ -134,7 +179,6 @@ impl Server {
             .unwrap_or_else(PoisonError::into_inner) = activity.clone();
         self.shared
             .broadcast(|| line_of(&Message::Activity(activity.clone())));
-        Ok(())
     }
 
     /// An event, for followers.
@@ -170,21 +214,29 @@ impl Drop for Server {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         // Wakes the accepting thread, which then sees `stopping`.
-        if UnixStream::connect(&self.path).is_ok()
+        if self.endpoint.connect().is_ok()
             && let Some(accept) = self.accept.take()
         {
             let _ = accept.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        #[cfg(unix)]
+        let _ = std::fs::remove_file(&self.endpoint.path);
     }
 }
 
 /// Binds under a temporary name, makes the socket its owner's only, then
 /// renames it into place (over a socket a crashed engine left: the caller
 /// holds the engine lock, so no other engine serves it).
-fn bind(path: &Path) -> io::Result<UnixListener> {
+#[cfg(unix)]
+fn bind(endpoint: &Endpoint) -> io::Result<Listener> {
+    use interprocess::local_socket::GenericFilePath;
+    use std::os::unix::fs::PermissionsExt;
+    let path = &endpoint.path;
     let temp = path.with_file_name(format!("engine.sock.{}", crate::platform::random_hex(4)));
-    let listener = UnixListener::bind(&temp)?;
+    let listener = ListenerOptions::new()
+        .name(temp.clone().to_fs_name::<GenericFilePath>()?)
+        .reclaim_name(false)
+        .create_sync()?;
     let private = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
         .and_then(|()| std::fs::rename(&temp, path));
     if let Err(e) = private {
@@ -194,7 +246,37 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-fn accept_all(listener: &UnixListener, shared: &Arc<Shared>) {
+/// Creates the pipe with a security descriptor that lets its owner and the
+/// system in, and no one else (`P`: nothing inherited).
+#[cfg(windows)]
+fn bind(endpoint: &Endpoint) -> io::Result<Listener> {
+    use interprocess::os::windows::local_socket::ListenerOptionsExt;
+    use interprocess::os::windows::security_descriptor::SecurityDescriptor;
+    let owner_only =
+        SecurityDescriptor::deserialize(widestring::u16cstr!("D:P(A;;GA;;;OW)(A;;GA;;;SY)"))?;
+    ListenerOptions::new()
+        .name(endpoint.name.borrow())
+        .security_descriptor(owner_only)
+        .create_sync()
+}
+
+/// Whether the process at the other end runs as this process's user: the
+/// second lock, behind the socket file's owner-only mode. On Windows the
+/// pipe's security descriptor is the lock.
+#[cfg(unix)]
+fn peer_is_owner(stream: &Stream) -> bool {
+    // SAFETY: geteuid cannot fail.
+    #[allow(unsafe_code)]
+    let own = unsafe { libc::geteuid() };
+    stream.peer_creds().is_ok_and(|c| c.euid() == Some(own))
+}
+
+#[cfg(windows)]
+fn peer_is_owner(_stream: &Stream) -> bool {
+    true
+}
+
+fn accept_all(listener: &Listener, shared: &Arc<Shared>) {
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::SeqCst) {
             return;
@@ -209,7 +291,7 @@ fn accept_all(listener: &UnixListener, shared: &Arc<Shared>) {
                 continue;
             }
         };
-        if !crate::platform::peer_is_owner(&stream) {
+        if !peer_is_owner(&stream) {
             tracing::warn!("the engine's local API refused a connection from another user");
             continue;
         }
@@ -221,7 +303,7 @@ fn accept_all(listener: &UnixListener, shared: &Arc<Shared>) {
                     "the engine already serves {MAX_CONNECTIONS} connections; try again"
                 ),
             };
-            let _ = stream.set_write_timeout(Some(ANSWER_WITHIN));
+            let _ = stream.set_send_timeout(Some(ANSWER_WITHIN));
             let _ = send(&mut &stream, &busy);
             continue;
         }
@@ -240,9 +322,9 @@ fn accept_all(listener: &UnixListener, shared: &Arc<Shared>) {
     }
 }
 
-fn serve(stream: &UnixStream, shared: &Shared) -> io::Result<()> {
-    stream.set_read_timeout(Some(ANSWER_WITHIN))?;
-    stream.set_write_timeout(Some(ANSWER_WITHIN))?;
+fn serve(stream: &Stream, shared: &Shared) -> io::Result<()> {
+    stream.set_recv_timeout(Some(ANSWER_WITHIN))?;
+    stream.set_send_timeout(Some(ANSWER_WITHIN))?;
     let mut line = String::new();
     BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line)?;
     let mut out = stream;
@@ -270,7 +352,7 @@ fn serve(stream: &UnixStream, shared: &Shared) -> io::Result<()> {
 }
 
 /// Streams to one follower until the engine stops or the follower goes.
-fn follow_for(mut out: &UnixStream, shared: &Shared, recent: usize) -> io::Result<()> {
+fn follow_for(mut out: &Stream, shared: &Shared, recent: usize) -> io::Result<()> {
     let (tx, rx) = bounded(FOLLOW_QUEUE);
     // Taken as the follower is added, under the same lock, so that no
     // upload is missed or told twice.
@@ -327,10 +409,10 @@ fn write_line(out: &mut impl Write, line: &str) -> io::Result<()> {
 }
 
 /// A connection to the running engine, if one serves this data folder.
-fn connect(home: &Home) -> Option<UnixStream> {
-    let stream = UnixStream::connect(home.api_path()).ok()?;
-    stream.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
-    stream.set_write_timeout(Some(ANSWER_WITHIN)).ok()?;
+fn connect(home: &Home) -> Option<Stream> {
+    let stream = Endpoint::of(home).ok()?.connect().ok()?;
+    stream.set_recv_timeout(Some(ANSWER_WITHIN)).ok()?;
+    stream.set_send_timeout(Some(ANSWER_WITHIN)).ok()?;
     Some(stream)
 }
 
@@ -356,7 +438,7 @@ pub(crate) fn changed(home: &Home) {
 }
 
 /// What the running engine does now; `None` if none answers.
-pub(crate) fn activity(home: &Home, _store: &Store) -> Option<Activity> {
+pub(crate) fn activity(home: &Home) -> Option<Activity> {
     match ask(home, Request::Activity)? {
         Message::Activity(activity) => Some(activity),
         _ => None,
@@ -366,18 +448,19 @@ pub(crate) fn activity(home: &Home, _store: &Store) -> Option<Activity> {
 /// Follows the running engine, handing each message to `each`, until it
 /// stops (`Ok`).
 pub(crate) fn follow(home: &Home, recent: usize, each: &mut dyn FnMut(Message)) -> Result<()> {
-    let path = home.api_path();
     let gone = |why: String| Error::Invalid(why);
-    let stream = UnixStream::connect(&path).map_err(|e| {
+    let endpoint =
+        Endpoint::of(home).map_err(|e| Error::io("cannot follow the engine of", home.dir(), e))?;
+    let stream = endpoint.connect().map_err(|e| {
         gone(format!(
             "no running engine answers at {} ({e}). `shoebox status --follow` follows \
              `shoebox run` or the tray app; start one of them",
-            path.display()
+            endpoint.shown
         ))
     })?;
-    let io = |e: io::Error| Error::io("cannot follow the engine at", &path, e);
-    stream.set_write_timeout(Some(ANSWER_WITHIN)).map_err(io)?;
-    stream.set_read_timeout(Some(FOLLOW_SILENCE)).map_err(io)?;
+    let io = |e: io::Error| Error::io("cannot follow the engine of", home.dir(), e);
+    stream.set_send_timeout(Some(ANSWER_WITHIN)).map_err(io)?;
+    stream.set_recv_timeout(Some(FOLLOW_SILENCE)).map_err(io)?;
     let request = Request::Follow { recent };
     let request = serde_json::to_string(&request).expect("serialisable");
     write_line(&mut &stream, &request).map_err(io)?;
@@ -459,8 +542,7 @@ mod tests {
             settling: 2,
             ..Activity::default()
         };
-        let store = Store::open(&home.db_path()).unwrap();
-        server.publish(&store, &activity).unwrap();
+        server.publish(&activity);
 
         let (got_tx, got) = crossbeam_channel::unbounded();
         let follower = {
@@ -489,6 +571,7 @@ mod tests {
             .join()
             .unwrap()
             .expect("the stream ends cleanly when the engine stops");
+        #[cfg(unix)]
         assert!(!home.api_path().exists(), "the socket goes with the engine");
     }
 }
