@@ -8,7 +8,9 @@
 //!
 //! JPEG, PNG and WebP are decoded here and turned upright by their EXIF
 //! orientation. Anything else (HEIC, video poster frames, RAW) goes to the
-//! desktop's own thumbnailers where the platform has them (`desktop.rs`).
+//! system's own thumbnailer: the desktop's thumbnailers on Linux and the
+//! BSDs (`desktop.rs`), Quick Look on macOS (`quicklook.rs`), the shell on
+//! Windows (`shell.rs`).
 //! What nothing can decode gets no picture, and that is remembered so that
 //! it is not tried again; the view then shows a neutral icon of its kind.
 //!
@@ -23,12 +25,21 @@ use std::time::{Duration, SystemTime};
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb, RgbImage};
 
+/// The system's own thumbnailer for what is not decoded here: the desktop's
+/// thumbnailers on Linux and the BSDs, Quick Look on macOS, the shell on
+/// Windows.
 #[cfg(all(unix, not(target_os = "macos")))]
-mod desktop;
-#[cfg(not(all(unix, not(target_os = "macos"))))]
-mod desktop {
-    //! No desktop thumbnailers are called on this platform yet: HEIC and
-    //! videos get the neutral icon.
+#[path = "desktop.rs"]
+mod system;
+#[cfg(target_os = "macos")]
+#[path = "quicklook.rs"]
+mod system;
+#[cfg(windows)]
+#[path = "shell.rs"]
+mod system;
+#[cfg(not(any(unix, windows)))]
+mod system {
+    //! No system thumbnailer here: HEIC and videos get the neutral icon.
     use std::path::Path;
 
     pub(crate) fn make(
@@ -143,13 +154,13 @@ impl Thumbnails {
         if here {
             match decode(source) {
                 Ok(image) => return Some(image),
-                Err(e) => tracing::debug!("{}: {e}; asking the desktop", source.display()),
+                Err(e) => tracing::debug!("{}: {e}; asking the system", source.display()),
             }
         }
         let scratch = tempfile::tempdir_in(&self.dir)
             .inspect_err(|e| tracing::warn!("no scratch folder in {}: {e}", self.dir.display()))
             .ok()?;
-        desktop::make(source, mime?, SIZE, scratch.path()).map(|image| image.thumbnail(SIZE, SIZE))
+        system::make(source, mime?, SIZE, scratch.path()).map(|image| image.thumbnail(SIZE, SIZE))
     }
 }
 
