@@ -185,8 +185,8 @@ fn failure(watch_id: i64, e: &notify::Error, needed: u64, limit: Option<u64>) ->
 }
 
 /// Watches one directory (not recursively) and sends `make()` for any
-/// event in it: used for the control folder and for the parent of a
-/// missing root, to notice when it comes back.
+/// event in it: used for the parent of a missing root, to notice when it
+/// comes back.
 pub fn watch_dir_shallow(
     dir: &Path,
     hints: Sender<Hint>,
