@@ -157,10 +157,12 @@ impl Thumbnails {
                 Err(e) => tracing::debug!("{}: {e}; asking the system", source.display()),
             }
         }
+        // What no sniffing recognises, no thumbnailer takes either.
+        let mime = mime?;
         let scratch = tempfile::tempdir_in(&self.dir)
             .inspect_err(|e| tracing::warn!("no scratch folder in {}: {e}", self.dir.display()))
             .ok()?;
-        system::make(source, mime?, SIZE, scratch.path()).map(|image| image.thumbnail(SIZE, SIZE))
+        system::make(source, mime, SIZE, scratch.path()).map(|image| image.thumbnail(SIZE, SIZE))
     }
 }
 
