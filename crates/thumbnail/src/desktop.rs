@@ -6,17 +6,16 @@
 //! and videos (ffmpegthumbnailer, totem) get a picture: whatever the
 //! desktop can show in its file manager, the Activity view can too.
 //!
-//! A thumbnailer runs with no input or output of its own, writes into a
-//! scratch folder inside the cache, and is killed after [`TIME_BOUND`].
+//! A thumbnailer writes into a scratch folder inside the cache, and is
+//! stopped after [`TIME_BOUND`] (`run.rs`).
 
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use image::{DynamicImage, ImageReader};
-use wait_timeout::ChildExt;
+use image::DynamicImage;
 
 /// How long a thumbnailer may take before it is killed.
 const TIME_BOUND: Duration = Duration::from_secs(20);
@@ -170,46 +169,18 @@ fn run(
 ) -> Option<DynamicImage> {
     let output = scratch.join("thumbnail.png");
     let args = command_line(&thumbnailer.exec, source, &output, size)?;
-    let named = thumbnailer.file.display();
-    let mut child = Command::new(&args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .inspect_err(|e| tracing::warn!("cannot run the thumbnailer of {named}: {e}"))
-        .ok()?;
-    let status = match child.wait_timeout(bound) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            tracing::warn!(
-                "the thumbnailer of {named} took more than {}s for {}; stopped",
-                bound.as_secs(),
-                source.display()
-            );
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        Err(e) => {
-            tracing::warn!("cannot wait for the thumbnailer of {named}: {e}");
-            return None;
-        }
-    };
+    let what = format!("the thumbnailer of {}", thumbnailer.file.display());
+    let status = crate::run::bounded(
+        Command::new(&args[0]).args(&args[1..]),
+        bound,
+        &what,
+        source,
+    )?;
     if !status.success() {
-        tracing::debug!(
-            "the thumbnailer of {named} failed on {}: {status}",
-            source.display()
-        );
+        tracing::debug!("{what} failed on {}: {status}", source.display());
         return None;
     }
-    ImageReader::open(&output)
-        .ok()?
-        .with_guessed_format()
-        .ok()?
-        .decode()
-        .inspect_err(|e| tracing::debug!("the thumbnailer of {named} wrote no picture: {e}"))
-        .ok()
+    crate::run::picture(&output, &what)
 }
 
 #[cfg(test)]

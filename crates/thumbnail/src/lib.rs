@@ -25,6 +25,9 @@ use std::time::{Duration, SystemTime};
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb, RgbImage};
 
+#[cfg(unix)]
+mod run;
+
 /// The system's own thumbnailer for what is not decoded here: the desktop's
 /// thumbnailers on Linux and the BSDs, Quick Look on macOS, the shell on
 /// Windows.
