@@ -3,6 +3,7 @@
 
 mod hostile;
 mod immich;
+#[path = "../common/media.rs"]
 mod media;
 mod proxy;
 mod support;

@@ -8,6 +8,9 @@
 #[path = "../common/bounded.rs"]
 mod bounded;
 #[allow(dead_code)]
+#[path = "../common/media.rs"]
+mod media;
+#[allow(dead_code)]
 #[path = "../common/sshd.rs"]
 mod sshd;
 mod support;

@@ -2,32 +2,21 @@
 //! ffmpeg, through the desktop's real thumbnailers (heif-thumbnailer,
 //! ffmpegthumbnailer: `scripts/install-deps` installs them).
 
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use shoebox_thumbnail::{Kind, SIZE, Thumbnail, Thumbnails};
 
-/// Runs a media tool, bounded to a minute.
-fn tool<S: AsRef<OsStr>>(args: &[S]) {
-    let shown: Vec<_> = args
-        .iter()
-        .map(|a| a.as_ref().to_string_lossy().into_owned())
-        .collect();
-    let status = Command::new("timeout")
-        .arg("60")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {shown:?}: {e}"));
-    assert!(
-        status.success(),
-        "{shown:?} failed or took over 60 s: {status}"
-    );
-}
+// The suites' bounded runner and media makers.
+#[allow(dead_code)]
+#[path = "../../../tests/common/bounded.rs"]
+mod bounded;
+#[allow(dead_code)]
+#[path = "../../../tests/common/media.rs"]
+mod media;
+
+use media::text;
 
 struct Fixture {
     data: tempfile::TempDir,
@@ -53,10 +42,9 @@ impl Fixture {
     /// An ImageMagick picture: `convert <spec…> <name>`.
     fn picture(&self, name: &str, spec: &[&str]) -> PathBuf {
         let path = self.path(name);
-        let mut args: Vec<&OsStr> = vec!["convert".as_ref()];
-        args.extend(spec.iter().map(OsStr::new));
-        args.push(path.as_os_str());
-        tool(&args);
+        let mut args = spec.to_vec();
+        args.push(text(&path));
+        media::convert(&args);
         path
     }
 
@@ -139,13 +127,15 @@ fn jpeg_png_and_webp_are_made_small_and_upright_and_nothing_is_written_beside_th
             "rectangle 0,0 199,199",
         ],
     );
-    tool(&[
-        OsStr::new("exiftool"),
-        "-q".as_ref(),
-        "-overwrite_original".as_ref(),
-        "-Orientation#=6".as_ref(),
-        turned.as_os_str(),
-    ]);
+    media::run(
+        "exiftool",
+        &[
+            "-q",
+            "-overwrite_original",
+            "-Orientation#=6",
+            text(&turned),
+        ],
+    );
     let before = names(f.photos.path());
 
     let t = f.thumbnails.get(&wide);
@@ -198,30 +188,25 @@ fn heic_photos_and_video_poster_frames_come_from_the_desktop_thumbnailers() {
         &["-size", "320x240", "xc:red", "-define", "png:color-type=2"],
     );
     let heic = f.path("IMG_0001.HEIC");
-    tool(&[
-        OsStr::new("heif-enc"),
-        "-q".as_ref(),
-        "90".as_ref(),
-        png.as_os_str(),
-        "-o".as_ref(),
-        heic.as_os_str(),
-    ]);
+    media::run("heif-enc", &["-q", "90", text(&png), "-o", text(&heic)]);
     fs::remove_file(&png).unwrap();
     let mut videos = Vec::new();
     for name in ["clip.mp4", "IMG_0002.MOV"] {
         let video = f.path(name);
-        tool(&[
-            OsStr::new("ffmpeg"),
-            "-loglevel".as_ref(),
-            "error".as_ref(),
-            "-f".as_ref(),
-            "lavfi".as_ref(),
-            "-i".as_ref(),
-            "color=c=blue:s=320x240:d=2".as_ref(),
-            "-pix_fmt".as_ref(),
-            "yuv420p".as_ref(),
-            video.as_os_str(),
-        ]);
+        media::run(
+            "ffmpeg",
+            &[
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=blue:s=320x240:d=2",
+                "-pix_fmt",
+                "yuv420p",
+                text(&video),
+            ],
+        );
         videos.push(video);
     }
     let before = names(f.photos.path());

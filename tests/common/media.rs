@@ -1,24 +1,33 @@
-//! Real media for the photo tests, made with the tools a photographer's
-//! files come from: ImageMagick, exiftool, ffmpeg and heif-enc (installed by
-//! scripts/install-deps). Each tool runs to completion or the test fails
-//! naming the command.
+//! Real media for the tests, made with the tools a photographer's files
+//! come from: ImageMagick, exiftool, ffmpeg and heif-enc (installed by
+//! scripts/install-deps). Each tool runs to completion within a minute or
+//! the test fails naming the command. Shared by the CLI and app suites and
+//! the thumbnail crate's tests; it needs `bounded.rs` beside it as the
+//! including crate's `bounded` module.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-fn run(tool: &str, args: &[&str]) {
-    let out = Command::new(tool)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{tool} is installed (scripts/install-deps): {e}"));
+/// Runs a media tool to its end; the test fails naming it if it fails or
+/// takes more than a minute.
+#[track_caller]
+pub fn run(tool: &str, args: &[&str]) {
+    let what = format!("{tool} {args:?}");
+    let out = crate::bounded::output_within(
+        Command::new(tool).args(args),
+        Duration::from_secs(60),
+        &what,
+    );
     assert!(
         out.status.success(),
-        "{tool} {args:?} failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
 
-fn text(p: &Path) -> &str {
+/// A test path as the tools' arguments take it.
+pub fn text(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
