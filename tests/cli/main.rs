@@ -3,6 +3,8 @@
 
 mod hostile;
 mod immich;
+// Shared with the app suite and the thumbnail tests (some makers are theirs).
+#[allow(dead_code)]
 #[path = "../common/media.rs"]
 mod media;
 mod proxy;

@@ -65,6 +65,33 @@ pub fn heic(path: &Path, colour: &str, exif_date: &str) {
     set_taken(path, exif_date);
 }
 
+/// Two seconds of a plain blue 320×240 video (4:2:0, the codec ffmpeg
+/// picks for the extension): one whose poster frame a thumbnailer can make.
+pub fn blue_video(path: &Path) {
+    run(
+        "ffmpeg",
+        &[
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=320x240:d=2",
+            "-pix_fmt",
+            "yuv420p",
+            text(path),
+        ],
+    );
+}
+
+/// An MP4's first box (`ftyp`) and 5,000 bytes no decoder reads: sniffed as
+/// a video, shown by nothing.
+pub fn unreadable_mp4() -> Vec<u8> {
+    let mut mp4 = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41".to_vec();
+    mp4.extend(std::iter::repeat_n(0x5a, 5000));
+    mp4
+}
+
 /// A fifth of a second of video made by ffmpeg, whose QuickTime header
 /// says it was created at `utc` (`2021-04-02T12:00:00Z`).
 pub fn video(path: &Path, utc: &str) {

@@ -354,25 +354,9 @@ fn the_activity_view_shows_thumbnails_of_recent_uploads_and_an_icon_where_none_c
     media::convert(&[text(&png), text(&jpeg)]);
     let heic = sb.photos.join("IMG_0002.HEIC");
     media::run("heif-enc", &[text(&png), "-o", text(&heic)]);
-    let video = sb.photos.join("IMG_0003.MOV");
-    media::run(
-        "ffmpeg",
-        &[
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:s=320x240:d=2",
-            "-pix_fmt",
-            "yuv420p",
-            text(&video),
-        ],
-    );
+    media::blue_video(&sb.photos.join("IMG_0003.MOV"));
     // A video no decoder reads: its icon stands in.
-    let mut broken = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41".to_vec();
-    broken.extend(std::iter::repeat_n(0x5a, 5000));
-    sb.write("broken.mp4", &broken);
+    sb.write("broken.mp4", &media::unreadable_mp4());
     let listing = || {
         let mut names: Vec<_> = fs::read_dir(&sb.photos)
             .unwrap()

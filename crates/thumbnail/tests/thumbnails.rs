@@ -193,20 +193,7 @@ fn heic_photos_and_video_poster_frames_come_from_the_desktop_thumbnailers() {
     let mut videos = Vec::new();
     for name in ["clip.mp4", "IMG_0002.MOV"] {
         let video = f.path(name);
-        media::run(
-            "ffmpeg",
-            &[
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "color=c=blue:s=320x240:d=2",
-                "-pix_fmt",
-                "yuv420p",
-                text(&video),
-            ],
-        );
+        media::blue_video(&video);
         videos.push(video);
     }
     let before = names(f.photos.path());
@@ -296,9 +283,7 @@ fn what_cannot_be_decoded_gets_its_icon_and_is_not_tried_again() {
     );
     // A video no decoder can read.
     let broken = f.path("broken.mp4");
-    let mut mp4 = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41".to_vec();
-    mp4.extend(std::iter::repeat_n(0x5a, 5000));
-    fs::write(&broken, &mp4).unwrap();
+    fs::write(&broken, media::unreadable_mp4()).unwrap();
     assert_eq!(
         f.thumbnails.get(&broken),
         Thumbnail {
