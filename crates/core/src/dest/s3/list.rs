@@ -1,5 +1,9 @@
 //! Listing albums and their objects (ListObjectsV2, a page of up to 1,000
-//! keys per request), for `shoebox verify` and `shoebox restore`.
+//! keys per request), for `shoebox verify` and `shoebox restore`, and the
+//! ETags of a range of an album's names, for the check that no other
+//! writer replaced what this engine wrote.
+
+use std::ops::ControlFlow;
 
 use super::*;
 
@@ -8,35 +12,84 @@ impl S3 {
     pub(super) fn list_keys(&self, album: &str) -> Result<Vec<Listed>, DestError> {
         let prefix = format!("{}{album}/", self.inner.prefix);
         let mut out = Vec::new();
-        self.each_page("list an album", &prefix, false, |page| {
-            out.extend(page.objects)
+        self.each_page("list an album", &prefix, None, false, |page| {
+            out.extend(page.objects.into_iter().map(|o| o.listed));
+            ControlFlow::Continue(())
         })?;
         Ok(out)
+    }
+
+    /// The ETags of `album`'s objects whose names lie between `first` and
+    /// `last` (inclusive, in S3's order: by UTF-8 bytes), listed from just
+    /// before `first`, no further than `last` and in at most `pages`
+    /// requests: a few requests for a batch of new names, however large the
+    /// album. Says how far the listing got when the pages ran out.
+    pub(super) fn etags_between(
+        &self,
+        album: &str,
+        (first, last): (&str, &str),
+        pages: usize,
+    ) -> Result<EtagRange, DestError> {
+        let prefix = format!("{}{album}/", self.inner.prefix);
+        // A key's proper prefix sorts before it and after every key below
+        // it that does not share it, so the listing starts just before
+        // `first` (`start-after` is exclusive).
+        let mut from = format!("{prefix}{first}");
+        from.pop();
+        let mut range = EtagRange::default();
+        let (mut left, mut reached_last) = (pages, false);
+        let ended = self.each_page(
+            "check the names written",
+            &prefix,
+            Some(&from),
+            false,
+            |page| {
+                left = left.saturating_sub(1);
+                for o in page.objects {
+                    reached_last |= o.listed.name.as_str() >= last;
+                    range.through = Some(o.listed.name.clone());
+                    range.etags.insert(o.listed.name, o.etag);
+                }
+                if reached_last || left == 0 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )?;
+        if ended || reached_last {
+            range.through = None;
+        }
+        Ok(range)
     }
 
     /// The albums under the prefix: its "folders" (common prefixes).
     pub(super) fn list_albums(&self) -> Result<Vec<String>, DestError> {
         let prefix = self.inner.prefix.clone();
         let mut out = Vec::new();
-        self.each_page("list the albums", &prefix, true, |page| {
+        self.each_page("list the albums", &prefix, None, true, |page| {
             out.extend(
                 page.folders
                     .into_iter()
                     .filter(|a| !a.starts_with(".shoebox")),
-            )
+            );
+            ControlFlow::Continue(())
         })?;
         Ok(out)
     }
 
-    /// Lists `prefix` page by page (with `/` as the delimiter when
-    /// `folders`), handing each page to `take`.
+    /// Lists `prefix` page by page (after the key `start_after` when given,
+    /// with `/` as the delimiter when `folders`), handing each page to
+    /// `take` until it breaks or the listing ends. True when the listing
+    /// ended.
     fn each_page(
         &self,
         what: &str,
         prefix: &str,
+        start_after: Option<&str>,
         folders: bool,
-        mut take: impl FnMut(Page),
-    ) -> Result<(), DestError> {
+        mut take: impl FnMut(Page) -> ControlFlow<()>,
+    ) -> Result<bool, DestError> {
         let mut token: Option<String> = None;
         loop {
             let delimiter = if folders { "delimiter=%2F&" } else { "" };
@@ -46,6 +99,8 @@ impl S3 {
             );
             if let Some(t) = &token {
                 query.push_str(&format!("&continuation-token={}", wire::encode_value(t)));
+            } else if let Some(after) = start_after {
+                query.push_str(&format!("&start-after={}", wire::encode_value(after)));
             }
             let mut url = self.inner.ep.bucket_url();
             url.set_query(Some(&query));
@@ -59,10 +114,10 @@ impl S3 {
                 )
             })?;
             let next = page.next.take();
-            take(page);
-            match next {
-                Some(next) => token = Some(next),
-                None => return Ok(()),
+            match (take(page), next) {
+                (ControlFlow::Continue(()), Some(next)) => token = Some(next),
+                (_, None) => return Ok(true),
+                (ControlFlow::Break(()), Some(_)) => return Ok(false),
             }
         }
     }
@@ -88,11 +143,29 @@ pub(super) fn mtime_in(headers: &reqwest::header::HeaderMap) -> Option<std::time
 
 /// One page of a ListObjectsV2 answer.
 struct Page {
-    objects: Vec<Listed>,
+    objects: Vec<PageObject>,
     /// With a delimiter: the "folders" under the prefix, without it.
     folders: Vec<String>,
     /// The continuation token when the listing goes on.
     next: Option<String>,
+}
+
+/// The ETags of a range of an album's names.
+#[derive(Debug, Default)]
+pub(super) struct EtagRange {
+    /// Name to ETag (without quotes).
+    pub etags: HashMap<String, String>,
+    /// `None` when the listing covered the whole range; else the last name
+    /// it covered: names after it were not looked at.
+    pub through: Option<String>,
+}
+
+/// An object of a listing page: what `list_album` gives, and its ETag
+/// (without quotes).
+#[derive(Debug, PartialEq)]
+struct PageObject {
+    listed: Listed,
+    etag: String,
 }
 
 fn parse_page(body: &str, prefix: &str) -> Result<Page, String> {
@@ -119,10 +192,16 @@ fn parse_page(body: &str, prefix: &str) -> Result<Page, String> {
         if name.is_empty() || name.contains('/') {
             continue;
         }
-        objects.push(Listed {
-            name: name.to_string(),
-            len: size.parse().map_err(|_| format!("the size {size:?}"))?,
-            modified: None,
+        objects.push(PageObject {
+            listed: Listed {
+                name: name.to_string(),
+                len: size.parse().map_err(|_| format!("the size {size:?}"))?,
+                modified: None,
+            },
+            etag: child(c, "ETag")
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
         });
     }
     let folders = root
@@ -158,7 +237,7 @@ mod tests {
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
   <Name>photos</Name><Prefix>p/Trip/</Prefix><KeyCount>3</KeyCount>
   <IsTruncated>true</IsTruncated><NextContinuationToken>abc=</NextContinuationToken>
-  <Contents><Key>p/Trip/a b.jpg</Key><Size>1000</Size></Contents>
+  <Contents><Key>p/Trip/a b.jpg</Key><Size>1000</Size><ETag>&quot;0123abcd&quot;</ETag></Contents>
   <Contents><Key>p/Trip/deeper/x.jpg</Key><Size>5</Size></Contents>
   <Contents><Key>p/Trip/c.mov</Key><Size>0</Size></Contents>
 </ListBucketResult>"#;
@@ -166,15 +245,21 @@ mod tests {
         assert_eq!(
             page.objects,
             [
-                Listed {
-                    name: "a b.jpg".into(),
-                    len: 1000,
-                    modified: None
+                PageObject {
+                    listed: Listed {
+                        name: "a b.jpg".into(),
+                        len: 1000,
+                        modified: None
+                    },
+                    etag: "0123abcd".into(),
                 },
-                Listed {
-                    name: "c.mov".into(),
-                    len: 0,
-                    modified: None
+                PageObject {
+                    listed: Listed {
+                        name: "c.mov".into(),
+                        len: 0,
+                        modified: None
+                    },
+                    etag: String::new(),
                 },
             ]
         );
