@@ -174,8 +174,12 @@ impl Store {
         let _ = self.conn.execute_batch("ROLLBACK");
     }
 
-    /// Runs `f` in one transaction.
+    /// Runs `f` in one transaction; inside a transaction already under way
+    /// (a turn of the upload pipeline), as a savepoint of it.
     pub fn transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        if !self.conn.is_autocommit() {
+            return self.savepoint(f);
+        }
         self.begin()?;
         match f(self) {
             Ok(v) => {
@@ -184,6 +188,22 @@ impl Store {
             }
             Err(e) => {
                 self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn savepoint<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let run = |sql: &str| self.conn.execute_batch(sql).map_err(|e| self.err(e));
+        run("SAVEPOINT step")?;
+        match f(self) {
+            Ok(v) => {
+                run("RELEASE step")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = run("ROLLBACK TO step");
+                let _ = run("RELEASE step");
                 Err(e)
             }
         }

@@ -802,6 +802,36 @@ mod tests {
         assert_eq!(takes(false, DestKind::Local), Takes::MediaAndSidecars);
     }
 
+    /// Inside a transaction under way (a turn of the pipeline), a failed
+    /// transition undoes only itself, and nothing is visible to another
+    /// connection before the outer commit.
+    #[test]
+    fn a_transaction_inside_another_is_a_savepoint_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (store, reader) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+        store.begin().unwrap();
+        store.transaction(|s| s.set_setting("kept", "yes")).unwrap();
+        let failed: Result<()> = store.transaction(|s| {
+            s.set_setting("undone", "yes")?;
+            Err(crate::error::Error::Invalid("a failed transition".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(
+            store.setting("undone").unwrap(),
+            None,
+            "the failed step is undone"
+        );
+        assert_eq!(store.setting("kept").unwrap().as_deref(), Some("yes"));
+        assert_eq!(
+            reader.setting("kept").unwrap(),
+            None,
+            "nothing shows before the commit"
+        );
+        store.commit().unwrap();
+        assert_eq!(reader.setting("kept").unwrap().as_deref(), Some("yes"));
+    }
+
     #[test]
     fn settings_are_read_as_types_and_a_value_of_no_type_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();

@@ -58,7 +58,7 @@ impl Pipeline<'_> {
             .as_secs() as i64;
         self.store
             .file_failed(slot.file.id, message, now_secs() + backoff.min(86_400))?;
-        (self.emit)(&Event::FileFailed {
+        self.emit(Event::FileFailed {
             path: slot.path.display().to_string(),
             error: message.to_string(),
             size: slot.file.fp.size,
@@ -71,7 +71,7 @@ impl Pipeline<'_> {
             return Ok(()); // dropped already
         };
         let down = DestDown::from_error(&name, err);
-        (self.emit)(&Event::DestinationUnavailable {
+        self.emit(Event::DestinationUnavailable {
             dest: name,
             error: down.message.clone(),
         });
@@ -96,7 +96,7 @@ impl Pipeline<'_> {
             Outcome::Unchanged => self.report.unchanged += 1,
         }
         self.report.bytes_uploaded += bytes;
-        (self.emit)(&Event::FileDone {
+        self.emit(Event::FileDone {
             path: slot.path.display().to_string(),
             album: entry.album.clone(),
             name: entry.name.clone(),

@@ -1,5 +1,6 @@
 //! The ledger: every change of an album entry's or a file's upload state,
-//! one method per transition, each one transaction. A transition is
+//! one method per transition, each one transaction (a savepoint inside the
+//! pipeline's turn under way, [`super::Pipeline::turn`]). A transition is
 //! committed before the work it records is handed to a worker, so that a
 //! crash at any moment leaves a state the next pass can finish: a name
 //! reserved and never confirmed is taken up again by its file

@@ -199,8 +199,22 @@ pub struct Pipeline<'a> {
     withheld: Withheld,
     /// The files held back by `withheld` in this pass over the queue.
     held: std::collections::HashSet<i64>,
+    /// The turn under way, if any (see [`Pipeline::turn`]).
+    turn: Option<Turn>,
     pool: Workers,
 }
+
+/// What a turn of the decision thread holds back until its transaction is
+/// committed: the jobs it hands out and the events it tells.
+#[derive(Default)]
+struct Turn {
+    jobs: Vec<Job>,
+    events: Vec<Event>,
+}
+
+/// Worker reports recorded in one turn at most: a bound on how long the
+/// store's write lock is held.
+const REPORTS_PER_TURN: usize = 256;
 
 impl std::fmt::Debug for Pipeline<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -252,6 +266,7 @@ impl<'a> Pipeline<'a> {
             no_copy: Default::default(),
             withheld: Withheld::default(),
             held: Default::default(),
+            turn: None,
             pool,
         }
     }
@@ -418,6 +433,13 @@ impl<'a> Pipeline<'a> {
 
     /// Starts whatever can start now.
     pub fn pump(&mut self) -> Result<()> {
+        if self.paused || self.in_flight.len() >= self.workers * IN_FLIGHT_PER_WORKER {
+            return Ok(()); // nothing to decide: no need for the write lock
+        }
+        self.turn(Self::pump_now)
+    }
+
+    fn pump_now(&mut self) -> Result<()> {
         loop {
             if self.paused {
                 return Ok(());
@@ -448,8 +470,8 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Waits for the next worker report, no longer than until the first
-    /// settling file is due or `until`, and records it. False when nothing
-    /// came in time.
+    /// settling file is due or `until`, and records it (with any others
+    /// already in, see [`Self::handle`]). False when nothing came in time.
     pub fn handle_next(&mut self, until: Option<std::time::Instant>) -> Result<bool> {
         let now = crate::clock::now();
         let settle = self.next_deadline_ms().map(|t| {
@@ -472,8 +494,20 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Records what a worker reported.
+    /// Records what a worker reported, and what other workers reported
+    /// meanwhile, in one turn.
     pub fn handle(&mut self, done: Done) -> Result<()> {
+        let more = self.pool.done_channel();
+        self.turn(|p| {
+            p.handle_one(done)?;
+            for d in more.try_iter().take(REPORTS_PER_TURN - 1) {
+                p.handle_one(d)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn handle_one(&mut self, done: Done) -> Result<()> {
         match done.0 {
             DoneKind::Hashed { slot, result } => {
                 if let Some(s) = self.slots.get_mut(&slot) {
@@ -482,6 +516,42 @@ impl<'a> Pipeline<'a> {
                 Ok(())
             }
             DoneKind::Finished { token, result } => self.finished(token, result),
+        }
+    }
+
+    /// Runs `f` as one turn of the decision thread: what it records is one
+    /// store transaction (each ledger transition a savepoint inside it),
+    /// and the jobs it hands out and the events it tells wait for the
+    /// commit. So a transition is still committed before its work starts,
+    /// and a host never hears of a change it cannot read yet; a batch of
+    /// files costs one commit instead of one or two each.
+    fn turn<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.turn.is_some() {
+            return f(self);
+        }
+        self.store.begin()?;
+        self.turn = Some(Turn::default());
+        let result = f(self).and_then(|v| self.store.commit().map(|()| v));
+        let turn = self.turn.take().unwrap_or_default();
+        if result.is_err() {
+            // Nothing of the turn happened: its jobs and events go too.
+            self.store.rollback();
+            return result;
+        }
+        for job in turn.jobs {
+            self.pool.send(job);
+        }
+        for event in &turn.events {
+            (self.emit)(event);
+        }
+        result
+    }
+
+    /// Tells the host `event`, once the turn under way is committed.
+    fn emit(&mut self, event: Event) {
+        match &mut self.turn {
+            Some(turn) => turn.events.push(event),
+            None => (self.emit)(&event),
         }
     }
 }

@@ -260,7 +260,11 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    pub(super) fn send(&self, job: Job) {
-        self.pool.send(job);
+    /// Hands `job` to the workers, once the turn under way is committed.
+    pub(super) fn send(&mut self, job: Job) {
+        match &mut self.turn {
+            Some(turn) => turn.jobs.push(job),
+            None => self.pool.send(job),
+        }
     }
 }
