@@ -215,6 +215,10 @@ struct Turn {
 /// Worker reports recorded in one turn at most: a bound on how long the
 /// store's write lock is held.
 const REPORTS_PER_TURN: usize = 256;
+/// How long a turn waits for more reports while uploads are in flight: a
+/// few milliseconds, well within the work each worker holds (up to
+/// [`IN_FLIGHT_PER_WORKER`] jobs).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(3);
 
 impl std::fmt::Debug for Pipeline<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -494,16 +498,25 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Records what a worker reported, and what other workers reported
-    /// meanwhile, in one turn.
+    /// Records what a worker reported, with the reports that follow it
+    /// within [`GATHER`] while work is under way, and decides the work that
+    /// makes room for, in one turn: a busy pipeline commits a batch of
+    /// files at once, while the workers go on with the jobs they hold.
     pub fn handle(&mut self, done: Done) -> Result<()> {
         let more = self.pool.done_channel();
+        let mut reports = vec![done];
+        let until = crate::clock::now() + GATHER;
+        while reports.len() < REPORTS_PER_TURN && reports.len() < self.in_flight.len() {
+            match more.recv_deadline(until) {
+                Ok(d) => reports.push(d),
+                Err(_) => break,
+            }
+        }
         self.turn(|p| {
-            p.handle_one(done)?;
-            for d in more.try_iter().take(REPORTS_PER_TURN - 1) {
+            for d in reports {
                 p.handle_one(d)?;
             }
-            Ok(())
+            p.pump_now()
         })
     }
 
