@@ -547,7 +547,9 @@ impl<'a> Pipeline<'a> {
         let result = f(self).and_then(|v| self.store.commit().map(|()| v));
         let turn = self.turn.take().unwrap_or_default();
         if result.is_err() {
-            // Nothing of the turn happened: its jobs and events go too.
+            // The store is as it was before the turn, and its jobs and
+            // events go too; the driver starts afresh from the store (the
+            // daemon's restart, or the end of a sync).
             self.store.rollback();
             return result;
         }

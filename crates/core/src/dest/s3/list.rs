@@ -45,9 +45,11 @@ impl S3 {
             false,
             |page| {
                 left = left.saturating_sub(1);
-                for o in page.objects {
-                    reached_last |= o.listed.name.as_str() >= last;
+                if let Some(o) = page.objects.last() {
+                    reached_last = o.listed.name.as_str() >= last;
                     range.through = Some(o.listed.name.clone());
+                }
+                for o in page.objects {
                     range.etags.insert(o.listed.name, o.etag);
                 }
                 if reached_last || left == 0 {

@@ -18,7 +18,7 @@ mod multipart;
 mod put;
 mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -391,41 +391,24 @@ impl Destination for S3 {
     /// (up to 1,000 names a request), or by a HEAD each where that takes
     /// fewer requests.
     fn names_lost(&self) -> Result<Vec<(String, String)>, DestError> {
-        let written = std::mem::take(&mut *self.inner.written.lock().expect("lock"));
-        let mut by_album: BTreeMap<String, Vec<Written>> = BTreeMap::new();
-        for w in written {
-            by_album.entry(w.album.clone()).or_default().push(w);
-        }
-        let mut lost = Vec::new();
-        let mut albums = by_album.into_iter();
-        while let Some((album, mut ws)) = albums.next() {
-            ws.sort_by(|a, b| a.name.cmp(&b.name));
-            match self.lost_in_album(&album, &ws) {
-                Ok(gone) => lost.extend(
-                    ws.into_iter()
-                        .zip(gone)
-                        .filter(|(_, gone)| *gone)
-                        .map(|(w, _)| (w.album, w.name)),
-                ),
-                Err(e) => {
-                    // Looked at again next time, those found lost too.
-                    let mut again = self.inner.written.lock().expect("lock");
-                    again.extend(ws);
-                    again.extend(albums.flat_map(|(_, ws)| ws));
-                    again.extend(lost.into_iter().map(|(album, name)| {
-                        let key = self.key(&album, &name);
-                        Written {
-                            album,
-                            name,
-                            key,
-                            etag: String::new(),
-                        }
-                    }));
-                    return Err(e);
-                }
-            }
-        }
-        Ok(lost)
+        let mut written = std::mem::take(&mut *self.inner.written.lock().expect("lock"));
+        written.sort_by(|a, b| (&a.album, &a.name).cmp(&(&b.album, &b.name)));
+        let checked: Result<Vec<Vec<(String, String)>>, DestError> = written
+            .chunk_by(|a, b| a.album == b.album)
+            .map(|album| {
+                let gone = self.lost_in_album(&album[0].album, album)?;
+                Ok(album
+                    .iter()
+                    .zip(gone)
+                    .filter(|(_, gone)| *gone)
+                    .map(|(w, _)| (w.album.clone(), w.name.clone()))
+                    .collect())
+            })
+            .collect();
+        checked.map(|lost| lost.concat()).inspect_err(|_| {
+            // Every name is looked at again next time.
+            self.inner.written.lock().expect("lock").extend(written);
+        })
     }
 
     fn reach(&self) -> Result<(), DestError> {
