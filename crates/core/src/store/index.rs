@@ -194,7 +194,14 @@ impl Store {
     }
 
     fn savepoint<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        let run = |sql: &str| self.conn.execute_batch(sql).map_err(|e| self.err(e));
+        // Prepared once: a busy pipeline runs two of these per transition.
+        let run = |sql: &str| {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut st| st.execute([]))
+                .map(drop)
+                .map_err(|e| self.err(e))
+        };
         run("SAVEPOINT step")?;
         match f(self) {
             Ok(v) => {
@@ -655,6 +662,12 @@ impl Store {
     /// name), after the key `after`.
     /// Failed files are included once `retry_failed_before` (unix seconds)
     /// has passed their `next_attempt_at`.
+    ///
+    /// Read in two ranges: the rest of the directory `after` is in, then
+    /// the directories after it. One condition on the whole key would
+    /// make SQLite walk the directory's files from its first name at every
+    /// call, and a queue read through in steps would cost the square of a
+    /// large folder's size.
     pub fn next_queued(
         &self,
         after: &(i64, Vec<u8>, Vec<u8>),
@@ -664,19 +677,41 @@ impl Store {
         if !self.anything_queued()? {
             return Ok(Vec::new());
         }
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT f.id, d.watch_id, d.rel, f.name, f.size, f.mtime_ns, f.ctime_ns, f.ino,
-                        f.dev, f.hash, f.entry_id, f.attempts, f.fp_since_ms, f.captured,
-                        f.captured_from, f.live_id
-                 FROM files f JOIN dirs d ON d.id = f.dir_id JOIN watches w ON w.id = d.watch_id
-                 WHERE (f.state = 'pending' OR (f.state = 'failed' AND f.next_attempt_at <= ?5))
-                   AND f.gone = 0 AND w.state = 'ok'
-                   AND (d.watch_id, d.rel, f.name) > (?1, ?2, ?3)
-                 ORDER BY d.watch_id, d.rel, f.name LIMIT ?4",
-            )
-            .map_err(|e| self.err(e))?;
+        const SELECT: &str = "SELECT f.id, d.watch_id, d.rel, f.name, f.size, f.mtime_ns, \
+                              f.ctime_ns, f.ino, f.dev, f.hash, f.entry_id, f.attempts, \
+                              f.fp_since_ms, f.captured, f.captured_from, f.live_id
+             FROM files f JOIN dirs d ON d.id = f.dir_id JOIN watches w ON w.id = d.watch_id
+             WHERE (f.state = 'pending' OR (f.state = 'failed' AND f.next_attempt_at <= ?5))
+               AND f.gone = 0 AND w.state = 'ok'";
+        let mut files = self.queued_where(
+            &format!("{SELECT} AND d.watch_id = ?1 AND d.rel = ?2 AND f.name > ?3 ORDER BY f.name LIMIT ?4"),
+            after,
+            retry_failed_before,
+            limit,
+        )?;
+        if files.len() < limit {
+            files.extend(self.queued_where(
+                &format!(
+                    "{SELECT} AND (d.watch_id, d.rel) > (?1, ?2)
+                     ORDER BY d.watch_id, d.rel, f.name LIMIT ?4"
+                ),
+                after,
+                retry_failed_before,
+                limit - files.len(),
+            )?);
+        }
+        Ok(files)
+    }
+
+    /// The queued files `sql` selects (parameters as [`Self::next_queued`]'s).
+    fn queued_where(
+        &self,
+        sql: &str,
+        after: &(i64, Vec<u8>, Vec<u8>),
+        retry_failed_before: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedFile>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let p = params![after.0, after.1, after.2, limit as i64, retry_failed_before];
         st.query_map(p, |r| {
             Ok(QueuedFile {

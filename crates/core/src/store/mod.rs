@@ -873,6 +873,72 @@ mod tests {
         assert_eq!(before.len(), std::fs::read(&path).unwrap().len());
     }
 
+    /// The queue is read in steps of a few files (the pipeline's window):
+    /// each step goes on from the last file read, within its folder and
+    /// across folders, and leaves out files that are not waiting.
+    #[test]
+    fn the_queue_read_in_steps_gives_every_waiting_file_once_in_path_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = dir.path().join("Photos");
+        for (folder, count) in [("", 3), ("a", 7), ("a/deep", 2), ("b", 4)] {
+            let folder = photos.join(folder);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..count {
+                std::fs::write(folder.join(format!("IMG_{i}.jpg")), format!("{i}")).unwrap();
+            }
+        }
+        let home = crate::Home::open(Some(dir.path().join("home"))).unwrap();
+        let engine = crate::Engine::open(home).unwrap();
+        engine
+            .add_watch(&crate::WatchSpec {
+                folder: photos,
+                mode: AlbumMode::Single,
+                album_names: crate::AlbumNames::Leaf,
+                date_format: Default::default(),
+                album: None,
+                dest: "library".into(),
+                on_delete: OnDelete::Keep,
+                all_files: false,
+            })
+            .unwrap();
+        let store = engine.store();
+        let watch = store.watches().unwrap().remove(0);
+        crate::scan::scan_watch(store, &watch, &|_| {}).unwrap();
+        let read_all = |step: usize| {
+            let mut cursor = (0, Vec::new(), Vec::new());
+            let mut read = Vec::new();
+            loop {
+                let batch = store.next_queued(&cursor, i64::MAX, step).unwrap();
+                let Some(last) = batch.last() else {
+                    return read;
+                };
+                cursor = (last.watch_id, last.dir_rel.clone(), last.name.clone());
+                read.extend(batch.into_iter().map(|f| (f.dir_rel, f.name, f.id)));
+            }
+        };
+        let all = read_all(1000);
+        assert_eq!(all.len(), 16, "every file, once: {all:?}");
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(all, sorted, "in path order");
+        for step in [1, 2, 3, 5, 7] {
+            assert_eq!(read_all(step), all, "read {step} at a time");
+        }
+        // Files that no longer wait are left out, wherever they are.
+        for (_, _, id) in all.iter().skip(4).step_by(3) {
+            store.set_file_state(*id, FileState::Uploaded).unwrap();
+        }
+        let waiting: Vec<_> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i < 4 || (i - 4) % 3 != 0)
+            .map(|(_, f)| f.clone())
+            .collect();
+        for step in [1, 2, 3, 4] {
+            assert_eq!(read_all(step), waiting, "read {step} at a time");
+        }
+    }
+
     #[test]
     fn migrations_are_valid() {
         Migrations::new(migrations()).validate().unwrap();
