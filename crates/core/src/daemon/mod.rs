@@ -182,6 +182,10 @@ struct Opened {
     result: std::result::Result<Arc<dyn dest::Destination>, crate::DestDown>,
 }
 
+/// Watcher hints taken in one go before the engine decides again: a storm
+/// of new files sends several hints per file, far faster than a tick each.
+const HINTS_PER_TICK: usize = 4096;
+
 /// How long the engine waits before trying again when its store cannot be
 /// written (a full disk).
 const STORE_RETRY: Duration = Duration::from_secs(10);
@@ -559,7 +563,7 @@ impl Daemon<'_> {
                 recv(self.opened) -> msg => if let Ok(o) = msg { self.on_opened(o)? },
                 recv(self.deleted) -> msg => if let Ok(e) = msg { self.on_deleted(e) },
                 recv(self.checked) -> msg => if let Ok(r) = msg { self.on_checked(&r)? },
-                recv(self.hints) -> msg => if let Ok(h) = msg { self.on_hint(h)? },
+                recv(self.hints) -> msg => if let Ok(h) = msg { self.on_hints(h)? },
                 default(timeout) => {}
             }
         }

@@ -152,7 +152,19 @@ impl Daemon<'_> {
         Ok(())
     }
 
-    pub(super) fn on_hint(&mut self, hint: Hint) -> Result<()> {
+    /// Takes `first` and the hints already waiting behind it, up to
+    /// [`super::HINTS_PER_TICK`] in all, so that the engine ticks once for
+    /// the lot.
+    pub(super) fn on_hints(&mut self, first: Hint) -> Result<()> {
+        let waiting = self.hints.clone();
+        let behind = waiting.try_iter().take(super::HINTS_PER_TICK - 1);
+        for hint in std::iter::once(first).chain(behind) {
+            self.on_hint(hint)?;
+        }
+        Ok(())
+    }
+
+    fn on_hint(&mut self, hint: Hint) -> Result<()> {
         match hint {
             Hint::Control => {
                 self.reload()?;

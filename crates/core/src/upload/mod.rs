@@ -437,10 +437,36 @@ impl<'a> Pipeline<'a> {
 
     /// Starts whatever can start now.
     pub fn pump(&mut self) -> Result<()> {
-        if self.paused || self.in_flight.len() >= self.workers * IN_FLIGHT_PER_WORKER {
-            return Ok(()); // nothing to decide: no need for the write lock
+        if self.paused
+            || self.in_flight.len() >= self.workers * IN_FLIGHT_PER_WORKER
+            || !self.anything_to_decide()
+        {
+            return Ok(()); // no need for the write lock
         }
         self.turn(Self::pump_now)
+    }
+
+    /// False when [`Self::pump_now`] would find nothing to do: nothing to
+    /// read into the window, no decision ready at its front, no parked
+    /// file to let go. The engine ticks after every report and hint, most
+    /// often with nothing new, and this spares those ticks a transaction.
+    fn anything_to_decide(&self) -> bool {
+        let now = crate::store::now_ms();
+        let room = self.window.len() < self.workers * WINDOW_PER_WORKER;
+        let to_read = !self.again.is_empty()
+            || !self.exhausted
+            || self.settling.values().any(|(t, _)| *t <= now);
+        let ready = self
+            .window
+            .front()
+            .and_then(|id| self.slots.get(id))
+            .is_some_and(|s| s.hashed.is_some());
+        let unparked = !self.parked.is_empty()
+            && self.window.is_empty()
+            && self.in_flight.is_empty()
+            && self.again.is_empty()
+            && self.exhausted;
+        (room && to_read) || ready || unparked
     }
 
     fn pump_now(&mut self) -> Result<()> {
