@@ -7,7 +7,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crossbeam_channel::Sender;
-use notify::event::{CreateKind, EventKind};
+use notify::event::{CreateKind, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::coalesce::Rescan;
@@ -65,7 +65,13 @@ pub fn hints_for(watch_id: i64, root: &Path, event: &notify::Event) -> Vec<Hint>
         {
             continue; // inside a hidden or system folder
         }
-        let is_dir = matches!(event.kind, EventKind::Create(CreateKind::Folder)) || path.is_dir();
+        // The kind says so where it can; a storm of new files costs no
+        // `stat` per event.
+        let is_dir = match event.kind {
+            EventKind::Create(CreateKind::Folder) => true,
+            EventKind::Create(CreateKind::File) | EventKind::Modify(ModifyKind::Data(_)) => false,
+            _ => path.is_dir(),
+        };
         if is_dir {
             if ignore_dir(last).is_some() {
                 continue;
@@ -300,6 +306,35 @@ mod tests {
             ],
         );
         assert_eq!(hints_for(1, Path::new(ROOT), &e), vec![dir("a"), dir("b")]);
+    }
+
+    /// An event whose kind does not say what moved (a rename) is asked of
+    /// the file system: a folder moved in is scanned whole. A new file's
+    /// event says it is a file, and is taken at its word.
+    #[test]
+    fn a_folder_moved_in_is_scanned_whole_and_a_new_file_marks_its_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let moved = root.path().join("Trip");
+        std::fs::create_dir(&moved).unwrap();
+        let moved_in = notify::Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::To)))
+            .add_path(moved.clone());
+        assert_eq!(
+            hints_for(1, root.path(), &moved_in),
+            vec![
+                Hint::Rescan {
+                    watch_id: 1,
+                    what: Rescan::Tree(b"Trip".to_vec())
+                },
+                dir("")
+            ]
+        );
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Content)),
+        ] {
+            let e = notify::Event::new(kind).add_path(moved.join("IMG_0001.jpg"));
+            assert_eq!(hints_for(1, root.path(), &e), vec![dir("Trip")], "{kind:?}");
+        }
     }
 
     #[test]
