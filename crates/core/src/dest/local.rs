@@ -2,7 +2,8 @@
 //! through this engine's staging folder on the same file system
 //! (`<root>/.shoebox-staging/<engine id>`), fsynced, then renamed into place
 //! without replacing anything (unless it replaces this engine's own older
-//! version) and the album folder fsynced. A marker file in the root
+//! version) and the album folder fsynced (once for the commits a worker
+//! makes in a row: [`PendingSyncs`]). A marker file in the root
 //! (`.shoebox-destination`) proves that the folder is the backup: an empty
 //! mount point left by an unplugged drive has none.
 
@@ -156,32 +157,49 @@ impl LocalFolder {
         }
     }
 
-    /// Puts a staged file at its final place and makes that durable. Only
-    /// with `overwrite` may it replace what is there.
+    /// Puts a staged file at its final place; returns the album folder,
+    /// which must be synced to make that durable. Only with `overwrite`
+    /// may it replace what is there. The album's folder is
+    /// made when the rename finds it missing: most files go to a folder
+    /// that is there, and asking first would cost every file a `mkdir`
+    /// under the lock of the destination's root.
     fn place(
         &self,
         temp: NamedTempFile,
         album: &str,
         name: &str,
         overwrite: bool,
-    ) -> Result<(), DestError> {
-        let dir = self.album_dir(album)?;
+    ) -> Result<PathBuf, DestError> {
+        let dir = self.root.join(album);
         let target = dir.join(name);
-        if overwrite {
-            temp.persist(&target)
-                .map_err(|e| self.io_err(&target, e.error))?;
-        } else {
-            let (_, temp_path) = temp.keep().map_err(|e| self.io_err(&target, e.error))?;
-            if let Err(e) = rename_no_replace(&temp_path, &target) {
-                let _ = fs::remove_file(&temp_path);
-                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
-                    self.name_taken(album, name)
-                } else {
-                    self.io_err(&target, e)
-                });
+        let (_, temp_path) = temp.keep().map_err(|e| self.io_err(&target, e.error))?;
+        let rename = |to: &Path| {
+            if overwrite {
+                fs::rename(&temp_path, to)
+            } else {
+                rename_no_replace(&temp_path, to)
             }
+        };
+        let mut renamed = rename(&target);
+        if renamed
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        {
+            if let Err(e) = self.album_dir(album) {
+                let _ = fs::remove_file(&temp_path);
+                return Err(e);
+            }
+            renamed = rename(&target);
         }
-        sync_dir(&dir).map_err(|e| self.io_err(&dir, e))
+        if let Err(e) = renamed {
+            let _ = fs::remove_file(&temp_path);
+            return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                self.name_taken(album, name)
+            } else {
+                self.io_err(&target, e)
+            });
+        }
+        Ok(dir)
     }
 
     /// After an object left an album: makes that durable, and removes the
@@ -201,6 +219,16 @@ impl LocalFolder {
     /// out since, this fails instead of writing onto the system disk.
     fn new_temp(&self) -> Result<NamedTempFile, DestError> {
         let staging = &self.staging;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("upload-").suffix(".part");
+        if let Some(mode) = crate::platform::new_file_permissions() {
+            builder.permissions(mode);
+        }
+        match builder.tempfile_in(staging) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            made => return made.map_err(|e| self.io_err(staging, e)),
+        }
+        // The staging folder is made on first use (and again should it go).
         match fs::create_dir(staging) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -215,11 +243,6 @@ impl LocalFolder {
                 });
             }
             Err(e) => return Err(self.io_err(staging, e)),
-        }
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("upload-").suffix(".part");
-        if let Some(mode) = crate::platform::new_file_permissions() {
-            builder.permissions(mode);
         }
         builder
             .tempfile_in(staging)
@@ -237,9 +260,88 @@ struct LocalStaged {
 
 impl Staged for LocalStaged {
     fn commit(self: Box<Self>) -> Result<(), DestError> {
+        let mut syncs = PendingSyncs::default();
+        self.commit_with(&mut syncs)?;
+        syncs.sync().map_err(|f| f.error())
+    }
+
+    fn commit_with(self: Box<Self>, syncs: &mut PendingSyncs) -> Result<(), DestError> {
         let this = *self;
-        this.dest
-            .place(this.temp, &this.album, &this.name, this.overwrite)
+        let dir = this
+            .dest
+            .place(this.temp, &this.album, &this.name, this.overwrite)?;
+        syncs.add(dir, &this.dest.name);
+        Ok(())
+    }
+}
+
+/// Album folders that files were renamed into and that are not yet
+/// synced: a worker that puts several files into one album syncs the
+/// folder once for them all, before it reports any of them as done
+/// ([`Staged::commit_with`]).
+#[derive(Debug, Default)]
+pub struct PendingSyncs {
+    /// Each folder once, with the name of its destination.
+    dirs: Vec<(PathBuf, String)>,
+    /// The commits that wait for these folders.
+    commits: usize,
+}
+
+/// A folder that could not be synced: the commits waiting for it failed.
+#[derive(Debug)]
+pub struct SyncFailed {
+    dest: String,
+    dir: PathBuf,
+    error: io::Error,
+}
+
+impl SyncFailed {
+    /// The error of each commit that waited (a new value for each).
+    pub fn error(&self) -> DestError {
+        let source = match self.error.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(self.error.kind(), self.error.to_string()),
+        };
+        if is_disk_full(&source) {
+            DestError::Full {
+                name: self.dest.clone(),
+                source,
+            }
+        } else {
+            DestError::Io {
+                name: self.dest.clone(),
+                path: self.dir.display().to_string(),
+                source,
+            }
+        }
+    }
+}
+
+impl PendingSyncs {
+    /// A commit into `dir` (of destination `dest`) waits for its sync.
+    pub fn add(&mut self, dir: PathBuf, dest: &str) {
+        if !self.dirs.iter().any(|(d, _)| *d == dir) {
+            self.dirs.push((dir, dest.to_string()));
+        }
+        self.commits += 1;
+    }
+
+    /// How many commits wait.
+    pub fn commits(&self) -> usize {
+        self.commits
+    }
+
+    /// Syncs every folder; the first that fails fails every commit that
+    /// waited (each is tried again, and finds its file in place).
+    pub fn sync(&mut self) -> Result<(), SyncFailed> {
+        self.commits = 0;
+        let mut failed = None;
+        for (dir, dest) in self.dirs.drain(..) {
+            if let Err(error) = sync_dir(&dir) {
+                failed.get_or_insert(SyncFailed { dest, dir, error });
+            }
+        }
+        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -522,6 +624,45 @@ impl Destination for LocalFolder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files staged and committed with a shared [`PendingSyncs`] are in
+    /// place at once and wait for one sync of each album folder; an album
+    /// folder that cannot be synced fails every commit that waited, with
+    /// an error naming the destination and the folder.
+    #[test]
+    fn commits_into_one_album_wait_for_one_sync_of_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = LocalFolder::new("Library", dir.path().to_path_buf(), true, "engine");
+        dest.prepare().unwrap();
+        let mut syncs = PendingSyncs::default();
+        for (album, name) in [("A", "1.jpg"), ("A", "2.jpg"), ("B", "3.jpg")] {
+            let (staged, _) = dest
+                .write_temp((album, name), false, None, &mut &b"photo"[..])
+                .unwrap();
+            staged.commit_with(&mut syncs).unwrap();
+            assert!(
+                dir.path().join(album).join(name).is_file(),
+                "{name} in place"
+            );
+        }
+        assert_eq!(syncs.commits(), 3);
+        assert_eq!(
+            syncs.dirs.len(),
+            2,
+            "each album folder once: {:?}",
+            syncs.dirs
+        );
+        syncs.sync().unwrap();
+        assert_eq!((syncs.commits(), syncs.dirs.len()), (0, 0), "nothing waits");
+
+        let (staged, _) = dest
+            .write_temp(("C", "4.jpg"), false, None, &mut &b"photo"[..])
+            .unwrap();
+        staged.commit_with(&mut syncs).unwrap();
+        fs::remove_dir_all(dir.path().join("C")).unwrap();
+        let err = syncs.sync().unwrap_err().error().to_string();
+        assert!(err.contains("Library") && err.contains('C'), "{err}");
+    }
 
     #[test]
     fn zero_blocks_become_holes_and_the_content_is_unchanged() {

@@ -13,7 +13,7 @@ pub mod tls;
 mod webdav;
 
 pub use immich::{Immich, ImmichConfig};
-pub use local::LocalFolder;
+pub use local::{LocalFolder, PendingSyncs};
 pub use s3::{S3, S3Config};
 pub use sftp::Sftp;
 pub use webdav::WebDav;
@@ -261,6 +261,14 @@ pub const MARKER_FILE: &str = ".shoebox-destination";
 pub trait Staged: Send {
     /// Makes the object visible under its final name, durably.
     fn commit(self: Box<Self>) -> Result<(), DestError>;
+
+    /// Makes the object visible under its final name; what makes that
+    /// durable may be left in `syncs`, for the caller to do (once for
+    /// several commits) before it counts this one as done.
+    fn commit_with(self: Box<Self>, syncs: &mut PendingSyncs) -> Result<(), DestError> {
+        let _ = syncs;
+        self.commit()
+    }
 }
 
 /// What a destination can do, which decides how a change reaches it: a

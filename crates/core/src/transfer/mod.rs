@@ -5,7 +5,9 @@
 //! records, then hands a [`Job`] here; the [`Done`] comes back on a channel.
 //! A worker retries a failed operation a few times ([`crate::retry`]) and
 //! marks a destination found unusable as [`Tripped`], so that jobs still
-//! queued for it are not sent one by one. The destinations in use and their
+//! queued for it are not sent one by one. Uploads committed into local
+//! folders are reported once their album folders are synced, a few at a
+//! time ([`PendingSyncs`]). The destinations in use and their
 //! health are in `destinations`. See docs/ARCHITECTURE.md.
 
 mod destinations;
@@ -26,7 +28,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::capture::{Captured, capture_date};
-use crate::dest::Destination;
+use crate::dest::{Destination, PendingSyncs};
 use crate::error::FileError;
 use crate::hash::hash_file;
 use crate::live_photo::live_photo_id;
@@ -161,85 +163,145 @@ pub(crate) struct Meters {
     pub tripped: Arc<Tripped>,
 }
 
+/// Commits a worker holds back at most before it syncs their album
+/// folders and reports them (see [`PendingSyncs`]).
+const COMMITS_PER_SYNC: usize = 8;
+
+/// A worker: takes jobs until the channel closes. Uploads committed into
+/// local folders are reported once their folders are synced, together,
+/// when the worker has no other job at hand or holds
+/// [`COMMITS_PER_SYNC`] of them; every other result at once.
 fn work(jobs: Receiver<Job>, done: Sender<Done>, meters: Arc<Meters>) {
-    for job in jobs {
-        let msg = match job {
-            Job::Hash {
-                slot,
-                path,
-                fp,
-                dating,
-            } => DoneKind::Hashed {
-                slot,
-                result: Backoff::OPERATION
-                    .retry(|| hash_file(&path, &fp, &meters.read, &meters.cancel))
-                    .map(|hash| read_content(hash, &path, &dating)),
-            },
-            Job::Upload {
-                token,
-                dest,
-                path,
-                fp,
-                hash,
-                album,
-                name,
-                overwrite,
-                taken,
-                claim,
-                progress,
-            } => {
-                let job = UploadJob {
-                    dest: dest.as_ref(),
-                    path: &path,
-                    fp: &fp,
-                    hash: &hash,
-                    album: &album,
-                    name: &name,
-                    overwrite,
-                    taken,
-                    claim: claim.as_ref(),
-                    progress: &progress,
-                };
-                DoneKind::Finished {
-                    token,
-                    result: on_dest(&meters, dest.as_ref(), || upload(&meters, &job)),
+    let mut syncs = PendingSyncs::default();
+    let mut held = Vec::new();
+    loop {
+        let job = match jobs.try_recv() {
+            Ok(job) => job,
+            Err(_) => {
+                if !report_held(&mut syncs, &mut held, &done) {
+                    return;
+                }
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
                 }
             }
-            Job::Relocate {
-                token,
-                dest,
-                from,
-                to,
-                claim,
-                copy,
-            } => DoneKind::Finished {
-                token,
-                result: on_dest(&meters, dest.as_ref(), || {
-                    relocate(dest.as_ref(), &from, &to, claim.as_ref(), copy)
-                }),
-            },
         };
-        // A cancelled read is not the file's fault.
-        let msg = match msg {
-            DoneKind::Hashed {
-                slot,
-                result: Err(_),
-            } if meters.cancel.load(Ordering::Relaxed) => DoneKind::Hashed {
-                slot,
-                result: Err(FileError::Cancelled),
-            },
-            DoneKind::Finished {
-                token,
-                result: Err(_),
-            } if meters.cancel.load(Ordering::Relaxed) => DoneKind::Finished {
-                token,
-                result: Err(FileError::Cancelled),
-            },
-            other => other,
-        };
-        if done.send(Done(msg)).is_err() {
+        let waiting = syncs.commits();
+        let msg = carry_out(job, &meters, &mut syncs);
+        if syncs.commits() == waiting {
+            if done.send(Done(msg)).is_err() {
+                return;
+            }
+            continue;
+        }
+        held.push(msg);
+        if held.len() >= COMMITS_PER_SYNC && !report_held(&mut syncs, &mut held, &done) {
             return;
         }
+    }
+}
+
+/// Syncs the folders the held commits wait for and reports them; a folder
+/// that cannot be synced fails them. False when nobody listens any more.
+fn report_held(syncs: &mut PendingSyncs, held: &mut Vec<DoneKind>, done: &Sender<Done>) -> bool {
+    if held.is_empty() {
+        return true;
+    }
+    let failed = syncs.sync().err();
+    held.drain(..).all(|msg| {
+        let msg = match (&failed, msg) {
+            (
+                Some(f),
+                DoneKind::Finished {
+                    token,
+                    result: Ok(_),
+                },
+            ) => DoneKind::Finished {
+                token,
+                result: Err(FileError::Dest(f.error())),
+            },
+            (_, msg) => msg,
+        };
+        done.send(Done(msg)).is_ok()
+    })
+}
+
+/// Carries out one job.
+fn carry_out(job: Job, meters: &Meters, syncs: &mut PendingSyncs) -> DoneKind {
+    let msg = match job {
+        Job::Hash {
+            slot,
+            path,
+            fp,
+            dating,
+        } => DoneKind::Hashed {
+            slot,
+            result: Backoff::OPERATION
+                .retry(|| hash_file(&path, &fp, &meters.read, &meters.cancel))
+                .map(|hash| read_content(hash, &path, &dating)),
+        },
+        Job::Upload {
+            token,
+            dest,
+            path,
+            fp,
+            hash,
+            album,
+            name,
+            overwrite,
+            taken,
+            claim,
+            progress,
+        } => {
+            let job = UploadJob {
+                dest: dest.as_ref(),
+                path: &path,
+                fp: &fp,
+                hash: &hash,
+                album: &album,
+                name: &name,
+                overwrite,
+                taken,
+                claim: claim.as_ref(),
+                progress: &progress,
+            };
+            DoneKind::Finished {
+                token,
+                result: on_dest(meters, dest.as_ref(), || upload(meters, &job, syncs)),
+            }
+        }
+        Job::Relocate {
+            token,
+            dest,
+            from,
+            to,
+            claim,
+            copy,
+        } => DoneKind::Finished {
+            token,
+            result: on_dest(meters, dest.as_ref(), || {
+                relocate(dest.as_ref(), &from, &to, claim.as_ref(), copy)
+            }),
+        },
+    };
+    // A cancelled read is not the file's fault.
+    match msg {
+        DoneKind::Hashed {
+            slot,
+            result: Err(_),
+        } if meters.cancel.load(Ordering::Relaxed) => DoneKind::Hashed {
+            slot,
+            result: Err(FileError::Cancelled),
+        },
+        DoneKind::Finished {
+            token,
+            result: Err(_),
+        } if meters.cancel.load(Ordering::Relaxed) => DoneKind::Finished {
+            token,
+            result: Err(FileError::Cancelled),
+        },
+        other => other,
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Claim, Meters, Transfer};
-use crate::dest::{Destination, Upload, holds};
+use crate::dest::{Destination, PendingSyncs, Upload, holds};
 use crate::error::{DestError, FileError};
 use crate::hash::{HashingReader, SparseFile, buffer_len, check_unchanged, open_version};
 use crate::platform::Fingerprint;
@@ -106,7 +106,13 @@ pub(super) struct UploadJob<'a> {
     pub progress: &'a AtomicU64,
 }
 
-pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, FileError> {
+/// Uploads a file; a commit whose durability can wait is left in `syncs`
+/// (see [`PendingSyncs`]).
+pub(super) fn upload(
+    meters: &Meters,
+    job: &UploadJob<'_>,
+    syncs: &mut PendingSyncs,
+) -> Result<Transfer, FileError> {
     if let Some(done) = check_claim(job.dest, (job.album, job.name), job.claim)? {
         return Ok(done);
     }
@@ -144,7 +150,7 @@ pub(super) fn upload(meters: &Meters, job: &UploadJob<'_>) -> Result<Transfer, F
         return Err(FileError::Changed);
     }
     check_unchanged(&file, job.path, job.fp)?;
-    match staged.commit() {
+    match staged.commit_with(syncs) {
         // The name was reserved by an upload whose answer was lost: what
         // holds it now is that upload itself when its content is ours.
         Err(DestError::NameTaken { .. })
