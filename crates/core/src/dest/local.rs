@@ -159,10 +159,10 @@ impl LocalFolder {
 
     /// Puts a staged file at its final place; returns the album folder,
     /// which must be synced to make that durable. Only with `overwrite`
-    /// may it replace what is there. The album's folder is
-    /// made when the rename finds it missing: most files go to a folder
-    /// that is there, and asking first would cost every file a `mkdir`
-    /// under the lock of the destination's root.
+    /// may it replace what is there. The album folder is made when the
+    /// rename finds it missing: most files go to a folder that is there,
+    /// and making it first would cost every file a `mkdir` under the lock
+    /// of the destination's root.
     fn place(
         &self,
         temp: NamedTempFile,
@@ -661,7 +661,8 @@ mod tests {
         staged.commit_with(&mut syncs).unwrap();
         fs::remove_dir_all(dir.path().join("C")).unwrap();
         let err = syncs.sync().unwrap_err().error().to_string();
-        assert!(err.contains("Library") && err.contains('C'), "{err}");
+        let folder = dir.path().join("C").display().to_string();
+        assert!(err.contains("Library") && err.contains(&folder), "{err}");
     }
 
     #[test]
