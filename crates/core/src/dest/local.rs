@@ -62,6 +62,23 @@ fn copy_sparse(source: &mut dyn Read, file: &mut fs::File) -> io::Result<u64> {
     Ok(total)
 }
 
+/// What an I/O error at `path` on the destination named `dest` means: a
+/// full disk, or a failed write.
+fn io_error(dest: &str, path: &Path, source: io::Error) -> DestError {
+    if is_disk_full(&source) {
+        DestError::Full {
+            name: dest.to_string(),
+            source,
+        }
+    } else {
+        DestError::Io {
+            name: dest.to_string(),
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LocalFolder {
     name: String,
@@ -125,18 +142,7 @@ impl LocalFolder {
     }
 
     fn io_err(&self, path: &Path, source: io::Error) -> DestError {
-        if is_disk_full(&source) {
-            DestError::Full {
-                name: self.name.clone(),
-                source,
-            }
-        } else {
-            DestError::Io {
-                name: self.name.clone(),
-                path: path.display().to_string(),
-                source,
-            }
-        }
+        io_error(&self.name, path, source)
     }
 
     fn album_dir(&self, album: &str) -> Result<PathBuf, DestError> {
@@ -302,18 +308,7 @@ impl SyncFailed {
             Some(code) => io::Error::from_raw_os_error(code),
             None => io::Error::new(self.error.kind(), self.error.to_string()),
         };
-        if is_disk_full(&source) {
-            DestError::Full {
-                name: self.dest.clone(),
-                source,
-            }
-        } else {
-            DestError::Io {
-                name: self.dest.clone(),
-                path: self.dir.display().to_string(),
-                source,
-            }
-        }
+        io_error(&self.dest, &self.dir, source)
     }
 }
 

@@ -677,23 +677,30 @@ impl Store {
         if !self.anything_queued()? {
             return Ok(Vec::new());
         }
-        const SELECT: &str = "SELECT f.id, d.watch_id, d.rel, f.name, f.size, f.mtime_ns, \
-                              f.ctime_ns, f.ino, f.dev, f.hash, f.entry_id, f.attempts, \
-                              f.fp_since_ms, f.captured, f.captured_from, f.live_id
-             FROM files f JOIN dirs d ON d.id = f.dir_id JOIN watches w ON w.id = d.watch_id
-             WHERE (f.state = 'pending' OR (f.state = 'failed' AND f.next_attempt_at <= ?5))
-               AND f.gone = 0 AND w.state = 'ok'";
+        macro_rules! queued {
+            ($range:literal) => {
+                concat!(
+                    "SELECT f.id, d.watch_id, d.rel, f.name, f.size, f.mtime_ns, f.ctime_ns,
+                            f.ino, f.dev, f.hash, f.entry_id, f.attempts, f.fp_since_ms,
+                            f.captured, f.captured_from, f.live_id
+                     FROM files f JOIN dirs d ON d.id = f.dir_id
+                                  JOIN watches w ON w.id = d.watch_id
+                     WHERE (f.state = 'pending' OR (f.state = 'failed' AND f.next_attempt_at <= ?5))
+                       AND f.gone = 0 AND w.state = 'ok' AND ",
+                    $range
+                )
+            };
+        }
         let mut files = self.queued_where(
-            &format!("{SELECT} AND d.watch_id = ?1 AND d.rel = ?2 AND f.name > ?3 ORDER BY f.name LIMIT ?4"),
+            queued!("d.watch_id = ?1 AND d.rel = ?2 AND f.name > ?3 ORDER BY f.name LIMIT ?4"),
             after,
             retry_failed_before,
             limit,
         )?;
         if files.len() < limit {
             files.extend(self.queued_where(
-                &format!(
-                    "{SELECT} AND (d.watch_id, d.rel) > (?1, ?2)
-                     ORDER BY d.watch_id, d.rel, f.name LIMIT ?4"
+                queued!(
+                    "(d.watch_id, d.rel) > (?1, ?2) ORDER BY d.watch_id, d.rel, f.name LIMIT ?4"
                 ),
                 after,
                 retry_failed_before,
