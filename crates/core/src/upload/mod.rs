@@ -437,10 +437,7 @@ impl<'a> Pipeline<'a> {
 
     /// Starts whatever can start now.
     pub fn pump(&mut self) -> Result<()> {
-        if self.paused
-            || self.in_flight.len() >= self.workers * IN_FLIGHT_PER_WORKER
-            || !self.anything_to_decide()
-        {
+        if self.paused || self.in_flight_full() || !self.anything_to_decide() {
             return Ok(()); // no need for the write lock
         }
         self.turn(Self::pump_now)
@@ -461,12 +458,22 @@ impl<'a> Pipeline<'a> {
             .front()
             .and_then(|id| self.slots.get(id))
             .is_some_and(|s| s.hashed.is_some());
-        let unparked = !self.parked.is_empty()
+        (room && to_read) || ready || self.parked_to_let_go()
+    }
+
+    /// True when as many jobs are in flight as the workers may hold.
+    fn in_flight_full(&self) -> bool {
+        self.in_flight.len() >= self.workers * IN_FLIGHT_PER_WORKER
+    }
+
+    /// True when files wait on entries that nobody is uploading any more:
+    /// the queue is read through and nothing is read, waiting or in flight.
+    fn parked_to_let_go(&self) -> bool {
+        !self.parked.is_empty()
+            && self.exhausted
             && self.window.is_empty()
             && self.in_flight.is_empty()
             && self.again.is_empty()
-            && self.exhausted;
-        (room && to_read) || ready || unparked
     }
 
     fn pump_now(&mut self) -> Result<()> {
@@ -474,7 +481,7 @@ impl<'a> Pipeline<'a> {
             if self.paused {
                 return Ok(());
             }
-            if self.in_flight.len() >= self.workers * IN_FLIGHT_PER_WORKER {
+            if self.in_flight_full() {
                 return Ok(()); // the next worker report makes room
             }
             self.wake_settled()?;
@@ -484,9 +491,7 @@ impl<'a> Pipeline<'a> {
                 // room in the window: read on, or nothing would wake us.
                 continue;
             }
-            let quiet =
-                self.window.is_empty() && self.in_flight.is_empty() && self.again.is_empty();
-            if !(quiet && self.exhausted && !self.parked.is_empty()) {
+            if !self.parked_to_let_go() {
                 return Ok(());
             }
             // Whatever still waits on an entry that nobody is uploading
